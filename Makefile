@@ -1,0 +1,45 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.installed
+TSTAMP  := $(VENV)/.installed-test
+JOBS    ?= 2
+
+.PHONY: demo test test-fast bench lint docs clean
+
+$(PY):
+	@py=$$(sh scripts/find-python) && echo "creating $(VENV) with $$py" && "$$py" -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(TSTAMP): $(STAMP)
+	$(PIP) install --quiet -e ".[test]"
+	@touch $@
+
+## make demo: create .venv, install, run the demo on the embedded data set
+demo: $(STAMP)
+	$(VENV)/bin/bayeslmm demo --out demo-out
+
+## make test: install the test extras and run the whole suite (slow checks included)
+test: $(TSTAMP)
+	$(PY) -m pytest -n $(JOBS) --durations=15
+
+## make test-fast: skip the statistical checks marked slow
+test-fast: $(TSTAMP)
+	$(PY) -m pytest -n $(JOBS) -m "not slow"
+
+bench: $(TSTAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_reml.py
+
+lint: $(TSTAMP)
+	$(VENV)/bin/ruff check .
+
+docs: $(STAMP)
+	$(PY) docs/build.py
+
+clean:
+	rm -rf $(VENV) demo-out docs/_build .pytest_cache

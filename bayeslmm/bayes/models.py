@@ -1,0 +1,331 @@
+"""PyMC model builders for the linear and linear mixed model (notes sections 2 and 3).
+
+Three forms:
+
+* :func:`fixed_effects` -- Y = X beta + e, e ~ N(0, sigma_e2 I) (notes eq. 29);
+* :func:`random_effects` -- Y = X beta + Z b + e with b ~ N(0, sigma_g2 / P I) explicit and
+  non-centred (eq. 43-44), for standardized SNPs or group indicators;
+* :func:`marginal_grm` -- b integrated out, Y ~ N(X beta, sigma_g2 K + sigma_e2 I) (eq. 46).
+
+For one kernel the marginal model uses the shared decomposition K = U diag(S) U' (economic:
+the complement of dimension N - r has eigenvalue 0). Rotating y and X once makes the
+covariance diagonal, so each log-density and gradient costs O(N M):
+
+    log p(y) = sum_i log N(U'y_i | U'X_i beta, sigma_g2 S_i + sigma_e2)       (``y_rot``)
+             - (N - r)/2 log(2 pi sigma_e2) - |P0 (y - X beta)|^2 / (2 sigma_e2)  (``y_null``)
+
+where P0 = I - U U' projects on the complement; |P0 a|^2 = a'a - |U'a|^2 needs no basis of
+the complement, so K = ZZ'/P with P < N (thin SVD of Z) costs O(N P) per evaluation. The
+rotation is orthogonal, so log p(y) = log p(U'y) exactly (Jacobian 1). Both terms are
+*observed* variables, so PyMC stores them in the ``log_likelihood`` group (needed by
+power-scaling sensitivity); their elements are eigen-components, not samples, so they serve
+sums (power-scaling, Bayes factors) but not LOO.
+
+With several kernels the marginal model falls back to a dense MvNormal (Cholesky, O(N^3)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayeslmm.bayes.priors import ResolvedPriors, default_priors
+from bayeslmm.data import LMMData, prepare
+from bayeslmm.errors import InputError
+from bayeslmm.spectral import Decomposition, decompose, decompose_genotypes
+
+__all__ = ["ModelInfo", "fixed_effects", "marginal_grm", "model_info", "random_effects"]
+
+LOG2PI = float(np.log(2 * np.pi))
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInfo:
+    """What a builder knew about its data, kept for sampling and posterior prediction."""
+
+    kind: str  # "fixed", "random", "marginal", "marginal-dense"
+    data: LMMData
+    priors: ResolvedPriors
+    decomposition: Decomposition | None = None
+    Z: np.ndarray | None = field(default=None, repr=False)
+    fixed: dict[str, float] = field(default_factory=dict)
+    latent: bool = False
+
+    @property
+    def n_components(self) -> int:
+        return 1 if self.kind in ("random", "marginal") else len(self.data.Ks)
+
+
+def model_info(model: pm.Model) -> ModelInfo:
+    """The :class:`ModelInfo` of a model built by this module."""
+    info = getattr(model, "_bayeslmm_info", None)
+    if info is None:
+        raise InputError("this PyMC model was not built by bayeslmm.models; posterior "
+                         "prediction needs a model from fixed_effects, random_effects or "
+                         "marginal_grm")
+    return info
+
+
+def _coords(data: LMMData, **extra) -> dict[str, Any]:
+    return {"covariate": list(data.covariates), "sample": list(data.samples), **extra}
+
+
+def _beta(pri: ResolvedPriors, M: int):
+    """Fixed effects with their prior; data-scaled Normal by default (bambi-like)."""
+    if pri.beta_mu.size:
+        return pm.Normal("beta", mu=pri.beta_mu, sigma=pri.beta_sigma, dims="covariate")
+    return pri["beta"].create("beta", dims="covariate", shape=(M,))
+
+
+def _variances(pri: ResolvedPriors, fixed: Mapping[str, float], k: int = 1):
+    """(sigma_g2, sigma_e2) tensors and the deterministics h2 / Vp (or sigma_g2 / sigma_e2).
+
+    In the (h2, Vp) parameterisation sigma_g2 = h2 Vp and sigma_e2 = (1 - h2) Vp, which keeps
+    the posterior geometry close to independent (h2 and the scale decouple).
+    """
+    if fixed:
+        if set(fixed) != {"sigma_g2", "sigma_e2"}:
+            raise InputError("fixed= must give both 'sigma_g2' and 'sigma_e2'")
+        sg = pt.as_tensor_variable(np.float64(fixed["sigma_g2"]))
+        se = pt.as_tensor_variable(np.float64(fixed["sigma_e2"]))
+        pm.Deterministic("sigma_g2", sg)
+        pm.Deterministic("sigma_e2", se)
+        pm.Deterministic("Vp", sg + se)
+        pm.Deterministic("h2", sg / (sg + se))
+        return sg, se
+    if pri.parameterisation == "h2":
+        if k != 1:
+            raise InputError("the (h2, Vp) parameterisation is for one kernel; with several "
+                             "kernels give priors on sigma_g2 and sigma_e2")
+        h2 = pri["h2"].create("h2")
+        Vp = pri["Vp"].create("Vp")
+        sg = pm.Deterministic("sigma_g2", h2 * Vp)
+        se = pm.Deterministic("sigma_e2", (1.0 - h2) * Vp)
+        return sg, se
+    if k == 1:
+        sg = pri["sigma_g2"].create("sigma_g2")
+    else:
+        sg = pri["sigma_g2"].create("sigma_g2", dims="component", shape=(k,))
+    se = pri["sigma_e2"].create("sigma_e2")
+    Vp = pm.Deterministic("Vp", (sg.sum() if k > 1 else sg) + se)
+    if k == 1:
+        pm.Deterministic("h2", sg / Vp)
+    else:
+        pm.Deterministic("h2", sg / Vp, dims="component")
+        pm.Deterministic("h2_total", sg.sum() / Vp)
+    return sg, se
+
+
+def _validate(y, X, K=None) -> LMMData:
+    return prepare(y, K, X)
+
+
+# ---------------------------------------------------------------------- builders
+def fixed_effects(y, X=None, *, priors: Mapping[str, Any] | None = None) -> pm.Model:
+    """Bayesian linear model Y = X beta + e, e ~ N(0, sigma_e2 I) (notes section 2, eq. 29).
+
+    Parameters
+    ----------
+    y : array_like, shape (N,)
+    X : array_like, shape (N, M), optional
+        Covariates; default an intercept.
+    priors : dict, optional
+        ``beta`` and ``sigma_e2`` (see :mod:`bayeslmm.bayes.priors`).
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``beta`` (dim ``covariate``) and ``sigma_e2``; observed ``y`` (dim
+        ``sample``).
+    """
+    data = _validate(y, X)
+    pri = default_priors(priors, data.y, data.X, kind="linear")
+    with pm.Model(coords=_coords(data)) as model:
+        beta = _beta(pri, data.M)
+        se = pri["sigma_e2"].create("sigma_e2")
+        pm.Normal("y", mu=pt.dot(data.X, beta), sigma=pt.sqrt(se), observed=data.y,
+                  dims="sample")
+    model._bayeslmm_info = ModelInfo("fixed", data, pri)
+    return model
+
+
+def random_effects(y, X=None, Z=None, *, priors: Mapping[str, Any] | None = None,
+                   store_g: bool = True) -> pm.Model:
+    """Y = X beta + Z b + e with explicit b ~ N(0, sigma_g2 / P I) (notes eq. 43-44).
+
+    b is non-centred, b = sqrt(sigma_g2 / P) z with z ~ N(0, I_P), which keeps NUTS free of
+    the funnel between sigma_g2 and b when the data say little about b.
+
+    Parameters
+    ----------
+    y : array_like, shape (N,)
+    X : array_like, shape (N, M), optional
+    Z : array_like, shape (N, P)
+        Standardized genotypes, or group indicators (then sigma_g2 / P is the per-group
+        variance times 1 / P; pass ``Z * sqrt(P)`` to make it the group variance).
+    priors : dict, optional
+        ``beta`` and either ``h2`` + ``Vp`` (default) or ``sigma_g2`` + ``sigma_e2``.
+    store_g : bool
+        Keep the genetic values g = Z b as a deterministic (dim ``sample``).
+
+    Returns
+    -------
+    pymc.Model
+    """
+    if Z is None:
+        raise InputError("random_effects needs Z (N x P genotypes or group indicators)")
+    data = _validate(y, X)
+    Zarr = np.asarray(Z.values if hasattr(Z, "values") and not isinstance(Z, np.ndarray)
+                      else Z, dtype=np.float64)
+    if Zarr.ndim != 2 or Zarr.shape[0] != data.N:
+        raise InputError(f"Z must be N x P with N = {data.N} rows, got shape {Zarr.shape}")
+    if not np.all(np.isfinite(Zarr)):
+        raise InputError("Z has NaN or infinite values: impute (standardize) first")
+    P = Zarr.shape[1]
+    pri = default_priors(priors, data.y, data.X)
+    with pm.Model(coords=_coords(data, variant=np.arange(P))) as model:
+        beta = _beta(pri, data.M)
+        sg, se = _variances(pri, {})
+        z = pm.Normal("b_raw", 0.0, 1.0, dims="variant")
+        b = pm.Deterministic("b", pt.sqrt(sg / P) * z, dims="variant")
+        g = pt.dot(Zarr, b)
+        if store_g:
+            g = pm.Deterministic("g", g, dims="sample")
+        pm.Normal("y", mu=pt.dot(data.X, beta) + g, sigma=pt.sqrt(se), observed=data.y,
+                  dims="sample")
+    model._bayeslmm_info = ModelInfo("random", data, pri, Z=Zarr)
+    return model
+
+
+def _null_logp(value, beta, sigma_e2, n0, cXX, cXy, cyy):
+    # Complement of K's column space: N(0, sigma_e2 I_{n0}) for P0 (y - X beta), whose
+    # squared norm is c_yy - 2 beta'c_Xy + beta'c_XX beta (no basis of the complement needed).
+    q = cyy - 2.0 * pt.dot(beta, cXy) + pt.dot(beta, pt.dot(cXX, beta))
+    return -0.5 * (n0 * (LOG2PI + pt.log(sigma_e2)) + q / sigma_e2) + 0.0 * value
+
+
+def _spectral_likelihood(data: LMMData, dec: Decomposition, beta, sg, se, latent: bool):
+    U, S = dec.U, dec.S
+    Uy = U.T @ data.y
+    UX = U.T @ data.X
+    mu = pt.dot(UX, beta)
+    if latent:
+        # Genetic values in the eigenbasis, non-centred: u = sqrt(sigma_g2 S) z, g = U u.
+        z = pm.Normal("g_raw", 0.0, 1.0, dims="eigen")
+        u = pt.sqrt(sg * S) * z
+        pm.Deterministic("g", pt.dot(U, u), dims="sample")
+        pm.Normal("y_rot", mu=mu + u, sigma=pt.sqrt(se), observed=Uy, dims="eigen")
+    else:
+        pm.Normal("y_rot", mu=mu, sigma=pt.sqrt(sg * S + se), observed=Uy, dims="eigen")
+    n0 = data.N - dec.rank
+    if n0 > 0:
+        cXX = data.X.T @ data.X - UX.T @ UX
+        cXy = data.X.T @ data.y - UX.T @ Uy
+        cyy = float(data.y @ data.y - Uy @ Uy)
+        pm.CustomDist("y_null", beta, se, float(n0), cXX, cXy, cyy, logp=_null_logp,
+                      signature="(m),(),(),(m,m),(m),()->()", observed=np.float64(n0))
+
+
+def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
+                 decomposition: Decomposition | None = None, Z=None,
+                 fixed: Mapping[str, float] | None = None, latent: bool = False,
+                 component_names: Sequence[str] | None = None) -> pm.Model:
+    """Marginal model Y ~ N(X beta, sigma_g2 K + sigma_e2 I), b integrated out (notes eq. 46).
+
+    Parameters
+    ----------
+    y : array_like, shape (N,)
+    K : array_like (N, N), list of them, or Decomposition
+        The kernel (GRM). A :class:`~bayeslmm.spectral.Decomposition` (e.g.
+        ``fit.decomposition`` from :func:`bayeslmm.reml`) is used as is, so the
+        eigendecomposition is shared with REML. A list of kernels gives the dense path.
+    X : array_like, shape (N, M), optional
+        Covariates; default an intercept. beta is sampled, not profiled.
+    priors : dict, optional
+        ``beta`` and ``h2`` + ``Vp`` (default, one kernel) or ``sigma_g2`` + ``sigma_e2``.
+    decomposition : Decomposition, optional
+        Same as passing it as ``K``.
+    Z : array_like, shape (N, P), optional
+        Standardized genotypes instead of K: K = ZZ'/P from the thin SVD of Z, O(N P) per
+        evaluation when P < N.
+    fixed : dict, optional
+        ``{"sigma_g2": v, "sigma_e2": w}`` fixes the variances (empirical Bayes).
+    latent : bool
+        Keep the genetic values g ~ N(0, sigma_g2 K) as (non-centred) latent variables, so
+        that their posterior is sampled; the likelihood is then conditional on g.
+    component_names : sequence of str, optional
+        Names of the kernels (dense path; coordinate ``component``).
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``beta`` (dim ``covariate``) and ``h2``, ``Vp`` (or ``sigma_g2``,
+        ``sigma_e2``) with the others as deterministics; observed ``y_rot`` (dim ``eigen``)
+        and, when K is singular, ``y_null``; or observed ``y`` on the dense path.
+
+    Examples
+    --------
+    >>> import numpy as np, bayeslmm
+    >>> rng = np.random.default_rng(0)
+    >>> Z = rng.standard_normal((50, 80)); K = Z @ Z.T / 80
+    >>> m = bayeslmm.models.marginal_grm(rng.standard_normal(50), K)
+    >>> sorted(m.named_vars)[:4]
+    ['Vp', 'beta', 'h2', 'sigma_e2']
+    """
+    if decomposition is not None and K is not None:
+        raise InputError("give K or decomposition=, not both")
+    K = decomposition if decomposition is not None else K
+    fixed = dict(fixed or {})
+    if Z is not None:
+        if K is not None:
+            raise InputError("give K or Z, not both")
+        data = _validate(y, X)
+        Zarr = np.asarray(Z, dtype=np.float64)
+        if Zarr.ndim != 2 or Zarr.shape[0] != data.N:
+            raise InputError(f"Z must have {data.N} rows, got shape {Zarr.shape}")
+        K = decompose_genotypes(Zarr, samples=data.samples)
+    if K is None:
+        raise InputError("marginal_grm needs a kernel K, a Decomposition or genotypes Z")
+    if isinstance(K, list | tuple) and len(K) == 1:
+        K = K[0]
+    if isinstance(K, list | tuple):
+        return _marginal_dense(y, list(K), X, priors, fixed, component_names)
+    if isinstance(K, Decomposition):
+        from bayeslmm.reml import _align_decomposition
+
+        data = _validate(y, X)
+        dec = _align_decomposition(K, data)
+    else:
+        data = _validate(y, X, K)
+        dec = decompose(data.Ks[0], samples=data.samples)
+    pri = default_priors(priors, data.y, data.X)
+    with pm.Model(coords=_coords(data, eigen=np.arange(dec.rank))) as model:
+        beta = _beta(pri, data.M)
+        sg, se = _variances(pri, fixed)
+        _spectral_likelihood(data, dec, beta, sg, se, latent)
+    model._bayeslmm_info = ModelInfo("marginal", data, pri, decomposition=dec,
+                                     fixed=fixed, latent=latent)
+    return model
+
+
+def _marginal_dense(y, Ks, X, priors, fixed, component_names) -> pm.Model:
+    """Several kernels: V = sum_k sigma_k K_k + sigma_e2 I, dense Cholesky (O(N^3))."""
+    data = prepare(y, Ks, X, component_names=component_names)
+    pri = default_priors(priors, data.y, data.X, kind="lmm-variances")
+    k = len(data.Ks)
+    if fixed:
+        raise InputError("fixed= is for one kernel")
+    with pm.Model(coords=_coords(data, component=list(data.components))) as model:
+        beta = _beta(pri, data.M)
+        sg, se = _variances(pri, {}, k=k)
+        V = se * pt.eye(data.N)
+        for j, Kj in enumerate(data.Ks):
+            V = V + sg[j] * Kj
+        pm.MvNormal("y", mu=pt.dot(data.X, beta), cov=V, observed=data.y, dims="sample")
+    model._bayeslmm_info = ModelInfo("marginal-dense", data, pri)
+    return model

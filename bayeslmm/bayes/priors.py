@@ -1,0 +1,487 @@
+"""Declarative priors for the Bayesian mixed models.
+
+A prior specification is a mapping from a parameter name to either
+
+* a string ``"Name(number, number, key=number)"`` such as ``"Beta(1, 1)"`` or
+  ``"InverseGamma(0.001, 0.001)"`` -- the same text works on the command line as
+  ``--prior h2='Beta(1, 1)'``. It is parsed with :mod:`ast` into a literal call and never
+  evaluated;
+* a :class:`Prior` (the parsed form);
+* an unnamed PyMC distribution (``pm.HalfNormal.dist(2.0)``) or a callable
+  ``f(name, **kwargs) -> TensorVariable`` called inside the model context, for full control.
+
+Parameters (names follow the notes): ``sigma_g2``, ``sigma_e2`` or ``h2`` + ``Vp`` for the
+variance components (the two parameterisations may not be mixed), and ``beta`` for the fixed
+effects (one prior applied to every coefficient). Missing entries get weakly-informative
+defaults scaled to the data, in the spirit of bambi:
+
+* ``h2 ~ Beta(1, 1)`` and ``Vp ~ HalfNormal(2.5 var(y))`` (the default parameterisation);
+* ``sigma_g2, sigma_e2 ~ HalfNormal(2.5 var(y))`` when the user chose that parameterisation;
+* ``beta_j ~ Normal(0, 2.5 sd(y) / sd(x_j))`` for a covariate and
+  ``Normal(mean(y), 2.5 sd(y) sqrt(1 + sum_j mean(x_j)^2 / var(x_j)))`` for the intercept
+  (wide enough for the intercept shift that uncentred covariates imply).
+
+Independent priors on sigma_g2 and sigma_e2 imply a prior on h2 = sigma_g2 / (sigma_g2 +
+sigma_e2) that is generally not flat; :func:`implied_h2_prior` draws it and
+:func:`plot_implied_h2_prior` shows it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import special, stats
+
+from bayeslmm.errors import InputError
+
+__all__ = [
+    "FAMILIES",
+    "Prior",
+    "default_priors",
+    "implied_h2_prior",
+    "parse_prior",
+    "parse_priors",
+    "plot_implied_h2_prior",
+]
+
+VARIANCE_NAMES = ("sigma_g2", "sigma_e2")
+H2_NAMES = ("h2", "Vp")
+ALL_NAMES = ("beta", "sigma_g2", "sigma_e2", "h2", "Vp")
+
+
+@dataclass(frozen=True)
+class _Family:
+    """A distribution family: PyMC class name, its parameters (with defaults) and support."""
+
+    pymc: str
+    params: tuple[str, ...]
+    defaults: dict[str, float]
+    support: str  # "real", "positive" or "unit"
+
+
+# Parameter names follow PyMC so that keyword arguments read the same in both places.
+FAMILIES: dict[str, _Family] = {
+    "Normal": _Family("Normal", ("mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "real"),
+    "StudentT": _Family("StudentT", ("nu", "mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "real"),
+    "Cauchy": _Family("Cauchy", ("alpha", "beta"), {"alpha": 0.0, "beta": 1.0}, "real"),
+    "Flat": _Family("Flat", (), {}, "real"),
+    "HalfNormal": _Family("HalfNormal", ("sigma",), {"sigma": 1.0}, "positive"),
+    "HalfStudentT": _Family("HalfStudentT", ("nu", "sigma"), {"sigma": 1.0}, "positive"),
+    "HalfCauchy": _Family("HalfCauchy", ("beta",), {"beta": 1.0}, "positive"),
+    "InverseGamma": _Family("InverseGamma", ("alpha", "beta"), {"beta": 1.0}, "positive"),
+    "Exponential": _Family("Exponential", ("lam",), {"lam": 1.0}, "positive"),
+    "Gamma": _Family("Gamma", ("alpha", "beta"), {}, "positive"),
+    "LogNormal": _Family("LogNormal", ("mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "positive"),
+    "HalfFlat": _Family("HalfFlat", (), {}, "positive"),
+    # p(x) proportional to 1/x: the scale-invariant (Jeffreys) prior of a variance.
+    "Jeffreys": _Family("Jeffreys", (), {}, "positive"),
+    "Beta": _Family("Beta", ("alpha", "beta"), {}, "unit"),
+    "Uniform": _Family("Uniform", ("lower", "upper"), {"lower": 0.0, "upper": 1.0}, "unit"),
+}
+_LOWER = {k.lower(): k for k in FAMILIES}
+# Which supports make sense for which parameter: a variance must be positive, h2 in (0, 1).
+_SUPPORT = {"beta": ("real",), "sigma_g2": ("positive",), "sigma_e2": ("positive",),
+            "Vp": ("positive",), "h2": ("unit",)}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One parsed prior: a family and its keyword parameters, or a user's PyMC object.
+
+    Attributes
+    ----------
+    family : str
+        Canonical family name (a key of :data:`FAMILIES`) or ``"custom"``.
+    params : dict
+        Keyword parameters (PyMC names), defaults filled in.
+    custom : object
+        The unnamed PyMC distribution or callable when ``family == "custom"``.
+    """
+
+    family: str
+    params: dict[str, float] = field(default_factory=dict)
+    custom: Any = None
+
+    def __str__(self) -> str:
+        if self.family == "custom":
+            return f"custom({self.custom!r})"
+        inner = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{self.family}({inner})"
+
+    @property
+    def proper(self) -> bool:
+        return self.family not in ("Flat", "HalfFlat", "Jeffreys")
+
+    # ------------------------------------------------------------------ PyMC
+    def dist(self, shape=None):
+        """An unnamed PyMC distribution (for prior draws); improper families cannot be drawn."""
+        import pymc as pm
+
+        if self.family == "custom":
+            if callable(self.custom) and not hasattr(self.custom, "owner"):
+                raise InputError("a callable prior cannot be drawn from outside a model; pass "
+                                 "an unnamed distribution such as pm.HalfNormal.dist(1.0)")
+            return self.custom
+        if not self.proper:
+            raise InputError(f"{self} is improper and cannot be sampled from")
+        cls = getattr(pm, FAMILIES[self.family].pymc)
+        return cls.dist(**self.params, shape=shape)
+
+    def create(self, name: str, *, dims=None, shape=None):
+        """Register the prior as a free variable ``name`` of the current PyMC model."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        if self.family == "custom":
+            if hasattr(self.custom, "owner"):
+                from pymc.distributions.shape_utils import change_dist_size
+
+                rv = self.custom
+                if shape is not None and rv.ndim == 0:
+                    rv = change_dist_size(rv, shape)
+                return pm.modelcontext(None).register_rv(rv.clone() if rv.owner is None else
+                                                         rv.owner.clone().default_output(),
+                                                         name, dims=dims)
+            return self.custom(name, dims=dims, shape=shape)
+        if self.family == "Jeffreys":
+            # log p = -log x with the log transform: flat on log x, exactly scale invariant.
+            return pm.CustomDist(
+                name, logp=lambda value: -pt.log(value),
+                support_point=lambda rv, size: pt.ones(size if size is not None else ()),
+                transform=pm.distributions.transforms.log, dims=dims, shape=shape)
+        cls = getattr(pm, FAMILIES[self.family].pymc)
+        return cls(name, **self.params, dims=dims, shape=shape)
+
+    # ------------------------------------------------------------------ numpy
+    def logpdf(self, x: np.ndarray) -> np.ndarray:
+        """Log density at x (numpy; used by the quadrature posterior, notes eq. 46).
+
+        Improper priors return their unnormalised log density (0 or -log x).
+        """
+        x = np.asarray(x, dtype=np.float64)
+        p = self.params
+        f = self.family
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if f == "custom":
+                import pymc as pm
+
+                return np.asarray(pm.logp(self.dist(), x).eval())
+            if f == "Flat":
+                return np.zeros_like(x)
+            if f == "HalfFlat":
+                return np.where(x > 0, 0.0, -np.inf)
+            if f == "Jeffreys":
+                return np.where(x > 0, -np.log(x), -np.inf)
+            if f == "Normal":
+                return stats.norm.logpdf(x, p["mu"], p["sigma"])
+            if f == "StudentT":
+                return stats.t.logpdf(x, p["nu"], p["mu"], p["sigma"])
+            if f == "Cauchy":
+                return stats.cauchy.logpdf(x, p["alpha"], p["beta"])
+            if f == "HalfNormal":
+                return stats.halfnorm.logpdf(x, scale=p["sigma"])
+            if f == "HalfStudentT":
+                return np.where(x >= 0, np.log(2) + stats.t.logpdf(x, p["nu"], 0, p["sigma"]),
+                                -np.inf)
+            if f == "HalfCauchy":
+                return stats.halfcauchy.logpdf(x, scale=p["beta"])
+            if f == "InverseGamma":
+                return stats.invgamma.logpdf(x, p["alpha"], scale=p["beta"])
+            if f == "Exponential":
+                return stats.expon.logpdf(x, scale=1.0 / p["lam"])
+            if f == "Gamma":
+                return stats.gamma.logpdf(x, p["alpha"], scale=1.0 / p["beta"])
+            if f == "LogNormal":
+                return stats.lognorm.logpdf(x, p["sigma"], scale=np.exp(p["mu"]))
+            if f == "Beta":
+                return stats.beta.logpdf(x, p["alpha"], p["beta"])
+            if f == "Uniform":
+                return stats.uniform.logpdf(x, p["lower"], p["upper"] - p["lower"])
+        raise InputError(f"no density for prior family {f!r}")  # pragma: no cover
+
+    def rvs(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n independent prior draws (numpy)."""
+        if self.family == "custom":
+            import pymc as pm
+
+            return np.asarray(pm.draw(self.dist(), draws=n,
+                                      random_seed=int(rng.integers(2**31))))
+        if not self.proper:
+            raise InputError(f"{self} is improper: it has no draws, so the h2 prior it implies "
+                             "is undefined; choose a proper prior to look at it")
+        p = self.params
+        f = self.family
+        if f == "HalfStudentT":
+            return np.abs(stats.t.rvs(p["nu"], 0, p["sigma"], size=n, random_state=rng))
+        u = rng.uniform(size=n)
+        return self._ppf(u)
+
+    def _ppf(self, u):
+        p, f = self.params, self.family
+        table: dict[str, Callable[[], Any]] = {
+            "Normal": lambda: stats.norm.ppf(u, p["mu"], p["sigma"]),
+            "StudentT": lambda: stats.t.ppf(u, p["nu"], p["mu"], p["sigma"]),
+            "Cauchy": lambda: stats.cauchy.ppf(u, p["alpha"], p["beta"]),
+            "HalfNormal": lambda: stats.halfnorm.ppf(u, scale=p["sigma"]),
+            "HalfCauchy": lambda: stats.halfcauchy.ppf(u, scale=p["beta"]),
+            "InverseGamma": lambda: stats.invgamma.ppf(u, p["alpha"], scale=p["beta"]),
+            "Exponential": lambda: stats.expon.ppf(u, scale=1.0 / p["lam"]),
+            "Gamma": lambda: stats.gamma.ppf(u, p["alpha"], scale=1.0 / p["beta"]),
+            "LogNormal": lambda: stats.lognorm.ppf(u, p["sigma"], scale=np.exp(p["mu"])),
+            "Beta": lambda: special.betaincinv(p["alpha"], p["beta"], u),
+            "Uniform": lambda: p["lower"] + u * (p["upper"] - p["lower"]),
+        }
+        return np.asarray(table[f](), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------- parsing
+def _number(node: ast.expr, text: str) -> float:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        v = _number(node.operand, text)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) \
+            and not isinstance(node.value, bool):
+        return float(node.value)
+    raise InputError(f"prior {text!r}: arguments must be plain numbers, got "
+                     f"{ast.unparse(node)!r}")
+
+
+def parse_prior(text: str) -> Prior:
+    """Parse ``"Name(number, ..., key=number)"`` into a :class:`Prior`, without evaluating it.
+
+    Examples
+    --------
+    >>> parse_prior("Beta(1, 1)")
+    Prior(family='Beta', params={'alpha': 1.0, 'beta': 1.0}, custom=None)
+    >>> str(parse_prior("halfnormal(sigma=2)"))
+    'HalfNormal(sigma=2)'
+    """
+    if not isinstance(text, str):
+        raise InputError(f"a prior must be a string such as 'HalfNormal(2)', got {text!r}")
+    src = text.strip()
+    if src and "(" not in src:
+        src += "()"  # "Flat" is "Flat()"
+    try:
+        tree = ast.parse(src, mode="eval").body
+    except SyntaxError:
+        raise InputError(f"cannot parse prior {text!r}: expected Name(number, ...), e.g. "
+                         "'HalfNormal(2)' or 'Beta(alpha=1, beta=1)'") from None
+    if not isinstance(tree, ast.Call) or not isinstance(tree.func, ast.Name):
+        raise InputError(f"cannot parse prior {text!r}: expected Name(number, ...)")
+    fam_name = _LOWER.get(tree.func.id.lower())
+    if fam_name is None:
+        raise InputError(f"unknown prior family {tree.func.id!r} in {text!r}; known: "
+                         f"{', '.join(FAMILIES)}")
+    fam = FAMILIES[fam_name]
+    args = [_number(a, text) for a in tree.args]
+    if len(args) > len(fam.params):
+        raise InputError(f"prior {text!r}: {fam_name} takes at most {len(fam.params)} "
+                         f"argument(s) ({', '.join(fam.params) or 'none'})")
+    params = dict(fam.defaults)
+    params.update(zip(fam.params, args, strict=False))
+    for kw in tree.keywords:
+        key = kw.arg
+        if key == "scale" and fam_name == "Exponential":  # Exponential(scale=s) = lam 1/s
+            params["lam"] = 1.0 / _number(kw.value, text)
+            continue
+        if key not in fam.params:
+            raise InputError(f"prior {text!r}: {fam_name} has no parameter {key!r}; its "
+                             f"parameters are {', '.join(fam.params) or 'none'}")
+        if fam.params.index(key) < len(args):
+            raise InputError(f"prior {text!r}: {key!r} given twice")
+        params[key] = _number(kw.value, text)
+    missing = [p for p in fam.params if p not in params]
+    if missing:
+        raise InputError(f"prior {text!r}: missing {', '.join(missing)}")
+    for key, v in params.items():
+        if key in ("sigma", "beta", "alpha", "lam", "nu") and not (
+                fam_name == "Cauchy" and key == "alpha") and v <= 0:
+            raise InputError(f"prior {text!r}: {key} must be positive, got {v:g}")
+    if fam_name == "Uniform" and params["upper"] <= params["lower"]:
+        raise InputError(f"prior {text!r}: upper must exceed lower")
+    # Keep the order of the family's parameter list (stable __str__).
+    return Prior(fam_name, {k: params[k] for k in fam.params})
+
+
+def _as_prior(name: str, value) -> Prior:
+    if isinstance(value, Prior):
+        return value
+    if isinstance(value, str):
+        return parse_prior(value)
+    if hasattr(value, "owner") or callable(value):
+        return Prior("custom", {}, value)
+    raise InputError(f"prior for {name!r} must be a string like 'HalfNormal(2)', a Prior, an "
+                     f"unnamed PyMC distribution or a callable; got {type(value).__name__}")
+
+
+def parse_priors(spec: Mapping[str, Any] | None, *, allowed=ALL_NAMES) -> dict[str, Prior]:
+    """Validate and parse a prior specification (no defaults filled in).
+
+    Parameters
+    ----------
+    spec : mapping or None
+        Parameter name -> string, :class:`Prior`, unnamed PyMC distribution or callable.
+    allowed : sequence of str
+        Parameter names the model has.
+
+    Raises
+    ------
+    InputError
+        On an unknown parameter name, a bad string, a family whose support does not match
+        the parameter (e.g. ``Normal`` on a variance) or mixing ``h2``/``Vp`` with
+        ``sigma_g2``/``sigma_e2``.
+    """
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise InputError(f"priors must be a dict of parameter name -> prior, got "
+                         f"{type(spec).__name__}")
+    out: dict[str, Prior] = {}
+    for name, value in spec.items():
+        if name not in allowed:
+            raise InputError(f"unknown parameter {name!r} in priors; this model has "
+                             f"{', '.join(allowed)}")
+        prior = _as_prior(name, value)
+        if prior.family != "custom":
+            sup = FAMILIES[prior.family].support
+            if sup not in _SUPPORT[name]:
+                raise InputError(f"prior {prior} for {name!r} has {sup} support; {name!r} needs "
+                                 f"a {' or '.join(_SUPPORT[name])} distribution")
+        out[name] = prior
+    if any(n in out for n in H2_NAMES) and any(n in out for n in VARIANCE_NAMES):
+        raise InputError("priors mix the (h2, Vp) and (sigma_g2, sigma_e2) parameterisations; "
+                         "give priors for one pair only")
+    return out
+
+
+def _beta_defaults(y: np.ndarray, X: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """bambi-like Normal(mu_j, sigma_j) for each fixed effect, scaled to the data."""
+    if X is None or X.shape[1] == 0:
+        return np.zeros(0), np.zeros(0)
+    sy = float(np.std(y, ddof=1))
+    sx = X.std(axis=0)
+    mx = X.mean(axis=0)
+    const = sx <= 1e-12 * np.maximum(1.0, np.abs(mx))
+    mu = np.zeros(X.shape[1])
+    sigma = np.empty(X.shape[1])
+    sigma[~const] = 2.5 * sy / sx[~const]
+    # An intercept absorbs mean(y) and the shifts of uncentred covariates, mean_j * beta_j.
+    shift = np.sum((mx[~const] / sx[~const]) ** 2)
+    for j in np.flatnonzero(const):
+        mu[j] = float(np.mean(y)) / mx[j]
+        sigma[j] = 2.5 * sy * np.sqrt(1.0 + shift) / abs(mx[j])
+    return mu, sigma
+
+
+@dataclass(frozen=True)
+class ResolvedPriors:
+    """Priors with defaults filled in; what a model builder uses."""
+
+    parameterisation: str  # "h2" (h2, Vp) or "variances" (sigma_g2, sigma_e2) or "residual"
+    priors: dict[str, Prior]
+    beta_mu: np.ndarray
+    beta_sigma: np.ndarray
+
+    def __getitem__(self, key: str) -> Prior:
+        return self.priors[key]
+
+    def describe(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.priors.items()}
+
+
+def default_priors(spec, y: np.ndarray, X: np.ndarray | None, *, kind: str = "lmm"
+                   ) -> ResolvedPriors:
+    """Fill in weakly-informative defaults scaled to var(y) (see the module docstring).
+
+    ``kind`` is ``"lmm"`` (variance components), ``"lmm-variances"`` (force the
+    (sigma_g2, sigma_e2) parameterisation, needed with several kernels) or ``"linear"``
+    (the fixed-effects model: ``sigma_e2`` and ``beta`` only).
+    """
+    allowed = ("beta", "sigma_e2") if kind == "linear" else ALL_NAMES
+    priors = parse_priors(spec, allowed=allowed)
+    vy = float(np.var(y, ddof=1))
+    var_default = Prior("HalfNormal", {"sigma": 2.5 * vy})
+    if kind == "linear":
+        param = "residual"
+        priors.setdefault("sigma_e2", var_default)
+    elif kind == "lmm-variances" or any(n in priors for n in VARIANCE_NAMES):
+        if any(n in priors for n in H2_NAMES):
+            raise InputError("with several kernels give priors on sigma_g2 and sigma_e2, not "
+                             "h2 / Vp")
+        param = "variances"
+        priors.setdefault("sigma_g2", var_default)
+        priors.setdefault("sigma_e2", var_default)
+    else:
+        param = "h2"
+        priors.setdefault("h2", Prior("Beta", {"alpha": 1.0, "beta": 1.0}))
+        priors.setdefault("Vp", var_default)
+    mu, sigma = _beta_defaults(y, X)
+    if "beta" not in priors:
+        priors["beta"] = Prior("Normal", {"mu": 0.0, "sigma": 1.0})  # placeholder, per-j below
+        user_beta = False
+    else:
+        user_beta = True
+    if user_beta:
+        mu = sigma = np.zeros(0)
+    order = [n for n in ALL_NAMES if n in priors]
+    return ResolvedPriors(param, {n: priors[n] for n in order}, mu, sigma)
+
+
+# ---------------------------------------------------------------------- implied h2 prior
+def implied_h2_prior(priors, *, y=None, n: int = 4000, seed=None) -> np.ndarray:
+    """Draws of the prior on h2 = sigma_g2 / (sigma_g2 + sigma_e2) that a spec implies.
+
+    Independent priors on the two variances are not flat on h2 (e.g. two equal
+    InverseGamma(0.001, 0.001) priors pile h2 up at 0 and 1); this shows what was chosen.
+
+    Parameters
+    ----------
+    priors : mapping
+        A prior specification (see the module docstring); missing entries get defaults,
+        scaled to ``y`` when given (otherwise var(y) = 1).
+    y : array_like, optional
+        Phenotype, only to scale the default priors.
+    n : int
+        Number of draws.
+    seed : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    rng = np.random.default_rng(seed)
+    yy = np.asarray(y, dtype=np.float64) if y is not None else np.array([-1.0, 1.0])
+    if y is None:
+        yy = yy / np.std(yy, ddof=1)
+    res = default_priors(priors, yy, None)
+    if res.parameterisation == "h2":
+        return np.clip(res["h2"].rvs(n, rng), 0.0, 1.0)
+    g = res["sigma_g2"].rvs(n, rng)
+    e = res["sigma_e2"].rvs(n, rng)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return g / (g + e)
+
+
+def plot_implied_h2_prior(priors, *, y=None, n: int = 20000, seed=None, ax=None,
+                          bins: int = 50, label: str | None = None):
+    """Histogram of the h2 prior implied by ``priors`` (see :func:`implied_h2_prior`).
+
+    Returns the matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    draws = implied_h2_prior(priors, y=y, n=n, seed=seed)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3))
+    ax.hist(draws[np.isfinite(draws)], bins=bins, range=(0, 1), density=True, alpha=0.6,
+            label=label or ", ".join(f"{k}={v}" for k, v in (priors or {}).items()) or
+            "default priors")
+    ax.set_xlabel(r"$h^2$")
+    ax.set_ylabel("prior density")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize="small")
+    return ax

@@ -1,0 +1,388 @@
+"""BLUE, BLUP, prediction error variances and prediction for new samples (notes 5.2).
+
+After REML (or ML) has given sigma_g2 and sigma_e2, the model Y = X beta + g + e with
+g ~ N(0, sigma_g2 K) and e ~ N(0, sigma_e2 I) gives, with V = sigma_g2 K + sigma_e2 I,
+
+* the BLUE   beta-hat = (X'V^-1X)^-1 X'V^-1 y                                       (54)
+* the BLUP   g-hat = sigma_g2 K V^-1 (y - X beta-hat) = sigma_g2 K P y              (62)
+* the BLUP residuals  y-tilde = sigma_e2 V^-1 (y - X beta-hat) = sigma_e2 P y        (63)
+  so that y - X beta-hat - g-hat = y-tilde exactly, because V - sigma_g2 K = sigma_e2 I;
+* the SNP effects in the ridge view (59), when K = ZZ'/P for standardized genotypes Z:
+  b-hat = (Z'Z + lambda I)^-1 Z'(y - X beta-hat), lambda = P sigma_e2 / sigma_g2, which by
+  the push-through identity equals (sigma_g2 / P) Z' V^-1 (y - X beta-hat), so Z b-hat = g-hat.
+
+P = V^-1 - V^-1 X (X'V^-1X)^-1 X'V^-1 is the REML projection. For the one-kernel (spectral)
+fit every quantity uses the decomposition K = U diag(S) U' held by the fit: O(N r) per
+operation, the kernel is never decomposed again. For several kernels (the dense fit) V is
+factorised once, O(N^3), and the genetic value is split per component,
+g_k = sigma_k K_k P y.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayeslmm.errors import AlignmentError, InputError
+
+if TYPE_CHECKING:
+    from bayeslmm.reml import VarianceComponentFit
+
+__all__ = ["blue", "blup", "predict", "snp_blup"]
+
+
+# ----------------------------------------------------------------------------- internals
+class _Solver:
+    """V^-1 and K_k products at the fitted variance components.
+
+    Spectral (one kernel): everything through the shared decomposition, O(N r) per vector.
+    Dense (several kernels): V = sum_k sigma_k K_k + sigma_e2 I inverted once by Cholesky.
+    """
+
+    def __init__(self, fit: VarianceComponentFit):
+        self.fit = fit
+        self.X = fit.data.X
+        self.y = fit.data.y
+        self.sigma = np.asarray(fit.sigma2[:-1], dtype=np.float64)
+        self.sigma_e2 = float(fit.sigma2[-1])
+        self.beta = np.asarray(fit.beta.values, dtype=np.float64)
+        self.C = np.asarray(fit.beta_cov.values, dtype=np.float64)  # (X'V^-1X)^-1
+        self.dec = fit.decomposition
+        if self.dec is not None:
+            self.w = 1.0 / (self.sigma[0] * self.dec.S + self.sigma_e2)
+            self.Vinv = None
+        else:
+            from scipy.linalg import cho_factor, cho_solve
+
+            V = self.sigma_e2 * np.eye(fit.N)
+            for s, K in zip(self.sigma, fit.data.Ks, strict=True):
+                V = V + s * K
+            self.Vinv = cho_solve(cho_factor(V, lower=True), np.eye(fit.N))
+        self.r = self.y - self.X @ self.beta
+        self.Py = self.apply_Vinv(self.r)  # = P y, since X beta-hat is the GLS fit
+
+    @property
+    def spectral(self) -> bool:
+        return self.dec is not None
+
+    def apply_Vinv(self, a: np.ndarray) -> np.ndarray:
+        if self.spectral:
+            if self.fit.model is not None:
+                return self.fit.model.apply_Vinv(a, self.sigma[0], self.sigma_e2)
+            Ua = self.dec.U.T @ a
+            out = self.dec.U @ (Ua * (self.w if Ua.ndim == 1 else self.w[:, None]))
+            if not self.dec.full_rank:
+                out = out + (a - self.dec.U @ Ua) / self.sigma_e2
+            return out
+        return self.Vinv @ a
+
+    def apply_K(self, a: np.ndarray, k: int = 0) -> np.ndarray:
+        """K_k a (spectral: U diag(S) U' a; the complement has eigenvalue 0)."""
+        if self.spectral:
+            Ua = self.dec.U.T @ a
+            return self.dec.U @ (Ua * (self.dec.S if Ua.ndim == 1 else self.dec.S[:, None]))
+        return self.fit.data.Ks[k] @ a
+
+    def diag_K(self, k: int = 0) -> np.ndarray:
+        if self.spectral:
+            return np.einsum("ij,j,ij->i", self.dec.U, self.dec.S, self.dec.U)
+        return np.diag(self.fit.data.Ks[k]).copy()
+
+    def pev(self, k: int | None) -> np.ndarray:
+        """diag(G - G P G) with G = sigma_k K_k (k given) or sum_k sigma_k K_k (k None)."""
+        if self.spectral:
+            U, S, w, s = self.dec.U, self.dec.S, self.w, self.sigma[0]
+            # diag(K V^-1 K) = sum_j U_ij^2 S_j^2 w_j: the complement adds nothing (S = 0).
+            KViK = np.einsum("ij,j,ij->i", U, S * S * w, U)
+            A = U @ ((S * w)[:, None] * (U.T @ self.X))  # K V^-1 X, (N, M)
+            KPK = KViK - np.einsum("im,mn,in->i", A, self.C, A)
+            return s * self.diag_K() - s * s * KPK
+        ks = range(len(self.sigma)) if k is None else [k]
+        G = sum(self.sigma[j] * self.fit.data.Ks[j] for j in ks)
+        ViX = self.Vinv @ self.X
+        P = self.Vinv - ViX @ self.C @ ViX.T
+        GP = G @ P
+        return np.diag(G) - np.einsum("ij,ji->i", GP, G)
+
+
+def _components(fit: VarianceComponentFit) -> list[str]:
+    return list(fit.components)
+
+
+def _align_rows(obj, samples: np.ndarray, what: str) -> tuple[np.ndarray, object]:
+    """Reorder the rows of a labelled matrix to the fit's samples; bare arrays are positional.
+
+    Returns the float array and the column labels (or None).
+    """
+    from bayeslmm.data import _labels
+
+    rows = _labels(obj, 0)
+    cols = _labels(obj, 1) if getattr(obj, "ndim", 2) == 2 else None
+    arr = np.asarray(obj.values if hasattr(obj, "values") and not isinstance(obj, np.ndarray)
+                     else obj, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if rows is not None and not np.array_equal(rows, samples):
+        pos = {s: i for i, s in enumerate(rows)}
+        miss = [s for s in samples if s not in pos]
+        if miss:
+            raise AlignmentError(f"{what} lacks {len(miss)} of the fit's {len(samples)} samples, "
+                                 f"e.g. {miss[0]!r}")
+        arr = arr[[pos[s] for s in samples]]
+    if arr.shape[0] != len(samples):
+        raise InputError(f"{what} has {arr.shape[0]} rows but the fit has {len(samples)} "
+                         "samples")
+    return arr, cols
+
+
+# ----------------------------------------------------------------------------- public
+def blue(fit: VarianceComponentFit) -> xr.Dataset:
+    """BLUE of the fixed effects, beta-hat = (X'V^-1X)^-1 X'V^-1 y (notes eq. 54).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``beta`` and ``se`` over ``covariate`` and the covariance ``beta_cov``
+        (``(X'V^-1X)^-1``, the sampling covariance with V fixed at its estimate).
+    """
+    names = list(fit.beta.index)
+    return xr.Dataset(
+        {"beta": ("covariate", fit.beta.values),
+         "se": ("covariate", np.sqrt(np.diag(fit.beta_cov.values))),
+         "beta_cov": (("covariate", "covariate2"), fit.beta_cov.values)},
+        coords={"covariate": names, "covariate2": names})
+
+
+def blup(fit: VarianceComponentFit, *, Z=None, ridge: bool = False) -> xr.Dataset:
+    """BLUP of the training samples' genetic values, their PEV and the BLUP residuals.
+
+    With V = sum_k sigma_k K_k + sigma_e2 I at the (RE)ML estimates, r = y - X beta-hat
+    (beta-hat the BLUE, eq. 54) and P = V^-1 - V^-1X(X'V^-1X)^-1X'V^-1:
+
+    * ``g``        = sum_k g_k, g_k = sigma_k K_k V^-1 r = sigma_k K_k P y   (kernel view, eq. 62)
+    * ``residual`` = y-tilde = sigma_e2 V^-1 r = y - X beta-hat - g          (eq. 63)
+    * ``pev``      = diag Var(g - g-hat) = diag(G - G P G), G = sum_k sigma_k K_k: the
+      prediction error variance *including* the uncertainty of beta-hat (Henderson's
+      C^22 block; it equals Var(g | y) under a flat prior on beta), with the variance
+      components treated as known (fixed at their estimates, no allowance for their error).
+    * ``reliability`` = 1 - pev / diag(G), the squared correlation of g-hat with g.
+
+    Parameters
+    ----------
+    fit : VarianceComponentFit
+        From :func:`bayeslmm.reml` or :func:`bayeslmm.ml`. A one-kernel fit reuses its
+        decomposition (O(N r) per quantity); a several-kernel fit is solved densely.
+    Z : array_like, shape (N, P), optional
+        Standardized genotypes with K = ZZ'/P (one kernel only). When given, the SNP-effect
+        BLUP ``b`` (ridge view, eq. 59, lambda = P sigma_e2 / sigma_g2) is added over
+        ``variant``; see :func:`snp_blup`.
+    ridge : bool
+        With ``Z``: solve eq. (59) as written (a P x P system) instead of its sample-space
+        dual; both give the same b.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``sample``: ``g``, ``pev``, ``reliability``, ``residual``, ``fitted``
+        (X beta-hat + g), ``y``; with several kernels also ``g_component`` and
+        ``pev_component`` over (``sample``, ``component``). Attributes hold the variance
+        components.
+
+    Examples
+    --------
+    >>> import numpy as np, bayeslmm
+    >>> rng = np.random.default_rng(0)
+    >>> Z = rng.standard_normal((100, 50)); K = Z @ Z.T / 50
+    >>> y = Z @ rng.normal(0, 0.1, 50) + rng.normal(0, 0.5, 100)
+    >>> fit = bayeslmm.reml(y, K)
+    >>> b = fit.blup()
+    >>> bool(np.allclose(y - fit.beta.values[0] - b.g, b.residual))
+    True
+    """
+    sol = _Solver(fit)
+    samples = np.asarray(fit.data.samples).astype(str)
+    k = len(sol.sigma)
+    gk = np.column_stack([sol.sigma[j] * sol.apply_K(sol.Py, j) for j in range(k)])
+    g = gk.sum(axis=1)
+    residual = sol.sigma_e2 * sol.Py
+    pev = sol.pev(None)
+    G_diag = sum(sol.sigma[j] * sol.diag_K(j) for j in range(k))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reliability = np.where(G_diag > 0, 1.0 - pev / G_diag, np.nan)
+    data = {
+        "g": ("sample", g),
+        "pev": ("sample", pev),
+        "reliability": ("sample", reliability),
+        "residual": ("sample", residual),
+        "fitted": ("sample", sol.X @ sol.beta + g),
+        "y": ("sample", sol.y),
+    }
+    coords: dict = {"sample": samples}
+    if k > 1:
+        data["g_component"] = (("sample", "component"), gk)
+        data["pev_component"] = (("sample", "component"),
+                                 np.column_stack([sol.pev(j) for j in range(k)]))
+        coords["component"] = _components(fit)
+    ds = xr.Dataset(data, coords=coords, attrs={
+        "sigma_g2": sol.sigma.tolist() if k > 1 else float(sol.sigma[0]),
+        "sigma_e2": sol.sigma_e2, "method": "REML" if fit.reml else "ML",
+        "pev": "diag(G - G P G): includes the error of beta-hat; variance components fixed"})
+    if Z is not None:
+        b = snp_blup(fit, Z, ridge=ridge, _solver=sol)
+        ds = ds.assign(b=b).assign_attrs(ridge_lambda=b.attrs["ridge_lambda"])
+    return ds
+
+
+def snp_blup(fit: VarianceComponentFit, Z, *, ridge: bool = False, check: bool = True,
+             _solver: _Solver | None = None) -> xr.DataArray:
+    """SNP-effect BLUP b-hat in the ridge view (notes eq. 59).
+
+    b-hat = (Z'Z + lambda I_P)^-1 Z'(y - X beta-hat) with lambda = P sigma_e2 / sigma_g2.
+    By default it is computed from the sample-space dual
+    b-hat = (sigma_g2 / P) Z' V^-1 (y - X beta-hat)  (O(N P) once V^-1 r is known), which is
+    the same vector: (Z'Z + lambda I)^-1 Z' = Z'(ZZ' + lambda I)^-1 and
+    ZZ' + lambda I = (P / sigma_g2) V. Hence Z b-hat equals the kernel BLUP g-hat (eq. 62).
+
+    Parameters
+    ----------
+    fit : VarianceComponentFit
+        A one-kernel fit whose kernel is K = ZZ'/P.
+    Z : array_like, shape (N, P)
+        Standardized genotypes (no NaN) of the training samples; a labelled DataArray /
+        DataFrame is aligned to the fit's samples by label.
+    ridge : bool
+        Solve eq. (59) directly (P x P Cholesky, O(N P^2 + P^3)); a reference for the dual.
+    check : bool
+        Verify diag(ZZ'/P) against diag(K) (O(N P)); a mismatch means Z is not the
+        kernel's genotype matrix (wrong scaling, order or SNP set).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``b`` over ``variant``; attribute ``ridge_lambda``.
+    """
+    if fit.k != 1:
+        raise InputError("the SNP view needs a one-kernel fit (K = ZZ'/P)")
+    sol = _solver if _solver is not None else _Solver(fit)
+    samples = np.asarray(fit.data.samples).astype(str)
+    Zarr, cols = _align_rows(Z, samples, "Z")
+    if not np.all(np.isfinite(Zarr)):
+        raise InputError("Z has NaN: standardize with missing genotypes set to 0 first")
+    P = Zarr.shape[1]
+    sg, se = float(sol.sigma[0]), sol.sigma_e2
+    if check:
+        dz = np.einsum("ij,ij->i", Zarr, Zarr) / P
+        dk = sol.diag_K(0)
+        if not np.allclose(dz, dk, rtol=1e-6, atol=1e-8 * max(float(np.abs(dk).max()), 1.0)):
+            i = int(np.argmax(np.abs(dz - dk)))
+            raise InputError(
+                f"Z does not reproduce the fit's kernel: diag(ZZ'/P)[{i}] = {dz[i]:.6g} but "
+                f"K[{i},{i}] = {dk[i]:.6g}; pass the standardized genotypes the GRM was "
+                "built from, in the fit's sample order")
+    lam = np.inf if sg == 0 else P * se / sg
+    if sg == 0:
+        b = np.zeros(P)
+    elif ridge:
+        from scipy.linalg import cho_factor, cho_solve
+
+        A = Zarr.T @ Zarr + lam * np.eye(P)
+        b = cho_solve(cho_factor(A, lower=True), Zarr.T @ sol.r)
+    else:
+        b = (sg / P) * (Zarr.T @ sol.Py)
+    coords = {"variant": cols} if cols is not None else {}
+    return xr.DataArray(b, dims="variant", coords=coords, name="b",
+                        attrs={"ridge_lambda": float(lam)})
+
+
+def predict(fit: VarianceComponentFit, K_new=None, X_new=None, *, Z_new=None, Z=None,
+            samples: Sequence[str] | None = None) -> xr.Dataset:
+    """Predict new samples: y-hat_2 = X_2 beta-hat + g-hat_2 (notes 5.2, eq. 62).
+
+    Kernel view: g-hat_2 = sum_k sigma_k K_k(new, train) V^-1 (y - X beta-hat), the
+    conditional mean E(g_2 | y) of the Gaussian process (notes 5.2.4). SNP view: with the
+    training genotypes ``Z`` (K = ZZ'/P) and the new samples' ``Z_new`` standardized with
+    the *training* allele frequencies, g-hat_2 = Z_2 b-hat (eq. 59). The two agree. A
+    training sample passed as a new one reproduces its BLUP.
+
+    Parameters
+    ----------
+    fit : VarianceComponentFit
+    K_new : array_like (N_new, N_train), or a list of them (one per kernel)
+        Cross-kernel between new and training samples, on the same scale as the fit's K.
+        Labelled columns (DataFrame / DataArray) are aligned to the fit's samples.
+    X_new : array_like (N_new, M), optional
+        Covariates of the new samples in the fit's column order; may be omitted when the
+        fit has only an intercept.
+    Z_new, Z : array_like, optional
+        SNP view instead of ``K_new``: standardized genotypes of the new (N_new x P) and
+        training (N x P) samples.
+    samples : sequence of str, optional
+        Labels of the new samples (default: K_new's / Z_new's row labels or 0..N_new-1).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``y_hat`` and ``g`` over ``sample`` (the new samples); ``g_component`` over
+        (``sample``, ``component``) with several kernels.
+    """
+    from bayeslmm.data import _labels
+
+    sol = _Solver(fit)
+    train = np.asarray(fit.data.samples).astype(str)
+    k = len(sol.sigma)
+    if (K_new is None) == (Z_new is None):
+        raise InputError("give either K_new (kernel view) or Z_new with Z (SNP view)")
+    if Z_new is not None:
+        if Z is None:
+            raise InputError("the SNP view needs the training genotypes Z as well as Z_new")
+        b = snp_blup(fit, Z, _solver=sol)
+        Zn = np.asarray(Z_new.values if hasattr(Z_new, "values") else Z_new, dtype=np.float64)
+        if Zn.ndim != 2 or Zn.shape[1] != b.size:
+            raise InputError(f"Z_new must have {b.size} columns (one per SNP of Z), got "
+                             f"shape {Zn.shape}")
+        gk = (Zn @ b.values)[:, None]
+        labels = _labels(Z_new)
+    else:
+        Ks = list(K_new) if isinstance(K_new, list | tuple) else [K_new]
+        if len(Ks) != k:
+            raise InputError(f"{len(Ks)} cross-kernels given for a fit with {k} kernels")
+        cols = []
+        labels = _labels(Ks[0])
+        for j, Kj in enumerate(Ks):
+            # Align the training columns by label: transpose, align rows, transpose back.
+            Kt = Kj.T if hasattr(Kj, "T") else np.asarray(Kj).T
+            arr, _ = _align_rows(Kt, train, f"K_new[{j}] (columns)")
+            cols.append(sol.sigma[j] * (arr.T @ sol.Py))
+        gk = np.column_stack(cols)
+    n_new = gk.shape[0]
+    if X_new is None:
+        if list(fit.beta.index) != ["intercept"] and not (
+                sol.X.shape[1] == 1 and np.all(sol.X == 1.0)):
+            raise InputError(f"X_new is needed: the fit has covariates {list(fit.beta.index)}")
+        Xn = np.ones((n_new, 1))
+    else:
+        Xn = np.asarray(X_new.values if hasattr(X_new, "values") else X_new, dtype=np.float64)
+        Xn = Xn[:, None] if Xn.ndim == 1 else Xn
+        if Xn.shape != (n_new, sol.X.shape[1]):
+            raise InputError(f"X_new has shape {Xn.shape}; expected ({n_new}, "
+                             f"{sol.X.shape[1]}) in the order {list(fit.beta.index)}")
+    if samples is not None:
+        labels = np.asarray(samples).astype(str)
+    if labels is None:
+        labels = np.array([str(i) for i in range(n_new)])
+    g = gk.sum(axis=1)
+    data = {"y_hat": ("sample", Xn @ sol.beta + g), "g": ("sample", g)}
+    coords: dict = {"sample": labels}
+    if k > 1:
+        data["g_component"] = (("sample", "component"), gk)
+        coords["component"] = _components(fit)
+    return xr.Dataset(data, coords=coords)
+
+
+def to_dataframe(ds: xr.Dataset) -> pd.DataFrame:
+    """A per-sample table of a :func:`blup` / :func:`predict` result (GCTA ``.blp``-like)."""
+    return ds[[v for v in ds.data_vars if ds[v].dims == ("sample",)]].to_dataframe()

@@ -1,0 +1,253 @@
+"""Validation and alignment of in-memory inputs.
+
+Every public estimator passes its inputs through this module first, so that the numerical
+core can assume clean, aligned float64 arrays. Inputs may be numpy arrays, pandas objects or
+xarray DataArrays; their labels (sample IDs, covariate names) are kept and carried through
+to the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayeslmm.errors import AlignmentError, CollinearityError, InputError, KernelError
+
+__all__ = [
+    "LMMData",
+    "as_design",
+    "as_kernel",
+    "as_phenotype",
+    "check_full_rank",
+    "prepare",
+]
+
+
+def _labels(obj, axis: int = 0) -> np.ndarray | None:
+    """Sample (or column) labels of a pandas/xarray object, or None for a bare array."""
+    if isinstance(obj, pd.Series | pd.DataFrame):
+        index = obj.index if axis == 0 else obj.columns
+        return np.asarray(index.map(str) if not isinstance(index, pd.MultiIndex)
+                          else [" ".join(map(str, t)) for t in index])
+    if isinstance(obj, xr.DataArray):
+        dim = obj.dims[axis]
+        if dim in obj.coords:
+            return np.asarray(obj.coords[dim].values).astype(str)
+    return None
+
+
+def _as_float(obj, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(obj.values if hasattr(obj, "values") and not isinstance(obj, np.ndarray)
+                         else obj, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be numeric: {exc}") from None
+    return arr
+
+
+def as_phenotype(y) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the phenotype as a 1-D float64 array and its sample labels (or None).
+
+    Raises
+    ------
+    InputError
+        If y is not one-dimensional, has fewer than 3 values, contains NaN/inf or is constant.
+    """
+    labels = _labels(y)
+    arr = _as_float(y, "the phenotype y")
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise InputError(f"the phenotype y must be one-dimensional, got shape {arr.shape}")
+    if arr.size < 3:
+        raise InputError(f"the phenotype y has {arr.size} values; at least 3 are needed")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        where = f" (sample {labels[first]!r})" if labels is not None else ""
+        raise InputError(
+            f"the phenotype y has {int(bad.sum())} missing or non-finite values, the first at "
+            f"position {first}{where}; drop those samples first"
+        )
+    if np.ptp(arr) == 0:
+        raise InputError(f"the phenotype y is constant (every value is {arr[0]:g})")
+    return arr, labels
+
+
+def as_design(X, N: int) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """Return the fixed-effect design matrix, its column names and its sample labels.
+
+    ``X=None`` gives an intercept column named ``"intercept"``. A 1-D input is one column.
+    """
+    if X is None:
+        return np.ones((N, 1)), ["intercept"], None
+    labels = _labels(X)
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+    elif isinstance(X, pd.Series):
+        names = [str(X.name) if X.name is not None else "x0"]
+    elif isinstance(X, xr.DataArray) and X.ndim == 2 and X.dims[1] in X.coords:
+        names = [str(c) for c in X.coords[X.dims[1]].values]
+    else:
+        names = None
+    arr = _as_float(X, "the covariate matrix X")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InputError(f"the covariate matrix X must be two-dimensional, got shape {arr.shape}")
+    if names is None:
+        names = ["intercept" if np.all(arr[:, j] == 1.0) else f"x{j}" for j in range(arr.shape[1])]
+    if arr.shape[0] != N:
+        raise InputError(f"X has {arr.shape[0]} rows but y has {N} samples")
+    if not np.all(np.isfinite(arr)):
+        rows = np.flatnonzero(~np.all(np.isfinite(arr), axis=1))
+        raise InputError(f"X has missing or non-finite values in {rows.size} rows, "
+                         f"the first at row {int(rows[0])}")
+    check_full_rank(arr, names)
+    return arr, names, labels
+
+
+def check_full_rank(X: np.ndarray, names: Sequence[str]) -> None:
+    """Raise :class:`CollinearityError` naming the columns of X that are linear combinations.
+
+    A rank-deficient X has no unique beta-hat (notes 2.1.1); we refuse it rather than use a
+    pseudo-inverse silently.
+    """
+    N, M = X.shape
+    if M > N:
+        raise CollinearityError(f"X has {M} columns but only {N} samples; beta is not identifiable")
+    if M == 0:
+        raise InputError("X has no columns")
+    # Pivoted QR orders columns by how much new direction each adds; the trailing ones whose
+    # diagonal of R is negligible are combinations of the leading ones.
+    from scipy.linalg import qr
+
+    scale = np.linalg.norm(X, axis=0)
+    zero = np.flatnonzero(scale == 0)
+    if zero.size:
+        raise CollinearityError(
+            "X has all-zero columns: " + ", ".join(repr(names[j]) for j in zero))
+    R, piv = qr(X / scale, mode="r", pivoting=True)
+    d = np.abs(np.diag(R))
+    tol = max(N, M) * np.finfo(float).eps * 100 * d[0]
+    rank = int(np.sum(d > tol))
+    if rank < M:
+        redundant = sorted(int(j) for j in piv[rank:])
+        basis = sorted(int(j) for j in piv[:rank])
+        # Say which kept columns each redundant one is made of.
+        coef, *_ = np.linalg.lstsq(X[:, basis], X[:, redundant], rcond=None)
+        parts = []
+        for k, j in enumerate(redundant):
+            used = [names[basis[i]] for i in np.flatnonzero(np.abs(coef[:, k]) > 1e-8)]
+            parts.append(f"{names[j]!r} = combination of {used}")
+        raise CollinearityError(
+            f"X is rank deficient (rank {rank} < {M} columns): " + "; ".join(parts)
+            + ". Drop the redundant columns.")
+
+
+def as_kernel(K, N: int, name: str = "K") -> tuple[np.ndarray, np.ndarray | None]:
+    """Return a kernel as a symmetric float64 array and its sample labels.
+
+    Checks shape, finiteness and symmetry here; positive semi-definiteness is checked on the
+    eigenvalues when the kernel is decomposed (:mod:`bayeslmm.spectral`), so it costs nothing
+    extra.
+    """
+    labels = _labels(K)
+    arr = _as_float(K, f"the kernel {name}")
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise KernelError(f"{name} must be a square matrix, got shape {arr.shape}")
+    if arr.shape[0] != N:
+        raise InputError(f"{name} is {arr.shape[0]} x {arr.shape[0]} but y has {N} samples")
+    if not np.all(np.isfinite(arr)):
+        raise KernelError(f"{name} has {int((~np.isfinite(arr)).sum())} NaN or infinite entries")
+    scale = max(float(np.max(np.abs(arr))), np.finfo(float).tiny)
+    asym = float(np.max(np.abs(arr - arr.T)))
+    if asym > 1e-8 * scale:
+        i, j = np.unravel_index(np.argmax(np.abs(arr - arr.T)), arr.shape)
+        raise KernelError(
+            f"{name} is not symmetric: {name}[{i},{j}] = {arr[i, j]:.6g} but "
+            f"{name}[{j},{i}] = {arr[j, i]:.6g}")
+    return (arr + arr.T) / 2, labels
+
+
+@dataclass(frozen=True)
+class LMMData:
+    """Validated, aligned inputs of a mixed model: y, X and the kernels, all float64."""
+
+    y: np.ndarray
+    X: np.ndarray
+    Ks: tuple[np.ndarray, ...]
+    covariates: tuple[str, ...]
+    samples: np.ndarray
+    components: tuple[str, ...]
+
+    @property
+    def N(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def M(self) -> int:
+        return self.X.shape[1]
+
+
+def _align_order(ref: np.ndarray, other: np.ndarray | None, what: str) -> np.ndarray | None:
+    """Index into `other` giving the order of `ref`, or None when no reordering is needed."""
+    if other is None or np.array_equal(ref, other):
+        return None
+    if len(set(other)) != len(other):
+        raise AlignmentError(f"{what} has duplicated sample IDs")
+    pos = {s: i for i, s in enumerate(other)}
+    missing = [s for s in ref if s not in pos]
+    if missing:
+        raise AlignmentError(
+            f"{what} lacks {len(missing)} of the {len(ref)} phenotyped samples, e.g. "
+            f"{missing[0]!r}; align the inputs first (bayeslmm.io.align does this for files)")
+    return np.fromiter((pos[s] for s in ref), dtype=np.intp, count=len(ref))
+
+
+def prepare(y, K=None, X=None, component_names: Sequence[str] | None = None) -> LMMData:
+    """Validate y, X and K (a matrix or a list of matrices) and align them by sample label.
+
+    When y carries sample labels (pandas index or xarray ``sample`` coordinate) and X or K
+    carry labels too, X and K are reordered to y's order; samples of K absent from y are
+    dropped, samples of y absent from K are an error.
+    """
+    y_arr, y_labels = as_phenotype(y)
+    N = y_arr.size
+    samples = y_labels if y_labels is not None else np.array([str(i) for i in range(N)])
+    if K is None:
+        Ks_in: list = []
+    elif isinstance(K, list | tuple):
+        Ks_in = list(K)
+    else:
+        Ks_in = [K]
+    Ks = []
+    for k, Kk in enumerate(Ks_in):
+        name = "K" if len(Ks_in) == 1 else f"K[{k}]"
+        labels = _labels(Kk)
+        arr_full = _as_float(Kk, f"the kernel {name}")
+        if y_labels is not None and labels is not None and arr_full.ndim == 2:
+            idx = _align_order(y_labels, labels, name)
+            if idx is not None:
+                arr_full = arr_full[np.ix_(idx, idx)]
+        arr, _ = as_kernel(arr_full, N, name)
+        Ks.append(arr)
+    X_arr, names, x_labels = as_design(X, N) if X is None else (None, None, None)
+    if X is not None:
+        x_labels = _labels(X)
+        idx = _align_order(y_labels, x_labels, "X") if y_labels is not None else None
+        if idx is not None:
+            X = X.iloc[idx] if isinstance(X, pd.DataFrame | pd.Series) else X[idx]
+        X_arr, names, _ = as_design(X, N)
+    if component_names is None:
+        component_names = ["G"] if len(Ks) == 1 else [f"G{k + 1}" for k in range(len(Ks))]
+    if len(component_names) != len(Ks):
+        raise InputError(f"{len(component_names)} component names for {len(Ks)} kernels")
+    if X_arr.shape[1] >= N:
+        raise InputError(f"X has {X_arr.shape[1]} columns for {N} samples; REML needs N > M")
+    return LMMData(y=y_arr, X=X_arr, Ks=tuple(Ks), covariates=tuple(names),
+                   samples=np.asarray(samples), components=tuple(component_names))

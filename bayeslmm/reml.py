@@ -1,0 +1,554 @@
+"""Variance-component estimation by REML or ML (notes sections 3-4).
+
+One kernel: the spectral path. K = U S U' is decomposed once; the likelihood profiled over
+beta and the overall scale is then a function of h2 alone, O(N M^2) per evaluation, and is
+maximised by a grid over h2 followed by bounded Brent in the best bracket (FaST-LMM's
+strategy), so the global optimum cannot be missed. h2 = 0 and h2 = 1 are boundary solutions
+that are flagged, not errors.
+
+Several kernels: the dense path, with GCTA's three algorithms: average information (AI-REML,
+default), Fisher scoring and EM; constrained (non-negative, GCTA's default) or unconstrained.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import optimize, special, stats
+
+from bayeslmm.data import LMMData, prepare
+from bayeslmm.errors import ConvergenceWarning, InputError
+from bayeslmm.likelihood import SpectralLMM
+from bayeslmm.spectral import Decomposition, decompose
+
+__all__ = ["VarianceComponentFit", "ml", "reml"]
+
+ALGORITHMS = ("brent", "ai", "fisher", "em")
+H2_MAX_SINGULAR = 1.0 - 1e-5
+
+
+@dataclass(frozen=True, eq=False)
+class VarianceComponentFit:
+    """A fitted variance-component model Y = X beta + sum_k g_k + e.
+
+    The per-component quantities (``sigma_g2``, ``h2``, ``h2_se``...) are floats with one
+    kernel and arrays (one entry per kernel) with several.
+
+    Attributes
+    ----------
+    sigma2 : ndarray, shape (k + 1,)
+        (sigma_g2_1, ..., sigma_g2_k, sigma_e2).
+    cov : ndarray, shape (k + 1, k + 1)
+        Sampling covariance of ``sigma2``: the inverse of the information matrix (AI by
+        default, as GCTA).
+    beta, beta_cov : pandas
+        GLS estimate (49) and its covariance (X'V^-1X)^-1, labelled by covariate.
+    loglik, loglik_null : float
+        Maximised (RE)ML log-likelihood, constants included, and that of the model without
+        genetic components (sigma_g2 = 0).
+    boundary : str or None
+        ``"h2=0"`` or ``"h2=1"`` when the estimate lies on the boundary, else None.
+    h2_ci : (float, float) or None
+        Profile-likelihood 95% interval for h2 (one kernel only).
+    """
+
+    reml: bool
+    algorithm: str
+    components: tuple[str, ...]
+    sigma2: np.ndarray
+    cov: np.ndarray
+    beta: pd.Series
+    beta_cov: pd.DataFrame
+    loglik: float
+    loglik_null: float
+    converged: bool
+    n_iter: int
+    boundary: str | None
+    h2_ci: tuple[float, float] | None
+    history: pd.DataFrame
+    data: LMMData = field(repr=False)
+    decomposition: Decomposition | None = field(default=None, repr=False)
+    model: SpectralLMM | None = field(default=None, repr=False)
+
+    # --------------------------------------------------------------- per-component values
+    def _one(self, a):
+        a = np.asarray(a)
+        return float(a[0]) if a.shape == (1,) else a
+
+    @property
+    def k(self) -> int:
+        return len(self.components)
+
+    @property
+    def N(self) -> int:
+        return self.data.N
+
+    @property
+    def sigma_g2(self):
+        return self._one(self.sigma2[:-1])
+
+    @property
+    def sigma_e2(self) -> float:
+        return float(self.sigma2[-1])
+
+    @property
+    def Vp(self) -> float:
+        return float(self.sigma2.sum())
+
+    @property
+    def Vp_se(self) -> float:
+        return float(np.sqrt(max(self.cov.sum(), 0.0)))
+
+    @property
+    def sigma_g2_se(self):
+        return self._one(np.sqrt(np.clip(np.diag(self.cov)[:-1], 0, None)))
+
+    @property
+    def sigma_e2_se(self) -> float:
+        return float(np.sqrt(max(self.cov[-1, -1], 0.0)))
+
+    @property
+    def delta(self):
+        """sigma_e2 / sigma_g2 (notes; FaST-LMM's delta). One kernel only."""
+        if self.k != 1:
+            raise InputError("delta is defined for one kernel")
+        g = self.sigma2[0]
+        return float(np.inf if g == 0 else self.sigma2[1] / g)
+
+    def _h2_jacobian(self) -> np.ndarray:
+        """d(sigma_j / Vp) / d sigma2, rows j = components (delta method, as GCTA)."""
+        Vp = self.Vp
+        J = -np.outer(self.sigma2[:-1], np.ones(self.k + 1)) / Vp**2
+        J[:, : self.k] += np.eye(self.k) / Vp
+        return J
+
+    @property
+    def h2(self):
+        """sigma_g2 / Vp per component."""
+        return self._one(self.sigma2[:-1] / self.Vp)
+
+    @property
+    def h2_se(self):
+        J = self._h2_jacobian()
+        return self._one(np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, self.cov, J), 0, None)))
+
+    @property
+    def h2_total(self) -> float:
+        return float(self.sigma2[:-1].sum() / self.Vp)
+
+    @property
+    def h2_total_se(self) -> float:
+        g = self._h2_jacobian().sum(axis=0)
+        return float(np.sqrt(max(g @ self.cov @ g, 0.0)))
+
+    @property
+    def beta_se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.beta_cov.values)), index=self.beta.index,
+                         name="se")
+
+    @property
+    def lrt(self) -> float:
+        """2 (l - l0), the likelihood-ratio statistic for all sigma_g2 = 0."""
+        return float(max(2 * (self.loglik - self.loglik_null), 0.0))
+
+    @property
+    def lrt_df(self) -> int:
+        return self.k
+
+    @property
+    def lrt_p(self) -> float:
+        """p-value of the LRT under the boundary null: a 50:50 mixture of chi2_0 and chi2_k
+        (Self & Liang; exact for k = 1, GCTA's convention for k > 1)."""
+        return float(0.5 * stats.chi2.sf(self.lrt, self.k)) if self.lrt > 0 else 1.0
+
+    # --------------------------------------------------------------- tables
+    def summary(self) -> pd.DataFrame:
+        """GCTA ``.hsq`` layout: rows V(G), V(e), Vp, V(G)/Vp, logL, logL0, LRT, df, Pval, n.
+
+        Columns ``Variance`` and ``SE``; rows with a single value leave SE empty.
+        """
+        rows: list[tuple[str, float, float]] = []
+        names = ["V(G)"] if self.k == 1 else [f"V({c})" for c in self.components]
+        se = np.sqrt(np.clip(np.diag(self.cov), 0, None))
+        for j, n in enumerate(names):
+            rows.append((n, self.sigma2[j], se[j]))
+        rows.append(("V(e)", self.sigma_e2, se[-1]))
+        rows.append(("Vp", self.Vp, self.Vp_se))
+        h2 = np.atleast_1d(self.h2)
+        h2se = np.atleast_1d(self.h2_se)
+        for j, n in enumerate(names):
+            rows.append((f"{n}/Vp", h2[j], h2se[j]))
+        if self.k > 1:
+            rows.append(("Sum of V(G)/Vp", self.h2_total, self.h2_total_se))
+        rows += [("logL", self.loglik, np.nan), ("logL0", self.loglik_null, np.nan),
+                 ("LRT", self.lrt, np.nan), ("df", self.lrt_df, np.nan),
+                 ("Pval", self.lrt_p, np.nan), ("n", self.N, np.nan)]
+        df = pd.DataFrame(rows, columns=["Source", "Variance", "SE"]).set_index("Source")
+        return df
+
+    def to_hsq(self) -> str:
+        """The summary as the text of a GCTA ``.hsq`` file (tab-separated)."""
+        lines = ["Source\tVariance\tSE"]
+        for name, row in self.summary().iterrows():
+            if name in ("df", "n"):
+                lines.append(f"{name}\t{int(row.Variance)}")
+            elif np.isnan(row.SE):
+                lines.append(f"{name}\t{row.Variance:.6g}")
+            else:
+                lines.append(f"{name}\t{row.Variance:.6f}\t{row.SE:.6f}")
+        return "\n".join(lines) + "\n"
+
+    def estimates(self) -> xr.Dataset:
+        """Labelled estimates: variance components by ``component``, beta by ``covariate``."""
+        comp = [*self.components, "e"]
+        h2 = np.atleast_1d(self.h2)
+        return xr.Dataset(
+            {
+                "sigma2": ("component", self.sigma2),
+                "sigma2_se": ("component", np.sqrt(np.clip(np.diag(self.cov), 0, None))),
+                "h2": ("component", np.append(h2, np.nan)),
+                "h2_se": ("component", np.append(np.atleast_1d(self.h2_se), np.nan)),
+                "beta": ("covariate", self.beta.values),
+                "beta_se": ("covariate", self.beta_se.values),
+            },
+            coords={"component": comp, "covariate": list(self.beta.index)},
+            attrs={"loglik": self.loglik, "method": "REML" if self.reml else "ML",
+                   "algorithm": self.algorithm, "N": self.N, "converged": int(self.converged)},
+        )
+
+    # --------------------------------------------------------------- after REML (notes 5)
+    def blup(self, **kwargs):
+        """BLUP of the genetic values of the training samples (notes eq. 62); see
+        :func:`bayeslmm.blup.blup`."""
+        from bayeslmm.blup import blup
+
+        return blup(self, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        """Prediction for new samples (notes 5.2); see :func:`bayeslmm.blup.predict`."""
+        from bayeslmm.blup import predict
+
+        return predict(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        head = (f"VarianceComponentFit({'REML' if self.reml else 'ML'}, {self.algorithm}, "
+                f"N={self.N}, converged={self.converged}"
+                + (f", boundary={self.boundary!r}" if self.boundary else "") + ")")
+        ci = "" if self.h2_ci is None else (
+            f"\nh2 95% profile-likelihood CI: [{self.h2_ci[0]:.4f}, {self.h2_ci[1]:.4f}]")
+        return f"{head}\n{self.summary().to_string()}{ci}"
+
+
+# ----------------------------------------------------------------------------- spectral
+def _h2_grid(upper: float) -> np.ndarray:
+    inner = special.expit(np.linspace(-12, 12, 121))
+    grid = np.concatenate([[0.0], inner[inner < upper], [upper]])
+    return np.unique(grid)
+
+
+def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
+                  ci_level: float = 0.95) -> VarianceComponentFit:
+    model = SpectralLMM(dec, data.y, data.X)
+    # h2 = 1 makes V = Vp K, singular when K is (a GRM of centred genotypes has rank N - 1).
+    # Worse, when K's null space lies in the span of X (the ones vector and an intercept), the
+    # ML likelihood grows without bound as h2 -> 1. Like GEMMA (lambda <= 1e5) the search then
+    # stops at h2 = 1 - 1e-5, where that spike is negligible.
+    upper = 1.0 if dec.full_rank else H2_MAX_SINGULAR
+
+    def negll(h):
+        return -float(model.profile(h, reml_).loglik[0])
+
+    grid = _h2_grid(upper)
+    prof = model.profile(grid, reml_)
+    i = int(np.nanargmax(prof.loglik))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    res = optimize.minimize_scalar(negll, bounds=(lo, hi), method="bounded",
+                                   options={"xatol": 1e-12, "maxiter": 500})
+    candidates = [(res.x, -res.fun), (grid[i], prof.loglik[i])]
+    h2, ll = max(candidates, key=lambda c: c[1])
+    boundary = None
+    if h2 <= 1e-7 and model.profile(0.0, reml_).loglik[0] >= ll - 1e-9:
+        h2, ll, boundary = 0.0, float(model.profile(0.0, reml_).loglik[0]), "h2=0"
+    elif h2 >= upper - 1e-7:
+        ll_up = float(model.profile(upper, reml_).loglik[0])
+        if ll_up >= ll - 1e-9:
+            h2, ll, boundary = upper, ll_up, "h2=1"
+    p = model.profile(h2, reml_)
+    Vp = float(p.Vp[0])
+    sigma2 = np.array([h2 * Vp, (1.0 - h2) * Vp])
+    beta, beta_cov, *_ = model.gls(*sigma2) if sigma2[1] > 0 else _gls_at_h2_one(model, Vp)
+    # At h2 = 1 (full-rank K) sigma_e2 = 0 and the information is singular: no SEs.
+    info = model.information(*sigma2, reml=reml_) if sigma2[1] > 0 else np.full((2, 2), np.nan)
+    cov = _safe_inv(info)
+    ll_null = float(model.profile(0.0, reml_).loglik[0])
+    ci = _profile_ci(model, reml_, h2, ll, upper, ci_level)
+    history = pd.DataFrame({"h2": grid, "loglik": prof.loglik})
+    return VarianceComponentFit(
+        reml=reml_, algorithm="brent", components=data.components, sigma2=sigma2, cov=cov,
+        beta=pd.Series(beta, index=list(data.covariates), name="beta"),
+        beta_cov=pd.DataFrame(beta_cov, index=list(data.covariates),
+                              columns=list(data.covariates)),
+        loglik=float(ll), loglik_null=ll_null, converged=bool(res.success) or boundary is not None,
+        n_iter=int(res.nfev) + grid.size, boundary=boundary, h2_ci=ci, history=history,
+        data=data, decomposition=dec, model=model)
+
+
+def _gls_at_h2_one(model: SpectralLMM, Vp: float):
+    beta, cov, *rest = model.gls(Vp, 1e-12 * Vp)
+    return (beta, cov, *rest)
+
+
+def _safe_inv(A: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        return np.full_like(A, np.nan)
+
+
+def _profile_ci(model: SpectralLMM, reml_: bool, h2: float, ll: float, upper: float,
+                level: float) -> tuple[float, float]:
+    """{h2 : 2 (l_max - l_profile(h2)) <= chi2_1 quantile}, clipped to [0, 1]."""
+    cut = ll - 0.5 * stats.chi2.ppf(level, 1)
+
+    def f(h):
+        return float(model.profile(h, reml_).loglik[0]) - cut
+
+    lower = 0.0 if h2 <= 0 or f(0.0) >= 0 else optimize.brentq(f, 0.0, h2, xtol=1e-10)
+    upper_ci = upper if h2 >= upper or f(upper) >= 0 else optimize.brentq(f, h2, upper,
+                                                                          xtol=1e-10)
+    return float(lower), float(upper_ci)
+
+
+# ----------------------------------------------------------------------------- dense
+class _Dense:
+    """V = sum_j theta_j A_j with A = (K_1, ..., K_k, I), factorised per iteration."""
+
+    def __init__(self, data: LMMData, reml_: bool):
+        self.y, self.X = data.y, data.X
+        self.N, self.M = data.N, data.M
+        self.A = [*data.Ks, np.eye(data.N)]
+        self.reml = reml_
+        self.logdet_XtX = np.linalg.slogdet(self.X.T @ self.X)[1]
+
+    def evaluate(self, theta: np.ndarray):
+        V = sum(t * A for t, A in zip(theta, self.A, strict=True))
+        try:
+            L = np.linalg.cholesky(V)
+        except np.linalg.LinAlgError:
+            return None
+        from scipy.linalg import cho_solve
+
+        Vinv = cho_solve((L, True), np.eye(self.N))
+        logdetV = 2 * np.log(np.diag(L)).sum()
+        ViX = Vinv @ self.X
+        XtViX = self.X.T @ ViX
+        C = np.linalg.inv(XtViX)
+        beta = C @ (ViX.T @ self.y)
+        P = Vinv - ViX @ C @ ViX.T
+        Py = Vinv @ (self.y - self.X @ beta)
+        quad = float((self.y - self.X @ beta) @ Py)
+        if self.reml:
+            ll = -0.5 * ((self.N - self.M) * np.log(2 * np.pi) + logdetV + quad
+                         + np.linalg.slogdet(XtViX)[1] - self.logdet_XtX)
+        else:
+            ll = -0.5 * (self.N * np.log(2 * np.pi) + logdetV + quad)
+        Pm = P if self.reml else Vinv
+        return {"ll": float(ll), "P": Pm, "Py": Py, "beta": beta, "C": C}
+
+    def score(self, ev) -> np.ndarray:
+        Pm, Py = ev["P"], ev["Py"]
+        return np.array([-0.5 * (np.einsum("ij,ji->", Pm, A) - Py @ A @ Py) for A in self.A])
+
+    def ai(self, ev) -> np.ndarray:
+        W = np.column_stack([A @ ev["Py"] for A in self.A])
+        return 0.5 * W.T @ ev["P"] @ W
+
+    def fisher(self, ev) -> np.ndarray:
+        PA = [ev["P"] @ A for A in self.A]
+        return 0.5 * np.array([[np.einsum("ij,ji->", a, b) for b in PA] for a in PA])
+
+
+def _fit_dense(data: LMMData, reml_: bool, algorithm: str, constrain: bool, tol: float,
+               max_iter: int) -> VarianceComponentFit:
+    dense = _Dense(data, reml_)
+    k = len(data.Ks)
+    r0 = data.y - data.X @ np.linalg.lstsq(data.X, data.y, rcond=None)[0]
+    var0 = float(r0 @ r0 / (data.N - data.M))
+    theta = np.full(k + 1, var0 / (k + 1))
+    floor = 1e-6 * var0
+    ev = dense.evaluate(theta)
+    hist = []
+    converged = False
+    step_kind = algorithm
+    it = 0
+    for it in range(1, max_iter + 1):
+        s = dense.score(ev)
+        # GCTA starts AI/Fisher with one EM step, which is robust far from the optimum.
+        kind = "em" if (algorithm == "em" or it == 1) else algorithm
+        if kind == "em":
+            step = 2 * theta**2 * s / data.N
+        else:
+            H = dense.ai(ev) if kind == "ai" else dense.fisher(ev)
+            step = np.linalg.solve(H, s)
+        new = theta + step
+        if constrain:
+            new = np.maximum(new, np.where(np.arange(k + 1) == k, floor, floor * 1e-3))
+        ev_new = dense.evaluate(new)
+        # Halve Newton-type steps that would lower the likelihood or leave V non-PD.
+        halvings = 0
+        while (ev_new is None or ev_new["ll"] < ev["ll"] - 1e-10) and halvings < 30 \
+                and kind != "em":
+            step = step / 2
+            new = theta + step
+            if constrain:
+                new = np.maximum(new, floor * 1e-3)
+            ev_new = dense.evaluate(new)
+            halvings += 1
+        if ev_new is None:
+            break
+        change = np.max(np.abs(new - theta)) / max(new.sum(), 1e-300)
+        dll = ev_new["ll"] - ev["ll"]
+        hist.append({"iteration": it, "kind": kind, "loglik": ev_new["ll"],
+                     **{f"sigma2_{c}": v for c, v in zip([*data.components, "e"], new,
+                                                          strict=True)}})
+        theta, ev = new, ev_new
+        if change < tol and abs(dll) < 1e-8:
+            converged = True
+            break
+    history = pd.DataFrame(hist)
+    if not converged:
+        warnings.warn(
+            f"{step_kind.upper()} did not converge in {it} iterations; the last iterations "
+            f"were:\n{history.tail(5).to_string(index=False)}", ConvergenceWarning,
+            stacklevel=3)
+    info = dense.fisher(ev) if algorithm == "fisher" else dense.ai(ev)
+    cov = _safe_inv(info)
+    at_floor = theta[:-1] <= floor * 1.0001 if constrain else np.zeros(k, bool)
+    boundary = "h2=0" if np.all(at_floor) else (
+        "some sigma_g2=0" if np.any(at_floor) else None)
+    null_data = LMMData(y=data.y, X=data.X, Ks=(), covariates=data.covariates,
+                        samples=data.samples, components=())
+    ll_null = _null_loglik(null_data, reml_)
+    names = list(data.covariates)
+    return VarianceComponentFit(
+        reml=reml_, algorithm=algorithm, components=data.components, sigma2=theta, cov=cov,
+        beta=pd.Series(ev["beta"], index=names, name="beta"),
+        beta_cov=pd.DataFrame(ev["C"], index=names, columns=names), loglik=ev["ll"],
+        loglik_null=ll_null, converged=converged, n_iter=it, boundary=boundary, h2_ci=None,
+        history=history, data=data)
+
+
+def _null_loglik(data: LMMData, reml_: bool) -> float:
+    """(RE)ML log-likelihood of the linear model: V = sigma^2 I at its optimum."""
+    N, M = data.N, data.M
+    beta = np.linalg.lstsq(data.X, data.y, rcond=None)[0]
+    rss = float(np.sum((data.y - data.X @ beta) ** 2))
+    if not reml_:
+        return -0.5 * N * (np.log(2 * np.pi * rss / N) + 1)
+    # V = s2 I: log|V| + log|X'V^-1X| - log|X'X| = (N - M) log s2, quadratic = N - M.
+    return float(-0.5 * (N - M) * (np.log(2 * np.pi * rss / (N - M)) + 1))
+
+
+# ----------------------------------------------------------------------------- public
+def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_iter: int,
+         component_names: Sequence[str] | None) -> VarianceComponentFit:
+    method = method.lower()
+    if method == "auto":
+        method = "brent" if not isinstance(K, list | tuple) or len(K) == 1 else "ai"
+    if method not in ALGORITHMS:
+        raise InputError(f"method must be one of 'auto', {', '.join(map(repr, ALGORITHMS))}; "
+                         f"got {method!r}")
+    if isinstance(K, Decomposition):
+        data = prepare(y, None, X, component_names=[])
+        dec = _align_decomposition(K, data)
+        data = LMMData(y=data.y, X=data.X, Ks=(), covariates=data.covariates,
+                       samples=data.samples,
+                       components=tuple(component_names) if component_names else ("G",))
+        if method != "brent":
+            raise InputError(f"a precomputed decomposition is fitted by 'brent', not {method!r}")
+        return _fit_spectral(data, dec, reml_)
+    data = prepare(y, K, X, component_names=component_names)
+    if not data.Ks:
+        raise InputError("no kernel K given; use bayeslmm.ols for the linear model")
+    if method == "brent":
+        if len(data.Ks) != 1:
+            raise InputError("method 'brent' (spectral) needs exactly one kernel; use 'ai', "
+                             "'fisher' or 'em' for several")
+        dec = decompose(data.Ks[0], samples=data.samples)
+        return _fit_spectral(data, dec, reml_)
+    for j, Kj in enumerate(data.Ks):
+        # One eigvalsh per kernel: the dense path has no decomposition to check PSD on.
+        from bayeslmm.spectral import _check_psd
+
+        _check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j])
+    return _fit_dense(data, reml_, method, constrain, tol, max_iter)
+
+
+def _align_decomposition(dec: Decomposition, data: LMMData) -> Decomposition:
+    if dec.N != data.N:
+        raise InputError(f"the decomposition has {dec.N} samples but y has {data.N}")
+    if dec.samples is None or np.array_equal(dec.samples, data.samples):
+        return dec
+    pos = {s: i for i, s in enumerate(dec.samples)}
+    if any(s not in pos for s in data.samples):
+        return dec if not any(s in pos for s in data.samples) else _raise_misaligned(dec, data)
+    idx = np.fromiter((pos[s] for s in data.samples), dtype=np.intp, count=data.N)
+    return Decomposition(U=dec.U[idx], S=dec.S, N=dec.N, samples=dec.samples[idx],
+                         min_eigenvalue=dec.min_eigenvalue)
+
+
+def _raise_misaligned(dec, data):
+    raise InputError("the decomposition's samples differ from y's; decompose the kernel of "
+                     "the phenotyped samples")
+
+
+def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: float = 1e-9,
+         max_iter: int = 10_000, component_names: Sequence[str] | None = None
+         ) -> VarianceComponentFit:
+    """Restricted maximum likelihood fit of Y = X beta + sum_k g_k + e (notes 4.3.2-4.3.3).
+
+    Parameters
+    ----------
+    y : array_like, shape (N,)
+        Phenotype; pandas/xarray labels are used to align X and K.
+    K : array_like (N, N), list of them, or Decomposition
+        Kernel(s), each symmetric PSD (GRM, ZZ'/P, group indicators). A
+        :class:`~bayeslmm.spectral.Decomposition` is used as is (shared with other steps).
+    X : array_like, shape (N, M), optional
+        Fixed-effect covariates, default an intercept.
+    method : {"auto", "brent", "ai", "fisher", "em"}
+        ``"auto"`` is the spectral grid + Brent search for one kernel and AI-REML for several.
+    constrain : bool
+        Keep variance components non-negative (GCTA's default). Dense algorithms only; the
+        spectral search is always within h2 in [0, 1].
+    tol, max_iter
+        Convergence of the iterative algorithms: largest change of a variance component
+        relative to Vp, and the iteration cap.
+
+    Returns
+    -------
+    VarianceComponentFit
+
+    Examples
+    --------
+    >>> import numpy as np, bayeslmm
+    >>> rng = np.random.default_rng(1)
+    >>> Z = rng.standard_normal((200, 400)); K = Z @ Z.T / 400
+    >>> y = Z @ rng.normal(0, np.sqrt(0.6 / 400), 400) + rng.normal(0, np.sqrt(0.4), 200)
+    >>> fit = bayeslmm.reml(y, K)
+    >>> 0 <= fit.h2 <= 1
+    True
+    """
+    return _fit(y, K, X, True, method, constrain, tol, max_iter, component_names)
+
+
+def ml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: float = 1e-9,
+       max_iter: int = 10_000, component_names: Sequence[str] | None = None
+       ) -> VarianceComponentFit:
+    """Maximum likelihood fit (notes eq. 48); same arguments as :func:`reml`."""
+    return _fit(y, K, X, False, method, constrain, tol, max_iter, component_names)

@@ -479,7 +479,7 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
         if len(data.Ks) != 1:
             raise InputError("method 'brent' (spectral) needs exactly one kernel; use 'ai', "
                              "'fisher' or 'em' for several")
-        dec = decompose(data.Ks[0], samples=data.samples)
+        dec = decompose(data.Ks[0], samples=data.samples, validated=True)
         return _fit_spectral(data, dec, reml_)
     for j, Kj in enumerate(data.Ks):
         # One eigvalsh per kernel: the dense path has no decomposition to check PSD on.

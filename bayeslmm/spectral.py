@@ -32,7 +32,7 @@ class Decomposition:
     U : ndarray, shape (N, r)
         Orthonormal eigenvectors with non-zero eigenvalue.
     S : ndarray, shape (r,)
-        The positive eigenvalues (descending).
+        The positive eigenvalues (ascending, LAPACK's order).
     N : int
         Number of samples; the complement has dimension N - r and eigenvalue 0.
     samples : ndarray of str or None
@@ -119,7 +119,7 @@ def _check_psd(S: np.ndarray, psd_tol: float, name: str) -> float:
 
 
 def decompose(K, *, psd_tol: float = 1e-6, rank_tol: float | None = None,
-              samples=None, name: str = "K") -> Decomposition:
+              samples=None, name: str = "K", validated: bool = False) -> Decomposition:
     """Eigendecompose a symmetric PSD kernel once (notes section 3).
 
     Parameters
@@ -132,6 +132,8 @@ def decompose(K, *, psd_tol: float = 1e-6, rank_tol: float | None = None,
     rank_tol : float, optional
         Eigenvalues at or below ``rank_tol * max eigenvalue`` are treated as exactly zero and
         moved to the complement. Default ``N * eps * 10``.
+    validated : bool
+        Skip the shape/finite/symmetry checks (the caller ran :func:`bayeslmm.data.as_kernel`).
 
     Returns
     -------
@@ -142,19 +144,22 @@ def decompose(K, *, psd_tol: float = 1e-6, rank_tol: float | None = None,
     labels = _labels(K) if samples is None else np.asarray(samples).astype(str)
     Karr = np.asarray(K.values if hasattr(K, "values") and not isinstance(K, np.ndarray) else K,
                       dtype=np.float64)
-    Karr, _ = as_kernel(Karr, Karr.shape[0] if Karr.ndim == 2 else -1, name)
+    if not validated:
+        Karr, _ = as_kernel(Karr, Karr.shape[0] if Karr.ndim == 2 else -1, name)
     S, U = np.linalg.eigh(Karr)
     low = _check_psd(S, psd_tol, name)
     return _economic(U, S, Karr.shape[0], labels, rank_tol, low)
 
 
 def _economic(U, S, N, labels, rank_tol, low) -> Decomposition:
-    order = np.argsort(S)[::-1]
-    S, U = S[order], U[:, order]
-    tol = (N * np.finfo(float).eps * 10 if rank_tol is None else rank_tol) * max(S[0], 0.0)
-    keep = S > tol
-    return Decomposition(U=np.ascontiguousarray(U[:, keep]), S=S[keep].copy(), N=N,
-                         samples=labels, min_eigenvalue=low)
+    # Ascending (LAPACK's order): the kept eigenvalues are a contiguous tail, so U is a view,
+    # not an N x N copy.
+    if S[0] > S[-1]:  # SVD order; its U is thin, so the copy is cheap
+        S, U = S[::-1].copy(), np.ascontiguousarray(U[:, ::-1])
+    tol = (N * np.finfo(float).eps * 10 if rank_tol is None else rank_tol) * max(S[-1], 0.0)
+    start = int(np.searchsorted(S, tol, side="right"))
+    return Decomposition(U=U[:, start:], S=S[start:].copy(), N=N, samples=labels,
+                         min_eigenvalue=low)
 
 
 def decompose_genotypes(Z, *, samples=None, rank_tol: float | None = None) -> Decomposition:

@@ -5,6 +5,8 @@ BLUE/BLUP and prediction, mixed-model association tests, and PyMC posteriors of
 sigma_g2, sigma_e2 and h2 that share one decomposition of the kernel with REML.
 """
 
+from bayeslmm.assoc import assoc, genomic_control
+from bayeslmm.blup import blue, blup, predict, snp_blup
 from bayeslmm.errors import (
     AlignmentError,
     BayesLMMError,
@@ -31,11 +33,17 @@ __all__ = [
     "OLSResult",
     "SpectralLMM",
     "VarianceComponentFit",
+    "assoc",
+    "blue",
+    "blup",
     "decompose",
     "decompose_genotypes",
     "dense_loglik",
+    "genomic_control",
     "lr_test",
     "ml",
     "ols",
+    "predict",
     "reml",
+    "snp_blup",
 ]

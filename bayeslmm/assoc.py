@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import xarray as xr
-from scipy import stats
+from scipy import linalg, stats
 
 from bayeslmm.errors import AlignmentError, InputError
 
@@ -70,6 +70,8 @@ class _Null:
     w: np.ndarray | None
     UX: np.ndarray | None
     Vinv: np.ndarray | None  # dense
+    L: np.ndarray | None = None   # Cholesky factor of V, when V is positive definite
+    LX: np.ndarray | None = None  # L^-1 X
 
     @classmethod
     def from_fit(cls, fit: VarianceComponentFit) -> _Null:
@@ -81,9 +83,23 @@ class _Null:
         U = w = UX = None
         if dec is not None:
             U, w, UX = dec.U, sol.w, dec.U.T @ X
+        L = LX = None
+        if fit.sigma_e2 > 0:
+            # x'V^-1x = |L^-1 x|^2: a triangular solve costs N^2 per SNP where the rotation
+            # U'x costs 2 N r, so the exact test runs about twice as fast. V is formed once.
+            if fit.data.Ks:
+                V = sum(s * K for s, K in zip(fit.sigma2[:-1], fit.data.Ks, strict=True))
+            else:
+                V = (dec.U * (fit.sigma2[0] * dec.S)) @ dec.U.T
+            V = V + fit.sigma_e2 * np.eye(fit.N)
+            try:
+                L = linalg.cholesky(V, lower=True, check_finite=False)
+                LX = linalg.solve_triangular(L, X, lower=True, check_finite=False)
+            except linalg.LinAlgError:
+                L = LX = None
         return cls(fit=fit, X=X, Py=sol.Py, ytilde=sol.sigma_e2 * sol.Py, C=sol.C,
                    XtX_inv=np.linalg.inv(X.T @ X), sigma_e2=sol.sigma_e2, U=U, w=w, UX=UX,
-                   Vinv=sol.Vinv)
+                   Vinv=sol.Vinv, L=L, LX=LX)
 
     @property
     def full_rank(self) -> bool:
@@ -91,7 +107,11 @@ class _Null:
 
     def xPx(self, G: np.ndarray) -> np.ndarray:
         """diag(G'PG) for a block G (N, B): x'V^-1x - (X'V^-1x)' C (X'V^-1x) per column."""
-        if self.U is not None:
+        if self.L is not None:
+            LG = linalg.solve_triangular(self.L, G, lower=True, check_finite=False)
+            xVx = np.einsum("ij,ij->j", LG, LG)
+            XVx = self.LX.T @ LG
+        elif self.U is not None:
             UG = self.U.T @ G  # the one O(N r B) product of the block
             xVx = self.w @ (UG * UG)
             XVx = (self.UX * self.w[:, None]).T @ UG
@@ -204,10 +224,15 @@ def _as_source(genotypes, fit_samples: np.ndarray, given: dict) -> _Source:
             raise InputError(f"genotypes must be a (samples, variants) matrix, got {arr.shape}")
         meta = _meta_from(None, arr.shape[1], given)
     idx = _sample_index(labels, fit_samples, arr.shape[0])
+    if idx is not None:
+        arr = arr[idx]  # one gather into the fit's order, not one per block
 
     def blocks(groups):
         for g in groups:
-            G = arr[:, g] if idx is None else arr[np.ix_(idx, g)]
+            # A run of consecutive variants is a slice (a view, no gather).
+            cols = slice(int(g[0]), int(g[-1]) + 1) if len(g) and g[-1] - g[0] == len(g) - 1 \
+                else g
+            G = arr[:, cols]
             yield g, np.asarray(G, dtype=np.float64)
 
     return _Source(arr.shape[1], meta, blocks)
@@ -216,13 +241,19 @@ def _as_source(genotypes, fit_samples: np.ndarray, given: dict) -> _Source:
 def _impute(G: np.ndarray):
     """Mean-impute NaN per column; return G, n called, A1 frequency, monomorphic flag."""
     miss = np.isnan(G)
-    n = G.shape[0] - miss.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, np.nansum(G, axis=0) / np.maximum(n, 1), np.nan)
-    if miss.any():
+    n_miss = miss.sum(axis=0)
+    n = G.shape[0] - n_miss
+    if n_miss.any():
+        G = np.where(miss, 0.0, G)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, G.sum(axis=0) / np.maximum(n, 1), np.nan)
         G = np.where(miss, mean[None, :], G)
-    # Monomorphic among the tested samples: every call equals the mean.
-    mono = (n == 0) | np.all(np.abs(G - mean[None, :]) <= 1e-12, axis=0)
+    else:
+        mean = G.mean(axis=0)
+    # Monomorphic among the tested samples: every call equals the mean (two cheap passes,
+    # no N x B temporary).
+    with np.errstate(invalid="ignore"):
+        mono = (n == 0) | (G.max(axis=0) - G.min(axis=0) <= 1e-12)
     return G, n, mean / 2.0, mono
 
 

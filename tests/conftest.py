@@ -6,13 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+# Keep BLAS single-threaded per worker (pytest-xdist runs one worker per core); this must
+# happen before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-# Keep BLAS single-threaded per worker: pytest-xdist runs one worker per core.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from peers import gunzip_example  # noqa: E402
 

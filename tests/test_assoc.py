@@ -34,14 +34,17 @@ def dense_tests(fit, Ks, G):
     V = fit.sigma_e2 * np.eye(N) + sum(s * K for s, K in zip(sig, Ks, strict=True))
     Vi = np.linalg.inv(V)
     P = Vi - Vi @ X @ np.linalg.inv(X.T @ Vi @ X) @ X.T @ Vi
-    Gi = np.where(np.isnan(G), np.nanmean(G, axis=0), G)  # mean imputation
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)  # the all-NaN column
+        Gi = np.where(np.isnan(G), np.nanmean(G, axis=0), G)  # mean imputation
     xPy = Gi.T @ P @ y
     xPx = np.einsum("ij,ij->j", Gi, P @ Gi)
     yt = fit.sigma_e2 * P @ y
     H = X @ np.linalg.inv(X.T @ X) @ X.T
     Gp = Gi - H @ Gi
     raw = N * (Gi.T @ yt) ** 2 / (np.einsum("ij,ij->j", Gp, Gp) * (yt @ yt))
-    return {"beta": xPy / xPx, "se": 1 / np.sqrt(xPx), "chi2": xPy**2 / xPx, "raw": raw}
+    with np.errstate(invalid="ignore"):  # xPx ~ 0 (possibly < 0 by rounding) if monomorphic
+        return {"beta": xPy / xPx, "se": 1 / np.sqrt(xPx), "chi2": xPy**2 / xPx, "raw": raw}
 
 
 def rel(a, b):

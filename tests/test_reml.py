@@ -247,3 +247,17 @@ def test_no_warnings_on_a_clean_fit(small):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bayeslmm.reml(y, K, X)
+
+
+def test_xarray_inputs_carry_labels(small):
+    xr = pytest.importorskip("xarray")
+    y, K, X, *_ = small
+    ids = [f"id{i}" for i in range(len(y))]
+    yx = xr.DataArray(y, dims="sample", coords={"sample": ids})
+    Kx = xr.DataArray(K, dims=("sample", "sample_"), coords={"sample": ids, "sample_": ids})
+    Xx = xr.DataArray(X, dims=("sample", "covariate"),
+                      coords={"sample": ids, "covariate": ["mu", "age"]})
+    fit = bayeslmm.reml(yx, Kx, Xx)
+    assert list(fit.beta.index) == ["mu", "age"]
+    assert fit.data.samples[0] == "id0"
+    assert fit.h2 == pytest.approx(bayeslmm.reml(y, K, X).h2, abs=1e-7)

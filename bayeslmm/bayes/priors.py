@@ -220,6 +220,17 @@ class Prior:
         u = rng.uniform(size=n)
         return self._ppf(u)
 
+    def log_rvs(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draws of log x, exact even where x itself over/underflows (InverseGamma(0.001,
+        0.001) puts mass at 10^-300 and beyond)."""
+        if self.family in ("InverseGamma", "Gamma"):
+            a, b = self.params["alpha"], self.params["beta"]
+            # log Gamma(a) = log Gamma(a + 1) + log(U) / a (Marsaglia-Tsang boost for a < 1).
+            lg = np.log(rng.gamma(a + 1.0, size=n)) + np.log(rng.uniform(size=n)) / a
+            return np.log(b) - lg if self.family == "InverseGamma" else lg - np.log(b)
+        with np.errstate(divide="ignore"):
+            return np.log(self.rvs(n, rng))
+
     def _ppf(self, u):
         p, f = self.params, self.family
         table: dict[str, Callable[[], Any]] = {
@@ -283,8 +294,12 @@ def parse_prior(text: str) -> Prior:
                          f"argument(s) ({', '.join(fam.params) or 'none'})")
     params = dict(fam.defaults)
     params.update(zip(fam.params, args, strict=False))
+    seen: set[str] = set()
     for kw in tree.keywords:
         key = kw.arg
+        if key is None or key in seen:
+            raise InputError(f"prior {text!r}: bad or repeated keyword {key!r}")
+        seen.add(key)
         if key == "scale" and fam_name == "Exponential":  # Exponential(scale=s) = lam 1/s
             params["lam"] = 1.0 / _number(kw.value, text)
             continue
@@ -460,10 +475,9 @@ def implied_h2_prior(priors, *, y=None, n: int = 4000, seed=None) -> np.ndarray:
     res = default_priors(priors, yy, None)
     if res.parameterisation == "h2":
         return np.clip(res["h2"].rvs(n, rng), 0.0, 1.0)
-    g = res["sigma_g2"].rvs(n, rng)
-    e = res["sigma_e2"].rvs(n, rng)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return g / (g + e)
+    # h2 = 1 / (1 + sigma_e2 / sigma_g2) = expit(log sigma_g2 - log sigma_e2), in logs so that
+    # vague priors whose draws overflow still give the right h2.
+    return special.expit(res["sigma_g2"].log_rvs(n, rng) - res["sigma_e2"].log_rvs(n, rng))
 
 
 def plot_implied_h2_prior(priors, *, y=None, n: int = 20000, seed=None, ax=None,

@@ -1,0 +1,31 @@
+"""Bayesian layer: priors, PyMC model builders, sampling, empirical Bayes and the exact
+quadrature posterior of h2 -- all sharing the one decomposition of K with REML."""
+
+from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes
+from bayeslmm.bayes.models import fixed_effects, marginal_grm, random_effects
+from bayeslmm.bayes.priors import (
+    Prior,
+    implied_h2_prior,
+    parse_prior,
+    parse_priors,
+    plot_implied_h2_prior,
+)
+from bayeslmm.bayes.quadrature import posterior_h2_quadrature
+from bayeslmm.bayes.sampling import check_diagnostics, posterior_predictive, sample
+
+__all__ = [
+    "EmpiricalBayes",
+    "Prior",
+    "check_diagnostics",
+    "empirical_bayes",
+    "fixed_effects",
+    "implied_h2_prior",
+    "marginal_grm",
+    "parse_prior",
+    "parse_priors",
+    "plot_implied_h2_prior",
+    "posterior_h2_quadrature",
+    "posterior_predictive",
+    "random_effects",
+    "sample",
+]

@@ -1,0 +1,219 @@
+"""Empirical Bayes (REML plug-in) against the full posterior, side by side.
+
+The REML answer for h2 is a point, a delta-method SE and a profile-likelihood interval
+(notes 4.3); the full posterior integrates over sigma_g2 and sigma_e2 instead of plugging in
+their estimates. With many samples the two agree (Bernstein-von Mises); with few, the
+posterior is wider and, near the boundary, pulled away from it. This module puts the two
+next to each other as a table and a figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayeslmm.errors import InputError
+
+__all__ = ["Comparison", "compare", "posterior_draws", "reflected_kde"]
+
+_SAMPLE_DIMS = ("chain", "draw")
+
+
+def posterior_draws(posterior, name: str) -> np.ndarray:
+    """All draws of a posterior variable, chains pooled: shape (draws, *rest)."""
+    post = posterior
+    if isinstance(post, xr.DataTree) and "posterior" in post.children:
+        post = post["posterior"]
+    post = post.to_dataset() if isinstance(post, xr.DataTree) else post
+    if name not in post:
+        raise InputError(f"the posterior has no variable {name!r}; it has {list(post.data_vars)}")
+    da = post[name]
+    other = [d for d in da.dims if d not in _SAMPLE_DIMS]
+    return da.transpose(*_SAMPLE_DIMS, *other).values.reshape(-1, *[da.sizes[d] for d in other])
+
+
+def _hdi(draws: np.ndarray, prob: float) -> tuple[float, float]:
+    """Shortest interval holding `prob` of the draws (ArviZ's 'nearest' HDI)."""
+    import arviz_stats
+
+    lo, hi = np.asarray(arviz_stats.hdi(draws, prob=prob))
+    return float(lo), float(hi)
+
+
+def reflected_kde(draws: np.ndarray, grid: np.ndarray, lower: float | None = 0.0,
+                  upper: float | None = None) -> np.ndarray:
+    """Gaussian KDE of `draws` on `grid`, reflected at the bounds so that the density of a
+    variance or of h2 does not leak below 0 (or above 1)."""
+    from scipy.stats import gaussian_kde
+
+    x = np.asarray(draws, dtype=float)
+    if np.ptp(x) == 0:
+        return np.where(np.isclose(grid, x[0]), np.inf, 0.0)
+    kde = gaussian_kde(x)
+    dens = kde(grid)
+    if lower is not None:
+        dens = dens + kde(2 * lower - grid)
+    if upper is not None:
+        dens = dens + kde(2 * upper - grid)
+    return dens
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """REML against the posterior.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per quantity (``h2``, ``sigma_g2``, ``sigma_e2``, ``Vp``, ``beta[name]``), with
+        the REML estimate, SE and interval (profile likelihood for h2, Wald otherwise) next to
+        the posterior mean, median, SD and HDI, and ``shift_sd`` = (posterior mean - REML) /
+        posterior SD.
+    genetic_values : pandas.Series or None
+        BLUP against the posterior mean of the genetic values g: correlation, shrinkage slope
+        (regression of posterior mean on BLUP) and the largest absolute difference.
+    """
+
+    table: pd.DataFrame
+    genetic_values: pd.Series | None
+    hdi_prob: float
+    h2_draws: np.ndarray = field(repr=False)
+    reml_h2: float = 0.0
+    reml_h2_ci: tuple[float, float] | None = None
+    quadrature: xr.Dataset | None = field(default=None, repr=False)
+
+    def agreement(self, quantity: str = "h2") -> str:
+        """A sentence on how far the posterior mean lies from the REML estimate."""
+        shift = float(self.table.loc[quantity, "shift_sd"])
+        size = "agree" if abs(shift) < 0.2 else ("differ slightly" if abs(shift) < 1 else
+                                                   "differ")
+        side = "above" if shift > 0 else "below"
+        return (f"REML and the posterior {size} on {quantity}: the posterior mean lies "
+                f"{abs(shift):.2f} posterior SDs {side} the REML estimate.")
+
+    def plot(self, path=None, *, ax=None):
+        """Posterior density of h2 with the REML estimate and its interval overlaid."""
+        import matplotlib
+
+        if ax is None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig = None
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+        grid = np.linspace(0, 1, 401)
+        ax.plot(grid, reflected_kde(self.h2_draws, grid, 0.0, 1.0), color="C0", lw=2,
+                label="posterior (MCMC)")
+        if self.quadrature is not None:
+            q = self.quadrature
+            ax.plot(q["h2"], q["density"], color="k", ls=":", lw=1.5, label="posterior (exact)")
+        row = self.table.loc["h2"]
+        ax.axvspan(row.hdi_lower, row.hdi_upper, color="C0", alpha=0.12,
+                   label=f"{self.hdi_prob:.0%} HDI")
+        ax.axvline(self.reml_h2, color="C3", lw=2, label="REML")
+        if self.reml_h2_ci is not None:
+            for b in self.reml_h2_ci:
+                ax.axvline(b, color="C3", ls="--", lw=1)
+            ax.plot([], [], color="C3", ls="--", lw=1, label="REML 95% profile CI")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("h2")
+        ax.set_ylabel("density")
+        ax.set_title("h2: full posterior against REML (empirical Bayes)")
+        ax.legend(frameon=False, fontsize=8)
+        fig = fig or ax.figure
+        if path is not None:
+            fig.savefig(path, bbox_inches="tight")
+        return fig
+
+    def __repr__(self) -> str:
+        return (f"Comparison (HDI {self.hdi_prob:.0%})\n{self.table.to_string()}\n"
+                f"{self.agreement()}")
+
+
+def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
+            quadrature: xr.Dataset | None = None) -> Comparison:
+    """Compare a REML fit (empirical Bayes) with a full posterior of the same model.
+
+    Parameters
+    ----------
+    fit : VarianceComponentFit
+        From :func:`bayeslmm.reml` (one kernel or several).
+    posterior : xarray.DataTree
+        From :func:`bayeslmm.sample` on a model of the same data (``h2``, ``sigma_g2``,
+        ``sigma_e2``, ``Vp``, ``beta`` and optionally ``g``).
+    hdi_prob : float
+        Mass of the highest-density intervals.
+    quadrature : xarray.Dataset, optional
+        The exact posterior of h2 (:func:`bayeslmm.posterior_h2_quadrature`), drawn in the
+        figure when given.
+
+    Returns
+    -------
+    Comparison
+    """
+    post = posterior
+    if isinstance(post, xr.DataTree) and "posterior" in post.children:
+        post = post["posterior"]
+    rows = []
+    z = 1.959963984540054
+    ci_h2 = fit.h2_ci if fit.h2_ci is not None else (
+        max(fit.h2 - z * fit.h2_se, 0.0), min(fit.h2 + z * fit.h2_se, 1.0))
+
+    def add(name, est, se, ci, draws, ci_kind):
+        lo, hi = _hdi(draws, hdi_prob)
+        mean, sd = float(np.mean(draws)), float(np.std(draws, ddof=1))
+        rows.append({"quantity": name, "reml": est, "reml_se": se, "reml_lower": ci[0],
+                     "reml_upper": ci[1], "reml_interval": ci_kind, "post_mean": mean,
+                     "post_median": float(np.median(draws)), "post_sd": sd, "hdi_lower": lo,
+                     "hdi_upper": hi, "shift_sd": (mean - est) / sd if sd > 0 else np.nan})
+
+    def wald(est, se):
+        return (est - z * se, est + z * se)
+
+    if fit.k == 1:
+        add("h2", fit.h2, fit.h2_se, ci_h2, posterior_draws(post, "h2"),
+            "profile" if fit.h2_ci is not None else "Wald")
+        add("sigma_g2", fit.sigma_g2, fit.sigma_g2_se, wald(fit.sigma_g2, fit.sigma_g2_se),
+            posterior_draws(post, "sigma_g2"), "Wald")
+    else:
+        h2d = posterior_draws(post, "h2")
+        sgd = posterior_draws(post, "sigma_g2")
+        for j, c in enumerate(fit.components):
+            add(f"h2[{c}]", fit.h2[j], fit.h2_se[j], wald(fit.h2[j], fit.h2_se[j]), h2d[:, j],
+                "Wald")
+            add(f"sigma_g2[{c}]", fit.sigma_g2[j], fit.sigma_g2_se[j],
+                wald(fit.sigma_g2[j], fit.sigma_g2_se[j]), sgd[:, j], "Wald")
+    add("sigma_e2", fit.sigma_e2, fit.sigma_e2_se, wald(fit.sigma_e2, fit.sigma_e2_se),
+        posterior_draws(post, "sigma_e2"), "Wald")
+    add("Vp", fit.Vp, fit.Vp_se, wald(fit.Vp, fit.Vp_se), posterior_draws(post, "Vp"), "Wald")
+    beta_draws = posterior_draws(post, "beta")
+    if beta_draws.ndim == 1:
+        beta_draws = beta_draws[:, None]
+    for j, name in enumerate(fit.beta.index):
+        se = float(fit.beta_se.iloc[j])
+        est = float(fit.beta.iloc[j])
+        add(f"beta[{name}]", est, se, wald(est, se), beta_draws[:, j], "Wald")
+    table = pd.DataFrame(rows).set_index("quantity")
+
+    genetic = None
+    post_ds = post.to_dataset() if isinstance(post, xr.DataTree) else post
+    if "g" in post_ds:
+        g_mean = posterior_draws(post, "g").mean(axis=0)
+        blup = np.asarray(fit.blup()["g"].values)
+        if blup.ndim > 1:  # several kernels: compare the total genetic value
+            blup = blup.sum(axis=tuple(range(1, blup.ndim)))
+        slope = float(np.polyfit(blup, g_mean, 1)[0])
+        genetic = pd.Series({"correlation": float(np.corrcoef(blup, g_mean)[0, 1]),
+                             "slope": slope,
+                             "max_abs_difference": float(np.max(np.abs(blup - g_mean)))},
+                            name="posterior mean of g vs BLUP")
+    h2_draws = posterior_draws(post, "h2")
+    if h2_draws.ndim > 1:
+        h2_draws = h2_draws.sum(axis=1)
+    return Comparison(table=table, genetic_values=genetic, hdi_prob=hdi_prob,
+                      h2_draws=h2_draws, reml_h2=float(np.sum(fit.h2)),
+                      reml_h2_ci=ci_h2 if fit.k == 1 else None, quadrature=quadrature)

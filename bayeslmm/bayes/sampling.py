@@ -1,0 +1,303 @@
+"""Sampling the posterior, checking it, and predicting from it.
+
+:func:`sample` wraps :func:`pymc.sample` (PyMC 6 returns an ArviZ ``DataTree``) with the
+choices this package needs everywhere: nutpie by default, the ``log_likelihood`` and
+``log_prior`` groups always stored (power-scaling sensitivity needs both), a seed for
+reproducibility, and the R-hat / ESS / divergence checks turned into a
+:class:`~bayeslmm.errors.SamplingWarning`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from bayeslmm.bayes.models import model_info
+from bayeslmm.errors import InputError, SamplingWarning
+
+__all__ = ["check_diagnostics", "posterior_predictive", "sample"]
+
+SAMPLERS = ("nutpie", "pymc")
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100  # ArviZ's rule of thumb: bulk ESS >= 100 per chain
+
+
+def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4,
+           seed: int | np.random.Generator | None = None, sampler: str = "nutpie",
+           progressbar: bool = True, *, cores: int | None = None,
+           target_accept: float | None = None, log_likelihood: bool = True,
+           log_prior: bool = True, check: bool = True, **kwargs) -> xr.DataTree:
+    """Sample the posterior of a bayeslmm model with NUTS and check the result.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        From :func:`~bayeslmm.models.marginal_grm`, :func:`~bayeslmm.models.random_effects`
+        or :func:`~bayeslmm.models.fixed_effects` (any PyMC model works, too).
+    draws, tune, chains : int
+        Kept draws per chain, tuning steps per chain, number of chains.
+    seed : int or numpy.random.Generator, optional
+        Same seed, same draws (both samplers).
+    sampler : {"nutpie", "pymc"}
+        nutpie (PyMC 6's default, compiled with numba) or PyMC's own NUTS.
+    progressbar : bool
+    cores : int, optional
+        Chains run in parallel on this many cores.
+    target_accept : float, optional
+        NUTS target acceptance; raise (e.g. 0.95) if divergences are reported.
+    log_likelihood, log_prior : bool
+        Store the pointwise ``log_likelihood`` and ``log_prior`` groups (needed by
+        power-scaling sensitivity, :func:`arviz_stats.psense`).
+    check : bool
+        Warn (:class:`~bayeslmm.errors.SamplingWarning`) on R-hat > 1.01, bulk ESS below 100
+        per chain, or any divergence.
+    **kwargs
+        Passed to :func:`pymc.sample`.
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior`` (``h2``, ``sigma_g2``, ``sigma_e2``, ``Vp``, ``beta`` over
+        ``covariate``, ``g`` over ``sample`` when the model has it), ``sample_stats``,
+        ``observed_data``, ``log_likelihood``, ``log_prior``; the diagnostics are in
+        ``posterior.attrs`` (``n_divergences``, ``max_rhat``, ``min_ess_bulk``).
+    """
+    if sampler not in SAMPLERS:
+        raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if draws < 1 or chains < 1 or tune < 0:
+        raise InputError("draws and chains must be positive and tune non-negative")
+    if target_accept is not None:
+        kwargs.setdefault("nuts", {})["target_accept"] = target_accept
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2**31))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        # PyMC's own convergence messages go to the logger; we warn once, ourselves, below.
+        warnings.filterwarnings("ignore", message=".*compute_log_prior.*")
+        # Our genetic values live on the dimension ``sample`` (the package's convention);
+        # ArviZ warns about the name, which here is not a stacked chain/draw dimension.
+        warnings.filterwarnings("ignore", message="Found dimension named 'sample'")
+        idata = pm.sample(draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+                          nuts_sampler=sampler, progressbar=progressbar, model=model,
+                          compute_convergence_checks=False, quiet=not progressbar, **kwargs)
+        if log_likelihood and model.observed_RVs:
+            idata = pm.stats.compute_log_likelihood(idata, model=model, progressbar=False)
+        if log_prior and model.free_RVs:
+            idata = pm.stats.compute_log_prior(idata, model=model, progressbar=False)
+    elapsed = time.perf_counter() - t0
+    post = idata["posterior"]
+    post.attrs["sampler"] = sampler
+    post.attrs["wall_time_s"] = elapsed
+    info = getattr(model, "_bayeslmm_info", None)
+    if info is not None:
+        post.attrs["model_kind"] = info.kind
+        post.attrs["priors"] = repr(info.priors.describe())
+    diag = check_diagnostics(idata, warn=check)
+    post.attrs.update(diag)
+    return idata
+
+
+def _free_names(idata: xr.DataTree) -> list[str]:
+    post = idata["posterior"].to_dataset()
+    keep = []
+    for name, da in post.data_vars.items():
+        if name.endswith("_raw") or name == "g":  # per-sample latents: many, checked via h2
+            continue
+        if float(np.ptp(da.values)) == 0.0:  # fixed at a value (empirical Bayes)
+            continue
+        keep.append(name)
+    return keep
+
+
+def check_diagnostics(idata: xr.DataTree, *, warn: bool = True) -> dict[str, float | int]:
+    """R-hat (rank-normalised), bulk ESS and divergences of the scalar-ish parameters.
+
+    Returns a dict ``n_divergences``, ``max_rhat``, ``min_ess_bulk`` and, when ``warn``,
+    issues one :class:`~bayeslmm.errors.SamplingWarning` listing every problem found.
+    """
+    import arviz_stats as azs
+
+    names = _free_names(idata)
+    n_chains = idata["posterior"].sizes["chain"]
+    out: dict[str, float | int] = {"n_divergences": 0, "max_rhat": float("nan"),
+                                   "min_ess_bulk": float("nan")}
+    if "sample_stats" in idata.children and "diverging" in idata["sample_stats"]:
+        out["n_divergences"] = int(idata["sample_stats"]["diverging"].sum())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Found dimension named 'sample'")
+        ess = azs.ess(idata, var_names=names, method="bulk") if names else None
+        rh = azs.rhat(idata, var_names=names) if names and n_chains > 1 else None
+    if ess is not None:
+        ess_vals = np.concatenate([np.ravel(v.values) for v in ess.data_vars.values()])
+        out["min_ess_bulk"] = float(np.nanmin(ess_vals))
+        if rh is not None:
+            rh_vals = np.concatenate([np.ravel(v.values) for v in rh.data_vars.values()])
+            out["max_rhat"] = float(np.nanmax(rh_vals))
+    problems = []
+    if out["n_divergences"]:
+        problems.append(f"{out['n_divergences']} divergent transitions (raise target_accept "
+                        "or reconsider the priors)")
+    if np.isfinite(out["max_rhat"]) and out["max_rhat"] > RHAT_MAX:
+        problems.append(f"R-hat up to {out['max_rhat']:.3f} > {RHAT_MAX} (chains disagree; "
+                        "sample longer)")
+    if np.isfinite(out["min_ess_bulk"]) and out["min_ess_bulk"] < ESS_PER_CHAIN_MIN * n_chains:
+        problems.append(f"bulk ESS as low as {out['min_ess_bulk']:.0f} < "
+                        f"{ESS_PER_CHAIN_MIN * n_chains} (draw more)")
+    if warn and problems:
+        warnings.warn("unreliable posterior: " + "; ".join(problems), SamplingWarning,
+                      stacklevel=3)
+    return out
+
+
+# ---------------------------------------------------------------------- prediction
+def _stack(post: xr.Dataset, name: str) -> np.ndarray:
+    """(S, ...) draws of a posterior variable, chains and draws flattened."""
+    da = post[name]
+    return np.asarray(da.values).reshape((-1,) + da.shape[2:])
+
+
+def _as_matrix(a, what: str) -> np.ndarray:
+    arr = np.asarray(a.values if hasattr(a, "values") and not isinstance(a, np.ndarray) else a,
+                     dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{what} has NaN or infinite values")
+    return arr
+
+
+def posterior_predictive(idata: xr.DataTree, model: pm.Model, *, K_new=None, K_new_diag=None,
+                         X_new=None, Z_new=None, samples_new=None,
+                         seed: int | np.random.Generator | None = None) -> xr.DataTree:
+    """Posterior predictive draws for the training samples or for new samples.
+
+    Training (no ``K_new`` / ``Z_new``): replicated phenotypes y_rep ~ p(y | theta) for each
+    posterior draw theta -- for the marginal model a fresh g (N(X beta, V)), for models with
+    g in the posterior (``random_effects``, ``marginal_grm(latent=True)``) y_rep = X beta + g
+    + e -- stored in group ``posterior_predictive`` as ``y`` over ``sample``.
+
+    New samples (notes 5.2.2): given the cross kernel K(new, train) and the diagonal of
+    K(new, new), for each draw the conditional normal
+
+        g_new | y, theta ~ N(sigma_g2 K21 V^-1 (y - X beta),
+                             sigma_g2 k22 - sigma_g2^2 diag(K21 V^-1 K12)),
+
+    computed in the eigenbasis (O(N2 r) per draw), then y_new = X_new beta + g_new + e. The
+    draws are marginal per new sample (their joint covariance is not formed). Stored in
+    group ``predictions`` as ``y`` and ``g`` over ``sample_new``.
+
+    Parameters
+    ----------
+    idata : DataTree
+        From :func:`sample` on ``model``.
+    model : pymc.Model
+        Built by :mod:`bayeslmm.models`.
+    K_new : array_like, shape (N2, N)
+        Kernel between new and training samples, columns in the training order.
+    K_new_diag : array_like, shape (N2,)
+        Diagonal of K(new, new) (for a GRM, 1 + inbreeding).
+    X_new : array_like, shape (N2, M), optional
+        Covariates of the new samples; default an intercept when the model has only one.
+    Z_new : array_like, shape (N2, P)
+        For ``random_effects``: genotypes of the new samples (then g_new = Z_new b).
+    samples_new : sequence of str, optional
+        Labels of the new samples.
+    seed : int or Generator, optional
+
+    Returns
+    -------
+    DataTree
+        A copy of ``idata`` with the new group.
+    """
+    info = model_info(model)
+    rng = np.random.default_rng(seed)
+    post = idata["posterior"].to_dataset()
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    beta = _stack(post, "beta")  # (S, M)
+    S_ = beta.shape[0]
+    se = _stack(post, "sigma_e2").reshape(S_)
+    data = info.data
+    out = idata.copy()
+    new = K_new is not None or Z_new is not None
+    if not new:
+        mu = beta @ data.X.T
+        if "g" in post:
+            y = mu + _stack(post, "g") + np.sqrt(se)[:, None] * rng.standard_normal(mu.shape)
+        elif info.kind == "fixed":
+            y = mu + np.sqrt(se)[:, None] * rng.standard_normal(mu.shape)
+        elif info.kind == "marginal":
+            dec = info.decomposition
+            sg = _stack(post, "sigma_g2").reshape(S_)
+            d = sg[:, None] * dec.S[None, :] + se[:, None]
+            w = rng.standard_normal((S_, data.N))
+            Uw = w @ dec.U
+            # U sqrt(d) z on K's column space, sqrt(sigma_e2) P0 w on its complement.
+            y = (mu + (np.sqrt(d) * rng.standard_normal(d.shape)) @ dec.U.T
+                 + np.sqrt(se)[:, None] * (w - Uw @ dec.U.T))
+        else:  # dense, several kernels: one Cholesky per draw
+            sg = _stack(post, "sigma_g2")
+            y = np.empty_like(mu)
+            for s in range(S_):
+                V = se[s] * np.eye(data.N) + sum(sg[s, j] * Kj for j, Kj in enumerate(data.Ks))
+                y[s] = mu[s] + np.linalg.cholesky(V) @ rng.standard_normal(data.N)
+        ds = xr.Dataset({"y": (("chain", "draw", "sample"), y.reshape(C, D, data.N))},
+                        coords={"chain": post.chain, "draw": post.draw,
+                                "sample": list(data.samples)})
+        out["posterior_predictive"] = xr.DataTree(ds)
+        return out
+
+    # ---- new samples
+    if Z_new is not None:
+        if info.kind != "random":
+            raise InputError("Z_new is for random_effects models; give K_new and K_new_diag "
+                             "for the marginal model")
+        Zn = _as_matrix(Z_new, "Z_new")
+        N2 = Zn.shape[0]
+    else:
+        if info.kind != "marginal":
+            raise InputError("K_new prediction needs a one-kernel marginal_grm model")
+        K21 = _as_matrix(K_new, "K_new")
+        if K21.ndim != 2 or K21.shape[1] != data.N:
+            raise InputError(f"K_new must be N_new x {data.N} (columns = training samples in "
+                             f"the model's order), got shape {K21.shape}")
+        N2 = K21.shape[0]
+        if K_new_diag is None:
+            raise InputError("K_new_diag (the diagonal of K(new, new)) is needed for the "
+                             "predictive variance")
+        k22 = _as_matrix(K_new_diag, "K_new_diag").reshape(-1)
+        if k22.shape != (N2,):
+            raise InputError(f"K_new_diag must have {N2} values")
+    if X_new is None:
+        if data.M != 1:
+            raise InputError(f"X_new is needed: the model has {data.M} covariates")
+        Xn = np.ones((N2, 1))
+    else:
+        Xn = _as_matrix(X_new, "X_new").reshape(N2, -1)
+        if Xn.shape[1] != data.M:
+            raise InputError(f"X_new has {Xn.shape[1]} columns, the model {data.M}")
+    if Z_new is not None:
+        g = _stack(post, "b") @ Zn.T
+    else:
+        dec = info.decomposition
+        sg = _stack(post, "sigma_g2").reshape(S_)
+        d = sg[:, None] * dec.S[None, :] + se[:, None]  # (S, r)
+        B = K21 @ dec.U  # (N2, r)
+        Ur = (dec.U.T @ data.y)[None, :] - beta @ (dec.U.T @ data.X).T  # U'(y - X beta)
+        K21r = (K21 @ data.y)[None, :] - beta @ (K21 @ data.X).T  # K21 (y - X beta)
+        # K21 V^-1 r = B (U'r / d) + (K21 r - B U'r) / sigma_e2 (complement, eigenvalue 0)
+        KVr = (Ur / d) @ B.T + (K21r - Ur @ B.T) / se[:, None]
+        mean = sg[:, None] * KVr
+        B2 = B**2
+        quad = (1.0 / d) @ B2.T + ((K21**2).sum(1) - B2.sum(1))[None, :] / se[:, None]
+        var = np.clip(sg[:, None] * k22[None, :] - sg[:, None] ** 2 * quad, 0.0, None)
+        g = mean + np.sqrt(var) * rng.standard_normal(var.shape)
+    y = beta @ Xn.T + g + np.sqrt(se)[:, None] * rng.standard_normal(g.shape)
+    labels = (list(map(str, samples_new)) if samples_new is not None
+              else [f"new{i}" for i in range(N2)])
+    ds = xr.Dataset({"y": (("chain", "draw", "sample_new"), y.reshape(C, D, N2)),
+                     "g": (("chain", "draw", "sample_new"), g.reshape(C, D, N2))},
+                    coords={"chain": post.chain, "draw": post.draw, "sample_new": labels})
+    out["predictions"] = xr.DataTree(ds)
+    return out

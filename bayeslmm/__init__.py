@@ -22,6 +22,19 @@ from bayeslmm.spectral import Decomposition, decompose, decompose_genotypes
 
 __version__ = "0.1.0"
 
+# The Bayesian layer imports PyMC (seconds); it is loaded on first use, so that
+# `import bayeslmm` and the non-Bayesian commands stay fast.
+_BAYES = ("compare", "empirical_bayes", "implied_h2_prior", "parse_priors",
+          "posterior_h2_quadrature", "prior_sensitivity", "sample")
+
+
+def __getattr__(name: str):
+    if name in _BAYES:
+        from bayeslmm import bayes
+
+        return getattr(bayes, name)
+    raise AttributeError(f"module 'bayeslmm' has no attribute {name!r}")
+
 __all__ = [
     "AlignmentError",
     "BayesLMMError",
@@ -36,14 +49,21 @@ __all__ = [
     "assoc",
     "blue",
     "blup",
+    "compare",
     "decompose",
     "decompose_genotypes",
     "dense_loglik",
+    "empirical_bayes",
     "genomic_control",
+    "implied_h2_prior",
     "lr_test",
     "ml",
     "ols",
+    "parse_priors",
+    "posterior_h2_quadrature",
     "predict",
+    "prior_sensitivity",
     "reml",
+    "sample",
     "snp_blup",
 ]

@@ -286,7 +286,7 @@ def snp_blup(fit: VarianceComponentFit, Z, *, ridge: bool = False, check: bool =
     lam = np.inf if sg == 0 else P * se / sg
     if sg == 0:
         b = np.zeros(P)
-    elif ridge:
+    elif ridge and se > 0:  # at h2 = 1 (sigma_e2 = 0) the ridge system is singular
         from scipy.linalg import cho_factor, cho_solve
 
         A = Zarr.T @ Zarr + lam * np.eye(P)

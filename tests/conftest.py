@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from helpers import simulate  # noqa: E402, F401  (re-exported for fixtures)
 from peers import gunzip_example  # noqa: E402
 
 MOUSE = ["mouse_hs1940.bed", "mouse_hs1940.bim", "mouse_hs1940.fam"]
@@ -23,25 +24,6 @@ MOUSE = ["mouse_hs1940.bed", "mouse_hs1940.bim", "mouse_hs1940.fam"]
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261125)
-
-
-def simulate(N: int = 300, P: int = 600, h2: float = 0.5, M: int = 2, seed: int = 0,
-             Vp: float = 1.0):
-    """y = X beta + Z b + e with K = ZZ'/P (notes eq. 43), standardized Z.
-
-    Returns (y, K, X, Z, g) with g = Z b the true genetic values.
-    """
-    rng = np.random.default_rng(seed)
-    freq = rng.uniform(0.05, 0.5, P)
-    G = rng.binomial(2, freq, size=(N, P)).astype(float)
-    Z = (G - G.mean(0)) / G.std(0)
-    K = Z @ Z.T / P
-    X = np.column_stack([np.ones(N)] + [rng.standard_normal(N) for _ in range(M - 1)])
-    beta = np.arange(1, M + 1, dtype=float)
-    b = rng.normal(0, np.sqrt(h2 * Vp / P), P)
-    g = Z @ b
-    y = X @ beta + g + rng.normal(0, np.sqrt((1 - h2) * Vp), N)
-    return y, K, X, Z, g
 
 
 @pytest.fixture
@@ -69,16 +51,3 @@ def gemma_mouse(mouse_dir, tmp_path_factory) -> dict:
          "-outdir", str(out), "-o", "lmm"], cwd=out)
     return {"kinship": out / "kin.sXX.txt", "assoc": out / "lmm.assoc.txt",
             "log": out / "lmm.log.txt", "dir": out}
-
-
-def gemma_log_values(path) -> dict:
-    """The ``## key = value`` lines of a GEMMA log as floats where they parse."""
-    values = {}
-    for line in open(path):
-        if line.startswith("##") and "=" in line:
-            key, _, val = line[2:].partition("=")
-            try:
-                values[key.strip()] = float(val.split()[0])
-            except (ValueError, IndexError):
-                pass
-    return values

@@ -11,7 +11,7 @@ from scipy import stats
 import bayeslmm
 from bayeslmm.assoc import assoc
 
-from conftest import simulate
+from helpers import simulate
 from peers import require_tool, run
 
 

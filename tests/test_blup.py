@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import bayeslmm
 from bayeslmm.blup import blue, blup, predict, snp_blup
 
-from conftest import simulate
+from helpers import simulate
 from peers import require_module, require_tool, run
 
 

@@ -9,7 +9,7 @@ from scipy import stats
 import bayeslmm
 from bayeslmm.likelihood import SpectralLMM, dense_loglik
 
-from conftest import simulate
+from helpers import simulate
 
 
 @pytest.fixture(scope="module")

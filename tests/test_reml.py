@@ -11,7 +11,7 @@ import bayeslmm
 from bayeslmm.errors import CollinearityError, ConvergenceWarning, InputError, KernelError
 from bayeslmm.likelihood import dense_loglik
 
-from conftest import simulate
+from helpers import simulate
 
 
 @pytest.fixture(scope="module")

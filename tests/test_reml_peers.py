@@ -8,7 +8,7 @@ import pytest
 
 import bayeslmm
 
-from conftest import gemma_log_values, simulate
+from helpers import gemma_log_values, simulate
 from peers import require_module, require_tool, run
 
 pytestmark = pytest.mark.peer

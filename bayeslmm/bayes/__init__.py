@@ -1,6 +1,7 @@
 """Bayesian layer: priors, PyMC model builders, sampling, empirical Bayes and the exact
 quadrature posterior of h2 -- all sharing the one decomposition of K with REML."""
 
+from bayeslmm.bayes.compare import Comparison, compare
 from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes
 from bayeslmm.bayes.models import fixed_effects, marginal_grm, random_effects
 from bayeslmm.bayes.priors import (
@@ -12,11 +13,15 @@ from bayeslmm.bayes.priors import (
 )
 from bayeslmm.bayes.quadrature import posterior_h2_quadrature
 from bayeslmm.bayes.sampling import check_diagnostics, posterior_predictive, sample
+from bayeslmm.bayes.sensitivity import Sensitivity, prior_sensitivity
 
 __all__ = [
+    "Comparison",
     "EmpiricalBayes",
     "Prior",
+    "Sensitivity",
     "check_diagnostics",
+    "compare",
     "empirical_bayes",
     "fixed_effects",
     "implied_h2_prior",
@@ -26,6 +31,7 @@ __all__ = [
     "plot_implied_h2_prior",
     "posterior_h2_quadrature",
     "posterior_predictive",
+    "prior_sensitivity",
     "random_effects",
     "sample",
 ]

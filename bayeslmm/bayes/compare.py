@@ -126,7 +126,8 @@ class Comparison:
         ax.legend(frameon=False, fontsize=8)
         fig = fig or ax.figure
         if path is not None:
-            fig.savefig(path, bbox_inches="tight")
+            fig.tight_layout()
+            fig.savefig(path)
         return fig
 
     def __repr__(self) -> str:

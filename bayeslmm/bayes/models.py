@@ -209,6 +209,52 @@ def _null_logp(value, beta, sigma_e2, n0, cXX, cXy, cyy):
     return -0.5 * (n0 * (LOG2PI + pt.log(sigma_e2)) + q / sigma_e2) + 0.0 * value
 
 
+def _beta_conditional(pri: ResolvedPriors, data: LMMData, dec: Decomposition, sg, se):
+    """beta non-centred on its conditional posterior given the variances.
+
+    Given (sigma_g2, sigma_e2), beta | y is Gaussian with precision A = X'V^-1X + Lambda_0
+    (Lambda_0 the precision of a Normal prior, 0 for a flat one) and mean A^-1 b, b =
+    X'V^-1y + Lambda_0 m_0 (notes eq. 13-14). Writing beta = A^-1 b + L^-T z with A = L L'
+    makes z | variances standard normal, so NUTS no longer sees the funnel between h2 -> 1 and
+    the intercept (a centred GRM leaves the intercept direction in K's null space, where its
+    scale is sigma_e2 = (1 - h2) Vp). The map z -> beta is affine for fixed variances, so the
+    density only gains the Jacobian |L^-T| = prod(1 / L_ii); the model is unchanged and beta
+    is kept as a deterministic. O(r M^2) per evaluation. The prior of beta enters as a
+    potential (it is not in the ``log_prior`` group that power-scaling reads).
+    """
+    U, S = dec.U, dec.S
+    UX, Uy = U.T @ data.X, U.T @ data.y
+    w = 1.0 / (sg * S + se)
+    XtWX = pt.dot(UX.T * w, UX)
+    XtWy = pt.dot(UX.T, w * Uy)
+    n0 = data.N - dec.rank
+    if n0 > 0:
+        XtWX = XtWX + (data.X.T @ data.X - UX.T @ UX) / se
+        XtWy = XtWy + (data.X.T @ data.y - UX.T @ Uy) / se
+    M = data.M
+    prior = None if pri.beta_mu.size else pri["beta"]
+    if pri.beta_mu.size:
+        lam, m0 = 1.0 / pri.beta_sigma**2, pri.beta_mu
+    elif prior.family == "Normal":
+        lam = np.full(M, 1.0 / prior.params["sigma"] ** 2)
+        m0 = np.full(M, prior.params.get("mu", 0.0))
+    else:  # flat or non-Gaussian: centre on the likelihood alone, prior as a potential
+        lam, m0 = np.zeros(M), np.zeros(M)
+    A = XtWX + pt.diag(lam)
+    L = pt.linalg.cholesky(A)
+    mean = pt.linalg.solve(A, XtWy + lam * m0, assume_a="pos")
+    z = pm.Flat("beta_z", dims="covariate")
+    beta = pm.Deterministic("beta", mean + pt.linalg.solve_triangular(L.T, z, lower=False),
+                            dims="covariate")
+    pm.Potential("beta_jacobian", -pt.sum(pt.log(pt.diag(L))))
+    if pri.beta_mu.size or prior.family == "Normal":
+        pm.Potential("beta_prior", pt.sum(-0.5 * (LOG2PI - np.log(lam))
+                                          - 0.5 * lam * (beta - m0) ** 2))
+    elif prior.family != "Flat":
+        pm.Potential("beta_prior", pt.sum(pm.logp(prior.dist(shape=(M,)), beta)))
+    return beta
+
+
 def _spectral_likelihood(data: LMMData, dec: Decomposition, beta, sg, se, latent: bool):
     U, S = dec.U, dec.S
     Uy = U.T @ data.y
@@ -234,7 +280,8 @@ def _spectral_likelihood(data: LMMData, dec: Decomposition, beta, sg, se, latent
 def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
                  decomposition: Decomposition | None = None, Z=None,
                  fixed: Mapping[str, float] | None = None, latent: bool = False,
-                 component_names: Sequence[str] | None = None) -> pm.Model:
+                 component_names: Sequence[str] | None = None,
+                 beta_param: str = "auto") -> pm.Model:
     """Marginal model Y ~ N(X beta, sigma_g2 K + sigma_e2 I), b integrated out (notes eq. 46).
 
     Parameters
@@ -260,6 +307,11 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
         that their posterior is sampled; the likelihood is then conditional on g.
     component_names : sequence of str, optional
         Names of the kernels (dense path; coordinate ``component``).
+    beta_param : {"auto", "conditional", "direct"}
+        How beta is sampled in the one-kernel marginal model. ``"conditional"`` (the default
+        when ``latent=False``) samples z with beta = E(beta | variances, y) + L^-T z, which
+        removes the funnel between h2 -> 1 and the intercept; ``"direct"`` samples beta
+        itself. Both define the same posterior.
 
     Returns
     -------
@@ -304,9 +356,19 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
         data = _validate(y, X, K)
         dec = decompose(data.Ks[0], samples=data.samples)
     pri = default_priors(priors, data.y, data.X)
+    if beta_param not in ("auto", "conditional", "direct"):
+        raise InputError(f"beta_param must be 'auto', 'conditional' or 'direct', got "
+                         f"{beta_param!r}")
+    conditional = beta_param == "conditional" or (beta_param == "auto" and not latent)
+    if conditional and latent:
+        raise InputError("beta_param='conditional' is for the marginal model (latent=False)")
     with pm.Model(coords=_coords(data, eigen=np.arange(dec.rank))) as model:
-        beta = _beta(pri, data.M)
-        sg, se = _variances(pri, fixed)
+        if conditional:
+            sg, se = _variances(pri, fixed)
+            beta = _beta_conditional(pri, data, dec, sg, se)
+        else:
+            beta = _beta(pri, data.M)
+            sg, se = _variances(pri, fixed)
         _spectral_likelihood(data, dec, beta, sg, se, latent)
     model._bayeslmm_info = ModelInfo("marginal", data, pri, decomposition=dec,
                                      fixed=fixed, latent=latent)

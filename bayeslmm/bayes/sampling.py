@@ -88,6 +88,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
             idata = pm.stats.compute_log_likelihood(idata, model=model, progressbar=False)
         if log_prior and model.free_RVs:
             idata = pm.stats.compute_log_prior(idata, model=model, progressbar=False)
+            _log_prior_of_conditional_beta(idata, model)
     elapsed = time.perf_counter() - t0
     post = idata["posterior"]
     post.attrs["sampler"] = sampler
@@ -99,6 +100,32 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     diag = check_diagnostics(idata, warn=check)
     post.attrs.update(diag)
     return idata
+
+
+def _log_prior_of_conditional_beta(idata: xr.DataTree, model: pm.Model) -> None:
+    """Put beta's prior in the ``log_prior`` group when beta is sampled through beta_z.
+
+    With marginal_grm's conditional parameterisation beta is a deterministic of the flat
+    beta_z and its prior is a potential, which PyMC's compute_log_prior does not see; power
+    scaling of the prior must still include it.
+    """
+    info = getattr(model, "_bayeslmm_info", None)
+    if info is None or "beta_z" not in model.named_vars or "log_prior" not in idata.children:
+        return
+    from scipy import stats
+
+    beta = idata["posterior"]["beta"]
+    pri = info.priors
+    if pri.beta_mu.size:
+        lp = stats.norm.logpdf(beta.values, pri.beta_mu, pri.beta_sigma)
+    elif pri["beta"].family == "Flat":
+        lp = np.zeros(beta.shape)
+    else:
+        lp = pri["beta"].logpdf(beta.values)
+    group = idata["log_prior"].to_dataset()
+    group = group.drop_vars("beta_z", errors="ignore")
+    group["beta"] = beta.copy(data=lp)
+    idata["log_prior"] = xr.DataTree(group)
 
 
 def _free_names(idata: xr.DataTree) -> list[str]:

@@ -95,7 +95,8 @@ class Sensitivity:
         ax.set_title("Prior sensitivity of h2")
         ax.legend(frameon=False, fontsize=7, ncol=2)
         if path is not None:
-            fig.savefig(path, bbox_inches="tight")
+            fig.tight_layout()
+            fig.savefig(path)
         return fig
 
     def __repr__(self) -> str:

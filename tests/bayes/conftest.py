@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import simulate  # tests/conftest.py is on sys.path (see there)
+from helpers import simulate  # tests/conftest.py is on sys.path (see there)
 
 
 def to_values(model, natural: dict) -> dict:

@@ -31,7 +31,7 @@ def _points(rng, M, n=3):
 def test_marginal_logp_equals_dense(small, rng):
     y, K, X, Z, g = small
     N, M = X.shape
-    m = marginal_grm(y, K, X, priors=PRI)
+    m = marginal_grm(y, K, X, priors=PRI, beta_param="direct")
     for p in _points(rng, M):
         V = p["Vp"] * (p["h2"] * K + (1 - p["h2"]) * np.eye(N))
         ref = (stats.multivariate_normal(X @ p["beta"], V).logpdf(y)
@@ -42,7 +42,7 @@ def test_marginal_logp_equals_dense(small, rng):
 
 def test_marginal_variances_parameterisation(small, rng):
     y, K, X, Z, g = small
-    m = marginal_grm(y, K, X, priors=PRI_VAR)
+    m = marginal_grm(y, K, X, priors=PRI_VAR, beta_param="direct")
     for _ in range(3):
         sg, se, b = rng.uniform(0.1, 2), rng.uniform(0.1, 2), rng.normal(0, 1, 2)
         V = sg * K + se * np.eye(len(y))
@@ -58,9 +58,10 @@ def test_low_rank_thin_svd_and_decomposition_agree(rng):
     K = Z @ Z.T / P
     X = np.column_stack([np.ones(N), rng.standard_normal(N)])
     y = X @ [1.0, -1.0] + Z @ rng.normal(0, 0.2, P) + rng.standard_normal(N)
-    m_z = marginal_grm(y, X=X, Z=Z, priors=PRI)
-    m_k = marginal_grm(y, K, X, priors=PRI)
-    m_d = marginal_grm(y, X=X, decomposition=bayeslmm.decompose_genotypes(Z), priors=PRI)
+    m_z = marginal_grm(y, X=X, Z=Z, priors=PRI, beta_param="direct")
+    m_k = marginal_grm(y, K, X, priors=PRI, beta_param="direct")
+    m_d = marginal_grm(y, X=X, decomposition=bayeslmm.decompose_genotypes(Z), priors=PRI,
+                       beta_param="direct")
     assert "y_null" in m_z.named_vars and m_z.coords["eigen"].__len__() == P
     for p in _points(rng, 2):
         V = p["Vp"] * (p["h2"] * K + (1 - p["h2"]) * np.eye(N))
@@ -75,7 +76,8 @@ def test_low_rank_thin_svd_and_decomposition_agree(rng):
 def test_marginal_matches_spectral_ml(sim300, rng):
     """The sampled model's likelihood is SpectralLMM's ML log-likelihood (eq. 48)."""
     y, K, X, Z, fit = sim300
-    m = marginal_grm(y, fit.decomposition, X, priors={**PRI, "beta": "Flat()"})
+    m = marginal_grm(y, fit.decomposition, X, priors={**PRI, "beta": "Flat()"},
+                     beta_param="direct")
     ll = m.compile_fn(m.datalogp, inputs=m.value_vars)
     for p in _points(rng, 2):
         vals = to_values(m, p)
@@ -90,7 +92,7 @@ def test_random_effects_logp_and_marginal_identity(small, rng):
     y, K, X, Z, g = small
     N, P = Z.shape
     m = random_effects(y, X, Z, priors=PRI)
-    mm = marginal_grm(y, K, X, priors=PRI)
+    mm = marginal_grm(y, K, X, priors=PRI, beta_param="direct")
     for p in _points(rng, 2):
         z = rng.standard_normal(P)
         sg, se = p["h2"] * p["Vp"], (1 - p["h2"]) * p["Vp"]
@@ -131,7 +133,7 @@ def test_several_kernels_dense_path(small, rng):
            + stats.t.logpdf(se, 4, 0, 1) + stats.norm.logpdf(b, 1, 10).sum())
     assert _logp(m, {"sigma_g2": sg, "sigma_e2": se, "beta": b}) == pytest.approx(ref)
     # With the second variance at 0, the dense path equals the spectral one.
-    m1 = marginal_grm(y, K, X, priors=PRI_VAR)
+    m1 = marginal_grm(y, K, X, priors=PRI_VAR, beta_param="direct")
     l1 = m1.compile_fn(m1.datalogp, inputs=m1.value_vars)
     l2 = m.compile_fn(m.datalogp, inputs=m.value_vars)
     v1 = to_values(m1, {"sigma_g2": 0.4, "sigma_e2": se, "beta": b})
@@ -152,3 +154,35 @@ def test_builder_input_errors(small):
     with pytest.raises(InputError, match="not both"):
         marginal_grm(y, K, X, Z=Z)
     assert special.expit(0) == 0.5  # keeps the import used
+
+
+@pytest.mark.parametrize("beta_prior", ["Normal(0, 5)", "Flat()", "StudentT(3, 0, 4)"])
+def test_conditional_beta_is_the_same_model(small, rng, beta_prior):
+    """beta = E(beta | variances, y) + L^-T z: density in (z, variances) equals the direct
+    density at the mapped beta plus log|L^-T| (an affine change of variables)."""
+    y, K, X, Z, g = small
+    N, M = X.shape
+    pri = {**PRI, "beta": beta_prior}
+    direct = marginal_grm(y, K, X, priors=pri, beta_param="direct")
+    cond = marginal_grm(y, K, X, priors=pri)
+    assert "beta_z" in [rv.name for rv in cond.free_RVs]
+    beta_graph = cond.replace_rvs_by_values([cond["beta"]])[0]
+    beta_of = cond.compile_fn(beta_graph, inputs=cond.value_vars, on_unused_input="ignore")
+    for p in _points(rng, M):
+        z = rng.normal(size=M)
+        point = to_values(cond, {"h2": p["h2"], "Vp": p["Vp"], "beta_z": z})
+        beta = np.asarray(beta_of(point))
+        V = p["Vp"] * (p["h2"] * K + (1 - p["h2"]) * np.eye(N))
+        Vi = np.linalg.inv(V)
+        A = X.T @ Vi @ X
+        if beta_prior.startswith("Normal"):
+            A = A + np.eye(M) / 25
+            mean = np.linalg.solve(A, X.T @ Vi @ y)
+        else:
+            mean = np.linalg.solve(A, X.T @ Vi @ y)
+        L = np.linalg.cholesky(A)
+        np.testing.assert_allclose(beta, mean + np.linalg.solve(L.T, z), rtol=1e-8)
+        log_jac = -np.log(np.diag(L)).sum()
+        want = _logp(direct, {"h2": p["h2"], "Vp": p["Vp"], "beta": beta}) + log_jac
+        got = float(cond.compile_logp(jacobian=False)(point))
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-7)

@@ -20,7 +20,7 @@ from bayeslmm.bayes import (
 )
 from bayeslmm.errors import InputError, SamplingWarning
 
-from conftest import simulate
+from helpers import simulate
 
 # Priors under which the quadrature is exact: beta flat, Vp inverse gamma (integrated
 # analytically), any prior on h2.
@@ -100,10 +100,10 @@ def test_nuts_matches_quadrature_mouse(mouse):
     assert idata["posterior"].attrs["n_divergences"] == 0
 
 
-@pytest.mark.parametrize("h2", [0.02, 0.5, pytest.param(0.98, marks=pytest.mark.xfail(
-    strict=False, reason="known: funnel between h2 -> 1 and the intercept, which a centred "
-    "GRM leaves in K's null space (scale sigma_e2); needs beta non-centred on its "
-    "conditional posterior given (h2, Vp) -- open"))])
+# h2 = 0.98 used to diverge: a centred GRM leaves the intercept in K's null space, whose
+# scale sigma_e2 = (1 - h2) Vp makes a funnel; beta is now sampled non-centred on its
+# conditional posterior (marginal_grm's beta_param="conditional", the default).
+@pytest.mark.parametrize("h2", [0.02, 0.5, 0.98])
 def test_no_divergences_default_priors(h2):
     y, K, X, Z, g = simulate(N=500, P=1000, h2=h2, seed=21)
     fit = bayeslmm.reml(y, K, X)

@@ -1,0 +1,68 @@
+"""Prior sensitivity of h2: small N is flagged, large N is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bayeslmm
+from bayeslmm.bayes.sensitivity import prior_sensitivity
+from bayeslmm.errors import InputError
+
+from .test_compare import assert_png
+from helpers import simulate
+
+STRONG = {"flat": {"h2": "Beta(1, 1)"}, "low": {"h2": "Beta(2, 8)"},
+          "high": {"h2": "Beta(8, 2)"}}
+MILD = {"flat": {"h2": "Beta(1, 1)"}, "Beta(2, 2)": {"h2": "Beta(2, 2)"},
+        "HalfNormal": {"sigma_g2": "HalfNormal(2)", "sigma_e2": "HalfNormal(2)"}}
+
+
+def test_small_n_flags_the_h2_prior(tmp_path):
+    y, K, X, _, _ = simulate(N=100, P=200, h2=0.5, seed=3)
+    sens = prior_sensitivity(y, K, X, priors=STRONG, draws=500, tune=500, chains=2, seed=1,
+                             progressbar=False)
+    s = sens.summary
+    assert list(s["prior"].values) == ["flat", "low", "high"]
+    assert sens.prior_sensitive
+    assert "prior-sensitive" in sens.verdict
+    # The posterior follows the prior: low < flat < high.
+    m = s["h2_mean"].values
+    assert m[1] < m[0] < m[2]
+    # Power scaling sees the informative Beta priors, and cannot see a flat one.
+    assert s["psense_prior"].sel(prior="low") >= 0.05
+    assert s["psense_prior"].sel(prior="flat") < 0.05
+    assert s["prior_h2_mean"].sel(prior="low") == pytest.approx(0.2, abs=0.02)
+    sens.plot(tmp_path / "sens.png")
+    assert_png(tmp_path / "sens.png")
+
+
+@pytest.mark.slow
+def test_large_n_is_not_prior_sensitive():
+    y, _, X, Z, _ = simulate(N=3000, P=100, h2=0.5, seed=7)
+    fit = bayeslmm.reml(y, bayeslmm.decompose_genotypes(Z), X)
+    sens = prior_sensitivity(y, fit, X, priors=MILD, draws=500, tune=500, chains=2, seed=2,
+                             progressbar=False)
+    print("\n" + repr(sens))
+    assert not sens.prior_sensitive, sens.verdict
+    assert "robust" in sens.verdict
+    assert np.all(sens.summary["psense_prior"].values < 0.05)
+
+
+def test_quadrature_method_agrees_with_exact_posteriors():
+    y, K, X, _, _ = simulate(N=100, P=200, h2=0.5, seed=3)
+    sens = prior_sensitivity(y, K, X, priors=STRONG, method="quadrature", seed=0)
+    assert sens.prior_sensitive
+    assert np.all(np.isnan(sens.summary["psense_prior"].values))
+    fit = bayeslmm.reml(y, K, X)
+    q = bayeslmm.bayes.posterior_h2_quadrature(fit, priors={"h2": "Beta(2, 8)",
+                                                             "beta": "Flat()"})
+    assert sens.summary["h2_mean"].sel(prior="low") == pytest.approx(float(q["mean"]), abs=1e-9)
+
+
+def test_bad_arguments():
+    y, K, X, _, _ = simulate(N=50, P=100, seed=1)
+    with pytest.raises(InputError, match="at least one prior"):
+        prior_sensitivity(y, K, X, priors={})
+    with pytest.raises(InputError, match="method"):
+        prior_sensitivity(y, K, X, priors=STRONG, method="vb")

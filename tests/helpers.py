@@ -1,0 +1,38 @@
+"""Shared test helpers (a module, not a conftest, so that test files can import them by a
+name no other conftest.py shadows)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def simulate(N: int = 300, P: int = 600, h2: float = 0.5, M: int = 2, seed: int = 0,
+             Vp: float = 1.0):
+    """y = X beta + Z b + e with K = ZZ'/P (notes eq. 43), standardized Z.
+
+    Returns (y, K, X, Z, g) with g = Z b the true genetic values.
+    """
+    rng = np.random.default_rng(seed)
+    freq = rng.uniform(0.05, 0.5, P)
+    G = rng.binomial(2, freq, size=(N, P)).astype(float)
+    Z = (G - G.mean(0)) / G.std(0)
+    K = Z @ Z.T / P
+    X = np.column_stack([np.ones(N)] + [rng.standard_normal(N) for _ in range(M - 1)])
+    beta = np.arange(1, M + 1, dtype=float)
+    b = rng.normal(0, np.sqrt(h2 * Vp / P), P)
+    g = Z @ b
+    y = X @ beta + g + rng.normal(0, np.sqrt((1 - h2) * Vp), N)
+    return y, K, X, Z, g
+
+
+def gemma_log_values(path) -> dict:
+    """The ``## key = value`` lines of a GEMMA log as floats where they parse."""
+    values = {}
+    for line in open(path):
+        if line.startswith("##") and "=" in line:
+            key, _, val = line[2:].partition("=")
+            try:
+                values[key.strip()] = float(val.split()[0])
+            except (ValueError, IndexError):
+                pass
+    return values

@@ -39,6 +39,7 @@ lint: $(TSTAMP)
 	$(VENV)/bin/ruff check .
 
 docs: $(STAMP)
+	$(PIP) install --quiet -e ".[docs]"
 	$(PY) docs/build.py
 
 clean:

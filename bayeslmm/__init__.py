@@ -29,6 +29,10 @@ _BAYES = ("compare", "empirical_bayes", "implied_h2_prior", "parse_priors",
 
 
 def __getattr__(name: str):
+    if name in ("models", "bayes", "plots", "datasets", "genotypes", "io"):
+        import importlib
+
+        return importlib.import_module(f"bayeslmm.{name}")
     if name in _BAYES:
         from bayeslmm import bayes
 

@@ -1,0 +1,64 @@
+"""The runnable examples (one per user workflow) and the documentation build."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), *args],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def assert_png(path: Path) -> None:
+    img = mpimg.imread(path)
+    assert img.shape[0] >= 300 and img.shape[1] >= 500
+    assert np.ptp(img[..., :3]) > 0
+
+
+def test_simulate_and_fit():
+    out = run_example("simulate_and_fit", "--n", "400", "--snps", "800")
+    assert "V(G)/Vp" in out and "true h2 = 0.4" in out
+
+
+@pytest.mark.slow
+def test_heritability_from_plink(tmp_path):
+    out = run_example("heritability_from_plink", "--out", str(tmp_path), "--draws", "300")
+    assert "h2" in out
+    assert (tmp_path / "posterior_summary.tsv").stat().st_size > 0
+    assert_png(tmp_path / "h2_posterior.png")
+
+
+@pytest.mark.slow
+def test_eb_vs_full_posterior(tmp_path):
+    out = run_example("eb_vs_full_posterior", "--out", str(tmp_path), "--draws", "300")
+    assert "EB posterior of g equals BLUP" in out and "correlation" in out
+    assert_png(tmp_path / "eb_vs_full.png")
+
+
+@pytest.mark.slow
+def test_prior_sensitivity_example(tmp_path):
+    out = run_example("prior_sensitivity", "--out", str(tmp_path), "--draws", "300")
+    assert "prior-sensitive" in out or "robust" in out
+    assert_png(tmp_path / "prior_sensitivity.png")
+
+
+def test_docs_build_with_one_command(tmp_path):
+    pytest.importorskip("pdoc")
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build.py"), "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for page in ("index", "model", "priors", "sensitivity", "cli"):
+        assert "<h1" in (tmp_path / f"{page}.html").read_text()
+    assert "def reml" in (tmp_path / "api" / "bayeslmm" / "reml.html").read_text() or \
+        "reml" in (tmp_path / "api" / "bayeslmm" / "reml.html").read_text()

@@ -10,6 +10,8 @@ files. Subcommands::
     bayeslmm assoc  --bfile X [--grm P] --pheno F [--test T] [--loco]       --out P
     bayeslmm sample (same inputs as reml) [--prior h2='Beta(1, 1)' ...] [--draws n]
                     [--tune n] [--chains n] [--seed s]                       --out P
+    bayeslmm compare (as sample): REML next to the posterior -> .compare.tsv/.png
+    bayeslmm sensitivity (as reml) --priors 'LABEL: NAME=SPEC; ...' [...]   --out P
     bayeslmm demo   [--out DIR]
 
 Every subcommand also takes ``--threads N`` and ``--quiet``. A run writes a log of what was
@@ -139,6 +141,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     _common(p)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("compare", help="REML (empirical Bayes) vs the full posterior -> "
+                                       "PREFIX.compare.tsv, .compare.png")
+    _inputs(p)
+    _fit_flags(p)
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
+                   help="e.g. h2='Beta(1, 1)'; repeatable")
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--seed", type=int, default=None)
+    _common(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sensitivity", help="prior sensitivity of h2 -> PREFIX.sensitivity.tsv,"
+                                           " .sensitivity.png")
+    _inputs(p)
+    _fit_flags(p)
+    p.add_argument("--priors", action="append", default=[], metavar="LABEL:NAME=SPEC;...",
+                   help="one prior set per flag, e.g. --priors 'flat: h2=Beta(1, 1)' "
+                        "--priors 'IG: sigma_g2=InverseGamma(0.001, 0.001); "
+                        "sigma_e2=InverseGamma(0.001, 0.001)'")
+    p.add_argument("--quadrature", action="store_true",
+                   help="exact posteriors of h2 by quadrature instead of NUTS (fast; beta "
+                        "flat; no power-scaling diagnostic)")
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--seed", type=int, default=None)
+    _common(p)
+    p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")
     p.add_argument("--draws", type=int, default=500)
@@ -538,6 +571,72 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
     fit = _fit(args, inp)
     write_hsq(fit, f"{prefix}.hsq", staged)
     _posterior(args, inp, fit, priors, staged, prefix)
+    return prefix
+
+
+def cmd_compare(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm compare``: REML next to the full posterior; PREFIX.compare.tsv, .png."""
+    from bayeslmm.bayes import compare, parse_priors
+
+    prefix = _prefix(args.out)
+    priors = _priors(args.prior)
+    parse_priors(priors)
+    inp = _load(args)
+    fit = _fit(args, inp)
+    idata = _posterior(args, inp, fit, priors, staged, prefix)
+    cmp = compare(fit, idata)
+    staged.write_text(f"{prefix}.compare.tsv", cmp.table.to_csv(sep="\t"))
+
+    def png(p: Path) -> None:
+        from bayeslmm import plots
+
+        plots.close(cmp.plot(p))
+
+    staged.write_with(f"{prefix}.compare.png", png)
+    log.info("REML versus full posterior:\n%s\n%s", cmp.table.to_string(), cmp.agreement())
+    return prefix
+
+
+def _prior_sets(specs: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``LABEL: NAME=SPEC; NAME=SPEC`` per --priors flag."""
+    out: dict[str, dict[str, str]] = {}
+    for s in specs:
+        label, colon, rest = s.partition(":")
+        if not colon or not label.strip():
+            raise InputError(f"--priors expects 'LABEL: NAME=SPEC; ...', got {s!r}")
+        out[label.strip()] = _priors([part for part in rest.split(";") if part.strip()])
+    if not out:
+        raise InputError("give at least one --priors 'LABEL: NAME=SPEC; ...'")
+    return out
+
+
+def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm sensitivity``: h2 under each prior set; PREFIX.sensitivity.tsv, .png."""
+    from bayeslmm.bayes import parse_priors, prior_sensitivity
+
+    prefix = _prefix(args.out)
+    sets = _prior_sets(args.priors)
+    for spec in sets.values():
+        parse_priors(spec)
+    inp = _load(args)
+    if isinstance(inp.K, list):
+        raise InputError("prior sensitivity is for one GRM; give --grm or --bfile, not --mgrm")
+    fit = _fit(args, inp)
+    sens = prior_sensitivity(inp.y, fit, inp.X, priors=sets,
+                             method="quadrature" if args.quadrature else "nuts",
+                             draws=args.draws, tune=args.tune, chains=args.chains,
+                             seed=args.seed, progressbar=not args.quiet)
+    staged.write_text(f"{prefix}.sensitivity.tsv",
+                      sens.summary.to_dataframe().to_csv(sep="\t"))
+
+    def png(p: Path) -> None:
+        from bayeslmm import plots
+
+        plots.close(sens.plot(p))
+
+    staged.write_with(f"{prefix}.sensitivity.png", png)
+    log.info("Prior sensitivity of h2:\n%s", repr(sens))
+    print(sens.verdict)
     return prefix
 
 

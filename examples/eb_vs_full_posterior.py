@@ -13,8 +13,6 @@ from pathlib import Path
 
 import bayeslmm
 from bayeslmm.datasets import load_demo
-from bayeslmm.genotypes import grm
-from bayeslmm.io import align_samples, read_phenotype
 
 
 def main(argv=None):
@@ -25,9 +23,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    demo = load_demo()
-    aligned = align_samples({"GRM": grm(demo.bfile), "phenotype": read_phenotype(demo.pheno)})
-    y, K = aligned["phenotype"], aligned["GRM"].K
+    y, K = load_demo().phenotype_and_grm()
 
     fit = bayeslmm.reml(y, K)
     eb = bayeslmm.empirical_bayes(fit, mcmc=False)   # exact: mean = BLUP, cov = PEV

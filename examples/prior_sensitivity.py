@@ -14,8 +14,6 @@ from pathlib import Path
 
 import bayeslmm
 from bayeslmm.datasets import load_demo
-from bayeslmm.genotypes import grm
-from bayeslmm.io import align_samples, read_phenotype
 
 PRIORS = {
     "Beta(1, 1)": {"h2": "Beta(1, 1)"},
@@ -35,9 +33,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    demo = load_demo()
-    aligned = align_samples({"GRM": grm(demo.bfile), "phenotype": read_phenotype(demo.pheno)})
-    y, K = aligned["phenotype"], aligned["GRM"].K
+    y, K = load_demo().phenotype_and_grm()
 
     fit = bayeslmm.reml(y, K)
     sens = bayeslmm.prior_sensitivity(y, fit, priors=PRIORS, draws=args.draws,

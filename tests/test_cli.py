@@ -280,3 +280,36 @@ def test_demo_end_to_end(tmp_path, capsys):
     _check_png(out / "demo.h2.png")
     hsq = pd.read_csv(out / "demo.hsq", sep="\t", index_col=0)
     assert abs(hsq.loc["V(G)/Vp", "Variance"] - DEMO.true_h2) < 3 * hsq.loc["V(G)/Vp", "SE"]
+
+
+@pytest.mark.slow
+def test_compare_writes_table_and_figure(demo_grm, tmp_path):
+    out = tmp_path / "c"
+    assert run(["compare", "--grm", str(demo_grm), "--pheno", str(DEMO.pheno), "--draws",
+                "200", "--tune", "200", "--chains", "2", "--seed", "1", "--out", str(out),
+                "--quiet"]) == 0
+    table = pd.read_csv(f"{out}.compare.tsv", sep="\t", index_col=0)
+    assert {"h2", "sigma_g2", "sigma_e2", "Vp"} <= set(table.index)
+    assert {"reml", "reml_se", "post_mean", "post_sd", "hdi_lower", "hdi_upper"} <= \
+        set(table.columns)
+    _check_png(Path(f"{out}.compare.png"), size=(700, 400))
+
+
+def test_sensitivity_command(demo_grm, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert run(["sensitivity", "--grm", str(demo_grm), "--pheno", str(DEMO.pheno),
+                "--priors", "flat: h2=Beta(1, 1)", "--priors", "low: h2=Beta(2, 8)",
+                "--quadrature", "--out", str(out), "--quiet"]) == 0
+    assert "h2 is" in capsys.readouterr().out
+    table = pd.read_csv(f"{out}.sensitivity.tsv", sep="\t", index_col=0)
+    assert list(table.index) == ["flat", "low"]
+    _check_png(Path(f"{out}.sensitivity.png"), size=(700, 400))
+
+
+def test_sensitivity_bad_prior_set_is_one_line_error(demo_grm, tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert run(["sensitivity", "--grm", str(demo_grm), "--pheno", str(DEMO.pheno),
+                "--priors", "no colon here", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("bayeslmm: error:") and "LABEL" in err[-1]
+    assert not list(tmp_path.iterdir())

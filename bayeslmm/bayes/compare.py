@@ -127,7 +127,7 @@ class Comparison:
         fig = fig or ax.figure
         if path is not None:
             fig.tight_layout()
-            fig.savefig(path)
+            fig.savefig(path, format="png")
         return fig
 
     def __repr__(self) -> str:

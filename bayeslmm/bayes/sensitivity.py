@@ -96,7 +96,7 @@ class Sensitivity:
         ax.legend(frameon=False, fontsize=7, ncol=2)
         if path is not None:
             fig.tight_layout()
-            fig.savefig(path)
+            fig.savefig(path, format="png")
         return fig
 
     def __repr__(self) -> str:

@@ -53,6 +53,20 @@ class DemoData:
     chromosomes: tuple[str, ...]
     seed: int
 
+    def phenotype_and_grm(self):
+        """The phenotype and the GCTA GRM of the demo data, aligned by FID/IID.
+
+        Returns
+        -------
+        (pandas.Series, xarray.DataArray)
+            y (5 samples with a missing phenotype dropped) and K over the same samples.
+        """
+        from bayeslmm.genotypes import grm
+        from bayeslmm.io import align_samples, read_phenotype
+
+        aligned = align_samples({"GRM": grm(self.bfile), "phenotype": read_phenotype(self.pheno)})
+        return aligned["phenotype"], aligned["GRM"].K
+
     @property
     def description(self) -> str:
         return (f"{self.n_samples} samples in {self.n_families} families x {self.n_snps} SNPs, "

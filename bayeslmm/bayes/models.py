@@ -209,6 +209,41 @@ def _null_logp(value, beta, sigma_e2, n0, cXX, cXy, cyy):
     return -0.5 * (n0 * (LOG2PI + pt.log(sigma_e2)) + q / sigma_e2) + 0.0 * value
 
 
+SMALL_M = 6  # up to this many covariates the M x M algebra is unrolled into scalar ops
+
+
+def _cholesky_shift(A, b, z, M: int):
+    """L^-T (L^-1 b + z) and sum(log diag L) for A = L L' (M x M, symmetric PD).
+
+    For the usual handful of covariates the Cholesky and the two triangular solves are
+    written out as scalar operations: the numba backend of nutpie then compiles the model in
+    a few seconds, where its LAPACK-based linalg ops add several more.
+    """
+    if M > SMALL_M:
+        L = pt.linalg.cholesky(A)
+        u = pt.linalg.solve_triangular(L, b, lower=True)
+        return (pt.linalg.solve_triangular(L.T, u + z, lower=False),
+                pt.sum(pt.log(pt.diag(L))))
+    L = [[None] * M for _ in range(M)]
+    for j in range(M):
+        d = A[j, j] - sum((L[j][k] ** 2 for k in range(j)), start=pt.constant(0.0))
+        L[j][j] = pt.sqrt(d)
+        for i in range(j + 1, M):
+            off = A[i, j] - sum((L[i][k] * L[j][k] for k in range(j)), start=pt.constant(0.0))
+            L[i][j] = off / L[j][j]
+    v = []  # L^-1 b
+    for i in range(M):
+        acc = b[i] - sum((L[i][k] * v[k] for k in range(i)), start=pt.constant(0.0))
+        v.append(acc / L[i][i])
+    u = [v[i] + z[i] for i in range(M)]
+    beta = [None] * M
+    for i in reversed(range(M)):
+        acc = u[i] - sum((L[k][i] * beta[k] for k in range(i + 1, M)),
+                         start=pt.constant(0.0))
+        beta[i] = acc / L[i][i]
+    return pt.stack(beta), sum((pt.log(L[i][i]) for i in range(M)), start=pt.constant(0.0))
+
+
 def _beta_conditional(pri: ResolvedPriors, data: LMMData, dec: Decomposition, sg, se):
     """beta non-centred on its conditional posterior given the variances.
 
@@ -241,12 +276,11 @@ def _beta_conditional(pri: ResolvedPriors, data: LMMData, dec: Decomposition, sg
     else:  # flat or non-Gaussian: centre on the likelihood alone, prior as a potential
         lam, m0 = np.zeros(M), np.zeros(M)
     A = XtWX + pt.diag(lam)
-    L = pt.linalg.cholesky(A)
-    mean = pt.linalg.solve(A, XtWy + lam * m0, assume_a="pos")
     z = pm.Flat("beta_z", dims="covariate")
-    beta = pm.Deterministic("beta", mean + pt.linalg.solve_triangular(L.T, z, lower=False),
-                            dims="covariate")
-    pm.Potential("beta_jacobian", -pt.sum(pt.log(pt.diag(L))))
+    # beta = A^-1 b + L^-T z = L^-T (L^-1 b + z): one Cholesky, two triangular solves.
+    beta_t, log_diag_L = _cholesky_shift(A, XtWy + lam * m0, z, M)
+    beta = pm.Deterministic("beta", beta_t, dims="covariate")
+    pm.Potential("beta_jacobian", -log_diag_L)
     if pri.beta_mu.size or prior.family == "Normal":
         pm.Potential("beta_prior", pt.sum(-0.5 * (LOG2PI - np.log(lam))
                                           - 0.5 * lam * (beta - m0) ** 2))

@@ -186,3 +186,24 @@ def test_conditional_beta_is_the_same_model(small, rng, beta_prior):
         want = _logp(direct, {"h2": p["h2"], "Vp": p["Vp"], "beta": beta}) + log_jac
         got = float(cond.compile_logp(jacobian=False)(point))
         assert got == pytest.approx(want, rel=1e-9, abs=1e-7)
+
+
+def test_conditional_beta_many_covariates_uses_lapack_path(rng):
+    """More covariates than SMALL_M: the LAPACK-based branch defines the same beta map."""
+    from bayeslmm.bayes.models import SMALL_M
+
+    N, M = 60, SMALL_M + 2
+    Z = rng.standard_normal((N, 100))
+    K = Z @ Z.T / 100
+    X = np.column_stack([np.ones(N), rng.standard_normal((N, M - 1))])
+    y = X @ rng.normal(size=M) + rng.standard_normal(N)
+    cond = marginal_grm(y, K, X, priors={"beta": "Flat()"})
+    beta_graph = cond.replace_rvs_by_values([cond["beta"]])[0]
+    beta_of = cond.compile_fn(beta_graph, inputs=cond.value_vars, on_unused_input="ignore")
+    z = rng.normal(size=M)
+    point = to_values(cond, {"h2": 0.4, "Vp": 1.3, "beta_z": z})
+    V = 1.3 * (0.4 * K + 0.6 * np.eye(N))
+    A = X.T @ np.linalg.solve(V, X)
+    mean = np.linalg.solve(A, X.T @ np.linalg.solve(V, y))
+    L = np.linalg.cholesky(A)
+    np.testing.assert_allclose(beta_of(point), mean + np.linalg.solve(L.T, z), rtol=1e-8)

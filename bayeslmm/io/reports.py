@@ -299,8 +299,10 @@ def posterior_summary(idata: xr.DataTree, var_names: Sequence[str] | None = None
 
     post = idata["posterior"]
     if var_names is None:
-        var_names = [v for v in post.data_vars
-                     if set(post[v].dims) <= {"chain", "draw", "covariate", "component"}]
+        # beta_z is the sampler's standardised coordinate for beta (marginal_grm's
+        # conditional parameterisation), not a model parameter.
+        var_names = [v for v in post.data_vars if v != "beta_z"
+                     and set(post[v].dims) <= {"chain", "draw", "covariate", "component"}]
     return az.summary(idata, var_names=list(var_names))
 
 

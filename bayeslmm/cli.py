@@ -88,6 +88,17 @@ def _fit_flags(p: argparse.ArgumentParser) -> None:
                    help="allow negative variance components (dense algorithms)")
 
 
+def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
+                     tune: int = 1000, chains: int = 4, seed: int | None = None) -> None:
+    if prior:
+        p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
+                       help="e.g. h2='Beta(1, 1)' or Vp='HalfNormal(2)'; repeatable")
+    p.add_argument("--draws", type=int, default=draws)
+    p.add_argument("--tune", type=int, default=tune)
+    p.add_argument("--chains", type=int, default=chains)
+    p.add_argument("--seed", type=int, default=seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayeslmm`` command (subcommands grm, reml, blup, assoc,
     sample, demo)."""
@@ -133,12 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       ".h2.png")
     _inputs(p)
     _fit_flags(p)
-    p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
-                   help="e.g. h2='Beta(1, 1)' or Vp='HalfNormal(2)'; repeatable")
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=None)
+    _posterior_flags(p)
     _common(p)
     p.set_defaults(func=cmd_sample)
 
@@ -146,12 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "PREFIX.compare.tsv, .compare.png")
     _inputs(p)
     _fit_flags(p)
-    p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
-                   help="e.g. h2='Beta(1, 1)'; repeatable")
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=None)
+    _posterior_flags(p)
     _common(p)
     p.set_defaults(func=cmd_compare)
 
@@ -166,18 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quadrature", action="store_true",
                    help="exact posteriors of h2 by quadrature instead of NUTS (fast; beta "
                         "flat; no power-scaling diagnostic)")
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=None)
+    _posterior_flags(p, prior=False)
     _common(p)
     p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")
-    p.add_argument("--draws", type=int, default=500)
-    p.add_argument("--tune", type=int, default=500)
-    p.add_argument("--chains", type=int, default=2)
-    p.add_argument("--seed", type=int, default=1)
+    _posterior_flags(p, prior=False, draws=500, tune=500, chains=2, seed=1)
     _common(p, out_default="demo-out")
     p.set_defaults(func=cmd_demo)
     return parser

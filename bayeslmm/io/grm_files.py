@@ -153,6 +153,17 @@ class GRM:
 # ------------------------------------------------------------------------------ files
 
 
+def ordinary_file_mode() -> int:
+    """The permissions ``open()`` would give a new file: 0666 minus the umask.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; results renamed into
+    place from such a file get these permissions instead, as users expect.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(fh)`` on a temporary file beside ``path`` and rename it to ``path``.
 
@@ -163,6 +174,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.chmod(tmp, ordinary_file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

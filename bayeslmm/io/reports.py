@@ -43,7 +43,7 @@ import pandas as pd
 import xarray as xr
 
 from bayeslmm.errors import InputError
-from bayeslmm.io.grm_files import atomic_write
+from bayeslmm.io.grm_files import atomic_write, ordinary_file_mode
 
 if TYPE_CHECKING:
     from bayeslmm.reml import VarianceComponentFit
@@ -132,15 +132,12 @@ class StagedOutputs:
     def commit(self) -> list[Path]:
         """Rename every staged file into place; return the destinations."""
         dirs = []
-        # mkstemp creates files readable by the owner only; give them the permissions an
-        # ordinary open() would (0666 minus the umask), as users expect of result files.
-        umask = os.umask(0)
-        os.umask(umask)
+        mode = ordinary_file_mode()
         for tmp, dest in self._pending:
             if tmp == dest:
                 dirs.append(tmp)
                 continue
-            os.chmod(tmp, 0o666 & ~umask)
+            os.chmod(tmp, mode)
             os.replace(tmp, dest)
             self.committed.append(dest)
         for d in dirs:

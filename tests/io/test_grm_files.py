@@ -96,3 +96,16 @@ def test_writer_leaves_no_partial_file(tmp_path):
     with pytest.raises(InputError, match="NaN"):
         write_grm(bad, tmp_path / "y")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    from bayeslmm.io.grm_files import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "x.txt", lambda fh: fh.write(b"1\n"))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644

@@ -28,6 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from bayeslmm.errors import AlignmentError, InputError
+from bayeslmm.likelihood import SpectralLMM
 
 if TYPE_CHECKING:
     from bayeslmm.reml import VarianceComponentFit
@@ -55,6 +56,8 @@ class _Solver:
         if self.dec is not None:
             self.w = 1.0 / (self.sigma[0] * self.dec.S + self.sigma_e2)
             self.Vinv = None
+            self.model = fit.model if fit.model is not None else SpectralLMM(
+                self.dec, self.y, self.X)
         else:
             from scipy.linalg import cho_factor, cho_solve
 
@@ -71,13 +74,7 @@ class _Solver:
 
     def apply_Vinv(self, a: np.ndarray) -> np.ndarray:
         if self.spectral:
-            if self.fit.model is not None:
-                return self.fit.model.apply_Vinv(a, self.sigma[0], self.sigma_e2)
-            Ua = self.dec.U.T @ a
-            out = self.dec.U @ (Ua * (self.w if Ua.ndim == 1 else self.w[:, None]))
-            if not self.dec.full_rank:
-                out = out + (a - self.dec.U @ Ua) / self.sigma_e2
-            return out
+            return self.model.apply_Vinv(a, self.sigma[0], self.sigma_e2)
         return self.Vinv @ a
 
     def apply_K(self, a: np.ndarray, k: int = 0) -> np.ndarray:

@@ -643,7 +643,7 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
     from bayeslmm.datasets import load_demo
     from bayeslmm.io import write_grm
     from bayeslmm.io.reports import write_hsq, write_indi_blp, write_snp_blp, write_text
-    from bayeslmm.plots import _hdi
+    from bayeslmm.summaries import hdi
 
     demo = load_demo()
     out = Path(args.out)
@@ -678,7 +678,7 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
     eb = empirical_bayes(fit, mcmc=False, draws=args.draws, chains=args.chains,
                          seed=args.seed)
     h2 = idata["posterior"]["h2"].to_numpy().ravel()
-    lo, hi = _hdi(h2, 0.94)
+    lo, hi = hdi(h2, 0.94)
     pev = eb.exact["exact"]["g_pev"].to_numpy()
     dg = float(np.max(np.abs(eb.exact["exact"]["g_mean"].to_numpy() - b["g"].to_numpy())))
     ci = fit.h2_ci or (np.nan, np.nan)

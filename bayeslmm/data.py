@@ -239,13 +239,11 @@ def prepare(y, K=None, X=None, component_names: Sequence[str] | None = None) -> 
                 arr_full = arr_full[np.ix_(idx, idx)]
         arr, _ = as_kernel(arr_full, N, name)
         Ks.append(arr)
-    X_arr, names, x_labels = as_design(X, N) if X is None else (None, None, None)
-    if X is not None:
-        x_labels = _labels(X)
-        idx = _align_order(y_labels, x_labels, "X") if y_labels is not None else None
+    if X is not None and y_labels is not None:
+        idx = _align_order(y_labels, _labels(X), "X")
         if idx is not None:
             X = X.iloc[idx] if isinstance(X, pd.DataFrame | pd.Series) else X[idx]
-        X_arr, names, _ = as_design(X, N)
+    X_arr, names, _ = as_design(X, N)
     if component_names is None:
         component_names = ["G"] if len(Ks) == 1 else [f"G{k + 1}" for k in range(len(Ks))]
     if len(component_names) != len(Ks):

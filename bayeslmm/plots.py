@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # before pyplot: files only, also on machines without a d
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bayeslmm.errors import InputError  # noqa: E402
+from bayeslmm.summaries import hdi, posterior_draws, reflected_kde  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,44 +32,6 @@ __all__ = ["plot_h2_posterior"]
 
 DEFAULT_SIZE = (6.4, 4.0)
 DEFAULT_DPI = 100
-
-
-def _draws(idata: Any, var: str) -> np.ndarray:
-    """Posterior draws of ``var`` as (n_draws, n_components)."""
-    if isinstance(idata, np.ndarray):
-        a = np.asarray(idata, dtype=float)
-        return a.reshape(-1, 1) if a.ndim == 1 else a
-    post = idata["posterior"]
-    if var not in post:
-        raise InputError(f"the posterior has no variable {var!r}; it has {list(post.data_vars)}")
-    da = post[var]
-    other = [d for d in da.dims if d not in ("chain", "draw")]
-    arr = da.stack(_s=("chain", "draw")).transpose("_s", *other).to_numpy()
-    return arr.reshape(arr.shape[0], -1)
-
-
-def _kde(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Density of ``x`` on ``grid`` with reflection at 0 and 1 (h2's support), so that a
-    posterior piled against a boundary is not drawn falling to zero there."""
-    from scipy.stats import gaussian_kde
-
-    x = x[np.isfinite(x)]
-    if x.size < 2 or np.ptp(x) == 0:
-        return np.zeros_like(grid)
-    kde = gaussian_kde(x)
-    return kde(grid) + kde(-grid) + kde(2 - grid)
-
-
-def _hdi(x: np.ndarray, prob: float) -> tuple[float, float]:
-    """Shortest interval holding ``prob`` of the draws (ArviZ's definition)."""
-    s = np.sort(x[np.isfinite(x)])
-    n = s.size
-    k = max(int(np.floor(prob * n)), 1)
-    if k >= n:
-        return float(s[0]), float(s[-1])
-    w = s[k:] - s[: n - k]
-    i = int(np.argmin(w))
-    return float(s[i]), float(s[i + k])
 
 
 def plot_h2_posterior(
@@ -117,7 +79,8 @@ def plot_h2_posterior(
     matplotlib.figure.Figure
         One panel per component of ``var``.
     """
-    draws = _draws(idata, var)
+    draws = posterior_draws(idata, var)
+    draws = draws.reshape(draws.shape[0], -1)  # (n_draws, n_components)
     k = draws.shape[1]
     fig, axes = plt.subplots(1, k, figsize=(figsize[0] * k, figsize[1]), dpi=dpi,
                              squeeze=False)
@@ -126,9 +89,9 @@ def plot_h2_posterior(
     reml_se = None if reml is None else np.atleast_1d(reml.h2_se)
     for j, ax in enumerate(axes[0]):
         x = draws[:, j]
-        dens = _kde(x, grid)
+        dens = reflected_kde(x, grid, 0.0, 1.0)
         ax.plot(grid, dens, color="C0", lw=2, label="posterior")
-        lo, hi = _hdi(x, hdi_prob)
+        lo, hi = hdi(x, hdi_prob)
         m = (grid >= lo) & (grid <= hi)
         ax.fill_between(grid[m], dens[m], color="C0", alpha=0.25,
                         label=f"{hdi_prob:.0%} HDI [{lo:.2f}, {hi:.2f}]")

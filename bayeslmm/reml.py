@@ -281,7 +281,8 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
     p = model.profile(h2, reml_)
     Vp = float(p.Vp[0])
     sigma2 = np.array([h2 * Vp, (1.0 - h2) * Vp])
-    beta, beta_cov, *_ = model.gls(*sigma2) if sigma2[1] > 0 else _gls_at_h2_one(model, Vp)
+    # At h2 = 1 (full-rank K) V = Vp K: a vanishing sigma_e2 keeps the GLS solve defined.
+    beta, beta_cov, *_ = model.gls(sigma2[0], max(sigma2[1], 1e-12 * Vp))
     # At h2 = 1 (full-rank K) sigma_e2 = 0 and the information is singular: no SEs.
     info = model.information(*sigma2, reml=reml_) if sigma2[1] > 0 else np.full((2, 2), np.nan)
     cov = _safe_inv(info)
@@ -296,11 +297,6 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
         loglik=float(ll), loglik_null=ll_null, converged=bool(res.success) or boundary is not None,
         n_iter=int(res.nfev) + grid.size, boundary=boundary, h2_ci=ci, history=history,
         data=data, decomposition=dec, model=model)
-
-
-def _gls_at_h2_one(model: SpectralLMM, Vp: float):
-    beta, cov, *rest = model.gls(Vp, 1e-12 * Vp)
-    return (beta, cov, *rest)
 
 
 def _safe_inv(A: np.ndarray) -> np.ndarray:
@@ -490,21 +486,25 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
 
 
 def _align_decomposition(dec: Decomposition, data: LMMData) -> Decomposition:
+    """Reorder a decomposition's rows to y's samples when both carry the same labels.
+
+    Unlabelled y (positional labels that match none of the decomposition's) is taken in
+    the decomposition's order; a partial overlap is an error.
+    """
     if dec.N != data.N:
         raise InputError(f"the decomposition has {dec.N} samples but y has {data.N}")
     if dec.samples is None or np.array_equal(dec.samples, data.samples):
         return dec
     pos = {s: i for i, s in enumerate(dec.samples)}
-    if any(s not in pos for s in data.samples):
-        return dec if not any(s in pos for s in data.samples) else _raise_misaligned(dec, data)
+    shared = sum(s in pos for s in data.samples)
+    if shared == 0:
+        return dec
+    if shared < data.N:
+        raise InputError(f"y and the decomposition share {shared} of {data.N} sample IDs; "
+                         "decompose the kernel of the phenotyped samples")
     idx = np.fromiter((pos[s] for s in data.samples), dtype=np.intp, count=data.N)
     return Decomposition(U=dec.U[idx], S=dec.S, N=dec.N, samples=dec.samples[idx],
                          min_eigenvalue=dec.min_eigenvalue)
-
-
-def _raise_misaligned(dec, data):
-    raise InputError("the decomposition's samples differ from y's; decompose the kernel of "
-                     "the phenotyped samples")
 
 
 def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: float = 1e-9,

@@ -36,7 +36,8 @@ def build(out: Path) -> list[Path]:
     modules = ["bayeslmm", "bayeslmm.data", "bayeslmm.spectral", "bayeslmm.likelihood",
                "bayeslmm.ols", "bayeslmm.reml", "bayeslmm.blup", "bayeslmm.assoc",
                "bayeslmm.genotypes", "bayeslmm.io", "bayeslmm.bayes", "bayeslmm.models",
-               "bayeslmm.plots", "bayeslmm.cli", "bayeslmm.datasets", "bayeslmm.errors",
+               "bayeslmm.summaries", "bayeslmm.plots", "bayeslmm.cli", "bayeslmm.datasets",
+               "bayeslmm.errors",
                "!bayeslmm.datasets.make_demo"]
     pdoc.pdoc(*modules, output_directory=out / "api")
     written.append(out / "api" / "bayeslmm.html")

@@ -15,51 +15,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslmm.errors import InputError
+from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
 
-__all__ = ["Comparison", "compare", "posterior_draws", "reflected_kde"]
-
-_SAMPLE_DIMS = ("chain", "draw")
-
-
-def posterior_draws(posterior, name: str) -> np.ndarray:
-    """All draws of a posterior variable, chains pooled: shape (draws, *rest)."""
-    post = posterior
-    if isinstance(post, xr.DataTree) and "posterior" in post.children:
-        post = post["posterior"]
-    post = post.to_dataset() if isinstance(post, xr.DataTree) else post
-    if name not in post:
-        raise InputError(f"the posterior has no variable {name!r}; it has {list(post.data_vars)}")
-    da = post[name]
-    other = [d for d in da.dims if d not in _SAMPLE_DIMS]
-    return da.transpose(*_SAMPLE_DIMS, *other).values.reshape(-1, *[da.sizes[d] for d in other])
-
-
-def _hdi(draws: np.ndarray, prob: float) -> tuple[float, float]:
-    """Shortest interval holding `prob` of the draws (ArviZ's 'nearest' HDI)."""
-    import arviz_stats
-
-    lo, hi = np.asarray(arviz_stats.hdi(draws, prob=prob))
-    return float(lo), float(hi)
-
-
-def reflected_kde(draws: np.ndarray, grid: np.ndarray, lower: float | None = 0.0,
-                  upper: float | None = None) -> np.ndarray:
-    """Gaussian KDE of `draws` on `grid`, reflected at the bounds so that the density of a
-    variance or of h2 does not leak below 0 (or above 1)."""
-    from scipy.stats import gaussian_kde
-
-    x = np.asarray(draws, dtype=float)
-    if np.ptp(x) == 0:
-        return np.where(np.isclose(grid, x[0]), np.inf, 0.0)
-    kde = gaussian_kde(x)
-    dens = kde(grid)
-    if lower is not None:
-        dens = dens + kde(2 * lower - grid)
-    if upper is not None:
-        dens = dens + kde(2 * upper - grid)
-    return dens
-
+__all__ = ["Comparison", "compare"]
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
@@ -165,7 +123,7 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
         max(fit.h2 - z * fit.h2_se, 0.0), min(fit.h2 + z * fit.h2_se, 1.0))
 
     def add(name, est, se, ci, draws, ci_kind):
-        lo, hi = _hdi(draws, hdi_prob)
+        lo, hi = hdi(draws, hdi_prob)
         mean, sd = float(np.mean(draws)), float(np.std(draws, ddof=1))
         rows.append({"quantity": name, "reml": est, "reml_se": se, "reml_lower": ci[0],
                      "reml_upper": ci[1], "reml_interval": ci_kind, "post_mean": mean,

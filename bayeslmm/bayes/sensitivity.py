@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayeslmm.bayes.compare import _hdi, posterior_draws, reflected_kde
 from bayeslmm.errors import InputError
+from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
 
 __all__ = ["Sensitivity", "prior_sensitivity"]
 
@@ -227,7 +227,7 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
         posteriors[label] = idata
         h2 = posterior_draws(idata, "h2")
         h2_draws[label] = h2
-        lo, hi = _hdi(h2, hdi_prob)
+        lo, hi = hdi(h2, hdi_prob)
         rows["h2_mean"].append(float(h2.mean()))
         rows["h2_median"].append(float(np.median(h2)))
         rows["h2_sd"].append(float(h2.std(ddof=1)))

@@ -30,7 +30,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
            seed: int | np.random.Generator | None = None, sampler: str = "nutpie",
            progressbar: bool = True, *, cores: int | None = None,
            target_accept: float | None = None, log_likelihood: bool = True,
-           log_prior: bool = True, check: bool = True, **kwargs) -> xr.DataTree:
+           log_prior: bool = True, check: bool = True, compiled_logp: bool = True,
+           **kwargs) -> xr.DataTree:
     """Sample the posterior of a bayeslmm model with NUTS and check the result.
 
     Parameters
@@ -55,6 +56,12 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     check : bool
         Warn (:class:`~bayeslmm.errors.SamplingWarning`) on R-hat > 1.01, bulk ESS below 100
         per chain, or any divergence.
+    compiled_logp : bool
+        With nutpie, sample the standard one-kernel marginal model (``marginal_grm`` with
+        free variances and the default conditional beta) through its hand-written log-density
+        (:mod:`bayeslmm.bayes.marginal_logp`, compiled once per machine) instead of compiling
+        PyMC's graph in every process (several seconds). Same density, same output; False
+        forces PyMC's graph.
     **kwargs
         Passed to :func:`pymc.sample`.
 
@@ -83,7 +90,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         warnings.filterwarnings("ignore", message="Found dimension named 'sample'")
         if sampler == "nutpie":
             idata = _sample_nutpie(model, draws, tune, chains, cores, seed, progressbar,
-                                   kwargs)
+                                   kwargs, compiled_logp)
         else:
             idata = pm.sample(draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
                               nuts_sampler=sampler, progressbar=progressbar, model=model,
@@ -108,7 +115,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
 
 
 def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, seed,
-                   progressbar: bool, kwargs: dict) -> xr.DataTree:
+                   progressbar: bool, kwargs: dict, compiled_logp: bool = True) -> xr.DataTree:
     """nutpie called directly: compile, sample, add the observed/constant data groups.
 
     This is what ``pm.sample(nuts_sampler="nutpie")`` does, less its set-up work, which costs
@@ -123,7 +130,13 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
     if kwargs:
         raise InputError(f"options {sorted(kwargs)} are for sampler='pymc'; nutpie takes "
                          "target_accept and nuts={'max_treedepth': ...}")
-    compiled = nutpie.compile_pymc_model(model)
+    compiled = None
+    if compiled_logp:
+        from bayeslmm.bayes.marginal_logp import compile_marginal
+
+        compiled = compile_marginal(model)
+    if compiled is None:
+        compiled = nutpie.compile_pymc_model(model)
     t0 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
                           cores=cores, seed=seed, save_warmup=False,

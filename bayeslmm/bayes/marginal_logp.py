@@ -1,0 +1,575 @@
+"""The one-kernel marginal model's log-density, written out and compiled once per machine.
+
+nutpie compiles a PyMC model's PyTensor graph to numba in every new process: 3-4 s even for
+a two-parameter model, about 5 s for :func:`~bayeslmm.models.marginal_grm`, against 1-2 s
+of sampling. For the model everyone fits -- one kernel, free variances, beta non-centred on
+its conditional posterior (the default) -- the log-density has a short closed form, so this
+module writes it and its gradient by hand as a numba ``cfunc`` cached on disk
+(``cache=True``): compiled the first time, loaded in a fraction of a second afterwards.
+
+The closed form. With d_i = sigma_g2 S_i + sigma_e2, w_i = 1 / d_i and the data rotated by
+K's eigenvectors (notes eq. 46, section 4), beta | variances, y is Gaussian with precision
+A = X'V^-1X + Lambda_0 and mean mu = A^-1 (X'V^-1 y + Lambda_0 m_0) (eq. 13-14, the prior
+N(m_0, Lambda_0^-1) included; Lambda_0 = 0 for a flat prior). The model samples z with
+beta = mu + L^-T z, A = L L', and adds the Jacobian -log|L|. Because log p(y | beta) + log
+p(beta) is a quadratic in beta with curvature A and peak mu,
+
+    log p(theta, z | y) = l(mu) - z'z / 2 - log|A| / 2 + log p(theta) + log|d theta / d t|
+
+where l(mu) is the log-likelihood plus log-prior at beta = mu: z is exactly standard normal
+and independent of the variances, and the variance part is the restricted (REML-like)
+likelihood with beta's prior. Its gradient needs no derivative of the Cholesky: by the
+envelope theorem (dl/dbeta = 0 at mu), with residuals r = U'y - U'X mu and
+h_i = (U'X)_i A^-1 (U'X)_i',
+
+    d/d sigma_g2 = -1/2 sum_i S_i (w_i - w_i^2 r_i^2 - w_i^2 h_i)
+    d/d sigma_e2 = -1/2 [sum_i (w_i - w_i^2 r_i^2 - w_i^2 h_i)
+                        + n0 / sigma_e2 - q0 / sigma_e2^2 - tr(A^-1 C_XX) / sigma_e2^2]
+
+(n0 = N - rank K, q0 and C_XX the complement's residual square and covariate cross-product).
+O(r M^2) per evaluation. The test suite checks value and gradient against PyMC's own
+compiled log-density of the same model for every supported prior family.
+
+:func:`compile_marginal` returns a nutpie compiled model whose draws carry the same names,
+shapes and coordinates as ``nutpie.compile_pymc_model(model)`` would give, so everything
+downstream (log-likelihood and log-prior groups, prediction, sensitivity) is unchanged.
+Models it does not cover (several kernels, latent g, fixed variances, custom PyMC priors,
+non-Gaussian priors on beta, variables added by the user) return ``None`` from
+:func:`compile_marginal`, and sampling goes through PyMC's graph.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+import numba
+import numpy as np
+from numba import njit, types
+from scipy import special
+
+__all__ = ["compile_marginal", "supported"]
+
+LOG2PI = float(np.log(2 * np.pi))
+
+# Prior family codes shared with the compiled code. Positive support: log transform.
+_POSITIVE = {"HalfNormal": 1, "HalfStudentT": 2, "HalfCauchy": 3, "InverseGamma": 4,
+             "Exponential": 5, "Gamma": 6, "LogNormal": 7, "HalfFlat": 8, "Jeffreys": 9}
+# Support in an interval: PyMC's log-odds / interval transform.
+_UNIT = {"Beta": 20, "Uniform": 21}
+_HEADER = 8  # total length, r, M, n0, parameterisation, n_expanded, reserved x2
+_PRIOR_SLOTS = 5  # code, three parameters, log normalising constant
+
+
+# ---------------------------------------------------------------------- eligibility
+def _prior_row(prior) -> np.ndarray | None:
+    """[code, p0, p1, p2, log constant] of a parsed prior, or None if not covered."""
+    f, p = prior.family, prior.params
+    row = np.zeros(_PRIOR_SLOTS)
+    if f in _POSITIVE:
+        row[0] = _POSITIVE[f]
+        if f == "HalfNormal":
+            s = p["sigma"]
+            row[1:4] = s, 0, 0
+            row[4] = np.log(2.0) - 0.5 * LOG2PI - np.log(s)
+        elif f == "HalfStudentT":
+            nu, s = p["nu"], p["sigma"]
+            row[1:4] = nu, s, 0
+            row[4] = (np.log(2.0) + special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
+                      - 0.5 * np.log(nu * np.pi) - np.log(s))
+        elif f == "HalfCauchy":
+            b = p["beta"]
+            row[1] = b
+            row[4] = np.log(2.0) - np.log(np.pi) - np.log(b)
+        elif f == "InverseGamma":
+            a, b = p["alpha"], p["beta"]
+            row[1:3] = a, b
+            row[4] = a * np.log(b) - special.gammaln(a)
+        elif f == "Exponential":
+            row[1] = p["lam"]
+            row[4] = np.log(p["lam"])
+        elif f == "Gamma":
+            a, b = p["alpha"], p["beta"]
+            row[1:3] = a, b
+            row[4] = a * np.log(b) - special.gammaln(a)
+        elif f == "LogNormal":
+            row[1:3] = p["mu"], p["sigma"]
+            row[4] = -0.5 * LOG2PI - np.log(p["sigma"])
+        return row
+    if f in _UNIT:
+        row[0] = _UNIT[f]
+        if f == "Beta":
+            a, b = p["alpha"], p["beta"]
+            row[1:4] = a, b, 0
+            row[4] = -special.betaln(a, b)
+        else:
+            lo, hi = p["lower"], p["upper"]
+            if not (0.0 <= lo < hi <= 1.0):
+                return None
+            row[1:3] = lo, hi
+            row[4] = -np.log(hi - lo)
+        return row
+    return None
+
+
+def supported(model) -> str | None:
+    """Why ``model`` cannot use the compiled log-density, or None when it can."""
+    info = getattr(model, "_bayeslmm_info", None)
+    if info is None or info.kind != "marginal":
+        return "not a one-kernel marginal_grm model"
+    if info.latent or info.fixed:
+        return "latent genetic values or fixed variances"
+    if "beta_z" not in model.named_vars:
+        return "beta sampled directly (beta_param='direct')"
+    pri = info.priors
+    if pri.parameterisation not in ("h2", "variances"):
+        return f"parameterisation {pri.parameterisation!r}"
+    names = ("h2", "Vp") if pri.parameterisation == "h2" else ("sigma_g2", "sigma_e2")
+    for n in names:
+        if _prior_row(pri[n]) is None:
+            return f"prior {pri[n]} on {n}"
+    if not pri.beta_mu.size and pri["beta"].family not in ("Normal", "Flat"):
+        return f"non-Gaussian prior {pri['beta']} on beta"
+    expected = {*names, "beta_z", "sigma_g2", "sigma_e2", "h2", "Vp", "beta", "beta_jacobian",
+                "beta_prior", "y_rot", "y_null"}
+    extra = set(model.named_vars) - expected
+    if extra:
+        return f"variables added to the model: {sorted(extra)}"
+    return None
+
+
+# ---------------------------------------------------------------------- packing
+def _beta_prior(info) -> tuple[np.ndarray, np.ndarray]:
+    """Precisions lam and means m0 of beta's Normal prior (zeros for a flat prior)."""
+    pri, M = info.priors, info.data.M
+    if pri.beta_mu.size:
+        return 1.0 / pri.beta_sigma**2, pri.beta_mu
+    prior = pri["beta"]
+    if prior.family == "Normal":
+        return (np.full(M, 1.0 / prior.params["sigma"] ** 2),
+                np.full(M, prior.params.get("mu", 0.0)))
+    return np.zeros(M), np.zeros(M)
+
+
+def _pack(info, out_index: np.ndarray) -> np.ndarray:
+    """All data the compiled functions read, in one float64 array (unpacked by _core)."""
+    data, dec, pri = info.data, info.decomposition, info.priors
+    U, S = dec.U, dec.S
+    UX, Uy = U.T @ data.X, U.T @ data.y
+    r, M = U.shape[1], data.M
+    n0 = data.N - dec.rank
+    if n0 > 0:
+        cXX = data.X.T @ data.X - UX.T @ UX
+        cXy = data.X.T @ data.y - UX.T @ Uy
+        cyy = float(data.y @ data.y - Uy @ Uy)
+    else:
+        cXX, cXy, cyy = np.zeros((M, M)), np.zeros(M), 0.0
+    lam, m0 = _beta_prior(info)
+    names = ("h2", "Vp") if pri.parameterisation == "h2" else ("sigma_g2", "sigma_e2")
+    head = np.zeros(_HEADER)
+    parts = [head, S, Uy, np.ascontiguousarray(UX).ravel(), cXX.ravel(), cXy, [cyy], lam, m0,
+             _prior_row(pri[names[0]]), _prior_row(pri[names[1]]), out_index]
+    flat = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts])
+    flat[:_HEADER] = [flat.size, r, M, n0, 0 if pri.parameterisation == "h2" else 1,
+                      out_index.size, 0, 0]
+    return flat
+
+
+# ---------------------------------------------------------------------- compiled code
+# Module-level functions with cache=True: numba stores the machine code next to this file
+# (or in NUMBA_CACHE_DIR), so only the first process on a machine pays for compilation.
+@njit(cache=True, error_model="numpy")
+def _positive_prior(p, t):
+    """log p(x) + t (the log transform's Jacobian) and its t-derivative, x = exp(t)."""
+    code = int(p[0])
+    x = np.exp(t)
+    lp, dlp = 0.0, 0.0
+    if code == 1:  # HalfNormal(sigma)
+        s2 = p[1] * p[1]
+        lp = -0.5 * x * x / s2
+        dlp = -x * x / s2
+    elif code == 2:  # HalfStudentT(nu, sigma)
+        nu, s2 = p[1], p[2] * p[2]
+        lp = -0.5 * (nu + 1.0) * np.log1p(x * x / (nu * s2))
+        dlp = -(nu + 1.0) * x * x / (nu * s2 + x * x)
+    elif code == 3:  # HalfCauchy(beta)
+        b2 = p[1] * p[1]
+        lp = -np.log1p(x * x / b2)
+        dlp = -2.0 * x * x / (b2 + x * x)
+    elif code == 4:  # InverseGamma(alpha, beta), with exp(-t) for 1/x (no overflow)
+        e = np.exp(-t)
+        lp = -(p[1] + 1.0) * t - p[2] * e
+        dlp = -(p[1] + 1.0) + p[2] * e
+    elif code == 5:  # Exponential(lam)
+        lp = -p[1] * x
+        dlp = -p[1] * x
+    elif code == 6:  # Gamma(alpha, beta)
+        lp = (p[1] - 1.0) * t - p[2] * x
+        dlp = (p[1] - 1.0) - p[2] * x
+    elif code == 7:  # LogNormal(mu, sigma)
+        s2 = p[2] * p[2]
+        lp = -t - 0.5 * (t - p[1]) ** 2 / s2
+        dlp = -1.0 - (t - p[1]) / s2
+    elif code == 9:  # Jeffreys, 1/x
+        lp = -t
+        dlp = -1.0
+    # code 8, HalfFlat: 0
+    return lp + p[4] + t, dlp + 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _expit_pair(t):
+    """(expit(t), expit(-t)) without cancellation at either end."""
+    if t >= 0:
+        e = np.exp(-t)
+        return 1.0 / (1.0 + e), e / (1.0 + e)
+    e = np.exp(t)
+    return e / (1.0 + e), 1.0 / (1.0 + e)
+
+
+@njit(cache=True, error_model="numpy")
+def _unit_prior(p, t):
+    """h2 = lo + (hi - lo) expit(t): log p(h2) + log Jacobian and its t-derivative, h2, 1 - h2
+    and dh2/dt."""
+    s, s1 = _expit_pair(t)
+    if int(p[0]) == 20:  # Beta(alpha, beta) on (0, 1)
+        width = 1.0
+        h2, c2 = s, s1
+        lp = (p[1] - 1.0) * np.log(h2) + (p[2] - 1.0) * np.log(c2) + p[4]
+        dlp = (p[1] - 1.0) * c2 - (p[2] - 1.0) * h2
+    else:  # Uniform(lo, hi) with 0 <= lo < hi <= 1
+        width = p[2] - p[1]
+        h2 = p[1] + width * s
+        c2 = (1.0 - p[2]) + width * s1
+        lp = p[4]
+        dlp = 0.0
+    # log |dh2/dt| = log(width) + log s + log s1, whose derivative is s1 - s.
+    lj = np.log(width) + np.log(s) + np.log(s1)
+    return lp + lj, dlp + s1 - s, h2, c2, width * s * s1
+
+
+@njit(cache=True, error_model="numpy")
+def _variances(x, param, p1, p2, J, gprior):
+    """sigma_g2, sigma_e2, h2, Vp and the priors (+ Jacobians) at the unconstrained x.
+
+    Fills J[a, b] = d(sigma_g2, sigma_e2)[b] / dt_a and gprior = d(log prior) / dt.
+    """
+    if param == 0:  # (h2, Vp)
+        lp1, d1, h2, c2, dh2 = _unit_prior(p1, x[0])
+        lp2, d2 = _positive_prior(p2, x[1])
+        Vp = np.exp(x[1])
+        sg, se = h2 * Vp, c2 * Vp
+        J[0, 0], J[0, 1] = dh2 * Vp, -dh2 * Vp
+        J[1, 0], J[1, 1] = sg, se
+    else:  # (sigma_g2, sigma_e2)
+        lp1, d1 = _positive_prior(p1, x[0])
+        lp2, d2 = _positive_prior(p2, x[1])
+        sg, se = np.exp(x[0]), np.exp(x[1])
+        J[0, 0], J[0, 1], J[1, 0], J[1, 1] = sg, 0.0, 0.0, se
+        Vp = sg + se
+        h2 = sg / Vp
+    gprior[0], gprior[1] = d1, d2
+    return sg, se, h2, Vp, lp1 + lp2
+
+
+@njit(cache=True, error_model="numpy")
+def _core(x, ud, grad, extra):
+    """Log density at the unconstrained x = (t1, t2, z); fills grad and
+    extra = (sigma_g2, sigma_e2, h2, Vp, beta = mu + L^-T z)."""
+    # Unpack the data (layout: _pack).
+    r, M, n0 = int(ud[1]), int(ud[2]), ud[3]
+    o = _HEADER
+    S = ud[o:o + r]
+    o += r
+    uy = ud[o:o + r]
+    o += r
+    UX = ud[o:o + r * M].reshape((r, M))
+    o += r * M
+    cXX = ud[o:o + M * M].reshape((M, M))
+    o += M * M
+    cXy = ud[o:o + M]
+    o += M
+    cyy = ud[o]
+    o += 1
+    lam = ud[o:o + M]
+    o += M
+    m0 = ud[o:o + M]
+    o += M
+    p1 = ud[o:o + _PRIOR_SLOTS]
+    o += _PRIOR_SLOTS
+    p2 = ud[o:o + _PRIOR_SLOTS]
+    J = np.empty((2, 2))
+    gprior = np.empty(2)
+    sg, se, h2, Vp, lprior = _variances(x, int(ud[4]), p1, p2, J, gprior)
+    extra[0], extra[1], extra[2], extra[3] = sg, se, h2, Vp
+    beta = extra[4:]
+    z = x[2:2 + M]
+    # A = X'V^-1X + Lambda_0 and b = X'V^-1y + Lambda_0 m_0 in one pass over the eigenvalues.
+    A = np.zeros((M, M))
+    b = np.zeros(M)
+    sum_logd = 0.0
+    for i in range(r):
+        d = sg * S[i] + se
+        sum_logd += np.log(d)
+        wi = 1.0 / d
+        for j in range(M):
+            a = wi * UX[i, j]
+            b[j] += a * uy[i]
+            for k in range(j + 1):
+                A[j, k] += a * UX[i, k]
+    for j in range(M):
+        if n0 > 0:
+            b[j] += cXy[j] / se
+            for k in range(j + 1):
+                A[j, k] += cXX[j, k] / se
+        b[j] += lam[j] * m0[j]
+        A[j, j] += lam[j]
+    # Cholesky A = L L' (M is a handful of covariates: plain loops).
+    L = np.zeros((M, M))
+    for j in range(M):
+        d = A[j, j]
+        for k in range(j):
+            d -= L[j, k] * L[j, k]
+        if not d > 0.0:
+            return np.nan
+        L[j, j] = np.sqrt(d)
+        for i in range(j + 1, M):
+            s = A[i, j]
+            for k in range(j):
+                s -= L[i, k] * L[j, k]
+            L[i, j] = s / L[j, j]
+    v = np.empty(M)  # L^-1 b
+    for i in range(M):
+        s = b[i]
+        for k in range(i):
+            s -= L[i, k] * v[k]
+        v[i] = s / L[i, i]
+    mu = np.empty(M)  # A^-1 b = L^-T v
+    for i in range(M - 1, -1, -1):
+        s = v[i]
+        t = v[i] + z[i]
+        for k in range(i + 1, M):
+            s -= L[k, i] * mu[k]
+            t -= L[k, i] * beta[k]
+        mu[i] = s / L[i, i]
+        beta[i] = t / L[i, i]
+    # Second pass: residuals r_i and h_i = |L^-1 ux_i|^2 give value and gradient.
+    hv = np.empty(M)
+    sum_wr2 = 0.0
+    dsg = 0.0
+    dse = 0.0
+    for i in range(r):
+        d = sg * S[i] + se
+        wi = 1.0 / d
+        ri = uy[i]
+        hi = 0.0
+        for j in range(M):
+            ri -= UX[i, j] * mu[j]
+            s = UX[i, j]
+            for k in range(j):
+                s -= L[j, k] * hv[k]
+            hv[j] = s / L[j, j]
+            hi += hv[j] * hv[j]
+        wr2 = wi * ri * ri
+        sum_wr2 += wr2
+        e = wi - wi * wr2 - wi * wi * hi
+        dsg += S[i] * e
+        dse += e
+    lp = -0.5 * (r * LOG2PI + sum_logd + sum_wr2)
+    dsg *= -0.5
+    dse *= -0.5
+    if n0 > 0:
+        q0 = cyy
+        for j in range(M):
+            q0 -= 2.0 * mu[j] * cXy[j]
+            for k in range(M):
+                q0 += mu[j] * cXX[j, k] * mu[k]
+        lp += -0.5 * (n0 * (LOG2PI + np.log(se)) + q0 / se)
+        # tr(A^-1 C_XX) = |L^-1 C_XX^(1/2)|^2 without the square root: sum_jk Ainv_jk C_jk.
+        Linv = np.zeros((M, M))
+        for c in range(M):
+            for i in range(M):
+                s = 1.0 if i == c else 0.0
+                for k in range(i):
+                    s -= L[i, k] * Linv[k, c]
+                Linv[i, c] = s / L[i, i]
+        tr = 0.0
+        for j in range(M):
+            for k in range(M):
+                a = 0.0
+                for q in range(M):
+                    a += Linv[q, j] * Linv[q, k]
+                tr += a * cXX[j, k]
+        dse += -0.5 * (n0 / se - q0 / (se * se) - tr / (se * se))
+    for j in range(M):
+        if lam[j] > 0.0:
+            lp += -0.5 * LOG2PI + 0.5 * np.log(lam[j]) - 0.5 * lam[j] * (mu[j] - m0[j]) ** 2
+        lp -= np.log(L[j, j]) + 0.5 * z[j] * z[j]
+        grad[2 + j] = -z[j]
+    lp += lprior
+    grad[0] = J[0, 0] * dsg + J[0, 1] * dse + gprior[0]
+    grad[1] = J[1, 0] * dsg + J[1, 1] * dse + gprior[1]
+    return lp
+
+
+_LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
+                        types.CPointer(types.double), types.CPointer(types.double),
+                        types.CPointer(types.double))
+_EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
+                          types.CPointer(types.double), types.CPointer(types.double))
+
+
+def _logp_c(dim, x_, out_, logp_, ud_):
+    # nutpie's contract: 0 ok, 3 non-finite gradient, 4 non-finite value (a rejected step).
+    n = int(numba.carray(ud_, (1,))[0])
+    ud = numba.carray(ud_, (n,))
+    M = int(ud[2])
+    if dim != 2 + M:
+        return -1
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    lp = numba.carray(logp_, (1,))
+    extra = np.empty(4 + M)
+    val = _core(x, ud, out, extra)
+    lp[0] = val
+    if not np.isfinite(val):
+        return 4
+    for j in range(dim):
+        if not np.isfinite(out[j]):
+            return 3
+    return 0
+
+
+def _expand_c(dim, expanded, x_, out_, ud_):
+    n = int(numba.carray(ud_, (1,))[0])
+    ud = numba.carray(ud_, (n,))
+    M = int(ud[2])
+    if dim != 2 + M or expanded != int(ud[5]):
+        return -1
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (expanded,))
+    extra = np.empty(4 + M)
+    grad = np.empty(dim)
+    _core(x, ud, grad, extra)
+    # The canonical order: t1, t2, z (M), then extra = sigma_g2, sigma_e2, h2, Vp, beta (M).
+    canon = np.concatenate((x, extra))
+    idx = ud[ud.size - expanded:]
+    for k in range(expanded):
+        out[k] = canon[int(idx[k])]
+    return 0
+
+
+@functools.cache
+def _functions():
+    """The two C callbacks (compiled on first use, from numba's disk cache afterwards)."""
+    with warnings.catch_warnings():
+        # A read-only install cannot write the cache: numba then compiles in memory.
+        warnings.filterwarnings("ignore", message=".*[Cc]annot cache.*")
+        return (numba.cfunc(_LOGP_SIG, cache=True)(_logp_c),
+                numba.cfunc(_EXPAND_SIG, cache=True)(_expand_c))
+
+
+# ---------------------------------------------------------------------- nutpie model
+def _layout(model, info) -> tuple[list[str], list[tuple[int, ...]], np.ndarray, list[str]]:
+    """Names and shapes nutpie expects (free values, then the rest) and where each comes from
+    in the canonical vector (t1, t2, z, sigma_g2, sigma_e2, h2, Vp, beta)."""
+    M = info.data.M
+    free = [model.rvs_to_values[rv].name for rv in model.free_RVs]
+    rest = [v.name for v in model.unobserved_value_vars if v.name not in free]
+    p1, p2 = [rv.name for rv in model.free_RVs if rv.name != "beta_z"]
+    canon: dict[str, tuple[int, tuple[int, ...]]] = {
+        model.rvs_to_values[model[p1]].name: (0, ()),
+        model.rvs_to_values[model[p2]].name: (1, ()),
+        "beta_z": (2, (M,)), "sigma_g2": (2 + M, ()), "sigma_e2": (3 + M, ()),
+        "h2": (4 + M, ()), "Vp": (5 + M, ()), "beta": (6 + M, (M,)),
+    }
+    names = free + rest
+    shapes, index = [], []
+    for n in names:
+        start, shape = canon[n]
+        shapes.append(shape)
+        index.extend(range(start, start + (M if shape else 1)))
+    reparam = [model.rvs_to_values[rv].name for rv in model.free_RVs
+               if model.rvs_to_transforms.get(rv) is not None]
+    return names, shapes, np.asarray(index, dtype=np.float64), reparam
+
+
+def _initial_point_fn(info, n_dim: int):
+    """PyMC's default: a central point plus U(-1, 1) jitter on every unconstrained value."""
+    vy = float(np.var(info.data.y))
+    centre = np.zeros(n_dim)
+    if info.priors.parameterisation == "h2":
+        centre[1] = np.log(vy)
+    else:
+        centre[:2] = np.log(vy / 2)
+
+    def initial_point(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return centre + rng.uniform(-1.0, 1.0, n_dim)
+
+    return initial_point
+
+
+def compile_marginal(model) -> Any | None:
+    """A nutpie compiled model for ``model`` using the hand-written log-density.
+
+    Returns None when :func:`supported` says the model is not covered.
+    """
+    if supported(model) is not None:
+        return None
+    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
+
+    info = model._bayeslmm_info
+    M = info.data.M
+    names, shapes, index, reparam = _layout(model, info)
+    ud = _pack(info, index)
+    ud.flags.writeable = False
+    logp_cfunc, expand_cfunc = _functions()
+    slices, count = [], 0
+    for shp in shapes:
+        n = int(np.prod(shp)) if shp else 1
+        slices.append(slice(count, count + n))
+        count += n
+    shape_info = (names, slices, shapes)
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparam)
+    n_dim = 2 + M
+    return CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes={n: tuple(s) for n, s in zip(names, shapes, strict=True)},
+        compiled_logp_func=logp_cfunc, compiled_expand_func=expand_cfunc,
+        initial_point_func=_initial_point_fn(info, n_dim), shared_data={},
+        shared_var_keys={}, user_data=ud, n_expanded=len(index), shape_info=shape_info,
+        logp_func=None, expand_func=None, reparameterized_names=reparam)
+
+
+def evaluate(compiled, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """(log density, gradient) of a :func:`compile_marginal` model at x (for tests)."""
+    import ctypes
+
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    grad = np.empty_like(x)
+    lp = np.empty(1)
+    dbl = ctypes.POINTER(ctypes.c_double)
+    rc = compiled.compiled_logp_func.ctypes(
+        x.size, x.ctypes.data_as(dbl), grad.ctypes.data_as(dbl), lp.ctypes.data_as(dbl),
+        compiled.user_data.ctypes.data_as(dbl))
+    if rc not in (0, 3, 4):
+        raise RuntimeError(f"compiled log density returned code {rc}")
+    return float(lp[0]), grad
+
+
+def expand(compiled, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The named values the sampler stores for the unconstrained point x (for tests)."""
+    import ctypes
+
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty(compiled.n_expanded)
+    dbl = ctypes.POINTER(ctypes.c_double)
+    rc = compiled.compiled_expand_func.ctypes(
+        x.size, out.size, x.ctypes.data_as(dbl), out.ctypes.data_as(dbl),
+        compiled.user_data.ctypes.data_as(dbl))
+    if rc != 0:
+        raise RuntimeError(f"compiled expand returned code {rc}")
+    names, slices, shapes = compiled.shape_info
+    return {n: out[s].reshape(shp) for n, s, shp in zip(names, slices, shapes, strict=True)}

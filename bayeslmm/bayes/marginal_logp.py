@@ -40,6 +40,7 @@ non-Gaussian priors on beta, variables added by the user) return ``None`` from
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from typing import Any
@@ -518,7 +519,14 @@ def compile_marginal(model) -> Any | None:
     """
     if supported(model) is not None:
         return None
-    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
+    try:
+        # nutpie's container for numba-compiled models; its layout is nutpie's own (checked
+        # against nutpie 0.16), so any mismatch falls back to PyMC's graph with a warning.
+        from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
+    except ImportError as err:
+        warnings.warn(f"nutpie's compiled-model interface changed ({err}); compiling PyMC's "
+                      "graph instead", RuntimeWarning, stacklevel=3)
+        return None
 
     info = model._bayeslmm_info
     M = info.data.M
@@ -534,6 +542,13 @@ def compile_marginal(model) -> Any | None:
     shape_info = (names, slices, shapes)
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparam)
     n_dim = 2 + M
+    fields = {f.name for f in dataclasses.fields(CompiledPyMCModel)}
+    needed = {"_n_dim", "compiled_logp_func", "compiled_expand_func", "initial_point_func",
+              "user_data", "n_expanded", "shape_info"}
+    if not needed <= fields:
+        warnings.warn(f"nutpie's CompiledPyMCModel lacks {sorted(needed - fields)}; "
+                      "compiling PyMC's graph instead", RuntimeWarning, stacklevel=3)
+        return None
     return CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes={n: tuple(s) for n, s in zip(names, shapes, strict=True)},

@@ -495,12 +495,14 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
             args_c = argparse.Namespace(**{**vars(args), "grm": None, "mgrm": None})
             inp = _load(args_c, grms_given=[g])
             fits[c] = _fit(args, inp)
-        res = assoc(None, ds, test=args.test, loco=fits, progress=_progress(args))
+        res = assoc(None, ds, test=args.test, loco=fits, progress=_progress(args),
+                    min_maf=args.maf, max_missing=args.geno)
     else:
         inp = _load(args)
         ds = inp.ds
         fit = _fit(args, inp)
-        res = assoc(fit, ds, test=args.test, progress=_progress(args))
+        res = assoc(fit, ds, test=args.test, progress=_progress(args), min_maf=args.maf,
+                    max_missing=args.geno)
     if args.chr:
         keep = np.isin(res["chrom"].to_numpy().astype(str), [str(c) for c in args.chr])
         res = res.isel(variant=np.flatnonzero(keep))

@@ -44,7 +44,8 @@ def dense_tests(fit, Ks, G):
     Gp = Gi - H @ Gi
     raw = N * (Gi.T @ yt) ** 2 / (np.einsum("ij,ij->j", Gp, Gp) * (yt @ yt))
     with np.errstate(invalid="ignore"):  # xPx ~ 0 (possibly < 0 by rounding) if monomorphic
-        return {"beta": xPy / xPx, "se": 1 / np.sqrt(xPx), "chi2": xPy**2 / xPx, "raw": raw}
+        return {"beta": xPy / xPx, "se": 1 / np.sqrt(xPx), "chi2": xPy**2 / xPx, "raw": raw,
+                "xPy": xPy}
 
 
 def rel(a, b):
@@ -108,6 +109,51 @@ def test_grammar_gamma_c_inf_matches_mean_ratio(data):
     assert res_all.attrs["c_inf"] == pytest.approx(ratio.mean(), rel=1e-8)
     # Seeded: same seed, same c_inf.
     assert assoc(fit, G, "grammar-gamma", seed=1).attrs["c_inf"] == c
+
+
+def test_several_tests_in_one_pass_equal_separate_calls(data):
+    """assoc(fit, G, [tests]) reads and imputes once and calibrates GRAMMAR-Gamma on the
+    exact test's denominators: every Dataset equals the one of a separate call."""
+    fit, K, G = data
+    both = assoc(fit, G, ["exact", "grammar", "grammar-gamma"], n_calibration=12, seed=5,
+                 block_size=64)
+    assert list(both) == ["exact", "grammar", "grammar-gamma"]
+    for t, ds in both.items():
+        alone = assoc(fit, G, t, n_calibration=12, seed=5, block_size=64)
+        assert ds.attrs["test"] == t
+        np.testing.assert_allclose(ds["chi2"], alone["chi2"], rtol=1e-12, equal_nan=True)
+        for name in ("beta", "se", "p", "af", "n", "monomorphic", "filtered"):
+            np.testing.assert_array_equal(ds[name].isnull(), alone[name].isnull())
+        assert ds.attrs["c_inf"] == pytest.approx(alone.attrs["c_inf"], rel=1e-12,
+                                                  nan_ok=True)
+    with pytest.raises(bayeslmm.InputError, match="test must be one of"):
+        assoc(fit, G, ["exact", "wald"])
+    with pytest.raises(bayeslmm.InputError, match="at least one"):
+        assoc(fit, G, [])
+
+
+def test_maf_and_missingness_filters(data):
+    """min_maf / max_missing (GEMMA's -maf / -miss) leave SNPs untested with a flag."""
+    fit, K, G = data
+    G = G.copy()
+    G[:, 10] = 0.0
+    G[:2, 10] = 1.0  # MAF 2 / 480 < 0.01
+    G[: int(0.2 * len(G)), 11] = np.nan  # 20 % missing
+    res = assoc(fit, G, "exact", min_maf=0.01, max_missing=0.1)
+    flt = res["filtered"].values
+    assert flt[10] and flt[11] and not flt[3]  # column 3 is monomorphic, not filtered
+    maf = np.minimum(res["af"], 1 - res["af"]).values
+    miss = 1 - res["n"].values / len(G)
+    poly = ~res["monomorphic"].values
+    np.testing.assert_array_equal(flt, poly & ((maf < 0.01) | (miss > 0.1)))
+    assert np.all(np.isnan(res["chi2"].values[flt]))
+    base = assoc(fit, G, "exact")
+    # Same statistics for the rest (a filtered block is a copy: BLAS rounding may differ).
+    np.testing.assert_allclose(res["chi2"].values[~flt], base["chi2"].values[~flt],
+                               rtol=1e-12)
+    assert res.attrs["n_filtered"] == flt.sum() and not base["filtered"].any()
+    with pytest.raises(bayeslmm.InputError, match="min_maf"):
+        assoc(fit, G, "exact", min_maf=0.7)
 
 
 def test_low_rank_and_several_kernels_equal_dense():
@@ -224,6 +270,13 @@ def test_exact_against_gemma_lmm1(mouse_dir, tmp_path):
     assert lam / (lam + 1) == pytest.approx(pve_gemma, abs=3e-4)
     res = assoc(fit, G[keep], "exact", snp=sid)
     ours = res.to_dataframe().set_index("snp").loc[gem["rs"]]
+    # GEMMA's default QC (-maf 0.01, -miss 0.05 on the analysed samples) as ours selects
+    # exactly the SNPs GEMMA reports, with the same statistics for them.
+    qc = assoc(fit, G[keep], "exact", snp=sid, min_maf=0.01, max_missing=0.05)
+    tested = qc["snp"].values[~qc["filtered"].values & ~qc["monomorphic"].values]
+    assert set(tested) == set(gem["rs"]) and qc.attrs["n_filtered"] > 0
+    np.testing.assert_allclose(qc.to_dataframe().set_index("snp").loc[gem["rs"], "chi2"],
+                               ours["chi2"], rtol=1e-12)
     assert len(gem) > 10_000 and np.all(np.isfinite(ours["p"]))
     rho = stats.spearmanr(ours["p"], gem["p_wald"]).statistic
     assert rho > 0.999
@@ -315,3 +368,22 @@ def test_calibration_and_prediction_accuracy():
     print(f"BLUP accuracy: realised {np.mean(cors):.3f} (sd {np.std(cors):.3f}), expected "
           f"{expected:.3f}; Daetwyler (unrelated, M_e = M) {daetwyler:.3f}")
     assert abs(np.mean(cors) - expected) < 0.05
+
+
+def test_xPx_any_layout_columns_and_chunking(data):
+    """diag(G'PG) from the Cholesky path equals the dense one for Fortran, C and strided
+    blocks, a subset of columns, and a work buffer narrower than the block (chunks)."""
+    from bayeslmm.assoc import _Null
+
+    fit, K, G = data
+    null = _Null.from_fit(fit)
+    assert null.Uinv is not None
+    Gi = np.nan_to_num(G[:, 6:60])  # polymorphic, no missing
+    ref = dense_tests(fit, [K], Gi)
+    cols = np.array([0, 3, 4, 10, 11, 12, 40, 53])
+    want = ref["xPy"][cols] ** 2 / ref["chi2"][cols]  # x'Px
+    work = np.empty((len(Gi), 3), order="F")
+    for block in (np.asfortranarray(Gi), np.ascontiguousarray(Gi),
+                  np.ascontiguousarray(np.repeat(Gi, 2, axis=1))[:, ::2]):
+        np.testing.assert_allclose(null.xPx(block, cols, work), want, rtol=1e-10)
+        np.testing.assert_allclose(null.xPx(block, cols), want, rtol=1e-10)

@@ -34,6 +34,8 @@ test-fast: $(TSTAMP)
 
 bench: $(TSTAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_reml.py
+	$(PY) benchmarks/bench_assoc.py
+	OPENBLAS_NUM_THREADS=2 $(PY) benchmarks/bench_posterior.py
 
 lint: $(TSTAMP)
 	$(VENV)/bin/ruff check .

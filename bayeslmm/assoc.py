@@ -347,7 +347,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
           loco: Mapping[str, VarianceComponentFit] | None = None,
           n_calibration: int = 30, seed: int | np.random.Generator | None = 0,
           min_maf: float = 0.0, max_missing: float = 1.0,
-          block_size: int = 5000, progress: bool | None = None,
+          block_size: int | None = None, progress: bool | None = None,
           chrom=None, snp=None, pos=None, a1=None, a2=None
           ) -> xr.Dataset | dict[str, xr.Dataset]:
     """Test every SNP for association with V fixed at the null fit (notes 5.1, 5.2.3).
@@ -395,8 +395,10 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         ours test everything): SNPs with minor allele frequency below ``min_maf`` or a
         fraction of missing calls above ``max_missing`` among the tested samples are not
         tested (NaN statistics, ``filtered = True``).
-    block_size : int
-        SNPs per block (one matrix product per block; memory ~ 8 N block_size bytes x 3).
+    block_size : int, optional
+        SNPs per block (read, imputed and multiplied together; memory ~ 8 N block_size
+        bytes x 3). Default: blocks of about 16 MB (at least 256 SNPs), small enough for
+        the allocator to recycle their memory from block to block.
     progress : bool, optional
         tqdm bar; default on when there are at least 20 blocks.
     chrom, snp, pos, a1, a2 : array_like, optional
@@ -438,13 +440,15 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         raise InputError("give a null fit, or a LOCO mapping chromosome -> fit")
     if n_calibration < 1:
         raise InputError(f"n_calibration must be at least 1, got {n_calibration}")
-    if block_size < 1:
+    if block_size is not None and block_size < 1:
         raise InputError(f"block_size must be positive, got {block_size}")
     ref = fit if fit is not None else next(iter(loco.values()))
     fit_samples = np.asarray(ref.data.samples).astype(str)
     src = _as_source(genotypes, fit_samples,
                      {"chrom": chrom, "snp": snp, "pos": pos, "a1": a1, "a2": a2})
     P, N = src.P, len(fit_samples)
+    if block_size is None:
+        block_size = max(256, (2 << 20) // max(N, 1))
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
     # Which null fit tests which SNPs.
@@ -551,15 +555,16 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     meta = src.meta
     fits = [f for f, _ in plan]
     results = {}
+    # Variables common to every test are built once (xarray's handling of the string
+    # columns costs more than the statistics) and copied into the per-test Datasets.
+    common = xr.Dataset(
+        {name: ("variant", meta[name]) for name in ("chrom", "snp", "pos", "a1", "a2")}
+        | {name: ("variant", shared[name]) for name in ("af", "n")})
+    flags = {name: ("variant", shared[name]) for name in ("monomorphic", "filtered")}
     for t in tests:
         s = stat[t]
-        data = {name: ("variant", meta[name]) for name in ("chrom", "snp", "pos", "a1", "a2")}
-        data["af"], data["n"] = ("variant", shared["af"]), ("variant", shared["n"])
-        for name in ("beta", "se", "chi2"):
-            data[name] = ("variant", s[name])
+        data = {name: ("variant", s[name]) for name in ("beta", "se", "chi2")}
         data["p"] = ("variant", chi2_sf(s["chi2"]))
-        data["monomorphic"] = ("variant", shared["monomorphic"])
-        data["filtered"] = ("variant", shared["filtered"])
         cv = c_values.get(t, [])
         attrs = {
             "test": t,
@@ -580,7 +585,8 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
             attrs["n_calibration"] = n_calibration
             if len(cv) > 1:
                 attrs["c_inf_per_fit"] = cv
-        results[t] = xr.Dataset(data, attrs=attrs)
+        # A deep copy (cheap next to building it) keeps the Datasets independent.
+        results[t] = common.copy(deep=True).assign(data | flags).assign_attrs(attrs)
     return results[tests[0]] if single else results
 
 

@@ -7,7 +7,7 @@ files. Subcommands::
     bayeslmm reml   (--grm P | --mgrm FILE | --bfile X) --pheno F [--mpheno k]
                     [--covar F] [--qcovar F] [--method M] [--ml] [--no-constrain] --out P
     bayeslmm blup   (same inputs as reml) [--bfile X]                       --out P
-    bayeslmm assoc  --bfile X [--grm P] --pheno F [--test T] [--loco]       --out P
+    bayeslmm assoc  --bfile X [--grm P] --pheno F [--test T ...] [--loco]   --out P
     bayeslmm sample (same inputs as reml) [--prior h2='Beta(1, 1)' ...] [--draws n]
                     [--tune n] [--chains n] [--seed s]                       --out P
     bayeslmm compare (as sample): REML next to the posterior -> .compare.tsv/.png
@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("assoc", help="mixed-model association -> PREFIX.assoc.tsv")
     _inputs(p)
     _fit_flags(p)
-    p.add_argument("--test", choices=("exact", "grammar", "grammar-gamma"), default="exact")
+    p.add_argument("--test", choices=("exact", "grammar", "grammar-gamma"), default=["exact"],
+                   nargs="+", help="one or more tests, run in one pass over the genotypes; "
+                   "with several, one file per test: PREFIX.<test>.assoc.tsv")
     p.add_argument("--loco", action="store_true",
                    help="leave-one-chromosome-out: null fit per chromosome (needs --bfile)")
     _common(p)
@@ -472,6 +474,12 @@ def cmd_blup(args: argparse.Namespace, staged) -> Path:
     return prefix
 
 
+def _tests(args: argparse.Namespace):
+    """The --test value for assoc: one name (a Dataset back) or several (a dict back)."""
+    tests = list(dict.fromkeys(args.test))
+    return tests[0] if len(tests) == 1 else tests
+
+
 def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm assoc``: PREFIX.assoc.tsv (one row per SNP)."""
     from bayeslmm.assoc import assoc
@@ -495,20 +503,24 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
             args_c = argparse.Namespace(**{**vars(args), "grm": None, "mgrm": None})
             inp = _load(args_c, grms_given=[g])
             fits[c] = _fit(args, inp)
-        res = assoc(None, ds, test=args.test, loco=fits, progress=_progress(args),
+        res = assoc(None, ds, test=_tests(args), loco=fits, progress=_progress(args),
                     min_maf=args.maf, max_missing=args.geno)
     else:
         inp = _load(args)
         ds = inp.ds
         fit = _fit(args, inp)
-        res = assoc(fit, ds, test=args.test, progress=_progress(args), min_maf=args.maf,
+        res = assoc(fit, ds, test=_tests(args), progress=_progress(args), min_maf=args.maf,
                     max_missing=args.geno)
-    if args.chr:
-        keep = np.isin(res["chrom"].to_numpy().astype(str), [str(c) for c in args.chr])
-        res = res.isel(variant=np.flatnonzero(keep))
-    write_assoc(res, f"{prefix}.assoc.tsv", staged)
-    log.info("%s test of %d variants written to %s.assoc.tsv; genomic-control lambda %.4f.",
-             args.test, res.sizes["variant"], prefix, float(res.attrs["lambda_gc"]))
+    tests = list(dict.fromkeys(args.test))
+    results = res if isinstance(res, dict) else {tests[0]: res}
+    for t, r in results.items():
+        if args.chr:
+            keep = np.isin(r["chrom"].to_numpy().astype(str), [str(c) for c in args.chr])
+            r = r.isel(variant=np.flatnonzero(keep))
+        name = f"{prefix}.assoc.tsv" if len(results) == 1 else f"{prefix}.{t}.assoc.tsv"
+        write_assoc(r, name, staged)
+        log.info("%s test of %d variants written to %s; genomic-control lambda %.4f.",
+                 t, r.sizes["variant"], name, float(r.attrs["lambda_gc"]))
     return prefix
 
 

@@ -158,6 +158,27 @@ def test_assoc_table(demo_grm, tmp_path):
     assert "genomic-control lambda" in Path(f"{out}.log").read_text()
 
 
+def test_assoc_several_tests_one_file_each(demo_grm, tmp_path):
+    """--test exact grammar-gamma: one pass, PREFIX.<test>.assoc.tsv per test, each equal
+    to the file of a single-test run; --maf leaves rare SNPs untested (NaN)."""
+    common = ["assoc", "--bfile", str(DEMO.bfile), "--grm", str(demo_grm), "--pheno",
+              str(DEMO.pheno), "--quiet"]
+    both = tmp_path / "b"
+    assert run(common + ["--test", "exact", "grammar-gamma", "--out", str(both)]) == 0
+    assert not Path(f"{both}.assoc.tsv").exists()
+    for t in ("exact", "grammar-gamma"):
+        one = tmp_path / t
+        assert run(common + ["--test", t, "--out", str(one)]) == 0
+        a = pd.read_csv(f"{both}.{t}.assoc.tsv", sep="\t")
+        b = pd.read_csv(f"{one}.assoc.tsv", sep="\t")
+        pd.testing.assert_frame_equal(a, b, rtol=1e-9)
+    qc = tmp_path / "qc"
+    assert run(common + ["--maf", "0.2", "--out", str(qc)]) == 0
+    t = pd.read_csv(f"{qc}.assoc.tsv", sep="\t")
+    rare = np.minimum(t["af"], 1 - t["af"]) < 0.2
+    assert rare.any() and t.loc[rare, "p"].isna().all() and t.loc[~rare, "p"].notna().all()
+
+
 def test_assoc_loco(tmp_path):
     out = tmp_path / "l"
     assert run(["assoc", "--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--loco",

@@ -190,7 +190,8 @@ def _gemm_tn(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """
     if A.flags.f_contiguous and B.flags.f_contiguous:
         return blas.dgemm(1.0, A, B, trans_a=1)
-    if A.flags.c_contiguous and B.flags.c_contiguous:  # (A'B)' = B'A with C = Fortran'
+    if A.flags.c_contiguous and B.flags.c_contiguous:
+        # A C-ordered array's transpose is Fortran-ordered: A'B = (B'A)' = ((B.T) (A.T)')'.
         return blas.dgemm(1.0, B.T, A.T, trans_b=1).T
     return blas.dgemm(1.0, np.asfortranarray(A), np.asfortranarray(B), trans_a=1)
 

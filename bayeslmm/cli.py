@@ -474,12 +474,6 @@ def cmd_blup(args: argparse.Namespace, staged) -> Path:
     return prefix
 
 
-def _tests(args: argparse.Namespace):
-    """The --test value for assoc: one name (a Dataset back) or several (a dict back)."""
-    tests = list(dict.fromkeys(args.test))
-    return tests[0] if len(tests) == 1 else tests
-
-
 def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm assoc``: PREFIX.assoc.tsv (one row per SNP)."""
     from bayeslmm.assoc import assoc
@@ -488,6 +482,7 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     prefix = _prefix(args.out)
     if not args.bfile:
         raise InputError("assoc needs the genotypes to test: --bfile PREFIX")
+    tests = list(dict.fromkeys(args.test))  # a list: assoc returns a dict test -> Dataset
     ds = None
     if args.loco:
         if args.grm or args.mgrm:
@@ -503,21 +498,19 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
             args_c = argparse.Namespace(**{**vars(args), "grm": None, "mgrm": None})
             inp = _load(args_c, grms_given=[g])
             fits[c] = _fit(args, inp)
-        res = assoc(None, ds, test=_tests(args), loco=fits, progress=_progress(args),
+        res = assoc(None, ds, test=tests, loco=fits, progress=_progress(args),
                     min_maf=args.maf, max_missing=args.geno)
     else:
         inp = _load(args)
         ds = inp.ds
         fit = _fit(args, inp)
-        res = assoc(fit, ds, test=_tests(args), progress=_progress(args), min_maf=args.maf,
+        res = assoc(fit, ds, test=tests, progress=_progress(args), min_maf=args.maf,
                     max_missing=args.geno)
-    tests = list(dict.fromkeys(args.test))
-    results = res if isinstance(res, dict) else {tests[0]: res}
-    for t, r in results.items():
+    for t, r in res.items():
         if args.chr:
             keep = np.isin(r["chrom"].to_numpy().astype(str), [str(c) for c in args.chr])
             r = r.isel(variant=np.flatnonzero(keep))
-        name = f"{prefix}.assoc.tsv" if len(results) == 1 else f"{prefix}.{t}.assoc.tsv"
+        name = f"{prefix}.assoc.tsv" if len(res) == 1 else f"{prefix}.{t}.assoc.tsv"
         write_assoc(r, name, staged)
         log.info("%s test of %d variants written to %s; genomic-control lambda %.4f.",
                  t, r.sizes["variant"], name, float(r.attrs["lambda_gc"]))

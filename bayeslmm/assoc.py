@@ -82,6 +82,7 @@ class _Null:
     Uinv: np.ndarray | None = None  # (L^-1)' = U^-1 for V = L L' = U'U, if V is PD
     LX: np.ndarray | None = None    # L^-1 X
     R: np.ndarray | None = None     # [P y, y-tilde, X], Fortran order: one product per block
+    XF: np.ndarray | None = None    # X in Fortran order
 
     @classmethod
     def from_fit(cls, fit: VarianceComponentFit) -> _Null:
@@ -120,7 +121,7 @@ class _Null:
         R = np.asfortranarray(np.column_stack([sol.Py, ytilde, X]))
         return cls(fit=fit, X=X, Py=sol.Py, ytilde=ytilde, C=sol.C,
                    XtX_inv=np.linalg.inv(X.T @ X), sigma_e2=sol.sigma_e2, U=U, w=w, UX=UX,
-                   Vinv=sol.Vinv, Uinv=Uinv, LX=LX, R=R)
+                   Vinv=sol.Vinv, Uinv=Uinv, LX=LX, R=R, XF=np.asfortranarray(X))
 
     def products(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x'Py, x'y-tilde, X'x) for every column of G, in one pass over the block."""
@@ -154,6 +155,11 @@ class _Null:
                 # Gather rows of G' into rows of buf' (C order both ways for a Fortran
                 # block); mode="clip" (the indices are valid) spares take its buffered copy.
                 np.take(G.T, c, axis=0, out=buf.T, mode="clip")
+                # P X = 0, so x'Px = x_c'Px_c for x_c = x - X (X'X)^-1 X'x. Without this
+                # the covariate (intercept) part of x'V^-1x cancels against the correction
+                # term: at h2 -> 1, V^-1 weighs the intercept by 1 / sigma_e2 and digits go.
+                coef = blas.dgemm(1.0, self.XtX_inv, _gemm_tn(self.XF, buf))
+                buf = blas.dgemm(-1.0, self.XF, coef, beta=1.0, c=buf, overwrite_c=1)
                 LG = blas.dtrmm(1.0, self.Uinv, buf, lower=0, trans_a=1, overwrite_b=1)
                 xVx[a:a + len(c)] = np.einsum("ij,ij->j", LG, LG)
                 XVx[:, a:a + len(c)] = _gemm_tn(self.LX, LG)

@@ -50,6 +50,8 @@ import numpy as np
 from numba import njit, types
 from scipy import special
 
+from bayeslmm.bayes.models import SpectralData, beta_normal_prior
+
 __all__ = ["compile_marginal", "supported"]
 
 LOG2PI = float(np.log(2 * np.pi))
@@ -141,38 +143,19 @@ def supported(model) -> str | None:
 
 
 # ---------------------------------------------------------------------- packing
-def _beta_prior(info) -> tuple[np.ndarray, np.ndarray]:
-    """Precisions lam and means m0 of beta's Normal prior (zeros for a flat prior)."""
-    pri, M = info.priors, info.data.M
-    if pri.beta_mu.size:
-        return 1.0 / pri.beta_sigma**2, pri.beta_mu
-    prior = pri["beta"]
-    if prior.family == "Normal":
-        return (np.full(M, 1.0 / prior.params["sigma"] ** 2),
-                np.full(M, prior.params.get("mu", 0.0)))
-    return np.zeros(M), np.zeros(M)
-
-
 def _pack(info, out_index: np.ndarray) -> np.ndarray:
     """All data the compiled functions read, in one float64 array (unpacked by _core)."""
     data, dec, pri = info.data, info.decomposition, info.priors
-    U, S = dec.U, dec.S
-    UX, Uy = U.T @ data.X, U.T @ data.y
-    r, M = U.shape[1], data.M
-    n0 = data.N - dec.rank
-    if n0 > 0:
-        cXX = data.X.T @ data.X - UX.T @ UX
-        cXy = data.X.T @ data.y - UX.T @ Uy
-        cyy = float(data.y @ data.y - Uy @ Uy)
-    else:
-        cXX, cXy, cyy = np.zeros((M, M)), np.zeros(M), 0.0
-    lam, m0 = _beta_prior(info)
+    sd = SpectralData.of(data, dec)
+    r, M = dec.U.shape[1], data.M
+    lam, m0 = beta_normal_prior(pri, M)
     names = ("h2", "Vp") if pri.parameterisation == "h2" else ("sigma_g2", "sigma_e2")
     head = np.zeros(_HEADER)
-    parts = [head, S, Uy, np.ascontiguousarray(UX).ravel(), cXX.ravel(), cXy, [cyy], lam, m0,
+    parts = [head, dec.S, sd.Uy, np.ascontiguousarray(sd.UX).ravel(), sd.cXX.ravel(), sd.cXy,
+             [sd.cyy], lam, m0,
              _prior_row(pri[names[0]]), _prior_row(pri[names[1]]), out_index]
     flat = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts])
-    flat[:_HEADER] = [flat.size, r, M, n0, 0 if pri.parameterisation == "h2" else 1,
+    flat[:_HEADER] = [flat.size, r, M, sd.n0, 0 if pri.parameterisation == "h2" else 1,
                       out_index.size, 0, 0]
     return flat
 

@@ -202,6 +202,40 @@ def random_effects(y, X=None, Z=None, *, priors: Mapping[str, Any] | None = None
     return model
 
 
+@dataclass(frozen=True, eq=False)
+class SpectralData:
+    """y and X in K's eigenbasis, and the cross-products of their parts in K's complement
+    (eigenvalue 0; zeros when K is full rank): what every one-kernel marginal density needs.
+    """
+
+    Uy: np.ndarray
+    UX: np.ndarray
+    n0: int  # N - rank K
+    cXX: np.ndarray  # X'P0 X
+    cXy: np.ndarray  # X'P0 y
+    cyy: float  # y'P0 y
+
+    @classmethod
+    def of(cls, data: LMMData, dec: Decomposition) -> SpectralData:
+        rX, ry = dec.rotate(data.X), dec.rotate(data.y)
+        # gram with weight 0 on the eigenbasis and 1 on the complement: a'P0 b.
+        zero = np.zeros(dec.rank)
+        return cls(ry.values, rX.values, data.N - dec.rank, rX.gram(zero, 1.0),
+                   rX.gram(zero, 1.0, ry), float(ry.gram(zero, 1.0)))
+
+
+def beta_normal_prior(pri: ResolvedPriors, M: int) -> tuple[np.ndarray, np.ndarray]:
+    """Precisions lam and means m0 of beta's Normal prior (notes eq. 13-14); zeros for a flat
+    or non-Gaussian prior, whose conditional is then centred on the likelihood alone."""
+    if pri.beta_mu.size:
+        return 1.0 / pri.beta_sigma**2, pri.beta_mu
+    prior = pri["beta"]
+    if prior.family == "Normal":
+        return (np.full(M, 1.0 / prior.params["sigma"] ** 2),
+                np.full(M, prior.params.get("mu", 0.0)))
+    return np.zeros(M), np.zeros(M)
+
+
 def _null_logp(value, beta, sigma_e2, n0, cXX, cXy, cyy):
     # Complement of K's column space: N(0, sigma_e2 I_{n0}) for P0 (y - X beta), whose
     # squared norm is c_yy - 2 beta'c_Xy + beta'c_XX beta (no basis of the complement needed).
@@ -257,24 +291,16 @@ def _beta_conditional(pri: ResolvedPriors, data: LMMData, dec: Decomposition, sg
     is kept as a deterministic. O(r M^2) per evaluation. The prior of beta enters as a
     potential (it is not in the ``log_prior`` group that power-scaling reads).
     """
-    U, S = dec.U, dec.S
-    UX, Uy = U.T @ data.X, U.T @ data.y
-    w = 1.0 / (sg * S + se)
-    XtWX = pt.dot(UX.T * w, UX)
-    XtWy = pt.dot(UX.T, w * Uy)
-    n0 = data.N - dec.rank
-    if n0 > 0:
-        XtWX = XtWX + (data.X.T @ data.X - UX.T @ UX) / se
-        XtWy = XtWy + (data.X.T @ data.y - UX.T @ Uy) / se
+    sd = SpectralData.of(data, dec)
+    w = 1.0 / (sg * dec.S + se)
+    XtWX = pt.dot(sd.UX.T * w, sd.UX)
+    XtWy = pt.dot(sd.UX.T, w * sd.Uy)
+    if sd.n0 > 0:
+        XtWX = XtWX + sd.cXX / se
+        XtWy = XtWy + sd.cXy / se
     M = data.M
     prior = None if pri.beta_mu.size else pri["beta"]
-    if pri.beta_mu.size:
-        lam, m0 = 1.0 / pri.beta_sigma**2, pri.beta_mu
-    elif prior.family == "Normal":
-        lam = np.full(M, 1.0 / prior.params["sigma"] ** 2)
-        m0 = np.full(M, prior.params.get("mu", 0.0))
-    else:  # flat or non-Gaussian: centre on the likelihood alone, prior as a potential
-        lam, m0 = np.zeros(M), np.zeros(M)
+    lam, m0 = beta_normal_prior(pri, M)
     A = XtWX + pt.diag(lam)
     z = pm.Flat("beta_z", dims="covariate")
     # beta = A^-1 b + L^-T z = L^-T (L^-1 b + z): one Cholesky, two triangular solves.
@@ -291,24 +317,20 @@ def _beta_conditional(pri: ResolvedPriors, data: LMMData, dec: Decomposition, sg
 
 def _spectral_likelihood(data: LMMData, dec: Decomposition, beta, sg, se, latent: bool):
     U, S = dec.U, dec.S
-    Uy = U.T @ data.y
-    UX = U.T @ data.X
-    mu = pt.dot(UX, beta)
+    sd = SpectralData.of(data, dec)
+    mu = pt.dot(sd.UX, beta)
     if latent:
         # Genetic values in the eigenbasis, non-centred: u = sqrt(sigma_g2 S) z, g = U u.
         z = pm.Normal("g_raw", 0.0, 1.0, dims="eigen")
         u = pt.sqrt(sg * S) * z
         pm.Deterministic("g", pt.dot(U, u), dims="sample")
-        pm.Normal("y_rot", mu=mu + u, sigma=pt.sqrt(se), observed=Uy, dims="eigen")
+        pm.Normal("y_rot", mu=mu + u, sigma=pt.sqrt(se), observed=sd.Uy, dims="eigen")
     else:
-        pm.Normal("y_rot", mu=mu, sigma=pt.sqrt(sg * S + se), observed=Uy, dims="eigen")
-    n0 = data.N - dec.rank
-    if n0 > 0:
-        cXX = data.X.T @ data.X - UX.T @ UX
-        cXy = data.X.T @ data.y - UX.T @ Uy
-        cyy = float(data.y @ data.y - Uy @ Uy)
-        pm.CustomDist("y_null", beta, se, float(n0), cXX, cXy, cyy, logp=_null_logp,
-                      signature="(m),(),(),(m,m),(m),()->()", observed=np.float64(n0))
+        pm.Normal("y_rot", mu=mu, sigma=pt.sqrt(sg * S + se), observed=sd.Uy, dims="eigen")
+    if sd.n0 > 0:
+        pm.CustomDist("y_null", beta, se, float(sd.n0), sd.cXX, sd.cXy, sd.cyy,
+                      logp=_null_logp, signature="(m),(),(),(m,m),(m),()->()",
+                      observed=np.float64(sd.n0))
 
 
 def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,

@@ -45,7 +45,7 @@ def _dense_reference(model, K, x) -> float:
     transforms' Jacobians and beta = A^-1 b + L^-T z written out (notes eq. 13-14, 46)."""
     from scipy import linalg, special, stats
 
-    from bayeslmm.bayes.marginal_logp import _beta_prior
+    from bayeslmm.bayes.models import beta_normal_prior
 
     info = model._bayeslmm_info
     pri, y, X = info.priors, info.data.y, info.data.X
@@ -60,7 +60,7 @@ def _dense_reference(model, K, x) -> float:
         sg, se = np.exp(x[0]), np.exp(x[1])
         lp = pri["sigma_g2"].logpdf(sg) + x[0] + pri["sigma_e2"].logpdf(se) + x[1]
     V = sg * K + se * np.eye(len(y))
-    lam, m0 = _beta_prior(info)
+    lam, m0 = beta_normal_prior(pri, X.shape[1])
     Vi = np.linalg.inv(V)
     A = X.T @ Vi @ X + np.diag(lam)
     L = np.linalg.cholesky(A)

@@ -22,6 +22,12 @@ from bayeslmm.spectral import Decomposition, decompose, decompose_genotypes
 
 __version__ = "0.1.0"
 
+# fit.blup() and fit.predict() are conveniences for bayeslmm.blup(fit) / predict(fit). They
+# are bound here, at the top of the package, so that the fitting layer (reml) does not
+# import the layer above it (blup).
+VarianceComponentFit.blup = blup
+VarianceComponentFit.predict = predict
+
 # The Bayesian layer imports PyMC (seconds); it is loaded on first use, so that
 # `import bayeslmm` and the non-Bayesian commands stay fast.
 _BAYES = ("compare", "empirical_bayes", "implied_h2_prior", "parse_priors",

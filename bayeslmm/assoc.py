@@ -34,7 +34,15 @@ import xarray as xr
 from scipy import special, stats
 from scipy.linalg import blas, lapack
 
+from bayeslmm.blup import FittedModel
+from bayeslmm.covariance import (
+    Covariates,
+    DenseCovariance,
+    SpectralCovariance,
+    inverse_cholesky,
+)
 from bayeslmm.errors import AlignmentError, InputError
+from bayeslmm.genotypes import iter_variant_blocks
 
 if TYPE_CHECKING:
     from bayeslmm.reml import VarianceComponentFit
@@ -64,9 +72,18 @@ def genomic_control(chi2: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- the null
+STRATEGIES = ("auto", "rotation", "cholesky")
+
+
 @dataclass(frozen=True, eq=False)
 class _Null:
-    """Everything a test needs from one null fit, computed once (O(N r) or O(N^3) dense)."""
+    """Everything a test needs from one null fit, computed once (O(N r) or O(N^3) dense).
+
+    Two ways to get x'V^-1x for every SNP, chosen by cost (``strategy="auto"``): rotating by
+    K's eigenvectors, 2 N r flops per SNP (one kernel of rank r < N / 2), or multiplying by
+    the inverse Cholesky factor of V, N^2 flops per SNP at matrix-multiply speed (full-rank
+    or several kernels). Both come from the covariance object; nothing here forms V.
+    """
 
     fit: VarianceComponentFit
     X: np.ndarray
@@ -75,62 +92,52 @@ class _Null:
     C: np.ndarray            # (X'V^-1X)^-1
     XtX_inv: np.ndarray      # (X'X)^-1 for x_perp
     sigma_e2: float
-    U: np.ndarray | None     # spectral: eigenvectors, weights w = 1/(sigma_g2 S + sigma_e2)
-    w: np.ndarray | None
-    UX: np.ndarray | None
-    Vinv: np.ndarray | None  # dense
-    Uinv: np.ndarray | None = None  # (L^-1)' = U^-1 for V = L L' = U'U, if V is PD
+    strategy: str            # "rotation" or "cholesky"
+    cov: SpectralCovariance | DenseCovariance
+    sigma2: np.ndarray
+    Q: np.ndarray            # orthonormal basis of span(X)
+    C_Q: np.ndarray | None   # (Q'V^-1Q)^-1 (rotation)
+    Uinv: np.ndarray | None = None  # (L^-1)' = U^-1 for V = L L' = U'U (cholesky)
     LX: np.ndarray | None = None    # L^-1 X
     R: np.ndarray | None = None     # [P y, y-tilde, X], Fortran order: one product per block
     XF: np.ndarray | None = None    # X in Fortran order
 
     @classmethod
-    def from_fit(cls, fit: VarianceComponentFit) -> _Null:
-        from bayeslmm.blup import _Solver
-
-        sol = _Solver(fit)
-        X = sol.X
-        dec = fit.decomposition
-        U = w = UX = None
-        if dec is not None:
-            U, w, UX = dec.U, sol.w, dec.U.T @ X
-        Uinv = LX = None
-        if fit.sigma_e2 > 0:
-            # x'V^-1x = |L^-1 x|^2 costs N^2 per SNP where the rotation U'x costs 2 N r.
-            # With L^-1 formed once (N^3 / 3) the per-SNP product is a triangular matrix
-            # product (dtrmm), which runs at matrix-multiply speed; a triangular solve
-            # (dtrsm) does the same flops a third slower. Both are backward stable here:
-            # cond(V) <= 1 + sigma_g2 max(S) / sigma_e2.
-            if fit.data.Ks:
-                V = np.multiply(fit.data.Ks[0], fit.sigma2[0])
-                for s_k, K in zip(fit.sigma2[1:-1], fit.data.Ks[1:], strict=True):
-                    V += s_k * K
+    def from_fit(cls, fit: VarianceComponentFit, strategy: str = "auto") -> _Null:
+        if strategy not in STRATEGIES:
+            raise InputError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        sol = FittedModel(fit)
+        X, cov = sol.X, sol.cov
+        spectral = isinstance(cov, SpectralCovariance)
+        if strategy == "auto":
+            strategy = "rotation" if spectral and cov.rank < cov.N / 2 else "cholesky"
+        if strategy == "rotation" and not spectral:
+            raise InputError("the rotation strategy needs a one-kernel (spectral) fit")
+        Q = Covariates.of(X).Q
+        Uinv = LX = C_Q = None
+        if strategy == "cholesky":
+            Uinv = inverse_cholesky(cov, sol.sigma2)
+            if Uinv is None:
+                if not spectral:
+                    raise InputError("V is not positive definite at the null estimates")
+                strategy = "rotation"  # V singular (h2 = 1): the eigenbasis still works
             else:
-                V = (dec.U * (fit.sigma2[0] * dec.S)) @ dec.U.T
-            V[np.diag_indices(fit.N)] += fit.sigma_e2
-            # V is symmetric, so its C-ordered array is, read in Fortran order, V itself:
-            # LAPACK factors it in place as V = U'U (U = L') with no transposing copy.
-            Ut, info = lapack.dpotrf(V.T, lower=0, clean=1, overwrite_a=1)
-            if info == 0:
-                Uinv, info = lapack.dtrtri(Ut, lower=0, overwrite_c=1)
-                if info == 0:  # U^-1 = (L^-1)', upper triangular, Fortran order
-                    LX = Uinv.T @ X
-                else:
-                    Uinv = None
+                LX = Uinv.T @ X
+        if strategy == "rotation":
+            rQ = cov.rotate(Q)
+            w, w0 = (v[0] for v in cov.weights(sol.sigma2[0], sol.sigma2[-1]))
+            C_Q = np.linalg.inv(rQ.gram(w, w0))
         ytilde = sol.sigma_e2 * sol.Py
         R = np.asfortranarray(np.column_stack([sol.Py, ytilde, X]))
         return cls(fit=fit, X=X, Py=sol.Py, ytilde=ytilde, C=sol.C,
-                   XtX_inv=np.linalg.inv(X.T @ X), sigma_e2=sol.sigma_e2, U=U, w=w, UX=UX,
-                   Vinv=sol.Vinv, Uinv=Uinv, LX=LX, R=R, XF=np.asfortranarray(X))
+                   XtX_inv=np.linalg.inv(X.T @ X), sigma_e2=sol.sigma_e2, strategy=strategy,
+                   cov=cov, sigma2=sol.sigma2, Q=Q, C_Q=C_Q, Uinv=Uinv, LX=LX, R=R,
+                   XF=np.asfortranarray(X))
 
     def products(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x'Py, x'y-tilde, X'x) for every column of G, in one pass over the block."""
         out = _gemm_tn(G, self.R)
         return out[:, 0], out[:, 1], out[:, 2:].T
-
-    @property
-    def full_rank(self) -> bool:
-        return self.U is None or self.U.shape[1] == self.U.shape[0]
 
     def xPx(self, G: np.ndarray, cols: np.ndarray | None = None,
             work: np.ndarray | None = None) -> np.ndarray:
@@ -163,23 +170,13 @@ class _Null:
                 LG = blas.dtrmm(1.0, self.Uinv, buf, lower=0, trans_a=1, overwrite_b=1)
                 xVx[a:a + len(c)] = np.einsum("ij,ij->j", LG, LG)
                 XVx[:, a:a + len(c)] = _gemm_tn(self.LX, LG)
-        else:
-            G = G[:, cols]
-            if self.U is not None:
-                UG = self.U.T @ G  # the one O(N r B) product of the block
-                xVx = self.w @ (UG * UG)
-                XVx = (self.UX * self.w[:, None]).T @ UG
-                if not self.full_rank:
-                    # Complement (eigenvalue 0 of K): V^-1 = I / sigma_e2 there.
-                    w0 = 1.0 / self.sigma_e2
-                    xVx = xVx + w0 * (np.einsum("ij,ij->j", G, G)
-                                      - np.einsum("ij,ij->j", UG, UG))
-                    XVx = XVx + w0 * (self.X.T @ G - self.UX.T @ UG)
-            else:
-                ViG = self.Vinv @ G
-                xVx = np.einsum("ij,ij->j", G, ViG)
-                XVx = self.X.T @ ViG
-        return xVx - np.einsum("mb,mb->b", XVx, self.C @ XVx)
+            return xVx - np.einsum("mb,mb->b", XVx, self.C @ XVx)
+        # Rotation: project the covariates out first (x'Px = x_c'Px_c, as above), then
+        # x_c'V^-1x_c and Q'V^-1x_c in the eigenbasis, O(N r) per SNP.
+        G = G[:, cols]
+        Gc = G - self.Q @ (self.Q.T @ G)
+        xVx, QVx = self.cov.block_quadratics(Gc, self.Q, self.sigma2)
+        return xVx - np.einsum("mb,mb->b", QVx, self.C_Q @ QVx)
 
     def xperp2(self, XG: np.ndarray, gg: np.ndarray) -> np.ndarray:
         """x_perp'x_perp = x'x - x'X (X'X)^-1 X'x per column, from X'G and diag(G'G)."""
@@ -265,8 +262,6 @@ def _as_source(genotypes, fit_samples: np.ndarray, given: dict) -> _Source:
         P = ds.sizes["variant"]
         if "genotype" in ds:
             return _as_source(ds["genotype"], fit_samples, {**_meta_from(ds, P, given)})
-        from bayeslmm.io.plink import iter_variant_blocks
-
         def blocks(groups):
             for g in groups:
                 for blk in iter_variant_blocks(ds, variants=g, block_size=max(len(g), 1)):
@@ -355,7 +350,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
           n_calibration: int = 30, seed: int | np.random.Generator | None = 0,
           min_maf: float = 0.0, max_missing: float = 1.0,
           block_size: int | None = None, progress: bool | None = None,
-          chrom=None, snp=None, pos=None, a1=None, a2=None
+          strategy: str = "auto", chrom=None, snp=None, pos=None, a1=None, a2=None
           ) -> xr.Dataset | dict[str, xr.Dataset]:
     """Test every SNP for association with V fixed at the null fit (notes 5.1, 5.2.3).
 
@@ -408,6 +403,10 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         the allocator to recycle their memory from block to block.
     progress : bool, optional
         tqdm bar; default on when there are at least 20 blocks.
+    strategy : {"auto", "rotation", "cholesky"}
+        How x'V^-1x is computed per SNP: by K's eigenvectors (2 N r flops per SNP) or by the
+        inverse Cholesky factor of V (N^2 flops, at matrix-multiply speed). ``"auto"``
+        rotates when the fit has one kernel of rank r < N / 2, else uses Cholesky.
     chrom, snp, pos, a1, a2 : array_like, optional
         Variant metadata for a bare matrix (override coordinates).
 
@@ -494,7 +493,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     grammar = [t for t in tests if t != "exact"]
     need_cal = "grammar-gamma" in tests
     for f, variants in plan:
-        null = _Null.from_fit(f)
+        null = _Null.from_fit(f, strategy)
         # Calibration candidates: a random order of this fit's SNPs; the first
         # n_calibration polymorphic ones are used, found during the single pass.
         order = np.empty(0, dtype=np.int64)

@@ -27,83 +27,67 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslmm.errors import AlignmentError, InputError
-from bayeslmm.likelihood import SpectralLMM
+from bayeslmm.errors import InputError
+from bayeslmm.covariance import DenseCovariance
+from bayeslmm.data import labels_of, sample_index
+from bayeslmm.likelihood import DenseLMM, SpectralLMM
 
 if TYPE_CHECKING:
     from bayeslmm.reml import VarianceComponentFit
 
-__all__ = ["blue", "blup", "predict", "snp_blup"]
+__all__ = ["FittedModel", "blue", "blup", "model_for", "predict", "snp_blup"]
 
 
 # ----------------------------------------------------------------------------- internals
-class _Solver:
-    """V^-1 and K_k products at the fitted variance components.
+class FittedModel:
+    """The fitted model's covariance at the estimates, and P y, for every BLUP quantity.
 
-    Spectral (one kernel): everything through the shared decomposition, O(N r) per vector.
-    Dense (several kernels): V = sum_k sigma_k K_k + sigma_e2 I inverted once by Cholesky.
+    Spectral (one kernel): O(N r) per vector through the shared decomposition. Dense
+    (several kernels): V factorised once by Cholesky. Which one is the covariance object's
+    business (:mod:`bayeslmm.covariance`); nothing here forms V.
     """
 
     def __init__(self, fit: VarianceComponentFit):
         self.fit = fit
         self.X = fit.data.X
         self.y = fit.data.y
-        self.sigma = np.asarray(fit.sigma2[:-1], dtype=np.float64)
-        self.sigma_e2 = float(fit.sigma2[-1])
+        self.sigma2 = np.asarray(fit.sigma2, dtype=np.float64)
+        self.sigma = self.sigma2[:-1]
+        self.sigma_e2 = float(self.sigma2[-1])
         self.beta = np.asarray(fit.beta.values, dtype=np.float64)
         self.C = np.asarray(fit.beta_cov.values, dtype=np.float64)  # (X'V^-1X)^-1
-        self.dec = fit.decomposition
-        if self.dec is not None:
-            self.w = 1.0 / (self.sigma[0] * self.dec.S + self.sigma_e2)
-            self.Vinv = None
-            self.model = fit.model if fit.model is not None else SpectralLMM(
-                self.dec, self.y, self.X)
-        else:
-            from scipy.linalg import cho_factor, cho_solve
-
-            V = self.sigma_e2 * np.eye(fit.N)
-            for s, K in zip(self.sigma, fit.data.Ks, strict=True):
-                V = V + s * K
-            self.Vinv = cho_solve(cho_factor(V, lower=True), np.eye(fit.N))
+        model = fit.model if fit.model is not None else model_for(fit)
+        self.cov = model.cov
         self.r = self.y - self.X @ self.beta
-        self.Py = self.apply_Vinv(self.r)  # = P y, since X beta-hat is the GLS fit
-
-    @property
-    def spectral(self) -> bool:
-        return self.dec is not None
+        # P y from the residual space (y_r - Q b): no cancellation of large offsets in y.
+        self.Py = model.gls(*self.sigma2).Py
 
     def apply_Vinv(self, a: np.ndarray) -> np.ndarray:
-        if self.spectral:
-            return self.model.apply_Vinv(a, self.sigma[0], self.sigma_e2)
-        return self.Vinv @ a
+        return self.cov.solve(a, self.sigma2)
 
     def apply_K(self, a: np.ndarray, k: int = 0) -> np.ndarray:
-        """K_k a (spectral: U diag(S) U' a; the complement has eigenvalue 0)."""
-        if self.spectral:
-            Ua = self.dec.U.T @ a
-            return self.dec.U @ (Ua * (self.dec.S if Ua.ndim == 1 else self.dec.S[:, None]))
-        return self.fit.data.Ks[k] @ a
+        return self.cov.apply_kernel(a, k)
 
     def diag_K(self, k: int = 0) -> np.ndarray:
-        if self.spectral:
-            return np.einsum("ij,j,ij->i", self.dec.U, self.dec.S, self.dec.U)
-        return np.diag(self.fit.data.Ks[k]).copy()
+        return self.cov.kernel_diag(k)
 
     def pev(self, k: int | None) -> np.ndarray:
-        """diag(G - G P G) with G = sigma_k K_k (k given) or sum_k sigma_k K_k (k None)."""
-        if self.spectral:
-            U, S, w, s = self.dec.U, self.dec.S, self.w, self.sigma[0]
-            # diag(K V^-1 K) = sum_j U_ij^2 S_j^2 w_j: the complement adds nothing (S = 0).
-            KViK = np.einsum("ij,j,ij->i", U, S * S * w, U)
-            A = U @ ((S * w)[:, None] * (U.T @ self.X))  # K V^-1 X, (N, M)
-            KPK = KViK - np.einsum("im,mn,in->i", A, self.C, A)
-            return s * self.diag_K() - s * s * KPK
-        ks = range(len(self.sigma)) if k is None else [k]
-        G = sum(self.sigma[j] * self.fit.data.Ks[j] for j in ks)
-        ViX = self.Vinv @ self.X
-        P = self.Vinv - ViX @ self.C @ ViX.T
-        GP = G @ P
-        return np.diag(G) - np.einsum("ij,ji->i", GP, G)
+        """diag(G - G P G) with G = sigma_k K_k (k given) or sum_k sigma_k K_k (k None):
+        diag(G) - diag(G V^-1 G) + diag(A C A'), A = G V^-1 X."""
+        coef = self.sigma.copy() if k is None else np.where(
+            np.arange(self.sigma.size) == k, self.sigma, 0.0)
+        diag_G = sum(c * self.cov.kernel_diag(j) for j, c in enumerate(coef) if c != 0)
+        A = self.cov.kernel_solve(self.sigma2, coef, self.X)
+        return (diag_G - self.cov.kernel_solve_kernel_diag(self.sigma2, coef)
+                + np.einsum("im,mn,in->i", A, self.C, A))
+
+
+def model_for(fit: VarianceComponentFit) -> SpectralLMM | DenseLMM:
+    """The likelihood model of a fit made without one (spectral if it has a decomposition)."""
+    if fit.decomposition is not None:
+        return SpectralLMM(fit.decomposition, fit.data.y, fit.data.X)
+    return DenseLMM(DenseCovariance(tuple(fit.data.Ks), tuple(fit.components)),
+                    fit.data.y, fit.data.X)
 
 
 def _components(fit: VarianceComponentFit) -> list[str]:
@@ -115,21 +99,15 @@ def _align_rows(obj, samples: np.ndarray, what: str) -> tuple[np.ndarray, object
 
     Returns the float array and the column labels (or None).
     """
-    from bayeslmm.data import _labels
-
-    rows = _labels(obj, 0)
-    cols = _labels(obj, 1) if getattr(obj, "ndim", 2) == 2 else None
+    rows = labels_of(obj, 0)
+    cols = labels_of(obj, 1) if getattr(obj, "ndim", 2) == 2 else None
     arr = np.asarray(obj.values if hasattr(obj, "values") and not isinstance(obj, np.ndarray)
                      else obj, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
-    if rows is not None and not np.array_equal(rows, samples):
-        pos = {s: i for i, s in enumerate(rows)}
-        miss = [s for s in samples if s not in pos]
-        if miss:
-            raise AlignmentError(f"{what} lacks {len(miss)} of the fit's {len(samples)} samples, "
-                                 f"e.g. {miss[0]!r}")
-        arr = arr[[pos[s] for s in samples]]
+    idx = sample_index(samples, rows, what)
+    if idx is not None:
+        arr = arr[idx]
     if arr.shape[0] != len(samples):
         raise InputError(f"{what} has {arr.shape[0]} rows but the fit has {len(samples)} "
                          "samples")
@@ -200,7 +178,7 @@ def blup(fit: VarianceComponentFit, *, Z=None, ridge: bool = False) -> xr.Datase
     >>> bool(np.allclose(y - fit.beta.values[0] - b.g, b.residual))
     True
     """
-    sol = _Solver(fit)
+    sol = FittedModel(fit)
     samples = np.asarray(fit.data.samples).astype(str)
     k = len(sol.sigma)
     gk = np.column_stack([sol.sigma[j] * sol.apply_K(sol.Py, j) for j in range(k)])
@@ -229,13 +207,13 @@ def blup(fit: VarianceComponentFit, *, Z=None, ridge: bool = False) -> xr.Datase
         "sigma_e2": sol.sigma_e2, "method": "REML" if fit.reml else "ML",
         "pev": "diag(G - G P G): includes the error of beta-hat; variance components fixed"})
     if Z is not None:
-        b = snp_blup(fit, Z, ridge=ridge, _solver=sol)
+        b = snp_blup(fit, Z, ridge=ridge, fitted=sol)
         ds = ds.assign(b=b).assign_attrs(ridge_lambda=b.attrs["ridge_lambda"])
     return ds
 
 
 def snp_blup(fit: VarianceComponentFit, Z, *, ridge: bool = False, check: bool = True,
-             _solver: _Solver | None = None) -> xr.DataArray:
+             fitted: FittedModel | None = None) -> xr.DataArray:
     """SNP-effect BLUP b-hat in the ridge view (notes eq. 59).
 
     b-hat = (Z'Z + lambda I_P)^-1 Z'(y - X beta-hat) with lambda = P sigma_e2 / sigma_g2.
@@ -264,7 +242,7 @@ def snp_blup(fit: VarianceComponentFit, Z, *, ridge: bool = False, check: bool =
     """
     if fit.k != 1:
         raise InputError("the SNP view needs a one-kernel fit (K = ZZ'/P)")
-    sol = _solver if _solver is not None else _Solver(fit)
+    sol = fitted if fitted is not None else FittedModel(fit)
     samples = np.asarray(fit.data.samples).astype(str)
     Zarr, cols = _align_rows(Z, samples, "Z")
     if not np.all(np.isfinite(Zarr)):
@@ -326,9 +304,7 @@ def predict(fit: VarianceComponentFit, K_new=None, X_new=None, *, Z_new=None, Z=
         ``y_hat`` and ``g`` over ``sample`` (the new samples); ``g_component`` over
         (``sample``, ``component``) with several kernels.
     """
-    from bayeslmm.data import _labels
-
-    sol = _Solver(fit)
+    sol = FittedModel(fit)
     train = np.asarray(fit.data.samples).astype(str)
     k = len(sol.sigma)
     if (K_new is None) == (Z_new is None):
@@ -336,19 +312,19 @@ def predict(fit: VarianceComponentFit, K_new=None, X_new=None, *, Z_new=None, Z=
     if Z_new is not None:
         if Z is None:
             raise InputError("the SNP view needs the training genotypes Z as well as Z_new")
-        b = snp_blup(fit, Z, _solver=sol)
+        b = snp_blup(fit, Z, fitted=sol)
         Zn = np.asarray(Z_new.values if hasattr(Z_new, "values") else Z_new, dtype=np.float64)
         if Zn.ndim != 2 or Zn.shape[1] != b.size:
             raise InputError(f"Z_new must have {b.size} columns (one per SNP of Z), got "
                              f"shape {Zn.shape}")
         gk = (Zn @ b.values)[:, None]
-        labels = _labels(Z_new)
+        labels = labels_of(Z_new)
     else:
         Ks = list(K_new) if isinstance(K_new, list | tuple) else [K_new]
         if len(Ks) != k:
             raise InputError(f"{len(Ks)} cross-kernels given for a fit with {k} kernels")
         cols = []
-        labels = _labels(Ks[0])
+        labels = labels_of(Ks[0])
         for j, Kj in enumerate(Ks):
             # Align the training columns by label: transpose, align rows, transpose back.
             Kt = Kj.T if hasattr(Kj, "T") else np.asarray(Kj).T

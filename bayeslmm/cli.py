@@ -268,6 +268,9 @@ def _error_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``bayeslmm`` command; returns 0, or exits with status 1 on a user error
     (one line on stderr, no traceback) and 2 on a command-line syntax error."""
+    # Figures are written to files: no display is needed or wanted. Set here, by the
+    # program, not by importing the library (which leaves a user's backend alone).
+    os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
     staged = None

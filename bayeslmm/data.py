@@ -19,15 +19,18 @@ from bayeslmm.errors import AlignmentError, CollinearityError, InputError, Kerne
 
 __all__ = [
     "LMMData",
+    "labels_of",
     "as_design",
     "as_kernel",
     "as_phenotype",
     "check_full_rank",
+    "positional_labels",
     "prepare",
+    "sample_index",
 ]
 
 
-def _labels(obj, axis: int = 0) -> np.ndarray | None:
+def labels_of(obj, axis: int = 0) -> np.ndarray | None:
     """Sample (or column) labels of a pandas/xarray object, or None for a bare array."""
     if isinstance(obj, pd.Series | pd.DataFrame):
         index = obj.index if axis == 0 else obj.columns
@@ -57,7 +60,7 @@ def as_phenotype(y) -> tuple[np.ndarray, np.ndarray | None]:
     InputError
         If y is not one-dimensional, has fewer than 3 values, contains NaN/inf or is constant.
     """
-    labels = _labels(y)
+    labels = labels_of(y)
     arr = _as_float(y, "the phenotype y")
     if arr.ndim == 2 and 1 in arr.shape:
         arr = arr.reshape(-1)
@@ -85,7 +88,7 @@ def as_design(X, N: int) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     """
     if X is None:
         return np.ones((N, 1)), ["intercept"], None
-    labels = _labels(X)
+    labels = labels_of(X)
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
     elif isinstance(X, pd.Series):
@@ -156,7 +159,7 @@ def as_kernel(K, N: int, name: str = "K") -> tuple[np.ndarray, np.ndarray | None
     eigenvalues when the kernel is decomposed (:mod:`bayeslmm.spectral`), so it costs nothing
     extra.
     """
-    labels = _labels(K)
+    labels = labels_of(K)
     arr = _as_float(K, f"the kernel {name}")
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise KernelError(f"{name} must be a square matrix, got shape {arr.shape}")
@@ -197,19 +200,60 @@ class LMMData:
         return self.X.shape[1]
 
 
-def _align_order(ref: np.ndarray, other: np.ndarray | None, what: str) -> np.ndarray | None:
-    """Index into `other` giving the order of `ref`, or None when no reordering is needed."""
-    if other is None or np.array_equal(ref, other):
+def _duplicates(labels: np.ndarray) -> list[str]:
+    u, c = np.unique(labels, return_counts=True)
+    return [str(x) for x in u[c > 1]]
+
+
+def positional_labels(N: int) -> np.ndarray:
+    """The labels given to unlabelled samples: "0", "1", ..."""
+    return np.array([str(i) for i in range(N)])
+
+
+def sample_index(want: np.ndarray, have: np.ndarray | None, what: str) -> np.ndarray | None:
+    """Index into ``have`` giving the samples ``want``, in that order; None when no reordering
+    is needed (same labels in the same order, or ``have`` unlabelled: positional).
+
+    This is the one alignment rule of the package: every input that carries sample labels
+    (kernels, decompositions, covariates, genotypes, cross-kernels) is put in the order of
+    the phenotype's labels through it. Duplicated labels are an error naming them; samples
+    of ``want`` missing from ``have`` are an error naming the first. Unlabelled ``want``
+    (positional labels that match none of ``have``'s) is taken in ``have``'s order.
+    """
+    if have is None:
         return None
-    if len(set(other)) != len(other):
-        raise AlignmentError(f"{what} has duplicated sample IDs")
-    pos = {s: i for i, s in enumerate(other)}
-    missing = [s for s in ref if s not in pos]
+    have = np.asarray(have)
+    if np.array_equal(want, have):
+        return None
+    dup = _duplicates(have)
+    if dup:
+        raise AlignmentError(f"{what} has duplicated sample IDs: {dup[:5]!r}")
+    pos = {s: i for i, s in enumerate(have)}
+    missing = [s for s in want if s not in pos]
     if missing:
+        if len(missing) == len(want) and np.array_equal(want, positional_labels(len(want))) \
+                and len(have) == len(want):
+            return None  # unlabelled phenotype: positional
         raise AlignmentError(
-            f"{what} lacks {len(missing)} of the {len(ref)} phenotyped samples, e.g. "
+            f"{what} lacks {len(missing)} of the {len(want)} phenotyped samples, e.g. "
             f"{missing[0]!r}; align the inputs first (bayeslmm.io.align does this for files)")
-    return np.fromiter((pos[s] for s in ref), dtype=np.intp, count=len(ref))
+    return np.fromiter((pos[s] for s in want), dtype=np.intp, count=len(want))
+
+
+def _kernel_labels(K, name: str) -> np.ndarray | None:
+    """Row labels of a labelled kernel, checked against its column labels."""
+    rows = labels_of(K, 0)
+    if getattr(K, "ndim", 2) != 2:
+        return rows
+    cols = labels_of(K, 1)
+    if rows is not None and cols is not None and not np.array_equal(rows, cols):
+        bad = next((i for i, (a, b) in enumerate(zip(rows, cols, strict=False)) if a != b),
+                   min(len(rows), len(cols)))
+        raise AlignmentError(
+            f"{name}'s row and column sample labels disagree (first at position {bad}: "
+            f"{rows[bad] if bad < len(rows) else None!r} vs "
+            f"{cols[bad] if bad < len(cols) else None!r})")
+    return rows if rows is not None else cols
 
 
 def prepare(y, K=None, X=None, component_names: Sequence[str] | None = None) -> LMMData:
@@ -221,7 +265,9 @@ def prepare(y, K=None, X=None, component_names: Sequence[str] | None = None) -> 
     """
     y_arr, y_labels = as_phenotype(y)
     N = y_arr.size
-    samples = y_labels if y_labels is not None else np.array([str(i) for i in range(N)])
+    if y_labels is not None and _duplicates(y_labels):
+        raise AlignmentError(f"y has duplicated sample IDs: {_duplicates(y_labels)[:5]!r}")
+    samples = y_labels if y_labels is not None else positional_labels(N)
     if K is None:
         Ks_in: list = []
     elif isinstance(K, list | tuple):
@@ -231,16 +277,16 @@ def prepare(y, K=None, X=None, component_names: Sequence[str] | None = None) -> 
     Ks = []
     for k, Kk in enumerate(Ks_in):
         name = "K" if len(Ks_in) == 1 else f"K[{k}]"
-        labels = _labels(Kk)
+        labels = _kernel_labels(Kk, name)
         arr_full = _as_float(Kk, f"the kernel {name}")
         if y_labels is not None and labels is not None and arr_full.ndim == 2:
-            idx = _align_order(y_labels, labels, name)
+            idx = sample_index(y_labels, labels, name)
             if idx is not None:
                 arr_full = arr_full[np.ix_(idx, idx)]
         arr, _ = as_kernel(arr_full, N, name)
         Ks.append(arr)
     if X is not None and y_labels is not None:
-        idx = _align_order(y_labels, _labels(X), "X")
+        idx = sample_index(y_labels, labels_of(X), "X")
         if idx is not None:
             X = X.iloc[idx] if isinstance(X, pd.DataFrame | pd.Series) else X[idx]
     X_arr, names, _ = as_design(X, N)

@@ -37,14 +37,15 @@ import xarray as xr
 from bayeslmm.errors import InputError
 from bayeslmm.io.grm_files import GRM
 from bayeslmm.io.plink import (
-    _as_dataset,
-    _block_bounds,
+    as_dataset,
+    block_bounds,
     iter_variant_blocks,
 )
 
 __all__ = [
     "GRM",
     "StandardizedBlock",
+    "iter_variant_blocks",
     "allele_stats",
     "grm",
     "grm_by_chromosome",
@@ -148,7 +149,7 @@ def variant_qc(
     frequencies from all (non-missing) samples in ``source``.
     """
     _check_qc_args(maf, geno)
-    ds = _as_dataset(source)
+    ds = as_dataset(source)
     P = ds.sizes["variant"]
     out = {k: np.full(P, np.nan) for k in ("p", "maf", "missing_rate", "n_called")}
     keep = np.zeros(P, dtype=bool)
@@ -255,7 +256,7 @@ def standardized_genotypes(
     Parameters are those of :func:`grm`; ``variants`` restricts to given positions.
     """
     _check_qc_args(maf, geno)
-    ds = _as_dataset(source)
+    ds = as_dataset(source)
     _check_freq(ds, allele_freq)
     sel = _select_variants(ds, variants, chromosomes)
     for blk in _progress(
@@ -290,7 +291,7 @@ def standardized_genotype_matrix(
     Holds N x P float64 in memory; use :func:`standardized_genotypes` otherwise.
     The ``p`` coordinate carries the A1 frequencies.
     """
-    ds = _as_dataset(source)
+    ds = as_dataset(source)
     blocks = list(
         standardized_genotypes(
             ds,
@@ -353,7 +354,7 @@ def _progress(it, ds, block_size, progress, sel, desc, split_by=None):
     if split_by is not None:
         g = ds[split_by].to_numpy()
         groups = g if sel is None else g[sel]
-    n_blocks = len(_block_bounds(n, block_size, groups))
+    n_blocks = len(block_bounds(n, block_size, groups))
     if progress is None and n_blocks < PROGRESS_MIN_BLOCKS:
         return it
     from tqdm.auto import tqdm
@@ -474,7 +475,7 @@ def grm(
     GRM
         ``K``, the per-pair counts ``n_snps`` (``N_jk``), ``ids`` and ``M``.
     """
-    ds = _as_dataset(source)
+    ds = as_dataset(source)
     acc = _accumulate(
         ds,
         maf=maf,
@@ -509,7 +510,7 @@ def grm_by_chromosome(
     passing QC are omitted.  Needs one pass over the data and ``2 N^2`` floats per
     chromosome.
     """
-    ds = _as_dataset(source)
+    ds = as_dataset(source)
     acc = _accumulate(
         ds,
         maf=maf,
@@ -542,7 +543,7 @@ def loco_grms(
     (subtracting normalized GRMs would not be).  ``chromosomes`` restricts the SNPs
     used (and the keys).
     """
-    ds = _as_dataset(source)
+    ds = as_dataset(source)
     acc = _accumulate(
         ds,
         maf=maf,

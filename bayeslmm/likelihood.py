@@ -1,11 +1,18 @@
 """ML and REML log-likelihoods of the linear mixed model (notes eq. 48 and section 4.3.2).
 
-Two implementations of the same quantities:
+The models here combine the phenotype and the covariates with a covariance object
+(:mod:`bayeslmm.covariance`), the only place that knows how V is represented:
 
-* the spectral one, O(N M^2) per evaluation once K = U S U' is known, vectorised over a batch
-  of h2 values (used by REML, the profile CI and the quadrature posterior);
-* a dense one that forms V and inverts it explicitly, O(N^3): the reference the spectral
-  path is tested against, and the engine for several kernels.
+* :class:`SpectralLMM`: one kernel, O(N M^2) per evaluation once K = U S U' is known,
+  vectorised over a batch of h2 values (REML, the profile CI, the quadrature posterior);
+* :class:`DenseLMM`: several kernels, V factorised by Cholesky at each parameter value,
+  with the score, average-information and Fisher matrices of GCTA's algorithms;
+* :func:`dense_loglik`: V formed and inverted explicitly, O(N^3): the reference the fast
+  paths are tested against.
+
+Both models work on the residual space of X (notes 4.3.2): with X = Q R and
+y_r = (I - QQ') y, y'Py = y_r'P y_r and log|X'V^-1X| - log|X'X| = log|Q'V^-1Q|, so adding
+anything in span(X) to y or reparametrising X leaves REML unchanged to rounding.
 
 All log-likelihoods are *complete*, constants included:
 
@@ -20,9 +27,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayeslmm.spectral import Decomposition, Rotated
+from bayeslmm.covariance import (
+    Covariates,
+    DenseCovariance,
+    Rotated,
+    SpectralCovariance,
+)
+from bayeslmm.errors import KernelError
+from bayeslmm.spectral import Decomposition
 
 __all__ = [
+    "GLS",
+    "LOG2PI",
+    "DenseLMM",
     "Profile",
     "SpectralLMM",
     "dense_loglik",
@@ -35,7 +52,8 @@ LOG2PI = float(np.log(2 * np.pi))
 class Profile:
     """Log-likelihood profiled over beta and the overall scale Vp, at a batch of h2 values.
 
-    V = Vp H(h2) with H = h2 K + (1 - h2) I, so sigma_g2 = h2 Vp and sigma_e2 = (1 - h2) Vp.
+    V = Vp H(h2) with H = h2 K/c + (1 - h2) I (c = ``scale``, 1 unless asked), so
+    sigma_g2 = h2 Vp / c and sigma_e2 = (1 - h2) Vp.
     """
 
     h2: np.ndarray
@@ -44,90 +62,143 @@ class Profile:
     beta: np.ndarray  # (G, M)
 
 
-class SpectralLMM:
-    """The one-kernel model Y = X beta + g + e with y and X rotated once by K's eigenvectors.
+@dataclass(frozen=True)
+class GLS:
+    """The GLS fit at given variance components (notes eq. 49, 54).
+
+    Attributes
+    ----------
+    beta, beta_cov : the BLUE and (X'V^-1X)^-1, on X's scale.
+    Py : P y = V^-1 (y - X beta), the REML projection of y.
+    quad : y'Py.
+    logdet_V : log|V|.
+    logdet_QtViQ : log|X'V^-1X| - log|X'X|.
+    """
+
+    beta: np.ndarray
+    beta_cov: np.ndarray
+    Py: np.ndarray
+    quad: float
+    logdet_V: float
+    logdet_QtViQ: float
+
+
+def _loglik(N: int, M: int, reml: bool, logdet_V, quad, logdet_QtViQ):
+    if not reml:
+        return -0.5 * (N * LOG2PI + logdet_V + quad)
+    return -0.5 * ((N - M) * LOG2PI + logdet_V + quad + logdet_QtViQ)
+
+
+class _ResidualSpace:
+    """y and X reduced to what REML sees: Q, y_r = (I - QQ')y and a = Q'y."""
+
+    def __init__(self, y: np.ndarray, X: np.ndarray):
+        self.y = np.asarray(y, dtype=np.float64)
+        self.X = np.asarray(X, dtype=np.float64)
+        self.N, self.M = self.X.shape
+        self.covariates = Covariates.of(self.X)
+        self.y_r = self.covariates.residualize(self.y)
+        self.a = self.covariates.Q.T @ self.y
+        self.logdet_XtX = self.covariates.logdet_XtX
+
+    def beta_from(self, b_r: np.ndarray) -> np.ndarray:
+        """beta on X's scale from the GLS coefficient of y_r on Q: X beta = Q (a + b_r)."""
+        return self.covariates.to_X_scale(self.a + b_r)
+
+
+class SpectralLMM(_ResidualSpace):
+    """The one-kernel model Y = X beta + g + e on a :class:`SpectralCovariance`.
 
     Parameters
     ----------
-    dec : Decomposition
+    dec : Decomposition or SpectralCovariance
         Shared decomposition of K (computed once, e.g. by :func:`bayeslmm.decompose`).
     y : ndarray, shape (N,)
     X : ndarray, shape (N, M)
     """
 
-    def __init__(self, dec: Decomposition, y: np.ndarray, X: np.ndarray):
-        self.dec = dec
-        self.y = np.asarray(y, dtype=np.float64)
-        self.X = np.asarray(X, dtype=np.float64)
-        self.N, self.M = self.X.shape
-        self.ry: Rotated = dec.rotate(self.y)
-        self.rX: Rotated = dec.rotate(self.X)
-        self.logdet_XtX = float(np.linalg.slogdet(self.X.T @ self.X)[1])
-        # Complement Gram matrices (eigenvalue-0 subspace), fixed once.
-        Uy, UX = self.ry.values, self.rX.values
-        self._c_XX = self.X.T @ self.X - UX.T @ UX
-        self._c_Xy = self.X.T @ self.y - UX.T @ Uy
-        self._c_yy = float(self.y @ self.y - Uy @ Uy)
-        self.n_null = self.N - dec.rank
+    def __init__(self, dec: Decomposition | SpectralCovariance, y: np.ndarray, X: np.ndarray):
+        super().__init__(y, X)
+        self.cov = dec if isinstance(dec, SpectralCovariance) else SpectralCovariance(dec)
+        self.dec = self.cov.dec
+        self.ry: Rotated = self.cov.rotate(self.y_r)
+        self.rQ: Rotated = self.cov.rotate(self.covariates.Q)
+        self.n_null = self.cov.n_null
 
     # ------------------------------------------------------------------ core algebra
-    def _gls(self, d: np.ndarray, d_null: np.ndarray):
-        """GLS pieces for covariance diag(d) (rotated) and d_null (complement), batched.
-
-        d : (G, r), d_null : (G,). Returns X'V^-1X (G,M,M), X'V^-1y (G,M), y'V^-1y (G,),
-        log|V| (G,).
-        """
-        S_UX, Uy = self.rX.values, self.ry.values
-        w = 1.0 / d
-        with np.errstate(divide="ignore"):
-            w0 = np.where(self.n_null > 0, 1.0 / d_null, 0.0)
-        XtViX = np.einsum("gi,ij,ik->gjk", w, S_UX, S_UX, optimize=True)
-        XtViy = (w * Uy) @ S_UX
-        ytViy = w @ (Uy * Uy)
-        if self.n_null:
-            XtViX = XtViX + w0[:, None, None] * self._c_XX
-            XtViy = XtViy + w0[:, None] * self._c_Xy
-            ytViy = ytViy + w0 * self._c_yy
-            with np.errstate(divide="ignore"):
-                logdet = np.log(d).sum(axis=1) + self.n_null * np.log(d_null)
-        else:
-            logdet = np.log(d).sum(axis=1)
-        return XtViX, XtViy, ytViy, logdet
-
-    def _h(self, h2: np.ndarray):
-        h2 = np.atleast_1d(np.asarray(h2, dtype=np.float64))
-        d = h2[:, None] * self.dec.S[None, :] + (1.0 - h2)[:, None]
-        return h2, d, 1.0 - h2
+    def restricted(self, w: np.ndarray, w0: np.ndarray):
+        """Q'V^-1Q (G,M,M), Q'V^-1y_r (G,M), y_r'V^-1y_r (G,) for V^-1 = diag(w, w0)."""
+        QtViQ = self.rQ.gram(w, w0)
+        Qtviy = self.rQ.gram(w, w0, self.ry)
+        yViy = self.ry.gram(w, w0)
+        return QtViQ, Qtviy, yViy
 
     # ------------------------------------------------------------------ profiled (h2)
-    def profile(self, h2, reml: bool = True) -> Profile:
+    def profile(self, h2, reml: bool = True, scale: float = 1.0) -> Profile:
         """Log-likelihood at each h2, maximised over beta and Vp in closed form.
 
-        With H = h2 K + (1 - h2) I and Q = y'H^-1 y - y'H^-1X (X'H^-1X)^-1 X'H^-1y, the
-        scale is Vp = Q / (N - M) for REML and Q / N for ML.
+        With H = h2 K/c + (1 - h2) I (c = ``scale``) and Q_y = y_r'H^-1y_r -
+        y_r'H^-1Q (Q'H^-1Q)^-1 Q'H^-1y_r (= y'Py for V = H), the scale is
+        Vp = Q_y / (N - M) for REML and Q_y / N for ML.
         """
-        h2, d, d0 = self._h(h2)
+        h2 = np.atleast_1d(np.asarray(h2, dtype=np.float64))
+        sg, se = h2 / scale, 1.0 - h2
         with np.errstate(divide="ignore", invalid="ignore"):
-            XtHiX, XtHiy, ytHiy, logdetH = self._gls(d, d0)
-            beta = np.linalg.solve(XtHiX, XtHiy[..., None])[..., 0]
-            Q = ytHiy - np.einsum("gm,gm->g", XtHiy, beta)
+            w, w0 = self.cov.weights(sg, se)
+            logdetH = self.cov.logdets(sg, se)
+            QtHiQ, QtHiy, yHiy = self.restricted(w, w0)
+            b_r = np.linalg.solve(QtHiQ, QtHiy[..., None])[..., 0]
+            Qy = yHiy - np.einsum("gm,gm->g", QtHiy, b_r)
             n = self.N - self.M if reml else self.N
-            Vp = Q / n
+            Vp = Qy / n
             ll = -0.5 * (n * (LOG2PI + np.log(Vp)) + logdetH + n)
             if reml:
-                ll = ll - 0.5 * (np.linalg.slogdet(XtHiX)[1] - self.logdet_XtX)
-        singular = (self.n_null > 0) & (d0 <= 0)
-        ll = np.where(singular | ~np.isfinite(ll), -np.inf, ll)
+                ll = ll - 0.5 * np.linalg.slogdet(QtHiQ)[1]
+        singular = (self.n_null > 0) & (se <= 0)
+        bad = singular | ~np.isfinite(ll) | (np.min(w, axis=1) <= 0)
+        ll = np.where(bad, -np.inf, ll)
+        beta = self.beta_from(np.where(np.isfinite(b_r), b_r, 0.0))
         return Profile(h2=h2, loglik=ll, Vp=Vp, beta=beta)
 
+    def profile_slope(self, h2: float, reml: bool = True, scale: float = 1.0) -> float:
+        """d l_profile / d h2 in closed form (root of it = the optimum, to rounding).
+
+        With H = h2 K/c + (1 - h2) I, dH/dh2 = E = K/c - I (diagonal e = S/c - 1 in the
+        eigenbasis, -1 on the complement) and r = y_r - Q b:
+        dl/dh2 = -1/2 [ -n r'H^-1 E H^-1 r / Q_y + tr(H^-1 E)
+                         - tr((Q'H^-1Q)^-1 Q'H^-1 E H^-1 Q) ]   (the last term for REML).
+        Brent on the profile stops where the likelihood is flat to rounding, which moves
+        the optimum by ~1e-8 from run to run; the slope's root is well conditioned.
+        """
+        sg, se = h2 / scale, 1.0 - h2
+        w, w0 = (v[0] for v in self.cov.weights(sg, se))
+        e, e0 = self.dec.S / scale - 1.0, -1.0
+        QtHiQ, QtHiy, yHiy = self.restricted(w, w0)
+        C = np.linalg.inv(QtHiQ)
+        b = C @ QtHiy
+        Qy = yHiy - QtHiy @ b
+        we, we0 = w * w * e, w0 * w0 * e0
+        GQ = self.rQ.gram(we, we0)
+        rEr = self.ry.gram(we, we0) - 2 * b @ self.rQ.gram(we, we0, self.ry) + b @ GQ @ b
+        tr = np.sum(w * e) + self.n_null * w0 * e0
+        n = self.N - self.M if reml else self.N
+        slope = -0.5 * (-n * rEr / Qy + tr)
+        if reml:
+            slope += 0.5 * np.trace(C @ GQ)
+        return float(slope)
+
     # ------------------------------------------------------------------ unprofiled
-    def gls(self, sigma_g2: float, sigma_e2: float):
+    def gls(self, sigma_g2: float, sigma_e2: float) -> GLS:
         """GLS beta (49), its covariance (X'V^-1X)^-1 and the pieces of the likelihood."""
-        d = (sigma_g2 * self.dec.S + sigma_e2)[None, :]
-        XtViX, XtViy, ytViy, logdet = self._gls(d, np.array([sigma_e2]))
-        XtViX, XtViy = XtViX[0], XtViy[0]
-        beta = np.linalg.solve(XtViX, XtViy)
-        return beta, np.linalg.inv(XtViX), XtViX, float(ytViy[0]), XtViy, float(logdet[0])
+        w, w0 = self.cov.weights(sigma_g2, sigma_e2)
+        QtViQ, Qtviy, yViy = (v[0] for v in self.restricted(w, w0))
+        C_Q = np.linalg.inv(QtViQ)
+        b_r = C_Q @ Qtviy
+        Py = self.cov.solve(self.y_r - self.covariates.Q @ b_r, (sigma_g2, sigma_e2))
+        return GLS(beta=self.beta_from(b_r), beta_cov=self.covariates.cov_to_X_scale(C_Q),
+                   Py=Py, quad=float(yViy - Qtviy @ b_r),
+                   logdet_V=float(self.cov.logdets(sigma_g2, sigma_e2)[0]),
+                   logdet_QtViQ=float(np.linalg.slogdet(QtViQ)[1]))
 
     def loglik(self, sigma_g2: float, sigma_e2: float, reml: bool = True,
                beta: np.ndarray | None = None) -> float:
@@ -135,26 +206,17 @@ class SpectralLMM:
 
         For ML, ``beta`` defaults to the GLS estimate (49); REML does not depend on beta.
         """
-        b_gls, _, XtViX, ytViy, XtViy, logdet = self.gls(sigma_g2, sigma_e2)
-        if beta is None or reml:
-            quad = ytViy - XtViy @ b_gls
-        else:
-            beta = np.asarray(beta, dtype=np.float64)
-            quad = ytViy - 2 * XtViy @ beta + beta @ XtViX @ beta
-        if not reml:
-            return float(-0.5 * (self.N * LOG2PI + logdet + quad))
-        return float(-0.5 * ((self.N - self.M) * LOG2PI + logdet + quad
-                             + np.linalg.slogdet(XtViX)[1] - self.logdet_XtX))
+        g = self.gls(sigma_g2, sigma_e2)
+        quad = g.quad
+        if beta is not None and not reml:
+            # y - X beta = y_r + Q (a - R beta): the offset enters through a small vector.
+            r = self.y_r + self.covariates.Q @ (self.a - self.covariates.R @ np.asarray(beta))
+            quad = float(r @ self.cov.solve(r, (sigma_g2, sigma_e2)))
+        return float(_loglik(self.N, self.M, reml, g.logdet_V, quad, g.logdet_QtViQ))
 
     def apply_Vinv(self, a: np.ndarray, sigma_g2: float, sigma_e2: float) -> np.ndarray:
         """V^-1 a for a vector or matrix a of samples, O(N r) per column."""
-        Ua = self.dec.U.T @ a
-        w = 1.0 / (sigma_g2 * self.dec.S + sigma_e2)
-        wU = Ua * (w if Ua.ndim == 1 else w[:, None])
-        out = self.dec.U @ wU
-        if self.n_null:
-            out = out + (a - self.dec.U @ Ua) / sigma_e2
-        return out
+        return self.cov.solve(a, (sigma_g2, sigma_e2))
 
     def information(self, sigma_g2: float, sigma_e2: float, reml: bool = True,
                     kind: str = "ai") -> np.ndarray:
@@ -164,16 +226,15 @@ class SpectralLMM:
         its standard errors; ``"fisher"`` is the expected information 1/2 tr(P V_i P V_j).
         V_g = K, V_e = I. For ML, P is replaced by V^-1.
         """
-        dec = self.dec
-        beta, _, XtViX, *_ = self.gls(sigma_g2, sigma_e2)
-        d = sigma_g2 * dec.S + sigma_e2
+        dec, cov = self.dec, self.cov
+        sigma2 = (sigma_g2, sigma_e2)
+        w, w0 = (v[0] for v in cov.weights(sigma_g2, sigma_e2))
+        QtViQ = self.rQ.gram(w, w0)
         if kind == "fisher":
             # tr(P A P B) for A, B diagonal in the eigenbasis (a, b; complement a0, b0):
-            # T(w^2 a b) - 2 tr(C G(w^3 a b)) + tr(C G(w^2 a) C G(w^2 b)), C = (X'V^-1X)^-1.
-            w = 1.0 / d
-            w0 = 1.0 / sigma_e2
+            # T(w^2 a b) - 2 tr(C G(w^3 a b)) + tr(C G(w^2 a) C G(w^2 b)), C = (Q'V^-1Q)^-1.
             diag = [(dec.S, 0.0), (np.ones_like(dec.S), 1.0)]
-            C = np.linalg.inv(XtViX)
+            C = np.linalg.inv(QtViQ)
             F = np.empty((2, 2))
             for i, (a, a0) in enumerate(diag):
                 for j, (b, b0) in enumerate(diag):
@@ -181,27 +242,94 @@ class SpectralLMM:
                     if not reml:
                         F[i, j] = 0.5 * T
                         continue
-                    G3 = self.rX.gram(w**3 * a * b, w0**3 * a0 * b0)
-                    Ga = self.rX.gram(w**2 * a, w0**2 * a0)
-                    Gb = self.rX.gram(w**2 * b, w0**2 * b0)
+                    G3 = self.rQ.gram(w**3 * a * b, w0**3 * a0 * b0)
+                    Ga = self.rQ.gram(w**2 * a, w0**2 * a0)
+                    Gb = self.rQ.gram(w**2 * b, w0**2 * b0)
                     F[i, j] = 0.5 * (T - 2 * np.trace(C @ G3) + np.trace(C @ Ga @ C @ Gb))
             return F
-        u = self.apply_Vinv(self.y - self.X @ beta, sigma_g2, sigma_e2)  # P y
-        Ku = dec.U @ (dec.S * (dec.U.T @ u))
-        W = np.column_stack([Ku, u])
-        ViW = self.apply_Vinv(W, sigma_g2, sigma_e2)
+        u = self.gls(sigma_g2, sigma_e2).Py
+        W = np.column_stack([cov.apply_kernel(u), u])
+        ViW = cov.solve(W, sigma2)
         WPW = W.T @ ViW
         if reml:
-            XViW = self.X.T @ ViW
-            WPW = WPW - XViW.T @ np.linalg.solve(XtViX, XViW)
+            QViW = self.covariates.Q.T @ ViW
+            WPW = WPW - QViW.T @ np.linalg.solve(QtViQ, QViW)
         return 0.5 * WPW
+
+
+class DenseLMM(_ResidualSpace):
+    """Several kernels: V = sum_k sigma_k K_k + sigma_e2 I on a :class:`DenseCovariance`,
+    with the pieces of GCTA's AI, Fisher-scoring and EM algorithms (O(N^3) per value)."""
+
+    def __init__(self, cov: DenseCovariance, y: np.ndarray, X: np.ndarray):
+        super().__init__(y, X)
+        self.cov = cov
+
+    def evaluate(self, sigma2: np.ndarray, reml: bool = True) -> dict | None:
+        """Log-likelihood, P (or V^-1 for ML), P y, beta and (X'V^-1X)^-1 at ``sigma2``;
+        None where V is not positive definite."""
+        f = self.cov.factor(sigma2)
+        if f is None:
+            return None
+        Q = self.covariates.Q
+        Vinv = f.inverse()
+        ViQ = Vinv @ Q
+        QtViQ = Q.T @ ViQ
+        C_Q = np.linalg.inv(QtViQ)
+        b_r = C_Q @ (ViQ.T @ self.y_r)
+        Py = Vinv @ (self.y_r - Q @ b_r)
+        quad = float(self.y_r @ Py)
+        ll = _loglik(self.N, self.M, reml, f.logdet, quad, np.linalg.slogdet(QtViQ)[1])
+        P = Vinv - ViQ @ C_Q @ ViQ.T if reml else Vinv
+        return {"ll": float(ll), "P": P, "Py": Py, "beta": self.beta_from(b_r),
+                "C": self.covariates.cov_to_X_scale(C_Q)}
+
+    def _A(self) -> list:
+        return [*self.cov.Ks, None]  # None stands for I
+
+    def score(self, ev) -> np.ndarray:
+        """dl/dsigma_j = -1/2 [tr(P V_j) - y'P V_j P y], V_j = K_j or I."""
+        Pm, Py = ev["P"], ev["Py"]
+        out = []
+        for A in self._A():
+            if A is None:
+                out.append(-0.5 * (np.trace(Pm) - Py @ Py))
+            else:
+                out.append(-0.5 * (np.einsum("ij,ji->", Pm, A) - Py @ A @ Py))
+        return np.array(out)
+
+    def ai(self, ev) -> np.ndarray:
+        """Average information 1/2 y'P V_i P V_j P y."""
+        W = np.column_stack([ev["Py"] if A is None else A @ ev["Py"] for A in self._A()])
+        return 0.5 * W.T @ ev["P"] @ W
+
+    def fisher(self, ev) -> np.ndarray:
+        """Expected information 1/2 tr(P V_i P V_j)."""
+        PA = [ev["P"] if A is None else ev["P"] @ A for A in self._A()]
+        return 0.5 * np.array([[np.einsum("ij,ji->", a, b) for b in PA] for a in PA])
+
+    def gls(self, *sigma2: float) -> GLS:
+        """GLS at sigma2 = (sigma_1, ..., sigma_k, sigma_e2), as :meth:`SpectralLMM.gls`."""
+        ev = self.evaluate(np.asarray(sigma2, dtype=np.float64), reml=True)
+        if ev is None:
+            raise KernelError(f"V is not positive definite at sigma2 = {list(sigma2)}")
+        f = self.cov.factor(sigma2)
+        Q = self.covariates.Q
+        QtViQ = Q.T @ f.solve(Q)
+        return GLS(beta=ev["beta"], beta_cov=ev["C"], Py=ev["Py"],
+                   quad=float(self.y_r @ ev["Py"]), logdet_V=f.logdet,
+                   logdet_QtViQ=float(np.linalg.slogdet(QtViQ)[1]))
+
+    def apply_Vinv(self, a: np.ndarray, sigma2) -> np.ndarray:
+        return self.cov.solve(a, sigma2)
 
 
 def dense_loglik(y, X, Ks, sigmas, sigma_e2: float, reml: bool = True,
                  beta: np.ndarray | None = None) -> float:
     """Reference log-likelihood with V = sum_k sigma_k K_k + sigma_e2 I inverted explicitly.
 
-    O(N^3); exists to check the fast paths, and to serve several kernels.
+    O(N^3), written straight from eq. (48) and (4.3.2) with no shared code: it exists to
+    check the fast paths.
     """
     y = np.asarray(y, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)

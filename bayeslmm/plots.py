@@ -1,4 +1,5 @@
-"""Figures of bayeslmm (matplotlib, Agg backend: no display is needed).
+"""Figures of bayeslmm (matplotlib; importing this module leaves the backend as it is: the
+command line chooses Agg itself).
 
 :func:`plot_h2_posterior` shows the posterior density of h2 with its prior, its highest
 density interval and the REML estimate with its confidence interval, which is the one
@@ -14,14 +15,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # before pyplot: files only, also on machines without a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bayeslmm.summaries import hdi, posterior_draws, reflected_kde  # noqa: E402
+from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,10 +21,11 @@ import pandas as pd
 import xarray as xr
 from scipy import optimize, special, stats
 
+from bayeslmm.covariance import DenseCovariance, SpectralCovariance
 from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import ConvergenceWarning, InputError
-from bayeslmm.likelihood import SpectralLMM
-from bayeslmm.spectral import Decomposition, decompose
+from bayeslmm.likelihood import DenseLMM, SpectralLMM
+from bayeslmm.spectral import Decomposition, check_psd, decompose
 
 __all__ = ["VarianceComponentFit", "ml", "reml"]
 
@@ -73,7 +74,7 @@ class VarianceComponentFit:
     history: pd.DataFrame
     data: LMMData = field(repr=False)
     decomposition: Decomposition | None = field(default=None, repr=False)
-    model: SpectralLMM | None = field(default=None, repr=False)
+    model: SpectralLMM | DenseLMM | None = field(default=None, repr=False)
 
     # --------------------------------------------------------------- per-component values
     def _one(self, a):
@@ -221,20 +222,6 @@ class VarianceComponentFit:
                    "algorithm": self.algorithm, "N": self.N, "converged": int(self.converged)},
         )
 
-    # --------------------------------------------------------------- after REML (notes 5)
-    def blup(self, **kwargs):
-        """BLUP of the genetic values of the training samples (notes eq. 62); see
-        :func:`bayeslmm.blup.blup`."""
-        from bayeslmm.blup import blup
-
-        return blup(self, **kwargs)
-
-    def predict(self, *args, **kwargs):
-        """Prediction for new samples (notes 5.2); see :func:`bayeslmm.blup.predict`."""
-        from bayeslmm.blup import predict
-
-        return predict(self, *args, **kwargs)
-
     def __repr__(self) -> str:
         head = (f"VarianceComponentFit({'REML' if self.reml else 'ML'}, {self.algorithm}, "
                 f"N={self.N}, converged={self.converged}"
@@ -253,50 +240,80 @@ def _h2_grid(upper: float) -> np.ndarray:
 
 def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
                   ci_level: float = 0.95) -> VarianceComponentFit:
-    model = SpectralLMM(dec, data.y, data.X)
+    model = SpectralLMM(SpectralCovariance(dec, data.components), data.y, data.X)
+    # The search runs in K's natural unit, K / c with c = tr(K) / N, so that rescaling K
+    # moves nothing but sigma_g2: with K scaled by 1e-6 the optimum in h2 = sigma_g2 /
+    # (sigma_g2 + sigma_e2) sits within 1e-6 of 1, where a grid in h2 cannot see it.
+    c = model.cov.scale
     # h2 = 1 makes V = Vp K, singular when K is (a GRM of centred genotypes has rank N - 1).
     # Worse, when K's null space lies in the span of X (the ones vector and an intercept), the
     # ML likelihood grows without bound as h2 -> 1. Like GEMMA (lambda <= 1e5) the search then
     # stops at h2 = 1 - 1e-5, where that spike is negligible.
     upper = 1.0 if dec.full_rank else H2_MAX_SINGULAR
 
+    def prof(h):
+        return model.profile(h, reml_, scale=c)
+
     def negll(h):
-        return -float(model.profile(h, reml_).loglik[0])
+        return -float(prof(h).loglik[0])
 
     grid = _h2_grid(upper)
-    prof = model.profile(grid, reml_)
-    i = int(np.nanargmax(prof.loglik))
+    pgrid = prof(grid)
+    i = int(np.nanargmax(pgrid.loglik))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     res = optimize.minimize_scalar(negll, bounds=(lo, hi), method="bounded",
                                    options={"xatol": 1e-12, "maxiter": 500})
-    candidates = [(res.x, -res.fun), (grid[i], prof.loglik[i])]
-    h2, ll = max(candidates, key=lambda c: c[1])
+    candidates = [(res.x, -res.fun), (grid[i], pgrid.loglik[i])]
+    h, ll = max(candidates, key=lambda c_: c_[1])
+    # Polish: the root of the profile's slope, well conditioned where the likelihood itself
+    # is flat to rounding (so results repeat to ~1e-12 under rescaling y or K). It is kept
+    # unless it is worse than Brent's point by more than rounding.
+    slope_lo = model.profile_slope(lo, reml_, scale=c)
+    slope_hi = model.profile_slope(hi, reml_, scale=c) if hi < upper else np.nan
+    if np.isfinite(slope_lo) and np.isfinite(slope_hi) and slope_lo > 0 > slope_hi:
+        root = optimize.brentq(lambda h_: model.profile_slope(h_, reml_, scale=c), lo, hi,
+                               xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
+        ll_root = float(prof(root).loglik[0])
+        if ll_root >= ll - 1e-9 * max(1.0, abs(ll)):
+            h, ll = root, ll_root
     boundary = None
-    if h2 <= 1e-7 and model.profile(0.0, reml_).loglik[0] >= ll - 1e-9:
-        h2, ll, boundary = 0.0, float(model.profile(0.0, reml_).loglik[0]), "h2=0"
-    elif h2 >= upper - 1e-7:
-        ll_up = float(model.profile(upper, reml_).loglik[0])
+    ll0 = float(prof(0.0).loglik[0])
+    if h <= 1e-7 and ll0 >= ll - 1e-9:
+        h, ll, boundary = 0.0, ll0, "h2=0"
+    elif h >= upper - 1e-7:
+        ll_up = float(prof(upper).loglik[0])
         if ll_up >= ll - 1e-9:
-            h2, ll, boundary = upper, ll_up, "h2=1"
-    p = model.profile(h2, reml_)
-    Vp = float(p.Vp[0])
-    sigma2 = np.array([h2 * Vp, (1.0 - h2) * Vp])
+            h, ll, boundary = upper, ll_up, "h2=1"
+    Vp_c = float(prof(h).Vp[0])
+    sigma2 = np.array([h * Vp_c / c, (1.0 - h) * Vp_c])
     # At h2 = 1 (full-rank K) V = Vp K: a vanishing sigma_e2 keeps the GLS solve defined.
-    beta, beta_cov, *_ = model.gls(sigma2[0], max(sigma2[1], 1e-12 * Vp))
-    # At h2 = 1 (full-rank K) sigma_e2 = 0 and the information is singular: no SEs.
-    info = model.information(*sigma2, reml=reml_) if sigma2[1] > 0 else np.full((2, 2), np.nan)
-    cov = _safe_inv(info)
-    ll_null = float(model.profile(0.0, reml_).loglik[0])
-    ci = _profile_ci(model, reml_, h2, ll, upper, ci_level)
-    history = pd.DataFrame({"h2": grid, "loglik": prof.loglik})
+    gls = model.gls(sigma2[0], max(sigma2[1], 1e-12 * Vp_c))
+    # At h2 = 1 (full-rank K) sigma_e2 = 0 and the information is singular: no SEs. The
+    # information is computed in K's natural unit and mapped back (d sigma_g2 = d s / c).
+    if sigma2[1] > 0:
+        scaled = SpectralLMM(SpectralCovariance(dec.rescaled(1.0 / c), data.components),
+                             data.y, data.X) if c != 1.0 else model
+        J = np.diag([1.0 / c, 1.0])
+        cov = J @ _safe_inv(scaled.information(sigma2[0] * c, sigma2[1], reml=reml_)) @ J
+    else:
+        cov = np.full((2, 2), np.nan)
+    lo_ci, hi_ci = _profile_ci(prof, h, ll, upper, ci_level)
+    history = pd.DataFrame({"h2": _to_h2(grid, c), "loglik": pgrid.loglik})
     return VarianceComponentFit(
         reml=reml_, algorithm="brent", components=data.components, sigma2=sigma2, cov=cov,
-        beta=pd.Series(beta, index=list(data.covariates), name="beta"),
-        beta_cov=pd.DataFrame(beta_cov, index=list(data.covariates),
+        beta=pd.Series(gls.beta, index=list(data.covariates), name="beta"),
+        beta_cov=pd.DataFrame(gls.beta_cov, index=list(data.covariates),
                               columns=list(data.covariates)),
-        loglik=float(ll), loglik_null=ll_null, converged=bool(res.success) or boundary is not None,
-        n_iter=int(res.nfev) + grid.size, boundary=boundary, h2_ci=ci, history=history,
+        loglik=float(ll), loglik_null=ll0, converged=bool(res.success) or boundary is not None,
+        n_iter=int(res.nfev) + grid.size, boundary=boundary,
+        h2_ci=(float(_to_h2(lo_ci, c)), float(_to_h2(hi_ci, c))), history=history,
         data=data, decomposition=dec, model=model)
+
+
+def _to_h2(h, c: float):
+    """h2 for K from h2 for K / c: sigma_g2 = h Vp / c, sigma_e2 = (1 - h) Vp."""
+    h = np.asarray(h, dtype=np.float64)
+    return h / (h + c * (1.0 - h))
 
 
 def _safe_inv(A: np.ndarray) -> np.ndarray:
@@ -306,13 +323,13 @@ def _safe_inv(A: np.ndarray) -> np.ndarray:
         return np.full_like(A, np.nan)
 
 
-def _profile_ci(model: SpectralLMM, reml_: bool, h2: float, ll: float, upper: float,
+def _profile_ci(prof, h2: float, ll: float, upper: float,
                 level: float) -> tuple[float, float]:
     """{h2 : 2 (l_max - l_profile(h2)) <= chi2_1 quantile}, clipped to [0, 1]."""
     cut = ll - 0.5 * stats.chi2.ppf(level, 1)
 
     def f(h):
-        return float(model.profile(h, reml_).loglik[0]) - cut
+        return float(prof(h).loglik[0]) - cut
 
     lower = 0.0 if h2 <= 0 or f(0.0) >= 0 else optimize.brentq(f, 0.0, h2, xtol=1e-10)
     upper_ci = upper if h2 >= upper or f(upper) >= 0 else optimize.brentq(f, h2, upper,
@@ -321,63 +338,15 @@ def _profile_ci(model: SpectralLMM, reml_: bool, h2: float, ll: float, upper: fl
 
 
 # ----------------------------------------------------------------------------- dense
-class _Dense:
-    """V = sum_j theta_j A_j with A = (K_1, ..., K_k, I), factorised per iteration."""
-
-    def __init__(self, data: LMMData, reml_: bool):
-        self.y, self.X = data.y, data.X
-        self.N, self.M = data.N, data.M
-        self.A = [*data.Ks, np.eye(data.N)]
-        self.reml = reml_
-        self.logdet_XtX = np.linalg.slogdet(self.X.T @ self.X)[1]
-
-    def evaluate(self, theta: np.ndarray):
-        V = sum(t * A for t, A in zip(theta, self.A, strict=True))
-        try:
-            L = np.linalg.cholesky(V)
-        except np.linalg.LinAlgError:
-            return None
-        from scipy.linalg import cho_solve
-
-        Vinv = cho_solve((L, True), np.eye(self.N))
-        logdetV = 2 * np.log(np.diag(L)).sum()
-        ViX = Vinv @ self.X
-        XtViX = self.X.T @ ViX
-        C = np.linalg.inv(XtViX)
-        beta = C @ (ViX.T @ self.y)
-        P = Vinv - ViX @ C @ ViX.T
-        Py = Vinv @ (self.y - self.X @ beta)
-        quad = float((self.y - self.X @ beta) @ Py)
-        if self.reml:
-            ll = -0.5 * ((self.N - self.M) * np.log(2 * np.pi) + logdetV + quad
-                         + np.linalg.slogdet(XtViX)[1] - self.logdet_XtX)
-        else:
-            ll = -0.5 * (self.N * np.log(2 * np.pi) + logdetV + quad)
-        Pm = P if self.reml else Vinv
-        return {"ll": float(ll), "P": Pm, "Py": Py, "beta": beta, "C": C}
-
-    def score(self, ev) -> np.ndarray:
-        Pm, Py = ev["P"], ev["Py"]
-        return np.array([-0.5 * (np.einsum("ij,ji->", Pm, A) - Py @ A @ Py) for A in self.A])
-
-    def ai(self, ev) -> np.ndarray:
-        W = np.column_stack([A @ ev["Py"] for A in self.A])
-        return 0.5 * W.T @ ev["P"] @ W
-
-    def fisher(self, ev) -> np.ndarray:
-        PA = [ev["P"] @ A for A in self.A]
-        return 0.5 * np.array([[np.einsum("ij,ji->", a, b) for b in PA] for a in PA])
-
-
 def _fit_dense(data: LMMData, reml_: bool, algorithm: str, constrain: bool, tol: float,
                max_iter: int) -> VarianceComponentFit:
-    dense = _Dense(data, reml_)
+    dense = DenseLMM(DenseCovariance(data.Ks, data.components), data.y, data.X)
     k = len(data.Ks)
     r0 = data.y - data.X @ np.linalg.lstsq(data.X, data.y, rcond=None)[0]
     var0 = float(r0 @ r0 / (data.N - data.M))
     theta = np.full(k + 1, var0 / (k + 1))
     floor = 1e-6 * var0
-    ev = dense.evaluate(theta)
+    ev = dense.evaluate(theta, reml_)
     hist = []
     converged = False
     step_kind = algorithm
@@ -394,7 +363,7 @@ def _fit_dense(data: LMMData, reml_: bool, algorithm: str, constrain: bool, tol:
         new = theta + step
         if constrain:
             new = np.maximum(new, np.where(np.arange(k + 1) == k, floor, floor * 1e-3))
-        ev_new = dense.evaluate(new)
+        ev_new = dense.evaluate(new, reml_)
         # Halve Newton-type steps that would lower the likelihood or leave V non-PD.
         halvings = 0
         while (ev_new is None or ev_new["ll"] < ev["ll"] - 1e-10) and halvings < 30 \
@@ -403,7 +372,7 @@ def _fit_dense(data: LMMData, reml_: bool, algorithm: str, constrain: bool, tol:
             new = theta + step
             if constrain:
                 new = np.maximum(new, floor * 1e-3)
-            ev_new = dense.evaluate(new)
+            ev_new = dense.evaluate(new, reml_)
             halvings += 1
         if ev_new is None:
             break
@@ -436,7 +405,7 @@ def _fit_dense(data: LMMData, reml_: bool, algorithm: str, constrain: bool, tol:
         beta=pd.Series(ev["beta"], index=names, name="beta"),
         beta_cov=pd.DataFrame(ev["C"], index=names, columns=names), loglik=ev["ll"],
         loglik_null=ll_null, converged=converged, n_iter=it, boundary=boundary, h2_ci=None,
-        history=history, data=data)
+        history=history, data=data, model=dense)
 
 
 def _null_loglik(data: LMMData, reml_: bool) -> float:
@@ -461,7 +430,7 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
                          f"got {method!r}")
     if isinstance(K, Decomposition):
         data = prepare(y, None, X, component_names=[])
-        dec = _align_decomposition(K, data)
+        dec = K.aligned_to(data.samples)
         data = LMMData(y=data.y, X=data.X, Ks=(), covariates=data.covariates,
                        samples=data.samples,
                        components=tuple(component_names) if component_names else ("G",))
@@ -479,32 +448,8 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
         return _fit_spectral(data, dec, reml_)
     for j, Kj in enumerate(data.Ks):
         # One eigvalsh per kernel: the dense path has no decomposition to check PSD on.
-        from bayeslmm.spectral import _check_psd
-
-        _check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j])
+        check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j])
     return _fit_dense(data, reml_, method, constrain, tol, max_iter)
-
-
-def _align_decomposition(dec: Decomposition, data: LMMData) -> Decomposition:
-    """Reorder a decomposition's rows to y's samples when both carry the same labels.
-
-    Unlabelled y (positional labels that match none of the decomposition's) is taken in
-    the decomposition's order; a partial overlap is an error.
-    """
-    if dec.N != data.N:
-        raise InputError(f"the decomposition has {dec.N} samples but y has {data.N}")
-    if dec.samples is None or np.array_equal(dec.samples, data.samples):
-        return dec
-    pos = {s: i for i, s in enumerate(dec.samples)}
-    shared = sum(s in pos for s in data.samples)
-    if shared == 0:
-        return dec
-    if shared < data.N:
-        raise InputError(f"y and the decomposition share {shared} of {data.N} sample IDs; "
-                         "decompose the kernel of the phenotyped samples")
-    idx = np.fromiter((pos[s] for s in data.samples), dtype=np.intp, count=data.N)
-    return Decomposition(U=dec.U[idx], S=dec.S, N=dec.N, samples=dec.samples[idx],
-                         min_eigenvalue=dec.min_eigenvalue)
 
 
 def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: float = 1e-9,

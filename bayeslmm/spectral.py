@@ -7,20 +7,21 @@ O(N) per evaluation.
 
 The decomposition is *economic* (as in glimix-core): U holds only the r columns with
 non-zero eigenvalue. The orthogonal complement (eigenvalue 0, N - r dimensions) is never
-formed; quadratic forms over it are recovered from totals, a'b - (U'a)'(U'b). So a low-rank
+formed; quadratic forms over it use a - U U'a (:mod:`bayeslmm.covariance`). So a low-rank
 K = ZZ'/P with P < N (FaST-LMM's case) comes from the thin SVD of Z and costs O(N P^2),
 and consumers need not know which case they hold.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from bayeslmm.data import as_kernel, labels_of, sample_index
 from bayeslmm.errors import InputError, KernelError
 
-__all__ = ["Decomposition", "Rotated", "decompose", "decompose_genotypes"]
+__all__ = ["Decomposition", "check_psd", "decompose", "decompose_genotypes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,13 +54,30 @@ class Decomposition:
     def full_rank(self) -> bool:
         return self.rank == self.N
 
-    def rotate(self, a: np.ndarray) -> Rotated:
-        """Rotate a vector or matrix of samples into the eigenbasis."""
-        a = np.asarray(a, dtype=np.float64)
-        if a.shape[0] != self.N:
-            raise InputError(
-                f"cannot rotate {a.shape[0]} rows by a decomposition of {self.N} samples")
-        return Rotated(self, self.U.T @ a, a)
+    def reorder(self, index: np.ndarray) -> Decomposition:
+        """The same decomposition with its rows (samples) taken in the order ``index``."""
+        index = np.asarray(index, dtype=np.intp)
+        return Decomposition(U=self.U[index], S=self.S, N=self.N,
+                             samples=None if self.samples is None else self.samples[index],
+                             min_eigenvalue=self.min_eigenvalue)
+
+    def aligned_to(self, samples: np.ndarray) -> Decomposition:
+        """This decomposition with its rows in the order of ``samples`` (the phenotype's
+        labels), by the package's one alignment rule (:func:`bayeslmm.data.sample_index`)."""
+        if len(samples) != self.N:
+            raise InputError(f"the decomposition has {self.N} samples but y has {len(samples)}")
+        idx = sample_index(np.asarray(samples), self.samples, "the decomposition")
+        return self if idx is None else self.reorder(idx)
+
+    def rotate(self, a):
+        """Moved: rotations live with the covariance object."""
+        raise AttributeError("Decomposition.rotate moved to the covariance layer: use "
+                             "bayeslmm.covariance.SpectralCovariance(dec).rotate(a)")
+
+    def rescaled(self, factor: float) -> Decomposition:
+        """The decomposition of factor * K (same eigenvectors)."""
+        return Decomposition(U=self.U, S=self.S * factor, N=self.N, samples=self.samples,
+                             min_eigenvalue=self.min_eigenvalue * factor)
 
     def kernel(self) -> np.ndarray:
         """K rebuilt densely (a reference for tests; O(N^2 r))."""
@@ -71,40 +89,7 @@ class Decomposition:
         return np.concatenate([self.S, np.zeros(self.N - self.rank)])
 
 
-@dataclass(frozen=True, eq=False)
-class Rotated:
-    """U'a for one input a, with the totals a'a-type products needed for the complement."""
-
-    dec: Decomposition
-    values: np.ndarray  # U'a, shape (r,) or (r, k)
-    original: np.ndarray = field(repr=False)
-
-    def gram(self, w: np.ndarray, w_null: float, other: Rotated | None = None) -> np.ndarray:
-        """sum_i w_i (U'a)_i (U'b)_i' + w_null * (a'b - (U'a)'(U'b)).
-
-        This is a' U diag(w, w_null) U_full' b, the generic quadratic form of the
-        spectral engine: with w = 1 / (sigma_g2 S + sigma_e2) it is a' V^-1 b.
-        """
-        o = self if other is None else other
-        A, B = self.values, o.values
-        A2 = A if A.ndim == 2 else A[:, None]
-        B2 = B if B.ndim == 2 else B[:, None]
-        out = (A2 * w[:, None]).T @ B2
-        if not self.dec.full_rank and w_null != 0.0:
-            a, b = self.original, o.original
-            a2 = a if a.ndim == 2 else a[:, None]
-            b2 = b if b.ndim == 2 else b[:, None]
-            out = out + w_null * (a2.T @ b2 - A2.T @ B2)
-        if A.ndim == 1 and B.ndim == 1:
-            return out[0, 0]
-        if A.ndim == 1:
-            return out[0]
-        if B.ndim == 1:
-            return out[:, 0]
-        return out
-
-
-def _check_psd(S: np.ndarray, psd_tol: float, name: str) -> float:
+def check_psd(S: np.ndarray, psd_tol: float, name: str) -> float:
     top = float(np.max(np.abs(S))) if S.size else 0.0
     low = float(S.min()) if S.size else 0.0
     if top == 0.0:
@@ -139,15 +124,13 @@ def decompose(K, *, psd_tol: float = 1e-6, rank_tol: float | None = None,
     -------
     Decomposition
     """
-    from bayeslmm.data import _labels, as_kernel
-
-    labels = _labels(K) if samples is None else np.asarray(samples).astype(str)
+    labels = labels_of(K) if samples is None else np.asarray(samples).astype(str)
     Karr = np.asarray(K.values if hasattr(K, "values") and not isinstance(K, np.ndarray) else K,
                       dtype=np.float64)
     if not validated:
         Karr, _ = as_kernel(Karr, Karr.shape[0] if Karr.ndim == 2 else -1, name)
     S, U = np.linalg.eigh(Karr)
-    low = _check_psd(S, psd_tol, name)
+    low = check_psd(S, psd_tol, name)
     return _economic(U, S, Karr.shape[0], labels, rank_tol, low)
 
 
@@ -168,9 +151,7 @@ def decompose_genotypes(Z, *, samples=None, rank_tol: float | None = None) -> De
     For P < N this is FaST-LMM's low-rank case: only the P non-zero eigenvalues are kept and
     the complement is handled implicitly.
     """
-    from bayeslmm.data import _labels
-
-    labels = _labels(Z) if samples is None else np.asarray(samples).astype(str)
+    labels = labels_of(Z) if samples is None else np.asarray(samples).astype(str)
     Zarr = np.asarray(Z.values if hasattr(Z, "values") and not isinstance(Z, np.ndarray) else Z,
                       dtype=np.float64)
     if Zarr.ndim != 2:

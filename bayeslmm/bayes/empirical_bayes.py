@@ -72,13 +72,15 @@ def exact_gaussian_posterior(lmm: SpectralLMM, sigma_g2: float, sigma_e2: float,
     N, M = lmm.N, lmm.M
     covariates = list(covariates) if covariates is not None else [f"x{j}" for j in range(M)]
     samples = list(samples) if samples is not None else [str(i) for i in range(N)]
-    beta_hat, C, *_ = lmm.gls(sigma_g2, sigma_e2)
-    d = sigma_g2 * S + sigma_e2
+    gls = lmm.gls(sigma_g2, sigma_e2)
+    beta_hat, C = gls.beta, gls.beta_cov
+    d, _ = lmm.cov.eigenvalues((sigma_g2, sigma_e2))
     shrink = sigma_g2 * S / d  # sigma_g2 K V^-1 in the eigenbasis
-    Ur = lmm.ry.values - lmm.rX.values @ beta_hat
+    # U'(y - X beta-hat) = U' V P y: the residual from the residual space, no offsets.
+    Ur = d * (U.T @ gls.Py)
     g_mean = U @ (shrink * Ur)
     lam = sigma_g2 * sigma_e2 * S / d  # Cov[g | beta, y] eigenvalues
-    A = U @ (shrink[:, None] * lmm.rX.values)  # (N, M)
+    A = U @ (shrink[:, None] * (U.T @ lmm.X))  # (N, M)
     AC = A @ C
     pev = (U**2) @ lam + np.einsum("ij,ij->i", AC, A)
     rng = np.random.default_rng(seed)
@@ -139,8 +141,8 @@ def empirical_bayes(fit, *, draws: int = 1000, chains: int = 4, tune: int = 1000
     if getattr(fit, "decomposition", None) is None or fit.k != 1:
         raise InputError("empirical_bayes needs a one-kernel fit with a decomposition "
                          "(bayeslmm.reml(y, K) with a single K)")
-    lmm = fit.model if fit.model is not None else SpectralLMM(fit.decomposition, fit.data.y,
-                                                              fit.data.X)
+    lmm = fit.model if isinstance(fit.model, SpectralLMM) else SpectralLMM(
+        fit.decomposition, fit.data.y, fit.data.X)
     sg, se = float(fit.sigma_g2), float(fit.sigma_e2)
     if se <= 0:
         raise InputError("sigma_e2 = 0 at REML (h2 = 1): the conditional posterior of g is "

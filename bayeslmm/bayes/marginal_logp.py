@@ -151,8 +151,10 @@ def _pack(info, out_index: np.ndarray) -> np.ndarray:
     lam, m0 = beta_normal_prior(pri, M)
     names = ("h2", "Vp") if pri.parameterisation == "h2" else ("sigma_g2", "sigma_e2")
     head = np.zeros(_HEADER)
+    # The data are y_r = y - X b0 and the compiled density is written for beta - b0
+    # (SpectralData); the prior mean moves with it and b0 is added back to beta on output.
     parts = [head, dec.S, sd.Uy, np.ascontiguousarray(sd.UX).ravel(), sd.cXX.ravel(), sd.cXy,
-             [sd.cyy], lam, m0,
+             [sd.cyy], lam, m0 - sd.b0, sd.b0,
              _prior_row(pri[names[0]]), _prior_row(pri[names[1]]), out_index]
     flat = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts])
     flat[:_HEADER] = [flat.size, r, M, sd.n0, 0 if pri.parameterisation == "h2" else 1,
@@ -280,6 +282,8 @@ def _core(x, ud, grad, extra):
     o += M
     m0 = ud[o:o + M]
     o += M
+    b0 = ud[o:o + M]
+    o += M
     p1 = ud[o:o + _PRIOR_SLOTS]
     o += _PRIOR_SLOTS
     p2 = ud[o:o + _PRIOR_SLOTS]
@@ -392,6 +396,8 @@ def _core(x, ud, grad, extra):
         lp -= np.log(L[j, j]) + 0.5 * z[j] * z[j]
         grad[2 + j] = -z[j]
     lp += lprior
+    for j in range(M):
+        beta[j] += b0[j]
     grad[0] = J[0, 0] * dsg + J[0, 1] * dse + gprior[0]
     grad[1] = J[1, 0] * dsg + J[1, 1] * dse + gprior[1]
     return lp

@@ -35,6 +35,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayeslmm.bayes.priors import ResolvedPriors, default_priors
+from bayeslmm.covariance import Covariates, SpectralCovariance
 from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import InputError
 from bayeslmm.spectral import Decomposition, decompose, decompose_genotypes
@@ -206,22 +207,31 @@ def random_effects(y, X=None, Z=None, *, priors: Mapping[str, Any] | None = None
 class SpectralData:
     """y and X in K's eigenbasis, and the cross-products of their parts in K's complement
     (eigenvalue 0; zeros when K is full rank): what every one-kernel marginal density needs.
+
+    y enters relative to its least-squares fit on X, y = X b0 + y_r, and the densities are
+    written for beta - b0: the same model, but a large offset of y in span(X) (a phenotype
+    far from zero with an intercept) never enters a quadratic form, where it would cancel
+    catastrophically against the covariates' part.
     """
 
-    Uy: np.ndarray
+    Uy: np.ndarray  # U'y_r
     UX: np.ndarray
     n0: int  # N - rank K
     cXX: np.ndarray  # X'P0 X
-    cXy: np.ndarray  # X'P0 y
-    cyy: float  # y'P0 y
+    cXy: np.ndarray  # X'P0 y_r
+    cyy: float  # y_r'P0 y_r
+    b0: np.ndarray  # least-squares coefficients of y on X
 
     @classmethod
     def of(cls, data: LMMData, dec: Decomposition) -> SpectralData:
-        rX, ry = dec.rotate(data.X), dec.rotate(data.y)
+        cov = SpectralCovariance(dec)
+        covariates = Covariates.of(data.X)
+        rX, ry = cov.rotate(data.X), cov.rotate(covariates.residualize(data.y))
         # gram with weight 0 on the eigenbasis and 1 on the complement: a'P0 b.
         zero = np.zeros(dec.rank)
         return cls(ry.values, rX.values, data.N - dec.rank, rX.gram(zero, 1.0),
-                   rX.gram(zero, 1.0, ry), float(ry.gram(zero, 1.0)))
+                   rX.gram(zero, 1.0, ry), float(ry.gram(zero, 1.0)),
+                   covariates.coefficients(data.y))
 
 
 def beta_normal_prior(pri: ResolvedPriors, M: int) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +289,7 @@ def _cholesky_shift(A, b, z, M: int):
 
 
 def _beta_conditional(pri: ResolvedPriors, data: LMMData, dec: Decomposition, sg, se):
-    """beta non-centred on its conditional posterior given the variances.
+    """beta non-centred on its conditional posterior given the variances; returns beta - b0.
 
     Given (sigma_g2, sigma_e2), beta | y is Gaussian with precision A = X'V^-1X + Lambda_0
     (Lambda_0 the precision of a Normal prior, 0 for a flat one) and mean A^-1 b, b =
@@ -303,22 +313,24 @@ def _beta_conditional(pri: ResolvedPriors, data: LMMData, dec: Decomposition, sg
     lam, m0 = beta_normal_prior(pri, M)
     A = XtWX + pt.diag(lam)
     z = pm.Flat("beta_z", dims="covariate")
-    # beta = A^-1 b + L^-T z = L^-T (L^-1 b + z): one Cholesky, two triangular solves.
-    beta_t, log_diag_L = _cholesky_shift(A, XtWy + lam * m0, z, M)
-    beta = pm.Deterministic("beta", beta_t, dims="covariate")
+    # beta - b0 = A^-1 b + L^-T z = L^-T (L^-1 b + z): one Cholesky, two triangular solves,
+    # with b = X'V^-1 y_r + Lambda_0 (m_0 - b0) (SpectralData: y = X b0 + y_r).
+    shift, log_diag_L = _cholesky_shift(A, XtWy + lam * (m0 - sd.b0), z, M)
+    beta = pm.Deterministic("beta", shift + sd.b0, dims="covariate")
     pm.Potential("beta_jacobian", -log_diag_L)
     if pri.beta_mu.size or prior.family == "Normal":
         pm.Potential("beta_prior", pt.sum(-0.5 * (LOG2PI - np.log(lam))
                                           - 0.5 * lam * (beta - m0) ** 2))
     elif prior.family != "Flat":
         pm.Potential("beta_prior", pt.sum(pm.logp(prior.dist(shape=(M,)), beta)))
-    return beta
+    return shift
 
 
-def _spectral_likelihood(data: LMMData, dec: Decomposition, beta, sg, se, latent: bool):
+def _spectral_likelihood(data: LMMData, dec: Decomposition, shift, sg, se, latent: bool):
+    """The likelihood of y given beta, written for ``shift`` = beta - b0 (SpectralData)."""
     U, S = dec.U, dec.S
     sd = SpectralData.of(data, dec)
-    mu = pt.dot(sd.UX, beta)
+    mu = pt.dot(sd.UX, shift)
     if latent:
         # Genetic values in the eigenbasis, non-centred: u = sqrt(sigma_g2 S) z, g = U u.
         z = pm.Normal("g_raw", 0.0, 1.0, dims="eigen")
@@ -328,7 +340,7 @@ def _spectral_likelihood(data: LMMData, dec: Decomposition, beta, sg, se, latent
     else:
         pm.Normal("y_rot", mu=mu, sigma=pt.sqrt(sg * S + se), observed=sd.Uy, dims="eigen")
     if sd.n0 > 0:
-        pm.CustomDist("y_null", beta, se, float(sd.n0), sd.cXX, sd.cXy, sd.cyy,
+        pm.CustomDist("y_null", shift, se, float(sd.n0), sd.cXX, sd.cXy, sd.cyy,
                       logp=_null_logp, signature="(m),(),(),(m,m),(m),()->()",
                       observed=np.float64(sd.n0))
 
@@ -404,10 +416,8 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
     if isinstance(K, list | tuple):
         return _marginal_dense(y, list(K), X, priors, fixed, component_names)
     if isinstance(K, Decomposition):
-        from bayeslmm.reml import _align_decomposition
-
         data = _validate(y, X)
-        dec = _align_decomposition(K, data)
+        dec = K.aligned_to(data.samples)
     else:
         data = _validate(y, X, K)
         dec = decompose(data.Ks[0], samples=data.samples)
@@ -421,11 +431,12 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
     with pm.Model(coords=_coords(data, eigen=np.arange(dec.rank))) as model:
         if conditional:
             sg, se = _variances(pri, fixed)
-            beta = _beta_conditional(pri, data, dec, sg, se)
+            shift = _beta_conditional(pri, data, dec, sg, se)
         else:
             beta = _beta(pri, data.M)
             sg, se = _variances(pri, fixed)
-        _spectral_likelihood(data, dec, beta, sg, se, latent)
+            shift = beta - SpectralData.of(data, dec).b0
+        _spectral_likelihood(data, dec, shift, sg, se, latent)
     model._bayeslmm_info = ModelInfo("marginal", data, pri, decomposition=dec,
                                      fixed=fixed, latent=latent)
     return model

@@ -28,6 +28,7 @@ import xarray as xr
 from scipy import special
 
 from bayeslmm.bayes.priors import Prior, default_priors
+from bayeslmm.data import prepare
 from bayeslmm.errors import InputError
 from bayeslmm.likelihood import LOG2PI, SpectralLMM
 from bayeslmm.spectral import Decomposition, decompose
@@ -38,12 +39,10 @@ QUANTILES = (0.025, 0.05, 0.25, 0.5, 0.75, 0.95, 0.975)
 
 
 def _lmm_from(fit_or_dec, y, X) -> SpectralLMM:
-    from bayeslmm.data import prepare
-
     if isinstance(fit_or_dec, SpectralLMM):
         return fit_or_dec
     if hasattr(fit_or_dec, "decomposition") and hasattr(fit_or_dec, "data"):
-        if fit_or_dec.model is not None:
+        if isinstance(fit_or_dec.model, SpectralLMM):
             return fit_or_dec.model
         if fit_or_dec.decomposition is None:
             raise InputError("the quadrature posterior is for one kernel; this fit has "
@@ -52,10 +51,8 @@ def _lmm_from(fit_or_dec, y, X) -> SpectralLMM:
     if y is None:
         raise InputError("give y (and X) with a decomposition or kernel")
     if isinstance(fit_or_dec, Decomposition):
-        from bayeslmm.reml import _align_decomposition
-
         data = prepare(y, None, X)
-        return SpectralLMM(_align_decomposition(fit_or_dec, data), data.y, data.X)
+        return SpectralLMM(fit_or_dec.aligned_to(data.samples), data.y, data.X)
     data = prepare(y, fit_or_dec, X)
     return SpectralLMM(decompose(data.Ks[0], samples=data.samples), data.y, data.X)
 

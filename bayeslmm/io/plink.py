@@ -27,6 +27,8 @@ from bayeslmm.errors import FileFormatError, InputError
 
 __all__ = [
     "GenotypeBlock",
+    "as_dataset",
+    "block_bounds",
     "genotype_dataset",
     "iter_variant_blocks",
     "read_bim",
@@ -312,7 +314,7 @@ def read_plink(
     return ds
 
 
-def _as_dataset(source: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
+def as_dataset(source: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
     if isinstance(source, xr.Dataset):
         return source
     if isinstance(source, (str, os.PathLike)):
@@ -322,7 +324,7 @@ def _as_dataset(source: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
     )
 
 
-def _block_bounds(n: int, block_size: int, groups: np.ndarray | None) -> list[tuple[int, int]]:
+def block_bounds(n: int, block_size: int, groups: np.ndarray | None) -> list[tuple[int, int]]:
     """Split ``range(n)`` into blocks of at most ``block_size`` that never straddle a
     change of ``groups`` (e.g. a chromosome boundary)."""
     if block_size < 1:
@@ -370,7 +372,7 @@ def iter_variant_blocks(
         ``(variants, genotypes)``: positions along ``variant`` and the ``(N, b)``
         float64 allele counts (A1 counted; NaN = missing).
     """
-    ds = _as_dataset(source)
+    ds = as_dataset(source)
     p = ds.sizes["variant"]
     if variants is None:
         pos = np.arange(p)
@@ -378,7 +380,7 @@ def iter_variant_blocks(
         v = np.asarray(variants)
         pos = np.flatnonzero(v) if v.dtype == bool else v.astype(np.int64)
     groups = ds[split_by].to_numpy()[pos] if split_by is not None else None
-    bounds = _block_bounds(len(pos), block_size, groups)
+    bounds = block_bounds(len(pos), block_size, groups)
     if "genotype" in ds:
         g = ds["genotype"].transpose("sample", "variant").to_numpy()
         for a, b in bounds:

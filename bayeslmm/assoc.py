@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import xarray as xr
 from scipy import special, stats
-from scipy.linalg import blas, lapack
+from scipy.linalg import blas
 
 from bayeslmm.blup import FittedModel
 from bayeslmm.covariance import (

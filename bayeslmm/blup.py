@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslmm.errors import InputError
 from bayeslmm.covariance import DenseCovariance
 from bayeslmm.data import labels_of, sample_index
+from bayeslmm.errors import InputError
 from bayeslmm.likelihood import DenseLMM, SpectralLMM
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ class OLSResult:
     """A fitted standard linear model. Vectors are pandas Series indexed by covariate name."""
 
     params: pd.Series
-    cov_params: pd.DataFrame
+    cov: pd.DataFrame
     sigma2: float
     rss: float
     N: int
@@ -40,6 +40,19 @@ class OLSResult:
         return self.N - self.M
 
     @property
+    def nobs(self) -> int:
+        return self.N
+
+    @property
+    def llf(self) -> float:
+        """Maximised (ML) log-likelihood, as statsmodels' ``llf``."""
+        return self.loglik
+
+    def cov_params(self) -> pd.DataFrame:
+        """sigma^2 (X'X)^-1, labelled by covariate."""
+        return self.cov
+
+    @property
     def sigma2_ml(self) -> float:
         """ML estimate RSS / N (biased; notes section 2)."""
         return self.rss / self.N
@@ -47,7 +60,7 @@ class OLSResult:
     @property
     def bse(self) -> pd.Series:
         """Standard errors sqrt(sigma^2 (X'X)^-1_ii) (38)."""
-        return pd.Series(np.sqrt(np.diag(self.cov_params.values)), index=self.params.index,
+        return pd.Series(np.sqrt(np.diag(self.cov.values)), index=self.params.index,
                          name="se")
 
     @property
@@ -82,7 +95,7 @@ class OLSResult:
         q = R.shape[0]
         r = np.zeros(q) if r is None else np.atleast_1d(np.asarray(r, dtype=np.float64))
         diff = R @ self.params.values - r
-        middle = R @ self.cov_params.values @ R.T
+        middle = R @ self.cov.values @ R.T
         F = float(diff @ np.linalg.solve(middle, diff)) / q
         return {"F": F, "df_num": q, "df_den": self.df_resid,
                 "p": float(stats.f.sf(F, q, self.df_resid))}
@@ -137,7 +150,7 @@ def ols(y, X=None) -> OLSResult:
     loglik = -0.5 * N * (np.log(2 * np.pi * rss / N) + 1)
     res = OLSResult(
         params=pd.Series(beta, index=names, name="beta"),
-        cov_params=pd.DataFrame(sigma2 * XtX_inv, index=names, columns=names),
+        cov=pd.DataFrame(sigma2 * XtX_inv, index=names, columns=names),
         sigma2=sigma2, rss=rss, N=N, M=M, loglik=float(loglik), fitted=fitted, X=X_arr,
         y=y_arr)
     return res

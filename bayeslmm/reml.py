@@ -167,6 +167,71 @@ class VarianceComponentFit:
         (Self & Liang; exact for k = 1, GCTA's convention for k > 1)."""
         return float(0.5 * stats.chi2.sf(self.lrt, self.k)) if self.lrt > 0 else 1.0
 
+    # --------------------------------------------------------------- statsmodels vocabulary
+    @property
+    def nobs(self) -> int:
+        return self.N
+
+    @property
+    def llf(self) -> float:
+        """Maximised (RE)ML log-likelihood, constants included (statsmodels' ``llf``)."""
+        return float(self.loglik)
+
+    @property
+    def variance_names(self) -> list[str]:
+        """Labels of the variance components in ``params``: '<component> Var', 'Residual Var'
+        (statsmodels' MixedLM names its random-effect variance 'Group Var')."""
+        return [f"{c} Var" for c in self.components] + ["Residual Var"]
+
+    @property
+    def fe_params(self) -> pd.Series:
+        """The fixed effects (BLUE, eq. 54), as statsmodels' MixedLM ``fe_params``."""
+        return self.beta
+
+    @property
+    def params(self) -> pd.Series:
+        """Fixed effects then variance components, labelled (statsmodels' MixedLM layout)."""
+        return pd.concat([self.beta, pd.Series(self.sigma2, index=self.variance_names)]
+                         ).rename("params")
+
+    def cov_params(self) -> pd.DataFrame:
+        """Sampling covariance of ``params``: (X'V^-1X)^-1 for beta and the inverse
+        information for the variance components (asymptotically independent under REML)."""
+        names = list(self.params.index)
+        M = len(self.beta)
+        C = np.zeros((len(names), len(names)))
+        C[:M, :M] = self.beta_cov.values
+        C[M:, M:] = self.cov
+        return pd.DataFrame(C, index=names, columns=names)
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors of ``params``; NaN (never 0) where the information gives no
+        positive variance, e.g. a component fixed on its boundary."""
+        v = np.diag(self.cov_params().values)
+        with np.errstate(invalid="ignore"):
+            return pd.Series(np.where(v > 0, np.sqrt(np.where(v > 0, v, 0.0)), np.nan),
+                             index=self.params.index, name="bse")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        return (self.params / self.bse).rename("z")
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided Wald p-values for the fixed effects; NaN for the variance components,
+        whose null value lies on the boundary (use ``lrt_p``)."""
+        p = 2 * stats.norm.sf(np.abs(self.tvalues.values))
+        p[len(self.beta):] = np.nan
+        return pd.Series(p, index=self.params.index, name="pvalues")
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald intervals params +/- z_{1-alpha/2} bse (for h2 the profile-likelihood
+        interval ``h2_ci`` is the better one)."""
+        q = stats.norm.ppf(1 - alpha / 2)
+        return pd.DataFrame({"lower": self.params - q * self.bse,
+                             "upper": self.params + q * self.bse})
+
     # --------------------------------------------------------------- tables
     def summary(self) -> pd.DataFrame:
         """GCTA ``.hsq`` layout: rows V(G), V(e), Vp, V(G)/Vp, logL, logL0, LRT, df, Pval, n.

@@ -13,7 +13,7 @@ from bayeslmm.covariance import (
     SpectralCovariance,
     inverse_cholesky,
 )
-from bayeslmm.likelihood import DenseLMM, SpectralLMM, dense_loglik
+from bayeslmm.likelihood import DenseLMM, dense_loglik
 
 
 def _problem(seed: int, N: int, P: int, M: int):

@@ -111,3 +111,35 @@ def test_peer_helpers_fail_when_required(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(pytest.fail.Exception):
         peers.require_tool("gemma")
+
+
+def test_results_speak_statsmodels_vocabulary(rng):
+    """params / bse / cov_params() / conf_int() / pvalues / llf / nobs mean what they mean in
+    statsmodels: fixed effects agree with MixedLM's, OLS with OLS's."""
+    sm = require_module("statsmodels.api")
+    n_groups, per = 30, 5
+    groups = np.repeat(np.arange(n_groups), per)
+    x = rng.normal(size=groups.size)
+    y = 2 + 0.3 * x + rng.normal(0, 0.7, n_groups)[groups] + rng.normal(0, 1.0, groups.size)
+    X = pd.DataFrame({"const": 1.0, "x": x})
+    Z = (groups[:, None] == np.arange(n_groups)).astype(float)
+    ours = bayeslmm.reml(y, Z @ Z.T, X, component_names=["Group"])
+    theirs = sm.MixedLM(y, X, groups).fit(reml=True)
+    assert list(ours.params.index) == ["const", "x", "Group Var", "Residual Var"]
+    np.testing.assert_allclose(ours.fe_params.values, theirs.fe_params.values, rtol=1e-5)
+    np.testing.assert_allclose(ours.bse[["const", "x"]].values, theirs.bse_fe.values, rtol=1e-3)
+    np.testing.assert_allclose(ours.pvalues[["const", "x"]].values,
+                               theirs.pvalues[["const", "x"]].values, rtol=1e-2, atol=1e-12)
+    assert np.isnan(ours.pvalues["Group Var"])  # a boundary null: use the LRT
+    ci = ours.conf_int()
+    np.testing.assert_allclose(ci.loc[["const", "x"]].values,
+                               theirs.conf_int().loc[["const", "x"]].values, rtol=1e-3)
+    C = ours.cov_params()
+    np.testing.assert_allclose(np.sqrt(np.diag(C.values)), ours.bse.values)
+    assert ours.nobs == theirs.nobs == y.size and ours.llf == ours.loglik
+    ols_ours = bayeslmm.ols(y, X)
+    ols_theirs = sm.OLS(y, X).fit()
+    np.testing.assert_allclose(ols_ours.cov_params().values, ols_theirs.cov_params().values,
+                               rtol=1e-10)
+    assert ols_ours.llf == pytest.approx(ols_theirs.llf, rel=1e-12)
+    assert ols_ours.nobs == ols_theirs.nobs

@@ -48,19 +48,18 @@ from typing import Any
 import numba
 import numpy as np
 from numba import njit, types
-from scipy import special
 
-from bayeslmm.bayes.models import SpectralData, beta_normal_prior
+from bayeslmm.bayes.models import SpectralData, beta_normal_prior, find_info, model_info
+from bayeslmm.bayes.priors import FAMILIES
 
 __all__ = ["compile_marginal", "supported"]
 
 LOG2PI = float(np.log(2 * np.pi))
 
-# Prior family codes shared with the compiled code. Positive support: log transform.
-_POSITIVE = {"HalfNormal": 1, "HalfStudentT": 2, "HalfCauchy": 3, "InverseGamma": 4,
-             "Exponential": 5, "Gamma": 6, "LogNormal": 7, "HalfFlat": 8, "Jeffreys": 9}
-# Support in an interval: PyMC's log-odds / interval transform.
-_UNIT = {"Beta": 20, "Uniform": 21}
+# Prior family codes shared with the compiled code (the family records' ``code``):
+# positive support (log transform) below 20, an interval (PyMC's interval transform) above.
+_POSITIVE = {k: f.code for k, f in FAMILIES.items() if f.code and f.support == "positive"}
+_UNIT = {k: f.code for k, f in FAMILIES.items() if f.code and f.support == "unit"}
 _HEADER = 8  # total length, r, M, n0, parameterisation, n_expanded, reserved x2
 _PRIOR_SLOTS = 5  # code, three parameters, log normalising constant
 
@@ -68,57 +67,18 @@ _PRIOR_SLOTS = 5  # code, three parameters, log normalising constant
 # ---------------------------------------------------------------------- eligibility
 def _prior_row(prior) -> np.ndarray | None:
     """[code, p0, p1, p2, log constant] of a parsed prior, or None if not covered."""
-    f, p = prior.family, prior.params
-    row = np.zeros(_PRIOR_SLOTS)
-    if f in _POSITIVE:
-        row[0] = _POSITIVE[f]
-        if f == "HalfNormal":
-            s = p["sigma"]
-            row[1:4] = s, 0, 0
-            row[4] = np.log(2.0) - 0.5 * LOG2PI - np.log(s)
-        elif f == "HalfStudentT":
-            nu, s = p["nu"], p["sigma"]
-            row[1:4] = nu, s, 0
-            row[4] = (np.log(2.0) + special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
-                      - 0.5 * np.log(nu * np.pi) - np.log(s))
-        elif f == "HalfCauchy":
-            b = p["beta"]
-            row[1] = b
-            row[4] = np.log(2.0) - np.log(np.pi) - np.log(b)
-        elif f == "InverseGamma":
-            a, b = p["alpha"], p["beta"]
-            row[1:3] = a, b
-            row[4] = a * np.log(b) - special.gammaln(a)
-        elif f == "Exponential":
-            row[1] = p["lam"]
-            row[4] = np.log(p["lam"])
-        elif f == "Gamma":
-            a, b = p["alpha"], p["beta"]
-            row[1:3] = a, b
-            row[4] = a * np.log(b) - special.gammaln(a)
-        elif f == "LogNormal":
-            row[1:3] = p["mu"], p["sigma"]
-            row[4] = -0.5 * LOG2PI - np.log(p["sigma"])
-        return row
-    if f in _UNIT:
-        row[0] = _UNIT[f]
-        if f == "Beta":
-            a, b = p["alpha"], p["beta"]
-            row[1:4] = a, b, 0
-            row[4] = -special.betaln(a, b)
-        else:
-            lo, hi = p["lower"], p["upper"]
-            if not (0.0 <= lo < hi <= 1.0):
-                return None
-            row[1:3] = lo, hi
-            row[4] = -np.log(hi - lo)
-        return row
-    return None
+    fam = FAMILIES.get(prior.family)
+    if fam is None or fam.code is None:
+        return None
+    if prior.family == "Uniform" and not (0.0 <= prior.params["lower"]
+                                          < prior.params["upper"] <= 1.0):
+        return None
+    return np.array([fam.code, *fam.compiled(prior.params)], dtype=np.float64)
 
 
 def supported(model) -> str | None:
     """Why ``model`` cannot use the compiled log-density, or None when it can."""
-    info = getattr(model, "_bayeslmm_info", None)
+    info = find_info(model)
     if info is None or info.kind != "marginal":
         return "not a one-kernel marginal_grm model"
     if info.latent or info.fixed:
@@ -517,7 +477,7 @@ def compile_marginal(model) -> Any | None:
                       "graph instead", RuntimeWarning, stacklevel=3)
         return None
 
-    info = model._bayeslmm_info
+    info = model_info(model)
     M = info.data.M
     names, shapes, index, reparam = _layout(model, info)
     ud = _pack(info, index)

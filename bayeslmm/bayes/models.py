@@ -26,6 +26,7 @@ With several kernels the marginal model falls back to a dense MvNormal (Cholesky
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +41,8 @@ from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import InputError
 from bayeslmm.spectral import Decomposition, decompose, decompose_genotypes
 
-__all__ = ["ModelInfo", "fixed_effects", "marginal_grm", "model_info", "random_effects"]
+__all__ = ["ModelInfo", "attach_info", "find_info", "fixed_effects", "marginal_grm", "model_info",
+           "random_effects"]
 
 LOG2PI = float(np.log(2 * np.pi))
 
@@ -62,9 +64,30 @@ class ModelInfo:
         return 1 if self.kind in ("random", "marginal") else len(self.data.Ks)
 
 
+#: The coordinate that names a model built here. PyMC keeps a model's coords through
+#: ``pm.do``, ``pm.observe`` and cloning (an attribute set on the Model object would not
+#: survive them), so the token finds the builder's metadata on any derived model.
+MODEL_TAG = "bayeslmm_model"
+_INFO: dict[str, ModelInfo] = {}
+
+
+def attach_info(model: pm.Model, info: ModelInfo) -> pm.Model:
+    """Record what a builder knew about its data, under a token in the model's coords."""
+    token = uuid.uuid4().hex
+    _INFO[token] = info
+    model.add_coord(MODEL_TAG, [token])
+    return model
+
+
+def find_info(model) -> ModelInfo | None:
+    """The :class:`ModelInfo` of a model built here (or derived from one), else None."""
+    token = getattr(model, "coords", {}).get(MODEL_TAG)
+    return None if not token else _INFO.get(token[0])
+
+
 def model_info(model: pm.Model) -> ModelInfo:
     """The :class:`ModelInfo` of a model built by this module."""
-    info = getattr(model, "_bayeslmm_info", None)
+    info = find_info(model)
     if info is None:
         raise InputError("this PyMC model was not built by bayeslmm.models; posterior "
                          "prediction needs a model from fixed_effects, random_effects or "
@@ -151,7 +174,7 @@ def fixed_effects(y, X=None, *, priors: Mapping[str, Any] | None = None) -> pm.M
         se = pri["sigma_e2"].create("sigma_e2")
         pm.Normal("y", mu=pt.dot(data.X, beta), sigma=pt.sqrt(se), observed=data.y,
                   dims="sample")
-    model._bayeslmm_info = ModelInfo("fixed", data, pri)
+    attach_info(model, ModelInfo("fixed", data, pri))
     return model
 
 
@@ -199,7 +222,7 @@ def random_effects(y, X=None, Z=None, *, priors: Mapping[str, Any] | None = None
             g = pm.Deterministic("g", g, dims="sample")
         pm.Normal("y", mu=pt.dot(data.X, beta) + g, sigma=pt.sqrt(se), observed=data.y,
                   dims="sample")
-    model._bayeslmm_info = ModelInfo("random", data, pri, Z=Zarr)
+    attach_info(model, ModelInfo("random", data, pri, Z=Zarr))
     return model
 
 
@@ -437,8 +460,8 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
             sg, se = _variances(pri, fixed)
             shift = beta - SpectralData.of(data, dec).b0
         _spectral_likelihood(data, dec, shift, sg, se, latent)
-    model._bayeslmm_info = ModelInfo("marginal", data, pri, decomposition=dec,
-                                     fixed=fixed, latent=latent)
+    attach_info(model, ModelInfo("marginal", data, pri, decomposition=dec, fixed=fixed,
+                                 latent=latent))
     return model
 
 
@@ -456,5 +479,5 @@ def _marginal_dense(y, Ks, X, priors, fixed, component_names) -> pm.Model:
         for j, Kj in enumerate(data.Ks):
             V = V + sg[j] * Kj
         pm.MvNormal("y", mu=pt.dot(data.X, beta), cov=V, observed=data.y, dims="sample")
-    model._bayeslmm_info = ModelInfo("marginal-dense", data, pri)
+    attach_info(model, ModelInfo("marginal-dense", data, pri))
     return model

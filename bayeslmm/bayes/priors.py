@@ -40,6 +40,7 @@ from bayeslmm.errors import InputError
 
 __all__ = [
     "FAMILIES",
+    "Family",
     "Prior",
     "default_priors",
     "implied_h2_prior",
@@ -53,34 +54,115 @@ H2_NAMES = ("h2", "Vp")
 ALL_NAMES = ("beta", "sigma_g2", "sigma_e2", "h2", "Vp")
 
 
+LOG2PI = float(np.log(2 * np.pi))
+
+
 @dataclass(frozen=True)
-class _Family:
-    """A distribution family: PyMC class name, its parameters (with defaults) and support."""
+class Family:
+    """Everything the package knows about one distribution family, in one record.
+
+    Attributes
+    ----------
+    pymc : str
+        PyMC class name (``"Jeffreys"`` is ours: p(x) proportional to 1/x).
+    params, defaults
+        Keyword parameters (PyMC's names) and the defaults filled in when omitted.
+    support : {"real", "positive", "unit"}
+    logpdf : callable (x, params) -> log density, numpy (improper families unnormalised)
+    ppf : callable (u, params) -> quantile, or None (improper, or drawn otherwise)
+    code : int or None
+        The family's code in the compiled one-kernel log-density
+        (:mod:`bayeslmm.bayes.marginal_logp`); None where it has no compiled form.
+    compiled : callable params -> (p0, p1, p2, log normalising constant), or None
+        The parameters as the compiled code reads them.
+    """
 
     pymc: str
     params: tuple[str, ...]
     defaults: dict[str, float]
-    support: str  # "real", "positive" or "unit"
+    support: str
+    logpdf: Callable[[np.ndarray, dict], np.ndarray]
+    ppf: Callable[[np.ndarray, dict], np.ndarray] | None = None
+    code: int | None = None
+    compiled: Callable[[dict], tuple[float, float, float, float]] | None = None
+
+
+def _half_t_logpdf(x, p):
+    return np.where(x >= 0, np.log(2) + stats.t.logpdf(x, p["nu"], 0, p["sigma"]), -np.inf)
+
+
+def _gamma_const(p):
+    a, b = p["alpha"], p["beta"]
+    return a, b, 0.0, a * np.log(b) - special.gammaln(a)
+
+
+def _uniform_compiled(p):
+    lo, hi = p["lower"], p["upper"]
+    return lo, hi, 0.0, -np.log(hi - lo)
 
 
 # Parameter names follow PyMC so that keyword arguments read the same in both places.
-FAMILIES: dict[str, _Family] = {
-    "Normal": _Family("Normal", ("mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "real"),
-    "StudentT": _Family("StudentT", ("nu", "mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "real"),
-    "Cauchy": _Family("Cauchy", ("alpha", "beta"), {"alpha": 0.0, "beta": 1.0}, "real"),
-    "Flat": _Family("Flat", (), {}, "real"),
-    "HalfNormal": _Family("HalfNormal", ("sigma",), {"sigma": 1.0}, "positive"),
-    "HalfStudentT": _Family("HalfStudentT", ("nu", "sigma"), {"sigma": 1.0}, "positive"),
-    "HalfCauchy": _Family("HalfCauchy", ("beta",), {"beta": 1.0}, "positive"),
-    "InverseGamma": _Family("InverseGamma", ("alpha", "beta"), {"beta": 1.0}, "positive"),
-    "Exponential": _Family("Exponential", ("lam",), {"lam": 1.0}, "positive"),
-    "Gamma": _Family("Gamma", ("alpha", "beta"), {}, "positive"),
-    "LogNormal": _Family("LogNormal", ("mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "positive"),
-    "HalfFlat": _Family("HalfFlat", (), {}, "positive"),
+FAMILIES: dict[str, Family] = {
+    "Normal": Family("Normal", ("mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "real",
+                     lambda x, p: stats.norm.logpdf(x, p["mu"], p["sigma"]),
+                     lambda u, p: stats.norm.ppf(u, p["mu"], p["sigma"])),
+    "StudentT": Family("StudentT", ("nu", "mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "real",
+                       lambda x, p: stats.t.logpdf(x, p["nu"], p["mu"], p["sigma"]),
+                       lambda u, p: stats.t.ppf(u, p["nu"], p["mu"], p["sigma"])),
+    "Cauchy": Family("Cauchy", ("alpha", "beta"), {"alpha": 0.0, "beta": 1.0}, "real",
+                     lambda x, p: stats.cauchy.logpdf(x, p["alpha"], p["beta"]),
+                     lambda u, p: stats.cauchy.ppf(u, p["alpha"], p["beta"])),
+    "Flat": Family("Flat", (), {}, "real", lambda x, p: np.zeros_like(x)),
+    "HalfNormal": Family(
+        "HalfNormal", ("sigma",), {"sigma": 1.0}, "positive",
+        lambda x, p: stats.halfnorm.logpdf(x, scale=p["sigma"]),
+        lambda u, p: stats.halfnorm.ppf(u, scale=p["sigma"]), 1,
+        lambda p: (p["sigma"], 0.0, 0.0, np.log(2.0) - 0.5 * LOG2PI - np.log(p["sigma"]))),
+    "HalfStudentT": Family(
+        "HalfStudentT", ("nu", "sigma"), {"sigma": 1.0}, "positive", _half_t_logpdf, None, 2,
+        lambda p: (p["nu"], p["sigma"], 0.0,
+                   np.log(2.0) + special.gammaln((p["nu"] + 1) / 2)
+                   - special.gammaln(p["nu"] / 2) - 0.5 * np.log(p["nu"] * np.pi)
+                   - np.log(p["sigma"]))),
+    "HalfCauchy": Family(
+        "HalfCauchy", ("beta",), {"beta": 1.0}, "positive",
+        lambda x, p: stats.halfcauchy.logpdf(x, scale=p["beta"]),
+        lambda u, p: stats.halfcauchy.ppf(u, scale=p["beta"]), 3,
+        lambda p: (p["beta"], 0.0, 0.0, np.log(2.0) - np.log(np.pi) - np.log(p["beta"]))),
+    "InverseGamma": Family(
+        "InverseGamma", ("alpha", "beta"), {"beta": 1.0}, "positive",
+        lambda x, p: stats.invgamma.logpdf(x, p["alpha"], scale=p["beta"]),
+        lambda u, p: stats.invgamma.ppf(u, p["alpha"], scale=p["beta"]), 4, _gamma_const),
+    "Exponential": Family(
+        "Exponential", ("lam",), {"lam": 1.0}, "positive",
+        lambda x, p: stats.expon.logpdf(x, scale=1.0 / p["lam"]),
+        lambda u, p: stats.expon.ppf(u, scale=1.0 / p["lam"]), 5,
+        lambda p: (p["lam"], 0.0, 0.0, np.log(p["lam"]))),
+    "Gamma": Family(
+        "Gamma", ("alpha", "beta"), {}, "positive",
+        lambda x, p: stats.gamma.logpdf(x, p["alpha"], scale=1.0 / p["beta"]),
+        lambda u, p: stats.gamma.ppf(u, p["alpha"], scale=1.0 / p["beta"]), 6, _gamma_const),
+    "LogNormal": Family(
+        "LogNormal", ("mu", "sigma"), {"mu": 0.0, "sigma": 1.0}, "positive",
+        lambda x, p: stats.lognorm.logpdf(x, p["sigma"], scale=np.exp(p["mu"])),
+        lambda u, p: stats.lognorm.ppf(u, p["sigma"], scale=np.exp(p["mu"])), 7,
+        lambda p: (p["mu"], p["sigma"], 0.0, -0.5 * LOG2PI - np.log(p["sigma"]))),
+    "HalfFlat": Family("HalfFlat", (), {}, "positive",
+                       lambda x, p: np.where(x > 0, 0.0, -np.inf), None, 8,
+                       lambda p: (0.0, 0.0, 0.0, 0.0)),
     # p(x) proportional to 1/x: the scale-invariant (Jeffreys) prior of a variance.
-    "Jeffreys": _Family("Jeffreys", (), {}, "positive"),
-    "Beta": _Family("Beta", ("alpha", "beta"), {}, "unit"),
-    "Uniform": _Family("Uniform", ("lower", "upper"), {"lower": 0.0, "upper": 1.0}, "unit"),
+    "Jeffreys": Family("Jeffreys", (), {}, "positive",
+                       lambda x, p: np.where(x > 0, -np.log(x), -np.inf), None, 9,
+                       lambda p: (0.0, 0.0, 0.0, 0.0)),
+    "Beta": Family(
+        "Beta", ("alpha", "beta"), {}, "unit",
+        lambda x, p: stats.beta.logpdf(x, p["alpha"], p["beta"]),
+        lambda u, p: special.betaincinv(p["alpha"], p["beta"], u), 20,
+        lambda p: (p["alpha"], p["beta"], 0.0, -special.betaln(p["alpha"], p["beta"]))),
+    "Uniform": Family(
+        "Uniform", ("lower", "upper"), {"lower": 0.0, "upper": 1.0}, "unit",
+        lambda x, p: stats.uniform.logpdf(x, p["lower"], p["upper"] - p["lower"]),
+        lambda u, p: p["lower"] + u * (p["upper"] - p["lower"]), 21, _uniform_compiled),
 }
 _LOWER = {k.lower(): k for k in FAMILIES}
 # Which supports make sense for which parameter: a variance must be positive, h2 in (0, 1).
@@ -163,45 +245,12 @@ class Prior:
         Improper priors return their unnormalised log density (0 or -log x).
         """
         x = np.asarray(x, dtype=np.float64)
-        p = self.params
-        f = self.family
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if f == "custom":
-                import pymc as pm
+        if self.family == "custom":
+            import pymc as pm
 
-                return np.asarray(pm.logp(self.dist(), x).eval())
-            if f == "Flat":
-                return np.zeros_like(x)
-            if f == "HalfFlat":
-                return np.where(x > 0, 0.0, -np.inf)
-            if f == "Jeffreys":
-                return np.where(x > 0, -np.log(x), -np.inf)
-            if f == "Normal":
-                return stats.norm.logpdf(x, p["mu"], p["sigma"])
-            if f == "StudentT":
-                return stats.t.logpdf(x, p["nu"], p["mu"], p["sigma"])
-            if f == "Cauchy":
-                return stats.cauchy.logpdf(x, p["alpha"], p["beta"])
-            if f == "HalfNormal":
-                return stats.halfnorm.logpdf(x, scale=p["sigma"])
-            if f == "HalfStudentT":
-                return np.where(x >= 0, np.log(2) + stats.t.logpdf(x, p["nu"], 0, p["sigma"]),
-                                -np.inf)
-            if f == "HalfCauchy":
-                return stats.halfcauchy.logpdf(x, scale=p["beta"])
-            if f == "InverseGamma":
-                return stats.invgamma.logpdf(x, p["alpha"], scale=p["beta"])
-            if f == "Exponential":
-                return stats.expon.logpdf(x, scale=1.0 / p["lam"])
-            if f == "Gamma":
-                return stats.gamma.logpdf(x, p["alpha"], scale=1.0 / p["beta"])
-            if f == "LogNormal":
-                return stats.lognorm.logpdf(x, p["sigma"], scale=np.exp(p["mu"]))
-            if f == "Beta":
-                return stats.beta.logpdf(x, p["alpha"], p["beta"])
-            if f == "Uniform":
-                return stats.uniform.logpdf(x, p["lower"], p["upper"] - p["lower"])
-        raise InputError(f"no density for prior family {f!r}")  # pragma: no cover
+            return np.asarray(pm.logp(self.dist(), x).eval())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(FAMILIES[self.family].logpdf(x, self.params), dtype=np.float64)
 
     def rvs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n independent prior draws (numpy)."""
@@ -232,21 +281,7 @@ class Prior:
             return np.log(self.rvs(n, rng))
 
     def _ppf(self, u):
-        p, f = self.params, self.family
-        table: dict[str, Callable[[], Any]] = {
-            "Normal": lambda: stats.norm.ppf(u, p["mu"], p["sigma"]),
-            "StudentT": lambda: stats.t.ppf(u, p["nu"], p["mu"], p["sigma"]),
-            "Cauchy": lambda: stats.cauchy.ppf(u, p["alpha"], p["beta"]),
-            "HalfNormal": lambda: stats.halfnorm.ppf(u, scale=p["sigma"]),
-            "HalfCauchy": lambda: stats.halfcauchy.ppf(u, scale=p["beta"]),
-            "InverseGamma": lambda: stats.invgamma.ppf(u, p["alpha"], scale=p["beta"]),
-            "Exponential": lambda: stats.expon.ppf(u, scale=1.0 / p["lam"]),
-            "Gamma": lambda: stats.gamma.ppf(u, p["alpha"], scale=1.0 / p["beta"]),
-            "LogNormal": lambda: stats.lognorm.ppf(u, p["sigma"], scale=np.exp(p["mu"])),
-            "Beta": lambda: special.betaincinv(p["alpha"], p["beta"], u),
-            "Uniform": lambda: p["lower"] + u * (p["upper"] - p["lower"]),
-        }
-        return np.asarray(table[f](), dtype=np.float64)
+        return np.asarray(FAMILIES[self.family].ppf(u, self.params), dtype=np.float64)
 
 
 # ---------------------------------------------------------------------- parsing

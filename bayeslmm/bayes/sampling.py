@@ -16,7 +16,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from bayeslmm.bayes.models import model_info
+from bayeslmm.bayes.models import find_info, model_info
 from bayeslmm.errors import InputError, SamplingWarning
 
 __all__ = ["check_diagnostics", "posterior_predictive", "sample"]
@@ -31,7 +31,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
            progressbar: bool = True, *, cores: int | None = None,
            target_accept: float | None = None, log_likelihood: bool = True,
            log_prior: bool = True, check: bool = True, compiled_logp: bool = True,
-           **kwargs) -> xr.DataTree:
+           random_seed: int | np.random.Generator | None = None, **kwargs) -> xr.DataTree:
     """Sample the posterior of a bayeslmm model with NUTS and check the result.
 
     Parameters
@@ -43,6 +43,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         Kept draws per chain, tuning steps per chain, number of chains.
     seed : int or numpy.random.Generator, optional
         Same seed, same draws (both samplers).
+    random_seed : int or numpy.random.Generator, optional
+        The same as ``seed``, under the name ``pm.sample`` uses.
     sampler : {"nutpie", "pymc"}
         nutpie (PyMC 6's default, compiled with numba) or PyMC's own NUTS.
     progressbar : bool
@@ -73,6 +75,13 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         ``observed_data``, ``log_likelihood``, ``log_prior``; the diagnostics are in
         ``posterior.attrs`` (``n_divergences``, ``max_rhat``, ``min_ess_bulk``).
     """
+    if not isinstance(model, pm.Model):
+        raise InputError(f"sample() needs a pymc.Model (e.g. from bayeslmm.models), got "
+                         f"{type(model).__name__}")
+    if random_seed is not None:
+        if seed is not None and seed is not random_seed and seed != random_seed:
+            raise InputError("give seed= or random_seed=, not two different seeds")
+        seed = random_seed
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if draws < 1 or chains < 1 or tune < 0:
@@ -105,7 +114,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     post = idata["posterior"]
     post.attrs["sampler"] = sampler
     post.attrs["wall_time_s"] = elapsed
-    info = getattr(model, "_bayeslmm_info", None)
+    info = find_info(model)
     if info is not None:
         post.attrs["model_kind"] = info.kind
         post.attrs["priors"] = repr(info.priors.describe())
@@ -152,7 +161,7 @@ def _log_prior_of_conditional_beta(idata: xr.DataTree, model: pm.Model) -> None:
     beta_z and its prior is a potential, which PyMC's compute_log_prior does not see; power
     scaling of the prior must still include it.
     """
-    info = getattr(model, "_bayeslmm_info", None)
+    info = find_info(model)
     if info is None or "beta_z" not in model.named_vars or "log_prior" not in idata.children:
         return
     from scipy import stats

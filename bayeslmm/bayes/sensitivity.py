@@ -141,7 +141,7 @@ def _verdict(labels, means, sds, psense_prior) -> tuple[float, bool, str]:
     return spread, sensitive, "; ".join(parts) + "."
 
 
-def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | None = None, *,
+def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]] | None = None, *,
                       method: str = "nuts", draws: int = 1000, tune: int = 1000,
                       chains: int = 4, seed: int | None = None, sampler: str = "nutpie",
                       progressbar: bool = True, hdi_prob: float = 0.95,
@@ -150,10 +150,12 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
 
     Parameters
     ----------
-    y : array_like, shape (N,)
+    y : array_like, shape (N,), or VarianceComponentFit
+        The phenotype, or a one-kernel REML fit: ``prior_sensitivity(fit, priors=...)``
+        reuses its data and decomposition (then give neither K nor X).
     K : array_like (N, N), Decomposition or VarianceComponentFit
         The kernel; it is decomposed once and shared by every refit (a REML fit's
-        decomposition is reused as is).
+        decomposition is reused as is; y must then be the fit's phenotype).
     X : array_like, optional
         Covariates, default an intercept.
     priors : dict
@@ -183,7 +185,22 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
         raise InputError("give at least one prior, e.g. priors={'flat': {'h2': 'Beta(1, 1)'}}")
     if method not in ("nuts", "quadrature"):
         raise InputError(f"method must be 'nuts' or 'quadrature', got {method!r}")
-    fit = K if isinstance(K, VarianceComponentFit) else reml(y, K, X)
+    if isinstance(y, VarianceComponentFit):
+        if K is not None or X is not None:
+            raise InputError("prior_sensitivity(fit, priors=...) takes the data from the fit; "
+                             "do not also give K or X")
+        fit = y
+    elif isinstance(K, VarianceComponentFit):
+        fit = K
+        y_arr = np.asarray(getattr(y, "values", y), dtype=np.float64).reshape(-1)
+        if y_arr.shape != fit.data.y.shape or not np.allclose(y_arr, fit.data.y):
+            raise InputError(
+                f"y ({y_arr.size} values) is not the phenotype the fit was made with "
+                f"({fit.data.y.size}); give the fit alone: prior_sensitivity(fit, priors=...)")
+    elif K is None:
+        raise InputError("give a kernel K (or a REML fit) with y")
+    else:
+        fit = reml(y, K, X)
     if fit.decomposition is None:
         raise InputError("prior_sensitivity needs one kernel (a single K)")
     dec = fit.decomposition

@@ -11,6 +11,7 @@ import pytest
 
 from bayeslmm.bayes import marginal_grm, sample
 from bayeslmm.bayes.marginal_logp import compile_marginal, evaluate, expand, supported
+from bayeslmm.bayes.models import model_info
 
 from helpers import simulate
 
@@ -47,7 +48,7 @@ def _dense_reference(model, K, x) -> float:
 
     from bayeslmm.bayes.models import beta_normal_prior
 
-    info = model._bayeslmm_info
+    info = model_info(model)
     pri, y, X = info.priors, info.data.y, info.data.X
     if pri.parameterisation == "h2":
         p = pri["h2"]

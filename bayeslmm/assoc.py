@@ -47,7 +47,7 @@ from bayeslmm.genotypes import iter_variant_blocks
 if TYPE_CHECKING:
     from bayeslmm.reml import VarianceComponentFit
 
-__all__ = ["TESTS", "assoc", "genomic_control"]
+__all__ = ["STRATEGIES", "TESTS", "assoc", "genomic_control", "one_test"]
 
 TESTS = ("exact", "grammar", "grammar-gamma")
 TestName = Literal["exact", "grammar", "grammar-gamma"]
@@ -384,7 +384,8 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     test : {"exact", "grammar", "grammar-gamma"} or a sequence of them
         Several tests run in one pass over the genotypes (read, imputed and projected once;
         GRAMMAR-Gamma then calibrates on the exact test's own denominators) and come back
-        as a dict test -> Dataset, each equal to the Dataset of a separate call.
+        as one Dataset with a ``test`` dimension; :func:`one_test` takes one out, equal to
+        the Dataset of a separate call.
     loco : mapping chromosome -> VarianceComponentFit, optional
         Leave-one-chromosome-out: each chromosome's SNPs are tested against the null fit
         whose kernel omits that chromosome. Every tested chromosome must have an entry.
@@ -412,7 +413,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
 
     Returns
     -------
-    xarray.Dataset, or dict of them for a sequence of tests
+    xarray.Dataset (with a ``test`` dimension for a sequence of tests)
         Over ``variant``: ``chrom, snp, pos, a1, a2, af, n, beta, se, chi2, p, monomorphic,
         filtered`` (``ds.to_dataframe()`` gives one row per SNP). Attributes: ``test``,
         ``lambda_gc`` (median chi2 / 0.4549), ``c_inf``, ``n_samples``, ``n_filtered``,
@@ -593,7 +594,50 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
                 attrs["c_inf_per_fit"] = cv
         # A deep copy (cheap next to building it) keeps the Datasets independent.
         results[t] = common.copy(deep=True).assign(data | flags).assign_attrs(attrs)
-    return results[tests[0]] if single else results
+    if single:
+        return results[tests[0]]
+    return _stack_tests(results, tests)
+
+
+PER_TEST_ATTRS = ("lambda_gc", "c_inf")
+
+
+def _stack_tests(results: dict[str, xr.Dataset], tests: list[str]) -> xr.Dataset:
+    """Several tests as one Dataset with a ``test`` dimension (the per-test statistics and
+    lambda_gc, c_inf over ``test``; the SNPs' own columns once)."""
+    first = results[tests[0]]
+    per_test = {name: (("test", "variant"), np.stack([results[t][name].values for t in tests]))
+                for name in ("beta", "se", "chi2", "p")}
+    per_test |= {name: ("test", [float(results[t].attrs[name]) for t in tests])
+                 for name in PER_TEST_ATTRS}
+    attrs = {k: v for k, v in first.attrs.items() if k not in (*PER_TEST_ATTRS, "test",
+                                                                "n_calibration")}
+    gg = results.get("grammar-gamma")
+    if gg is not None:
+        attrs["n_calibration"] = gg.attrs["n_calibration"]
+        if "c_inf_per_fit" in gg.attrs:
+            attrs["c_inf_per_fit"] = gg.attrs["c_inf_per_fit"]
+    out = first.drop_vars(["beta", "se", "chi2", "p"]).assign(per_test)
+    return out.assign_coords(test=list(tests)).assign_attrs(attrs | {"tests": list(tests)})
+
+
+def one_test(res: xr.Dataset, test: str) -> xr.Dataset:
+    """One test of a several-test result, laid out as ``assoc(fit, G, test)`` returns it
+    (lambda_gc and c_inf back in the attributes)."""
+    if "test" not in res.dims:
+        if res.attrs.get("test") != test:
+            raise InputError(f"this result holds the {res.attrs.get('test')!r} test, not "
+                             f"{test!r}")
+        return res
+    if test not in res["test"].values:
+        raise InputError(f"no {test!r} test in this result; it has {list(res['test'].values)}")
+    one = res.sel(test=test).drop_vars("test")
+    attrs = {k: v for k, v in res.attrs.items() if k != "tests"}
+    attrs |= {name: float(one[name]) for name in PER_TEST_ATTRS} | {"test": test}
+    if test != "grammar-gamma":
+        attrs.pop("n_calibration", None)
+        attrs.pop("c_inf_per_fit", None)
+    return one.drop_vars(list(PER_TEST_ATTRS)).assign_attrs(attrs)
 
 
 def _iter(src: _Source, variants: np.ndarray, block_size: int) -> Iterator:

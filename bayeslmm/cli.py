@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "with several, one file per test: PREFIX.<test>.assoc.tsv")
     p.add_argument("--loco", action="store_true",
                    help="leave-one-chromosome-out: null fit per chromosome (needs --bfile)")
+    p.add_argument("--format", choices=("tsv", "mlma", "gemma"), default="tsv",
+                   help="output layout: bayeslmm's PREFIX.assoc.tsv (default), GCTA's "
+                   "PREFIX.mlma or GEMMA's PREFIX.assoc.txt")
     _common(p)
     p.set_defaults(func=cmd_assoc)
 
@@ -479,13 +482,13 @@ def cmd_blup(args: argparse.Namespace, staged) -> Path:
 
 def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm assoc``: PREFIX.assoc.tsv (one row per SNP)."""
-    from bayeslmm.assoc import assoc
-    from bayeslmm.io.reports import write_assoc
+    from bayeslmm.assoc import assoc, one_test
+    from bayeslmm.io.reports import ASSOC_FORMATS, write_assoc_as
 
     prefix = _prefix(args.out)
     if not args.bfile:
         raise InputError("assoc needs the genotypes to test: --bfile PREFIX")
-    tests = list(dict.fromkeys(args.test))  # a list: assoc returns a dict test -> Dataset
+    tests = list(dict.fromkeys(args.test))  # a list: one Dataset with a test dimension
     ds = None
     if args.loco:
         if args.grm or args.mgrm:
@@ -509,12 +512,14 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
         fit = _fit(args, inp)
         res = assoc(fit, ds, test=tests, progress=_progress(args), min_maf=args.maf,
                     max_missing=args.geno)
-    for t, r in res.items():
+    suffix = ASSOC_FORMATS[args.format][1]
+    for t in tests:
+        r = one_test(res, t)
         if args.chr:
             keep = np.isin(r["chrom"].to_numpy().astype(str), [str(c) for c in args.chr])
             r = r.isel(variant=np.flatnonzero(keep))
-        name = f"{prefix}.assoc.tsv" if len(res) == 1 else f"{prefix}.{t}.assoc.tsv"
-        write_assoc(r, name, staged)
+        name = f"{prefix}{suffix}" if len(tests) == 1 else f"{prefix}.{t}{suffix}"
+        write_assoc_as(r, args.format, name, staged)
         log.info("%s test of %d variants written to %s; genomic-control lambda %.4f.",
                  t, r.sizes["variant"], name, float(r.attrs["lambda_gc"]))
     return prefix

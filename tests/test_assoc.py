@@ -9,7 +9,7 @@ import xarray as xr
 from scipy import stats
 
 import bayeslmm
-from bayeslmm.assoc import assoc
+from bayeslmm.assoc import assoc, one_test
 
 from helpers import simulate
 from peers import require_tool, run
@@ -140,8 +140,10 @@ def test_several_tests_in_one_pass_equal_separate_calls(data):
     fit, K, G = data
     both = assoc(fit, G, ["exact", "grammar", "grammar-gamma"], n_calibration=12, seed=5,
                  block_size=64)
-    assert list(both) == ["exact", "grammar", "grammar-gamma"]
-    for t, ds in both.items():
+    assert list(both["test"].values) == ["exact", "grammar", "grammar-gamma"]
+    assert both["chi2"].dims == ("test", "variant")
+    for t in both["test"].values:
+        ds = one_test(both, t)
         alone = assoc(fit, G, t, n_calibration=12, seed=5, block_size=64)
         assert ds.attrs["test"] == t
         np.testing.assert_allclose(ds["chi2"], alone["chi2"], rtol=1e-12, equal_nan=True)
@@ -149,6 +151,8 @@ def test_several_tests_in_one_pass_equal_separate_calls(data):
             np.testing.assert_array_equal(ds[name].isnull(), alone[name].isnull())
         assert ds.attrs["c_inf"] == pytest.approx(alone.attrs["c_inf"], rel=1e-12,
                                                   nan_ok=True)
+    with pytest.raises(bayeslmm.InputError, match="no 'wald' test"):
+        one_test(both, "wald")
     with pytest.raises(bayeslmm.InputError, match="test must be one of"):
         assoc(fit, G, ["exact", "wald"])
     with pytest.raises(bayeslmm.InputError, match="at least one"):
@@ -305,6 +309,18 @@ def test_exact_against_gemma_lmm1(mouse_dir, tmp_path):
     assert rho > 0.999
     # Effect sizes agree in sign (same A1 coding) and closely in value.
     assert np.corrcoef(ours["beta"], gem["beta"])[0, 1] > 0.999
+    # Our GEMMA-layout writer: GEMMA's own column names, in GEMMA's order, and the same
+    # counted allele (allele1) and allele frequency for every SNP.
+    from bayeslmm.io.reports import gemma_assoc_table
+
+    bim = pd.read_csv(f"{prefix}.bim", sep=r"\s+", header=None, dtype=str)
+    mine = gemma_assoc_table(qc.assign(a1=("variant", bim[4].to_numpy()),
+                                       a2=("variant", bim[5].to_numpy())))
+    assert all(c in gem.columns for c in mine.columns)
+    assert [c for c in gem.columns if c in mine.columns] == list(mine.columns)
+    mine = mine.set_index("rs").loc[gem["rs"]]
+    assert (mine["allele1"].to_numpy() == gem["allele1"].to_numpy()).all()
+    np.testing.assert_allclose(mine["af"], gem["af"], atol=5e-4)
     ratio = np.abs(np.log10(ours["p"].to_numpy() / gem["p_wald"].to_numpy()))
     print(f"GEMMA vs exact: Spearman(p) = {rho:.6f}; |log10 p ratio| max "
           f"{np.nanmax(ratio):.3f}, median {np.nanmedian(ratio):.4f}; "

@@ -287,6 +287,41 @@ def write_assoc(res: xr.Dataset, path: str | os.PathLike[str],
     return write_text(path, _tsv(assoc_table(res), header=True), staged)
 
 
+#: GCTA ``--mlma`` columns, and where they come from in an association result
+MLMA_COLUMNS = {"Chr": "chrom", "SNP": "snp", "bp": "pos", "A1": "a1", "A2": "a2",
+                "Freq": "af", "b": "beta", "se": "se", "p": "p"}
+
+
+def mlma_table(res: xr.Dataset) -> pd.DataFrame:
+    """GCTA's ``.mlma`` layout (Chr SNP bp A1 A2 Freq b se p; A1 the counted allele)."""
+    return pd.DataFrame({k: res[v].to_numpy() for k, v in MLMA_COLUMNS.items()})
+
+
+def gemma_assoc_table(res: xr.Dataset) -> pd.DataFrame:
+    """GEMMA's ``-lmm 1`` ``.assoc.txt`` layout: chr rs ps n_miss allele1 allele0 af beta se
+    p_wald (allele1 the counted allele). GEMMA's per-SNP REML columns (logl_H1, l_remle) are
+    not written: the variance components are fixed at the null fit here."""
+    n = res["n"].to_numpy()
+    return pd.DataFrame({
+        "chr": res["chrom"].to_numpy(), "rs": res["snp"].to_numpy(),
+        "ps": res["pos"].to_numpy(), "n_miss": int(res.attrs["n_samples"]) - n,
+        "allele1": res["a1"].to_numpy(), "allele0": res["a2"].to_numpy(),
+        "af": res["af"].to_numpy(), "beta": res["beta"].to_numpy(),
+        "se": res["se"].to_numpy(), "p_wald": res["p"].to_numpy()})
+
+
+ASSOC_FORMATS = {"tsv": (assoc_table, ".assoc.tsv"), "mlma": (mlma_table, ".mlma"),
+                 "gemma": (gemma_assoc_table, ".assoc.txt")}
+
+
+def write_assoc_as(res: xr.Dataset, fmt: str, path: str | os.PathLike[str],
+                   staged: StagedOutputs | None = None) -> Path:
+    """Write one test's result in the layout ``fmt`` ("tsv", "mlma" or "gemma")."""
+    if fmt not in ASSOC_FORMATS:
+        raise InputError(f"format must be one of {sorted(ASSOC_FORMATS)}, got {fmt!r}")
+    return write_text(path, _tsv(ASSOC_FORMATS[fmt][0](res), header=True), staged)
+
+
 # ----------------------------------------------------------------------------- posterior
 def posterior_summary(idata: xr.DataTree, var_names: Sequence[str] | None = None
                       ) -> pd.DataFrame:

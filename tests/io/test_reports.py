@@ -103,6 +103,29 @@ def test_assoc_table(tmp_path):
         reports.assoc_table(ds.drop_vars("p"))
 
 
+def test_mlma_and_gemma_layouts(tmp_path):
+    """GCTA's .mlma header as GCTA writes it; GEMMA's columns as in GEMMA's own -lmm 1 output
+    (the header of a real GEMMA file is checked in tests/test_assoc.py's GEMMA comparison)."""
+    n = 3
+    ds = xr.Dataset({c: ("variant", np.arange(n) + 0.5) for c in ("beta", "se", "chi2", "p")}
+                    | {"af": ("variant", [0.1, 0.2, 0.3]), "n": ("variant", [10, 9, 10])},
+                    attrs={"n_samples": 10})
+    ds = ds.assign_coords(chrom=("variant", ["1"] * n), snp=("variant", ["a", "b", "c"]),
+                          pos=("variant", [1, 2, 3]), a1=("variant", ["A"] * n),
+                          a2=("variant", ["G"] * n))
+    reports.write_assoc_as(ds, "mlma", tmp_path / "x.mlma")
+    t = pd.read_csv(tmp_path / "x.mlma", sep="\t")
+    assert list(t.columns) == ["Chr", "SNP", "bp", "A1", "A2", "Freq", "b", "se", "p"]
+    np.testing.assert_allclose(t["b"], ds["beta"])
+    reports.write_assoc_as(ds, "gemma", tmp_path / "x.assoc.txt")
+    g = pd.read_csv(tmp_path / "x.assoc.txt", sep="\t")
+    assert list(g.columns) == ["chr", "rs", "ps", "n_miss", "allele1", "allele0", "af",
+                               "beta", "se", "p_wald"]
+    assert g["n_miss"].tolist() == [0, 1, 0]
+    with pytest.raises(bayeslmm.InputError, match="format must be one of"):
+        reports.write_assoc_as(ds, "bolt", tmp_path / "x")
+
+
 def test_posterior_netcdf_and_summary(tmp_path):
     rng = np.random.default_rng(0)
     post = xr.Dataset({"h2": (("chain", "draw"), rng.uniform(size=(2, 50))),

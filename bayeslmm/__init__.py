@@ -15,6 +15,7 @@ from bayeslmm.errors import (
     InputError,
     KernelError,
 )
+from bayeslmm.io.reports import hsq_text
 from bayeslmm.likelihood import SpectralLMM, dense_loglik
 from bayeslmm.ols import OLSResult, lr_test, ols
 from bayeslmm.reml import VarianceComponentFit, ml, reml
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 # import the layer above it (blup).
 VarianceComponentFit.blup = blup
 VarianceComponentFit.predict = predict
+VarianceComponentFit.to_hsq = hsq_text
 
 # The Bayesian layer imports PyMC (seconds); it is loaded on first use, so that
 # `import bayeslmm` and the non-Bayesian commands stay fast.

@@ -24,6 +24,7 @@ among the tested samples, or no call at all) gets NaN statistics and ``monomorph
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,11 +44,15 @@ from bayeslmm.covariance import (
 )
 from bayeslmm.errors import AlignmentError, InputError
 from bayeslmm.genotypes import iter_variant_blocks
+from bayeslmm.reml import ml as ml_fit
+from bayeslmm.reml import reml as reml_fit
 
 if TYPE_CHECKING:
     from bayeslmm.reml import VarianceComponentFit
 
-__all__ = ["STRATEGIES", "TESTS", "assoc", "genomic_control", "one_test"]
+__all__ = ["STRATEGIES", "TESTS", "assoc", "genomic_control", "loco_fits", "one_test"]
+
+log = logging.getLogger(__name__)
 
 TESTS = ("exact", "grammar", "grammar-gamma")
 TestName = Literal["exact", "grammar", "grammar-gamma"]
@@ -619,6 +624,20 @@ def _stack_tests(results: dict[str, xr.Dataset], tests: list[str]) -> xr.Dataset
             attrs["c_inf_per_fit"] = gg.attrs["c_inf_per_fit"]
     out = first.drop_vars(["beta", "se", "chi2", "p"]).assign(per_test)
     return out.assign_coords(test=list(tests)).assign_attrs(attrs | {"tests": list(tests)})
+
+
+def loco_fits(grms: Mapping, y, X=None, *, ml: bool = False, **fit_kw
+              ) -> dict[str, VarianceComponentFit]:
+    """Null fits for leave-one-chromosome-out association: one (RE)ML fit per chromosome on
+    the GRM that leaves it out (:func:`bayeslmm.genotypes.loco_grms`), ready for
+    ``assoc(None, G, loco=...)``."""
+    fits = {}
+    for c, g in grms.items():
+        K = getattr(g, "K", g)
+        fits[str(c)] = (ml_fit if ml else reml_fit)(y, K, X, **fit_kw)
+        log.info("Null fit without chromosome %s (%s SNPs): h2 = %.4f, logL = %.4f", c,
+                 getattr(g, "M", "?"), float(np.sum(fits[str(c)].h2)), fits[str(c)].loglik)
+    return fits
 
 
 def one_test(res: xr.Dataset, test: str) -> xr.Dataset:

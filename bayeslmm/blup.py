@@ -30,12 +30,14 @@ import xarray as xr
 from bayeslmm.covariance import DenseCovariance
 from bayeslmm.data import labels_of, sample_index
 from bayeslmm.errors import InputError
+from bayeslmm.genotypes import standardized_genotype_matrix
+from bayeslmm.io.plink import as_dataset
 from bayeslmm.likelihood import DenseLMM, SpectralLMM
 
 if TYPE_CHECKING:
     from bayeslmm.reml import VarianceComponentFit
 
-__all__ = ["FittedModel", "blue", "blup", "model_for", "predict", "snp_blup"]
+__all__ = ["FittedModel", "allele_effects", "blue", "blup", "model_for", "predict", "snp_blup"]
 
 
 # ----------------------------------------------------------------------------- internals
@@ -271,6 +273,49 @@ def snp_blup(fit: VarianceComponentFit, Z, *, ridge: bool = False, check: bool =
     coords = {"variant": cols} if cols is not None else {}
     return xr.DataArray(b, dims="variant", coords=coords, name="b",
                         attrs={"ridge_lambda": float(lam)})
+
+
+def allele_effects(fit: VarianceComponentFit, genotypes, *, maf: float = 0.0,
+                   geno: float = 1.0, chromosomes=None, progress: bool | None = None
+                   ) -> xr.Dataset:
+    """Per-allele SNP effects of the BLUP (GCTA ``--blup-snp``): b_j / sqrt(2 p_j (1 - p_j)).
+
+    The SNP BLUP (eq. 59, :func:`snp_blup`) is on the scale of standardized genotypes;
+    dividing by each SNP's standard deviation gives the effect of one copy of its A1 allele,
+    which is what GCTA writes to ``.snp.blp`` and what scoring new genotypes needs.
+
+    Parameters
+    ----------
+    fit : VarianceComponentFit
+        A one-kernel fit whose kernel is the GRM of these genotypes.
+    genotypes : xarray.Dataset or path
+        A PLINK dataset (:func:`bayeslmm.io.read_plink`); its samples are aligned to the fit's.
+    maf, geno, chromosomes
+        The SNP selection the GRM was built with.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``effect`` over ``variant`` with coordinates ``snp`` and ``a1``.
+    """
+    ds = as_dataset(genotypes)
+    idx = sample_index(np.asarray(fit.data.samples).astype(str),
+                       ds["sample"].to_numpy().astype(str), "the genotypes")
+    sub = ds if idx is None else ds.isel(sample=idx)
+    if sub.sizes["sample"] != fit.N:
+        raise InputError(f"the genotypes have {sub.sizes['sample']} samples, the fit {fit.N}")
+    # Frequencies from the fitted samples, as GCTA (its _mu is over the kept samples).
+    Z = standardized_genotype_matrix(sub, maf=maf, geno=geno, chromosomes=chromosomes,
+                                     progress=progress)
+    # check=False: with missing calls (Z = 0 there) diag(ZZ'/P) differs slightly from the
+    # GRM's, which divides by the per-pair SNP count; GCTA does not check either.
+    b = snp_blup(fit, Z, check=False)
+    p = Z["p"].to_numpy()
+    sd = np.sqrt(2 * p * (1 - p))
+    effect = np.divide(b.to_numpy(), sd, out=np.zeros_like(sd), where=sd > 0)
+    return xr.Dataset({"effect": ("variant", effect)},
+                      coords={"snp": ("variant", Z["snp"].to_numpy()),
+                              "a1": ("variant", Z["a1"].to_numpy())})
 
 
 def predict(fit: VarianceComponentFit, K_new=None, X_new=None, *, Z_new=None, Z=None,

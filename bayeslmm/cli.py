@@ -324,6 +324,7 @@ def _read_mgrm(path: str) -> list[str]:
 def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
     """Read (or compute) the kernel(s), phenotype and covariates and align them by FID/IID;
     ``grms_given`` are GRMs already computed (LOCO), used instead of --grm/--bfile."""
+    from bayeslmm.data import covariate_design
     from bayeslmm.genotypes import grm
     from bayeslmm.io import (
         align_samples,
@@ -377,10 +378,7 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
     a = align_samples(inputs)
     log.info("%d samples in common after dropping missing values.", a.N)
     yk = a["phenotype"]
-    X = pd.DataFrame({"intercept": 1.0}, index=yk.index)
-    for name in ("qcovar", "covar"):
-        if name in a.data:
-            X = X.join(a[name])
+    X = covariate_design(yk.index, *(a[n] for n in ("qcovar", "covar") if n in a.data))
     kern = [a[n] for n in names]
     K = kern[0].K if len(kern) == 1 else [g.K for g in kern]
     comp = ["G"] if len(kern) == 1 else [g.label or n for g, n in zip(kern, names, strict=True)]
@@ -437,33 +435,23 @@ def cmd_reml(args: argparse.Namespace, staged) -> Path:
     return prefix
 
 
-def _snp_effects(fit, ds, args):
-    """Per-A1-allele SNP BLUP (GCTA ``--blup-snp``) from the genotypes of the fit's samples."""
-    from bayeslmm.blup import snp_blup
-    from bayeslmm.genotypes import standardized_genotype_matrix
+def _write_snp_blp(fit, ds, args: argparse.Namespace, prefix: Path, staged) -> None:
+    """PREFIX.snp.blp: the per-allele SNP BLUP (GCTA ``--blup-snp``)."""
+    from bayeslmm.blup import allele_effects
+    from bayeslmm.io.reports import write_snp_blp
 
-    pos = {s: i for i, s in enumerate(ds["sample"].to_numpy().astype(str))}
-    missing = [s for s in fit.data.samples if str(s) not in pos]
-    if missing:
-        raise InputError(f"{len(missing)} fitted samples are not in --bfile {args.bfile}, "
-                         f"e.g. '{missing[0]}'")
-    sub = ds.isel(sample=[pos[str(s)] for s in fit.data.samples])
-    # Frequencies from the fitted samples, as GCTA (its _mu is over the kept samples).
-    Z = standardized_genotype_matrix(sub, maf=args.maf, geno=args.geno, chromosomes=args.chr,
-                                     progress=_progress(args))
-    # check=False: with missing calls (Z = 0 there) diag(ZZ'/P) differs slightly from the
-    # GRM's, which divides by the per-pair SNP count; GCTA does not check either.
-    b = snp_blup(fit, Z, check=False)
-    p = Z["p"].to_numpy()
-    sd = np.sqrt(2 * p * (1 - p))
-    effect = np.divide(b.to_numpy(), sd, out=np.zeros_like(sd), where=sd > 0)
-    return Z["snp"].to_numpy(), Z["a1"].to_numpy(), effect
+    eff = allele_effects(fit, ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
+                         progress=_progress(args))
+    write_snp_blp(eff["snp"].to_numpy(), eff["a1"].to_numpy(), eff["effect"].to_numpy(),
+                  f"{prefix}.snp.blp", staged)
+    log.info("BLUP of %d SNP effects (per A1 allele) written to %s.snp.blp.",
+             eff.sizes["variant"], prefix)
 
 
 def cmd_blup(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm blup``: PREFIX.hsq, PREFIX.indi.blp and, with --bfile, PREFIX.snp.blp."""
     from bayeslmm.blup import blup
-    from bayeslmm.io.reports import write_hsq, write_indi_blp, write_snp_blp
+    from bayeslmm.io.reports import write_hsq, write_indi_blp
 
     prefix = _prefix(args.out)
     inp = _load(args)
@@ -473,16 +461,13 @@ def cmd_blup(args: argparse.Namespace, staged) -> Path:
     write_indi_blp(b, fit.sigma2, f"{prefix}.indi.blp", staged)
     log.info("BLUP of the genetic values of %d samples written to %s.indi.blp.", fit.N, prefix)
     if inp.ds is not None:
-        snp, a1, eff = _snp_effects(fit, inp.ds, args)
-        write_snp_blp(snp, a1, eff, f"{prefix}.snp.blp", staged)
-        log.info("BLUP of %d SNP effects (per A1 allele) written to %s.snp.blp.", len(snp),
-                 prefix)
+        _write_snp_blp(fit, inp.ds, args, prefix, staged)
     return prefix
 
 
 def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm assoc``: PREFIX.assoc.tsv (one row per SNP)."""
-    from bayeslmm.assoc import assoc, one_test
+    from bayeslmm.assoc import assoc, loco_fits, one_test
     from bayeslmm.io.reports import ASSOC_FORMATS, write_assoc_as
 
     prefix = _prefix(args.out)
@@ -497,13 +482,13 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
         from bayeslmm.io import read_plink
 
         ds = read_plink(args.bfile)
-        fits = {}
-        for c, g in loco_grms(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
-                              progress=_progress(args)).items():
-            log.info("Null fit without chromosome %s (%d SNPs):", c, g.M)
-            args_c = argparse.Namespace(**{**vars(args), "grm": None, "mgrm": None})
-            inp = _load(args_c, grms_given=[g])
-            fits[c] = _fit(args, inp)
+        grms = loco_grms(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
+                         progress=_progress(args))
+        # Every LOCO GRM covers the same samples: align phenotype and covariates once.
+        args_c = argparse.Namespace(**{**vars(args), "grm": None, "mgrm": None})
+        inp = _load(args_c, grms_given=[next(iter(grms.values()))])
+        fits = loco_fits(grms, inp.y, inp.X, ml=args.ml, method=args.method,
+                         constrain=not args.no_constrain)
         res = assoc(None, ds, test=tests, loco=fits, progress=_progress(args),
                     min_maf=args.maf, max_missing=args.geno)
     else:
@@ -657,7 +642,7 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
     from bayeslmm.blup import blup
     from bayeslmm.datasets import load_demo
     from bayeslmm.io import write_grm
-    from bayeslmm.io.reports import write_hsq, write_indi_blp, write_snp_blp, write_text
+    from bayeslmm.io.reports import write_hsq, write_indi_blp, write_text
     from bayeslmm.summaries import hdi
 
     demo = load_demo()
@@ -680,8 +665,7 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
     write_hsq(fit, f"{prefix}.hsq", staged)
     b = blup(fit)
     write_indi_blp(b, fit.sigma2, f"{prefix}.indi.blp", staged)
-    snp, a1, eff = _snp_effects(fit, inp.ds, ns)
-    write_snp_blp(snp, a1, eff, f"{prefix}.snp.blp", staged)
+    _write_snp_blp(fit, inp.ds, ns, prefix, staged)
     t_reml = time.perf_counter()
     # Flat beta so that the NUTS posterior and the exact quadrature share one model.
     priors = {"h2": "Beta(1, 1)", "beta": "Flat()"}

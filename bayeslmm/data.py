@@ -24,6 +24,7 @@ __all__ = [
     "as_kernel",
     "as_phenotype",
     "check_full_rank",
+    "covariate_design",
     "positional_labels",
     "prepare",
     "sample_index",
@@ -112,6 +113,15 @@ def as_design(X, N: int) -> tuple[np.ndarray, list[str], np.ndarray | None]:
                          f"the first at row {int(rows[0])}")
     check_full_rank(arr, names)
     return arr, names, labels
+
+
+def covariate_design(index, *blocks: pd.DataFrame) -> pd.DataFrame:
+    """The fixed-effect design of the command line: an intercept, then the columns of each
+    block (quantitative covariates, dummy-coded discrete ones) joined by sample label."""
+    X = pd.DataFrame({"intercept": 1.0}, index=index)
+    for b in blocks:
+        X = X.join(b)
+    return X
 
 
 def check_full_rank(X: np.ndarray, names: Sequence[str]) -> None:

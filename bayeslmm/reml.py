@@ -257,18 +257,6 @@ class VarianceComponentFit:
         df = pd.DataFrame(rows, columns=["Source", "Variance", "SE"]).set_index("Source")
         return df
 
-    def to_hsq(self) -> str:
-        """The summary as the text of a GCTA ``.hsq`` file (tab-separated)."""
-        lines = ["Source\tVariance\tSE"]
-        for name, row in self.summary().iterrows():
-            if name in ("df", "n"):
-                lines.append(f"{name}\t{int(row.Variance)}")
-            elif np.isnan(row.SE):
-                lines.append(f"{name}\t{row.Variance:.6g}")
-            else:
-                lines.append(f"{name}\t{row.Variance:.6f}\t{row.SE:.6f}")
-        return "\n".join(lines) + "\n"
-
     def estimates(self) -> xr.Dataset:
         """Labelled estimates: variance components by ``component``, beta by ``covariate``."""
         comp = [*self.components, "e"]

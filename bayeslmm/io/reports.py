@@ -183,10 +183,24 @@ def write_text(path: str | os.PathLike[str], text: str,
 
 
 # ----------------------------------------------------------------------------- GCTA files
+def hsq_text(fit: VarianceComponentFit) -> str:
+    """The fit's summary as the text of a GCTA ``.hsq`` file (tab-separated; also
+    ``fit.to_hsq()``)."""
+    lines = ["Source\tVariance\tSE"]
+    for name, row in fit.summary().iterrows():
+        if name in ("df", "n"):
+            lines.append(f"{name}\t{int(row.Variance)}")
+        elif np.isnan(row.SE):
+            lines.append(f"{name}\t{row.Variance:.6g}")
+        else:
+            lines.append(f"{name}\t{row.Variance:.6f}\t{row.SE:.6f}")
+    return "\n".join(lines) + "\n"
+
+
 def write_hsq(fit: VarianceComponentFit, path: str | os.PathLike[str],
               staged: StagedOutputs | None = None) -> Path:
-    """Write ``fit.to_hsq()`` (GCTA's ``.hsq`` layout, see the module docstring)."""
-    return write_text(path, fit.to_hsq(), staged)
+    """Write the fit in GCTA's ``.hsq`` layout (:func:`hsq_text`)."""
+    return write_text(path, hsq_text(fit), staged)
 
 
 def _ids(samples: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -33,7 +33,8 @@ from bayeslmm.errors import ConvergenceWarning, InputError
 from bayeslmm.multitrait_likelihood import MultiTraitSpectral
 from bayeslmm.spectral import Decomposition, decompose
 
-__all__ = ["MultiTraitFit", "multitrait_ml", "multitrait_reml", "param_names"]
+__all__ = ["MultiTraitFit", "multitrait_ml", "multitrait_reml", "param_names", "prepare_traits",
+           "profile_rg"]
 
 log = logging.getLogger("bayeslmm.multitrait")
 
@@ -473,7 +474,11 @@ def _align_decomposition(dec: Decomposition, samples: np.ndarray, keep: np.ndarr
                          min_eigenvalue=dec.min_eigenvalue)
 
 
-def _prepare(Y, K, X):
+def prepare_traits(Y, K, X):
+    """Complete cases of Y (N x T), X and the decomposition of K aligned to them.
+
+    Returns (Y frame, LMMData of the first trait, Decomposition, sample IDs, n dropped).
+    """
     frame, keep, Yc, n_dropped = _complete_cases(Y, X, K)
     labelled = isinstance(Y, pd.DataFrame | pd.Series)
     y0 = Yc.iloc[:, 0] if labelled else Yc.iloc[:, 0].to_numpy()
@@ -501,7 +506,7 @@ def _prepare(Y, K, X):
 
 
 def _fit(Y, K, X, reml: bool, ci_level: float, tests: bool) -> MultiTraitFit:
-    Yc, data, dec, samples, n_dropped = _prepare(Y, K, X)
+    Yc, data, dec, samples, n_dropped = prepare_traits(Y, K, X)
     Yarr = Yc.to_numpy()
     T = Yarr.shape[1]
     # Optimise on standardised traits (well-scaled theta), report on the original scale.

@@ -1,0 +1,87 @@
+"""Two-trait PyMC model: its log-density is the restricted likelihood; NUTS sanity."""
+
+import numpy as np
+import pytensor
+import pytest
+
+import bayeslmm
+from bayeslmm.bayes.multitrait_models import multitrait_marginal
+from bayeslmm.multitrait import multitrait_reml
+from bayeslmm.multitrait_likelihood import MultiTraitSpectral
+
+from helpers import simulate_two
+
+
+def _givens(model, Sg, Se):
+    vp = np.diag(Sg) + np.diag(Se)
+    rg = Sg[0, 1] / np.sqrt(Sg[0, 0] * Sg[1, 1])
+    re = Se[0, 1] / np.sqrt(Se[0, 0] * Se[1, 1])
+    return {model["h2"]: np.diag(Sg) / vp, model["Vp"]: vp, model["r_g_unit"]: (rg + 1) / 2,
+            model["r_e_unit"]: (re + 1) / 2}
+
+
+@pytest.mark.parametrize("rank", ["full", "low"])
+def test_potential_is_the_restricted_likelihood(rank):
+    Y, K, X, _ = simulate_two(N=120, seed=7)
+    if rank == "low":
+        Z = np.random.default_rng(1).standard_normal((120, 25))
+        dec = bayeslmm.decompose_genotypes(Z)
+    else:
+        dec = bayeslmm.decompose(K)
+    model = multitrait_marginal(Y, dec, X)
+    ref = MultiTraitSpectral(dec, Y, X)
+    rvs = list(_givens(model, np.eye(2), np.eye(2)))
+    # Compiled once, without C (the graph is small; C compilation would dominate the test).
+    fn = pytensor.function(rvs, [model.potentials[0], model["Sigma_g"], model["Sigma_e"]],
+                           mode="FAST_COMPILE")
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        A, B = rng.standard_normal((2, 2)), rng.standard_normal((2, 2))
+        Sg, Se = A @ A.T + 0.05 * np.eye(2), B @ B.T + 0.05 * np.eye(2)
+        value, G, E = fn(*_givens(model, Sg, Se).values())
+        assert float(value) == pytest.approx(ref.loglik(Sg, Se, reml=True), rel=1e-10)
+        np.testing.assert_allclose(G, Sg, rtol=1e-12)
+        np.testing.assert_allclose(E, Se, rtol=1e-12)
+
+
+def test_empirical_bayes_counterpart_holds_the_reml_values():
+    Y, K, X, _ = simulate_two(N=120, seed=7)
+    fit = multitrait_reml(Y, K, X, tests=False)
+    model = multitrait_marginal(Y, fit.model.dec, X, fixed={
+        "Sigma_g": fit.Sigma_g.values, "Sigma_e": fit.Sigma_e.values})
+    assert not model.free_RVs
+    fn = pytensor.function([], [model["r_g"], model["h2"], model.potentials[0]],
+                           mode="FAST_COMPILE")
+    rg, h2, ll = fn()
+    assert float(rg) == pytest.approx(fit.r_g, rel=1e-12)
+    np.testing.assert_allclose(h2, fit.h2.values, rtol=1e-12)
+    assert float(ll) == pytest.approx(fit.loglik, rel=1e-10)
+
+
+def test_bad_input():
+    Y, K, X, _ = simulate_two(N=60, seed=7)
+    with pytest.raises(bayeslmm.InputError, match="two traits"):
+        multitrait_marginal(np.column_stack([Y, Y[:, 0] ** 2]), K, X)
+    with pytest.raises(bayeslmm.InputError, match="eta"):
+        multitrait_marginal(Y, K, X, eta=0)
+    with pytest.raises(bayeslmm.InputError, match="unknown prior"):
+        multitrait_marginal(Y, K, X, priors={"rg": "Uniform(-1, 1)"})
+
+
+@pytest.mark.slow
+def test_nuts_posterior_of_rg(recwarn):
+    Y, K, X, _ = simulate_two(N=250, rg=0.6, h2=(0.7, 0.6), seed=11)
+    fit = multitrait_reml(Y, K, X)
+    idata = bayeslmm.sample(multitrait_marginal(Y, fit.model.dec, X), draws=300, tune=300,
+                            chains=2, seed=3, progressbar=False, log_prior=False)
+    post = idata["posterior"]
+    for name in ("r_g", "r_e", "h2", "Vp", "Sigma_g", "Sigma_e"):
+        assert name in post
+    assert post["Sigma_g"].dims[-2:] == ("trait", "trait_")
+    assert post.attrs["n_divergences"] == 0
+    rg = post["r_g"].values.ravel()
+    # Flat priors: the posterior sits on the REML estimate, its spread near the SE.
+    assert abs(np.median(rg) - fit.r_g) < 0.5 * fit.r_g_se
+    assert 0.6 < rg.std() / fit.r_g_se < 1.6
+    lo, hi = np.quantile(rg, [0.025, 0.975])
+    assert lo < fit.r_g < hi

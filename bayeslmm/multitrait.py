@@ -269,6 +269,12 @@ class MultiTraitFit:
             names.append(f"h2_{t + 1}")
             vals.append(g / (g + e))
             rows.append(J)
+        for t in range(T):
+            J = np.zeros(p.size)
+            J[idx[f"Vg_{t + 1}"]] = J[idx[f"Ve_{t + 1}"]] = 1.0
+            names.append(f"Vp_{t + 1}")
+            vals.append(Sg[t, t] + Se[t, t])
+            rows.append(J)
         for c, S in (("g", Sg), ("e", Se)):
             for j, k in _pairs(T):
                 a, b, cjk = S[j, j], S[k, k], S[j, k]
@@ -284,7 +290,8 @@ class MultiTraitFit:
         return names, np.array(vals), np.array(rows)
 
     def derived(self) -> pd.DataFrame:
-        """h2 per trait and the genetic / residual correlations with delta-method SEs."""
+        """h2 and Vp per trait and the genetic / residual correlations (rg_jk, re_jk) with
+        delta-method SEs."""
         names, vals, J = self._derived()
         cov = self.cov_params().values
         se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, cov, J), 0, None))
@@ -420,7 +427,9 @@ def _complete_cases(Y, X, K):
         Y = Y.to_frame()
     if isinstance(Y, pd.DataFrame):
         frame = Y.copy()
-        frame.index = frame.index.map(str)
+        # Sample labels as bayeslmm.data reads them: "FID IID" for a (fid, iid) index.
+        frame.index = (pd.Index([" ".join(map(str, t)) for t in frame.index])
+                       if isinstance(frame.index, pd.MultiIndex) else frame.index.map(str))
     else:
         arr = np.asarray(Y, dtype=np.float64)
         if arr.ndim == 1:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import linalg
 
 from bayeslmm.errors import InputError
 from bayeslmm.spectral import Decomposition
@@ -110,62 +111,85 @@ class MultiTraitSpectral:
                  grad: bool = True) -> MultiTraitEval:
         """Log-likelihood (48)/(4.3.2) of vec(Y), and its gradient in (Sigma_g, Sigma_e).
 
-        Per eigen-index, D_i = s_i Sigma_g + Sigma_e; with u_i = D_i^-1 r_i the ML gradient is
-        G_g = -1/2 sum_i s_i (D_i^-1 - u_i u_i') and the same with weight 1 (and the
-        complement's Sigma_e^-1 terms) for G_e. REML adds 1/2 sum_i w_i D_i^-1 W_i D_i^-1,
-        W_i[a, b] = x_i' C_ab x_i with C = (X_T' V^-1 X_T)^-1, from d log|X_T'V^-1X_T|.
+        Sigma_g and Sigma_e are diagonalised together (GEMMA's mvLMM): with Sigma_e = L L'
+        and L^-1 Sigma_g L^-T = W diag(lam) W', C = W' L^-1 turns every block into a diagonal,
+        D_i^-1 = C' diag(delta_i) C with delta_ik = 1 / (s_i lam_k + 1). In the transformed
+        traits C y_i the GLS problem splits into T independent ones (G_k = sum_i delta_ik
+        x_i x_i'), so a whole evaluation is O(N T^2 + N M^2 T) elementwise work.
+
+        Gradient: with u_i = D_i^-1 r_i, G_g = -1/2 sum_i s_i (D_i^-1 - u_i u_i') and the
+        same with weight 1 (and the complement's Sigma_e^-1 terms) for G_e; REML adds
+        1/2 sum_i w_i D_i^-1 W_i D_i^-1, W_i[a, b] = x_i' C_ab x_i, C = (X_T'V^-1X_T)^-1,
+        from d log|X_T'V^-1X_T|; in the transformed traits W_i is diagonal,
+        omega_ik = x_i' G_k^-1 x_i.
         """
         T, M = self.T, self.M
         Sg = np.asarray(Sigma_g, dtype=np.float64).reshape(T, T)
         Se = np.asarray(Sigma_e, dtype=np.float64).reshape(T, T)
-        D = self.S[:, None, None] * Sg + Se
-        Lc = np.linalg.cholesky(D)  # raises LinAlgError when not PD
-        logdet = 2.0 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum()
-        Di = np.linalg.inv(D)
-        UQ, UY = self.UQ, self.UY
-        A = np.einsum("iab,im,in->ambn", Di, UQ, UQ, optimize=True)
-        DiY = np.einsum("iab,ib->ia", Di, UY)
-        b = np.einsum("ia,im->am", DiY, UQ)
+        Le = np.linalg.cholesky(Se)  # raises LinAlgError when Sigma_e is not PD
+        Lei = linalg.solve_triangular(Le, np.eye(T), lower=True)
+        lam, Wv = np.linalg.eigh(Lei @ Sg @ Lei.T)
+        if lam.min() < -1e-10 * max(lam.max(), 1.0):
+            raise np.linalg.LinAlgError("Sigma_g is not positive semi-definite")
+        lam = np.clip(lam, 0.0, None)
+        C = Wv.T @ Lei  # (T, T)
+        logdet_Se = 2.0 * np.log(np.diag(Le)).sum()
+        dl = self.S[:, None] * lam[None, :] + 1.0  # (r, T)
+        delta = 1.0 / dl
+        Yt = self.UY @ C.T  # transformed rotated traits (r, T)
+        UQ = self.UQ
+        Gk = np.einsum("ik,im,in->kmn", delta, UQ, UQ, optimize=True)  # (T, M, M)
+        hk = (delta * Yt).T @ UQ  # (T, M)
         if self.n_null:
-            Lce = np.linalg.cholesky(Se)
-            Sei = np.linalg.inv(Se)
-            logdet += self.n_null * 2.0 * np.log(np.diag(Lce)).sum()
-            A = A + np.einsum("ab,mn->ambn", Sei, self.cQQ)
-            b = b + Sei @ self.cQY.T
-        A2 = A.reshape(T * M, T * M)
-        C = np.linalg.inv(A2)
-        BQ = (C @ b.reshape(-1)).reshape(T, M)
-        Rr = UY - UQ @ BQ.T  # rotated residuals (r, T)
-        u = np.einsum("iab,ib->ia", Di, Rr)
-        quad = float(np.einsum("ia,ia->", Rr, u))
+            cQY = self.cQY @ C.T  # (M, T)
+            cYY = C @ self.cYY @ C.T
+            Gk = Gk + self.cQQ[None]
+            hk = hk + cQY.T
+        Gi = np.linalg.inv(Gk)
+        Bt = np.einsum("kmn,kn->km", Gi, hk)  # transformed-trait coefficients (T, M)
+        Rt = Yt - UQ @ Bt.T
+        quad = float(np.sum(delta * Rt**2))
+        logdet = self.dec.rank * logdet_Se + np.log(dl).sum()
         if self.n_null:
-            cRR = (self.cYY - self.cQY.T @ BQ.T - BQ @ self.cQY + BQ @ self.cQQ @ BQ.T)
-            quad += float(np.sum(Sei * cRR))
+            cRR = cYY - cQY.T @ Bt.T - Bt @ cQY + Bt @ self.cQQ @ Bt.T
+            quad += float(np.trace(cRR))
+            logdet += self.n_null * logdet_Se
         if reml:
-            logdet_A = float(np.linalg.slogdet(A2)[1])
+            # log|X_T'V^-1X_T| = sum_k log|G_k| + 2 M log|det C|, log|det C| = -log|L|.
+            logdet_A = float(np.linalg.slogdet(Gk)[1].sum()) - M * logdet_Se
             ll = -0.5 * ((self.N - M) * T * LOG2PI + logdet + quad + logdet_A)
         else:
             ll = -0.5 * (self.N * T * LOG2PI + logdet + quad)
-        # Fixed effects in the coordinates of X: X B' = Q (R B') and Y_res = Y - Q Q'Y.
-        Rinv = np.linalg.inv(self.R)
+        # Back to the traits: B_Q = C^-1 B~; then X's coordinates, X B' = Q (R B'), and the
+        # part Q Q'Y taken out of Y_res added back.
+        Ci = np.linalg.inv(C)
+        BQ = Ci @ Bt
         B = np.linalg.solve(self.R, (BQ + self.QtY.T).T).T
-        J = np.kron(np.eye(T), Rinv)  # vec (trait-major) of B_X = B_Q R^-T
-        B_cov = J @ C @ J.T
+        Rinv = np.linalg.inv(self.R)
+        J = np.kron(Ci, Rinv)  # vec(B_X) (trait-major) from the stacked per-k coefficients
+        Gblock = np.zeros((T * M, T * M))
+        for k in range(T):  # T blocks of M x M: a loop over traits, not samples
+            Gblock[k * M:(k + 1) * M, k * M:(k + 1) * M] = Gi[k]
+        B_cov = J @ Gblock @ J.T
         if not grad:
             return MultiTraitEval(float(ll), None, None, B, B_cov)
-        H = Di - u[:, :, None] * u[:, None, :]
+        Ut = delta * Rt  # transformed u_i
+        diag_g = self.S @ delta
+        diag_e = delta.sum(axis=0)
         if reml:
-            C4 = C.reshape(T, M, T, M)
-            W = np.einsum("im,ambn,in->iab", UQ, C4, UQ, optimize=True)
-            H = H - Di @ W @ Di
-        Gg = -0.5 * np.einsum("i,iab->ab", self.S, H)
-        Ge = -0.5 * H.sum(axis=0)
+            omega = np.einsum("im,kmn,in->ik", UQ, Gi, UQ, optimize=True)
+            d2w = delta**2 * omega
+            diag_g = diag_g - self.S @ d2w
+            diag_e = diag_e - d2w.sum(axis=0)
+        Hg = np.diag(diag_g) - (Ut * self.S[:, None]).T @ Ut
+        He = np.diag(diag_e) - Ut.T @ Ut
         if self.n_null:
-            He = self.n_null * Sei - Sei @ cRR @ Sei
+            extra = self.n_null * np.ones(T)
             if reml:
-                Wc = np.einsum("ambn,mn->ab", C4, self.cQQ)
-                He = He - Sei @ Wc @ Sei
-            Ge = Ge - 0.5 * He
+                extra = extra - np.einsum("kmn,mn->k", Gi, self.cQQ)
+            He = He + np.diag(extra) - cRR
+        Gg = -0.5 * C.T @ Hg @ C
+        Ge = -0.5 * C.T @ He @ C
         return MultiTraitEval(float(ll), 0.5 * (Gg + Gg.T), 0.5 * (Ge + Ge.T), B, B_cov)
 
     def loglik(self, Sigma_g, Sigma_e, reml: bool = True) -> float:

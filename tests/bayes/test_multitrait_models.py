@@ -20,9 +20,12 @@ def _givens(model, Sg, Se):
             model["r_e_unit"]: (re + 1) / 2}
 
 
+@pytest.mark.parametrize("intercept_only", [False, True])
 @pytest.mark.parametrize("rank", ["full", "low"])
-def test_potential_is_the_restricted_likelihood(rank):
+def test_potential_is_the_restricted_likelihood(rank, intercept_only):
     Y, K, X, _ = simulate_two(N=120, seed=7)
+    if intercept_only:  # the closed-form 2 x 2 path
+        X = np.ones((120, 1))
     if rank == "low":
         Z = np.random.default_rng(1).standard_normal((120, 25))
         dec = bayeslmm.decompose_genotypes(Z)

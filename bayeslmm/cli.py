@@ -4,7 +4,7 @@ Thin by design (DESIGN.md): parse the flags, read the files, call the library, w
 files. Subcommands::
 
     bayeslmm grm    --bfile X [--maf F] [--geno F] [--chr C ...] [--loco] --out P
-    bayeslmm reml   (--grm P | --mgrm FILE | --bfile X) --pheno F [--mpheno k]
+    bayeslmm reml   (--grm P | --mgrm FILE | --bfile X) --pheno F [--mpheno k [k2 ...]]
                     [--covar F] [--qcovar F] [--method M] [--ml] [--no-constrain] --out P
     bayeslmm blup   (same inputs as reml) [--bfile X]                       --out P
     bayeslmm assoc  --bfile X [--grm P] --pheno F [--test T ...] [--loco]   --out P
@@ -74,7 +74,9 @@ def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
     p.add_argument("--bfile", metavar="PREFIX",
                    help="PLINK fileset; the GRM is computed from it when no --grm is given")
     p.add_argument("--pheno", required=True, metavar="FILE", help="FID IID y1 y2 ...")
-    p.add_argument("--mpheno", type=int, default=1, metavar="K", help="phenotype column (1-based)")
+    p.add_argument("--mpheno", type=int, nargs="+", default=[1], metavar="K",
+                   help="phenotype column (1-based); with reml and sample, two or more columns "
+                        "fit the multi-trait model (genetic correlation)")
     p.add_argument("--covar", metavar="FILE", help="discrete covariates (dummy-coded)")
     p.add_argument("--qcovar", metavar="FILE", help="quantitative covariates")
     _qc(p)
@@ -150,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(p)
     _fit_flags(p)
     _posterior_flags(p)
+    p.add_argument("--lkj-eta", type=float, default=1.0, metavar="ETA",
+                   help="several traits: LKJ shape of the r_g and r_e priors (1: uniform)")
     _common(p)
     p.set_defaults(func=cmd_sample)
 
@@ -283,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _threads(args.threads), _logging(args.quiet) as buf:
             t0 = time.perf_counter()
             log.info("bayeslmm %s", " ".join(sys.argv[1:] if argv is None else argv))
+            _split_mpheno(args)
             staged = StagedOutputs()
             prefix = args.func(args, staged)
             log.info("Finished in %.1f s.", time.perf_counter() - t0)
@@ -429,6 +434,8 @@ def cmd_reml(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm reml``: PREFIX.hsq."""
     from bayeslmm.io.reports import write_hsq
 
+    if len(getattr(args, "mpheno_all", ())) > 1:
+        return cmd_reml_multitrait(args, staged)
     prefix = _prefix(args.out)
     fit = _fit(args, _load(args))
     write_hsq(fit, f"{prefix}.hsq", staged)
@@ -559,6 +566,8 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
     from bayeslmm.bayes import parse_priors
     from bayeslmm.io.reports import write_hsq
 
+    if len(getattr(args, "mpheno_all", ())) > 1:
+        return cmd_sample_multitrait(args, staged)
     prefix = _prefix(args.out)
     priors = _priors(args.prior)
     parse_priors(priors)  # fail on a bad prior before any computation
@@ -711,6 +720,120 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
     write_text(f"{prefix}.report.txt", report, staged)
     print(report, end="", flush=True)  # the report is the demo's result: stdout, not the log
     log.info("Report written to %s.report.txt.", prefix)
+    return prefix
+
+
+# ----------------------------------------------------------------------------- several traits
+def _split_mpheno(args: argparse.Namespace) -> None:
+    """``--mpheno k1 k2 ...``: keep the list in ``mpheno_all`` and the first column in
+    ``mpheno`` (what the one-trait commands read)."""
+    mp = getattr(args, "mpheno", None)
+    if not isinstance(mp, list):
+        return
+    args.mpheno_all = mp
+    args.mpheno = mp[0]
+    if len(mp) > 1 and args.command not in ("reml", "sample"):
+        raise InputError(f"--mpheno takes one column with '{args.command}'; several columns "
+                         "(the multi-trait model) work with reml and sample")
+    if len(set(mp)) != len(mp):
+        raise InputError(f"--mpheno lists a column twice: {mp}")
+
+
+def _load_traits(args: argparse.Namespace):
+    """Inputs aligned on the first trait, and every --mpheno column on those samples."""
+    from bayeslmm.io import read_phenotype
+
+    if getattr(args, "mgrm", None):
+        raise InputError("the multi-trait model takes one GRM (--grm or --bfile), not --mgrm")
+    if args.ml and args.command == "sample":
+        raise InputError("--ml has no meaning for the posterior; drop it")
+    inp = _load(args)
+    cols = {}
+    for k in args.mpheno_all:
+        yk = read_phenotype(args.pheno, mpheno=k)
+        name = str(yk.name) if yk.name is not None else f"pheno{k}"
+        if name in cols:
+            name = f"{name}_{k}"
+        cols[name] = yk.reindex(inp.y.index)
+    Y = pd.DataFrame(cols, index=inp.y.index)
+    for name, col in Y.items():
+        log.info("Trait '%s': %d of the %d aligned samples missing.", name,
+                 int(col.isna().sum()), len(Y))
+    return inp, Y
+
+
+def _fit_traits(args: argparse.Namespace, inp, Y):
+    from bayeslmm.multitrait import multitrait_ml, multitrait_reml
+
+    f = multitrait_ml if args.ml else multitrait_reml
+    # Labels are aligned by _load; the kernel is passed positionally.
+    fit = f(Y, np.asarray(inp.K), inp.X)
+    log.info("Multi-trait %s: %d traits, N=%d (complete cases; %d dropped), logL=%.3f, "
+             "converged=%s\n%s", "ML" if args.ml else "REML", fit.T, fit.nobs, fit.n_dropped,
+             fit.loglik, fit.converged, fit.summary().to_string())
+    if fit.rg_ci is not None:
+        log.info("r_g 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.rg_ci)
+    if fit.tests is not None:
+        log.info("Likelihood-ratio tests:\n%s", fit.tests.to_string())
+    return fit
+
+
+def _write_traits_hsq(fit, prefix: Path, staged) -> None:
+    from bayeslmm.io.multitrait_reports import bivar_hsq_text
+
+    if fit.T == 2:
+        staged.write_text(f"{prefix}.hsq", bivar_hsq_text(fit))
+    else:
+        staged.write_text(f"{prefix}.hsq", fit.summary().to_csv(
+            sep="\t", float_format="%.6f", index_label="Source", lineterminator="\n")
+            + f"logL\t{fit.loglik:.3f}\nn\t{fit.nobs}\n")
+
+
+def cmd_reml_multitrait(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm reml --mpheno k1 k2``: PREFIX.hsq in GCTA's --reml-bivar layout."""
+    prefix = _prefix(args.out)
+    inp, Y = _load_traits(args)
+    _write_traits_hsq(_fit_traits(args, inp, Y), prefix, staged)
+    return prefix
+
+
+def cmd_sample_multitrait(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm sample --mpheno k1 k2``: PREFIX.hsq (REML), .posterior.nc/.tsv and
+    .rg.png (posteriors of h2_1, h2_2 and r_g with the REML estimates overlaid)."""
+    from bayeslmm.bayes import sample
+    from bayeslmm.bayes.multitrait_models import multitrait_marginal
+    from bayeslmm.io.reports import posterior_summary, write_posterior
+    from bayeslmm.multitrait_plots import plot_multitrait_posterior
+    from bayeslmm.plots import close
+
+    prefix = _prefix(args.out)
+    priors = _priors(args.prior)
+    if len(args.mpheno_all) != 2:
+        raise InputError(f"the multi-trait posterior is for two traits; --mpheno gave "
+                         f"{len(args.mpheno_all)}")
+    inp, Y = _load_traits(args)
+    fit = _fit_traits(args, inp, Y)
+    _write_traits_hsq(fit, prefix, staged)
+    model = multitrait_marginal(Y, fit.model.dec, inp.X, priors=priors, eta=args.lkj_eta)
+    log.info("Priors: %s; LKJ(eta=%g) on r_g and r_e.",
+             model._bayeslmm_multitrait["priors"], args.lkj_eta)
+    cores = None if args.threads is None else max(1, min(args.threads, args.chains))
+    idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
+                   seed=args.seed, progressbar=not args.quiet, cores=cores)
+    post = idata["posterior"]
+    log.info("Sampled %d chains x %d draws in %.1f s (max R-hat %.3f, min bulk ESS %.0f, "
+             "%d divergences).", args.chains, args.draws, post.attrs.get("wall_time_s", 0),
+             post.attrs.get("max_rhat", np.nan), post.attrs.get("min_ess_bulk", np.nan),
+             post.attrs.get("n_divergences", 0))
+    names = ["h2", "Vp", "r_g", "r_e"]
+    write_posterior(idata, f"{prefix}.posterior.nc", f"{prefix}.posterior.tsv", staged,
+                    var_names=names)
+    log.info("Posterior summary:\n%s", posterior_summary(idata, names).to_string())
+
+    def png(p: Path) -> None:
+        close(plot_multitrait_posterior(idata, fit, path=p))
+
+    staged.write_with(f"{prefix}.rg.png", png)
     return prefix
 
 

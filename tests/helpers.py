@@ -36,3 +36,19 @@ def gemma_log_values(path) -> dict:
             except (ValueError, IndexError):
                 pass
     return values
+
+
+def simulate_two(N=200, P=400, h2=(0.6, 0.4), rg=0.5, re=0.2, seed=0):
+    """Two traits with genetic correlation rg from one kernel K = ZZ'/P."""
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((N, P))
+    K = Z @ Z.T / P
+    Cg = np.array([[1, rg], [rg, 1]]) * np.sqrt(np.outer(h2, h2))
+    e2 = 1 - np.asarray(h2)
+    Ce = np.array([[1, re], [re, 1]]) * np.sqrt(np.outer(e2, e2))
+    b = rng.standard_normal((P, 2)) @ np.linalg.cholesky(Cg).T / np.sqrt(P)
+    G = Z @ b
+    E = rng.standard_normal((N, 2)) @ np.linalg.cholesky(Ce).T
+    X = np.column_stack([np.ones(N), rng.standard_normal(N)])
+    Y = X @ np.array([[1.0, 2.0], [-1.0, 0.5]]) + G + E
+    return Y, K, X, G

@@ -20,12 +20,16 @@ ROOT = Path(bayeslmm.__file__).parent
 LAYERS = {
     "bayeslmm.errors": 0,
     "bayeslmm.io.reports": 8,  # writers of result objects: above the results they write
+    "bayeslmm.io.multitrait_reports": 8,
     "bayeslmm.io": 1,
     "bayeslmm.data": 2,
     "bayeslmm.genotypes": 2,
     "bayeslmm.spectral": 3,
     "bayeslmm.covariance": 4,
     "bayeslmm.likelihood": 5,
+    "bayeslmm.multitrait_likelihood": 5,
+    "bayeslmm.multitrait": 6,
+    "bayeslmm.multitrait_plots": 8,
     "bayeslmm.ols": 6,
     "bayeslmm.reml": 6,
     "bayeslmm.summaries": 6,

@@ -5,7 +5,7 @@ BLUE/BLUP and prediction, mixed-model association tests, and PyMC posteriors of
 sigma_g2, sigma_e2 and h2 that share one decomposition of the kernel with REML.
 """
 
-from bayeslmm.assoc import assoc, genomic_control
+from bayeslmm.assoc import assoc, genomic_control, one_test
 from bayeslmm.blup import blue, blup, predict, snp_blup
 from bayeslmm.errors import (
     AlignmentError,
@@ -71,6 +71,7 @@ __all__ = [
     "lr_test",
     "ml",
     "ols",
+    "one_test",
     "parse_priors",
     "posterior_h2_quadrature",
     "predict",

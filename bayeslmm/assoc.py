@@ -296,6 +296,7 @@ def _as_source(genotypes, fit_samples: np.ndarray, given: dict) -> _Source:
     idx = _sample_index(labels, fit_samples, arr.shape[0])
     if idx is not None:
         arr = arr[idx]  # one gather into the fit's order, not one per block
+    _check_allele_counts(arr, fit_samples, meta["snp"])
 
     def blocks(groups):
         for g in groups:
@@ -306,6 +307,18 @@ def _as_source(genotypes, fit_samples: np.ndarray, given: dict) -> _Source:
             yield g, np.asarray(G, dtype=np.float64)
 
     return _Source(arr.shape[1], meta, blocks)
+
+
+def _check_allele_counts(arr, samples, snps) -> None:
+    """In-memory genotypes must be allele counts 0/1/2 or missing (NaN); name the first
+    offender. (Files read by bayeslmm.io are valid by construction.)"""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(arr) & (arr != 0) & (arr != 1) & (arr != 2)
+    if bad.any():
+        i, j = (int(v[0]) for v in np.nonzero(bad))
+        raise InputError(f"genotypes must be allele counts 0, 1, 2 or missing (NaN); "
+                         f"{int(bad.sum())} entries are not, the first {float(arr[i, j])!r} "
+                         f"at sample {str(samples[i])!r}, SNP {str(snps[j])!r}")
 
 
 def _impute(G: np.ndarray):

@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from bayeslmm.errors import AlignmentError, CollinearityError, InputError, KernelError
+from bayeslmm.io.plink import sample_labels
 
 __all__ = [
     "LMMData",
@@ -35,6 +36,10 @@ def labels_of(obj, axis: int = 0) -> np.ndarray | None:
     """Sample (or column) labels of a pandas/xarray object, or None for a bare array."""
     if isinstance(obj, pd.Series | pd.DataFrame):
         index = obj.index if axis == 0 else obj.columns
+        if isinstance(index, pd.MultiIndex) and index.nlevels == 2:
+            # (FID, IID) pairs: the package's one labelling rule, which refuses IDs whose
+            # join could collide ("a b" + "c" vs "a" + "b c").
+            return sample_labels(index.get_level_values(0), index.get_level_values(1))
         return np.asarray(index.map(str) if not isinstance(index, pd.MultiIndex)
                           else [" ".join(map(str, t)) for t in index])
     if isinstance(obj, xr.DataArray):

@@ -150,3 +150,42 @@ def test_assoc_rotation_and_cholesky_strategies_agree():
         np.testing.assert_allclose(rot.chi2.values, chi2, rtol=1e-7)
     with pytest.raises(bayeslmm.InputError, match="strategy"):
         bayeslmm.assoc(fit, G, "exact", strategy="qr")
+
+
+# ----------------------------------------------------------------------------- alignment
+def test_one_alignment_rule_names_what_is_wrong():
+    import pandas as pd
+
+    from bayeslmm.errors import AlignmentError
+
+    rng = np.random.default_rng(8)
+    ids = [f"s{i}" for i in range(12)]
+    y = pd.Series(rng.standard_normal(12), index=ids)
+    K = np.eye(12) + 0.1
+    # labelled kernel in another order is aligned (both directions of the rule)
+    Kdf = pd.DataFrame(K, index=ids, columns=ids)
+    perm = rng.permutation(12)
+    fit = bayeslmm.reml(y, Kdf)
+    fit_p = bayeslmm.reml(y.iloc[perm], Kdf)
+    assert fit_p.loglik == pytest.approx(fit.loglik, abs=1e-9)
+    with pytest.raises(AlignmentError, match="duplicated sample IDs"):
+        bayeslmm.reml(pd.Series(y.values, index=ids[:-1] + ["s0"]), K)
+    with pytest.raises(AlignmentError, match="row and column sample labels disagree"):
+        bayeslmm.reml(y, pd.DataFrame(K, index=ids, columns=ids[::-1]))
+    with pytest.raises(AlignmentError, match="lacks 1 of the 12"):
+        bayeslmm.reml(y, Kdf.drop(index="s3", columns="s3").reindex(
+            index=ids[:3] + ids[4:] + ["zz"], columns=ids[:3] + ids[4:] + ["zz"]).fillna(0))
+    pairs = pd.MultiIndex.from_tuples([("a b", "c"), ("a", "b c"), ("x", "y")])
+    with pytest.raises(AlignmentError, match="whitespace"):
+        bayeslmm.reml(pd.Series([1.0, 2.0, 0.5], index=pairs), np.eye(3))
+
+
+def test_genotypes_must_be_allele_counts():
+    y, K, X, _ = _problem(9, 40, 100, 1)
+    fit = bayeslmm.reml(y, K)
+    G = np.random.default_rng(1).binomial(2, 0.3, size=(40, 5)).astype(float)
+    G[1, 1] = np.nan
+    assert np.isfinite(bayeslmm.assoc(fit, G).chi2.values).all()  # missing is fine
+    G[3, 2] = 3.0
+    with pytest.raises(bayeslmm.InputError, match="first 3.0 at sample '3', SNP"):
+        bayeslmm.assoc(fit, G)

@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from bayeslmm.errors import FileFormatError, InputError
+from bayeslmm.io.plink import sample_labels
 
 __all__ = ["GRM", "atomic_write", "read_grm", "read_grm_ids", "write_grm"]
 
@@ -34,7 +35,7 @@ _DT = np.dtype("<f4")
 
 
 def _labels(ids: pd.DataFrame) -> np.ndarray:
-    return np.array([f"{f} {i}" for f, i in zip(ids["fid"], ids["iid"], strict=True)], dtype=object)
+    return sample_labels(ids["fid"], ids["iid"])
 
 
 @dataclass(frozen=True, eq=False)

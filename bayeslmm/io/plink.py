@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslmm.errors import FileFormatError, InputError
+from bayeslmm.errors import AlignmentError, FileFormatError, InputError
 
 __all__ = [
     "GenotypeBlock",
@@ -138,7 +138,18 @@ def read_bim(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def sample_labels(fid: Sequence[str], iid: Sequence[str]) -> np.ndarray:
-    """The ``"FID IID"`` labels used as the ``sample`` coordinate."""
+    """The ``"FID IID"`` labels used as the ``sample`` coordinate.
+
+    The join is one-to-one only because IDs hold no whitespace (as in PLINK and GCTA, whose
+    files are whitespace-delimited): ("a b", "c") and ("a", "b c") would both become
+    "a b c". Such IDs are refused here, naming the first, instead of silently colliding.
+    """
+    fid = [str(f) for f in fid]
+    iid = [str(i) for i in iid]
+    for f, i in zip(fid, iid, strict=True):
+        if any(ch.isspace() for ch in f + i):
+            raise AlignmentError(f"sample ID ({f!r}, {i!r}) contains whitespace; FID and IID "
+                                 "must be single words, as in PLINK and GCTA files")
     return np.array([f"{f} {i}" for f, i in zip(fid, iid, strict=True)], dtype=object)
 
 

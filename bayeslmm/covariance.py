@@ -266,6 +266,40 @@ class SpectralCovariance:
         f = c * self.dec.S / d
         return self.dec.U @ (Ua * (f if Ua.ndim == 1 else f[:, None]))
 
+    def draw(self, sigma_g2: np.ndarray, sigma_e2: np.ndarray, rng: np.random.Generator
+             ) -> np.ndarray:
+        """One draw of N(0, V) per row of (sigma_g2, sigma_e2), shape (S, N): U sqrt(d) z on
+        K's column space plus sqrt(sigma_e2) times the complement part of white noise."""
+        d = sigma_g2[:, None] * self.dec.S[None, :] + sigma_e2[:, None]
+        U = self.dec.U
+        out = (np.sqrt(d) * rng.standard_normal(d.shape)) @ U.T
+        if self.n_null:
+            w = rng.standard_normal((d.shape[0], self.N))
+            out += np.sqrt(sigma_e2)[:, None] * (w - (w @ U) @ U.T)
+        return out
+
+    def cross_solve(self, K21: np.ndarray, y: np.ndarray, X: np.ndarray, beta: np.ndarray,
+                    sigma_g2: np.ndarray, sigma_e2: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """For a cross-kernel K21 (new x training), batched over S draws of (beta, sigma_g2,
+        sigma_e2): K21 V^-1 (y - X beta_s) (S, N_new) and diag(K21 V^-1 K12) (S, N_new).
+
+        y and X are rotated once, so a draw costs O((N_new + M) r): K21 is split into its
+        part on K's column space (B = K21 U) and the rest, whose weight is 1 / sigma_e2.
+        """
+        U = self.dec.U
+        d = sigma_g2[:, None] * self.dec.S[None, :] + sigma_e2[:, None]
+        B = K21 @ U
+        UR = (U.T @ y)[None, :] - beta @ (U.T @ X).T  # U'(y - X beta), (S, r)
+        KV = (UR / d) @ B.T
+        B2 = B**2
+        quad = (1.0 / d) @ B2.T
+        if self.n_null:
+            K21R = (K21 @ y)[None, :] - beta @ (K21 @ X).T  # K21 (y - X beta)
+            KV += (K21R - UR @ B.T) / sigma_e2[:, None]
+            quad += ((K21**2).sum(1) - B2.sum(1))[None, :] / sigma_e2[:, None]
+        return KV, quad
+
     def block_quadratics(self, G: np.ndarray, B: np.ndarray, sigma2
                          ) -> tuple[np.ndarray, np.ndarray]:
         """diag(G'V^-1G) and B'V^-1G for a block of columns G (N, b), O(N r b).
@@ -360,6 +394,10 @@ class DenseCovariance:
 
     def inverse(self, sigma2) -> np.ndarray:
         return self._factor(sigma2).inverse()
+
+    def draw_one(self, sigma2, rng: np.random.Generator) -> np.ndarray:
+        """One draw of N(0, V) at sigma2."""
+        return self._factor(sigma2).L @ rng.standard_normal(self.N)
 
     def apply_kernel(self, a: np.ndarray, j: int = 0) -> np.ndarray:
         return self.Ks[j] @ a

@@ -42,6 +42,9 @@ def _lmm_from(fit_or_dec, y, X) -> SpectralLMM:
     if isinstance(fit_or_dec, SpectralLMM):
         return fit_or_dec
     if hasattr(fit_or_dec, "decomposition") and hasattr(fit_or_dec, "data"):
+        if y is not None or X is not None:
+            raise InputError("a fit carries its data: call posterior_h2_quadrature(fit) "
+                             "without y or X")
         if isinstance(fit_or_dec.model, SpectralLMM):
             return fit_or_dec.model
         if fit_or_dec.decomposition is None:

@@ -17,6 +17,7 @@ import pymc as pm
 import xarray as xr
 
 from bayeslmm.bayes.models import find_info, model_info
+from bayeslmm.covariance import DenseCovariance, SpectralCovariance
 from bayeslmm.errors import InputError, SamplingWarning
 
 __all__ = ["check_diagnostics", "posterior_predictive", "sample"]
@@ -307,20 +308,13 @@ def posterior_predictive(idata: xr.DataTree, model: pm.Model, *, K_new=None, K_n
         elif info.kind == "fixed":
             y = mu + np.sqrt(se)[:, None] * rng.standard_normal(mu.shape)
         elif info.kind == "marginal":
-            dec = info.decomposition
+            cov = SpectralCovariance(info.decomposition)
             sg = _stack(post, "sigma_g2").reshape(S_)
-            d = sg[:, None] * dec.S[None, :] + se[:, None]
-            w = rng.standard_normal((S_, data.N))
-            Uw = w @ dec.U
-            # U sqrt(d) z on K's column space, sqrt(sigma_e2) P0 w on its complement.
-            y = (mu + (np.sqrt(d) * rng.standard_normal(d.shape)) @ dec.U.T
-                 + np.sqrt(se)[:, None] * (w - Uw @ dec.U.T))
+            y = mu + cov.draw(sg, se, rng)
         else:  # dense, several kernels: one Cholesky per draw
+            cov = DenseCovariance(tuple(data.Ks))
             sg = _stack(post, "sigma_g2")
-            y = np.empty_like(mu)
-            for s in range(S_):
-                V = se[s] * np.eye(data.N) + sum(sg[s, j] * Kj for j, Kj in enumerate(data.Ks))
-                y[s] = mu[s] + np.linalg.cholesky(V) @ rng.standard_normal(data.N)
+            y = mu + np.stack([cov.draw_one(np.append(sg[s], se[s]), rng) for s in range(S_)])
         ds = xr.Dataset({"y": (("chain", "draw", "sample"), y.reshape(C, D, data.N))},
                         coords={"chain": post.chain, "draw": post.draw,
                                 "sample": list(data.samples)})
@@ -359,17 +353,12 @@ def posterior_predictive(idata: xr.DataTree, model: pm.Model, *, K_new=None, K_n
     if Z_new is not None:
         g = _stack(post, "b") @ Zn.T
     else:
-        dec = info.decomposition
+        cov = SpectralCovariance(info.decomposition)
         sg = _stack(post, "sigma_g2").reshape(S_)
-        d = sg[:, None] * dec.S[None, :] + se[:, None]  # (S, r)
-        B = K21 @ dec.U  # (N2, r)
-        Ur = (dec.U.T @ data.y)[None, :] - beta @ (dec.U.T @ data.X).T  # U'(y - X beta)
-        K21r = (K21 @ data.y)[None, :] - beta @ (K21 @ data.X).T  # K21 (y - X beta)
-        # K21 V^-1 r = B (U'r / d) + (K21 r - B U'r) / sigma_e2 (complement, eigenvalue 0)
-        KVr = (Ur / d) @ B.T + (K21r - Ur @ B.T) / se[:, None]
-        mean = sg[:, None] * KVr
-        B2 = B**2
-        quad = (1.0 / d) @ B2.T + ((K21**2).sum(1) - B2.sum(1))[None, :] / se[:, None]
+        # E and Var of g_new | y, theta for every draw: sigma_g2 K21 V^-1 (y - X beta) and
+        # sigma_g2 k22 - sigma_g2^2 diag(K21 V^-1 K12), batched in the eigenbasis.
+        mean, quad = cov.cross_solve(K21, data.y, data.X, beta, sg, se)
+        mean = sg[:, None] * mean
         var = np.clip(sg[:, None] * k22[None, :] - sg[:, None] ** 2 * quad, 0.0, None)
         g = mean + np.sqrt(var) * rng.standard_normal(var.shape)
     y = beta @ Xn.T + g + np.sqrt(se)[:, None] * rng.standard_normal(g.shape)

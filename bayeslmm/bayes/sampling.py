@@ -138,9 +138,16 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
     if compiled is None:
         compiled = nutpie.compile_pymc_model(model)
     t0 = time.perf_counter()
-    idata = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
-                          cores=cores, seed=seed, save_warmup=False,
-                          progress_bar=progressbar, **nuts)
+    running = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
+                            cores=cores, seed=seed, save_warmup=False,
+                            progress_bar=progressbar, blocking=False, **nuts)
+    try:
+        idata = running.wait()
+    except BaseException:
+        # nutpie's blocking call turns Ctrl-C into the partial trace drawn so far (chains
+        # NaN-padded); a stopped sampler must not pass for a posterior, so stop and re-raise.
+        running.cancel()
+        raise
     patch_nutpie_idata(idata, model, sampling_time=time.perf_counter() - t0)
     return idata
 
@@ -217,6 +224,10 @@ def check_diagnostics(idata: xr.DataTree, *, warn: bool = True) -> dict[str, flo
     if np.isfinite(out["min_ess_bulk"]) and out["min_ess_bulk"] < ESS_PER_CHAIN_MIN * n_chains:
         problems.append(f"bulk ESS as low as {out['min_ess_bulk']:.0f} < "
                         f"{ESS_PER_CHAIN_MIN * n_chains} (draw more)")
+    if names and not np.isfinite(out["min_ess_bulk"]):
+        problems.append("bulk ESS could not be computed (too few draws; draw more)")
+    if names and n_chains > 1 and not np.isfinite(out["max_rhat"]):
+        problems.append("R-hat could not be computed (too few draws; draw more)")
     if warn and problems:
         warnings.warn("unreliable posterior: " + "; ".join(problems), SamplingWarning,
                       stacklevel=3)

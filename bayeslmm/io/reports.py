@@ -129,17 +129,46 @@ class StagedOutputs:
         write(str(tmp_prefix))
         return targets
 
+    @property
+    def destinations(self) -> list[Path]:
+        """The files that :meth:`commit` will create or replace."""
+        return [dest for tmp, dest in self._pending if tmp != dest]
+
     def commit(self) -> list[Path]:
-        """Rename every staged file into place; return the destinations."""
-        dirs = []
+        """Rename every staged file into place; return the destinations.
+
+        All or nothing: an existing destination is first moved aside, and if any rename
+        fails (or the run is interrupted meanwhile) the files already renamed are removed
+        and the ones moved aside are put back, so the folder is as it was before the run.
+        """
+        files = [(tmp, dest) for tmp, dest in self._pending if tmp != dest]
+        dirs = [tmp for tmp, dest in self._pending if tmp == dest]
+        for _, dest in files:
+            if dest.is_dir():
+                self.abort()
+                raise InputError(f"cannot write '{dest}': a folder of that name exists")
         mode = ordinary_file_mode()
-        for tmp, dest in self._pending:
-            if tmp == dest:
-                dirs.append(tmp)
-                continue
-            os.chmod(tmp, mode)
-            os.replace(tmp, dest)
-            self.committed.append(dest)
+        moved: list[tuple[Path, Path]] = []  # (backup, dest)
+        done: list[Path] = []
+        try:
+            for tmp, dest in files:
+                os.chmod(tmp, mode)
+                if dest.exists() or dest.is_symlink():
+                    bak = tmp.with_name(f"{tmp.name}.old")
+                    os.replace(dest, bak)
+                    moved.append((bak, dest))
+                os.replace(tmp, dest)
+                done.append(dest)
+        except BaseException:
+            for dest in done:
+                dest.unlink(missing_ok=True)
+            for bak, dest in moved:
+                os.replace(bak, dest)
+            self.abort()
+            raise
+        for bak, _ in moved:
+            bak.unlink(missing_ok=True)
+        self.committed.extend(done)
         for d in dirs:
             _rmtree_quiet(d)
         self._pending.clear()

@@ -62,3 +62,7 @@ class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterru
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
+
+
+class IdentifiabilityWarning(UserWarning):
+    """A variance component cannot be estimated from these data (its SE is NaN)."""

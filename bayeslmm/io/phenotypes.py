@@ -93,7 +93,8 @@ def _read_table(
         raise FileFormatError(f"{what} file '{path}' is empty")
     first = rows[0]
     if header is None:
-        id_like = first[0].lower() in _FID_NAMES and first[1].lower() in _IID_NAMES
+        id_like = (len(first) >= 2 and first[0].lower() in _FID_NAMES
+                   and first[1].lower() in _IID_NAMES)
         values = first[2:]
         from_values = not id_like and (
             numeric and len(values) > 0 and all(_to_float(v) is None for v in values)

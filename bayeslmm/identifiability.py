@@ -28,6 +28,7 @@ __all__ = [
     "MAX_ABS",
     "MIN_SD",
     "check_data",
+    "check_magnitude",
     "check_kernels",
     "not_identifiable",
 ]
@@ -38,6 +39,14 @@ MAX_ABS = 1e50
 #: smallest spread of y accepted: Vp^2 must stay far above float64's 2.2e-308
 MIN_SD = 1e-50
 _REL = 1e-8  # relative size below which a matrix or a residual counts as zero
+
+
+def check_magnitude(a: np.ndarray, what: str) -> None:
+    """Refuse |values| above :data:`MAX_ABS` in ``a`` (named ``what`` in the message)."""
+    m = float(np.max(np.abs(a))) if np.size(a) else 0.0
+    if m > MAX_ABS:
+        raise InputError(f"{what} has values as large as {m:.3g}; their squares overflow "
+                         f"(limit {MAX_ABS:g}): rescale it, e.g. to standard units")
 
 
 def check_data(y: np.ndarray, X: np.ndarray, Ks: Sequence[np.ndarray] = ()) -> None:
@@ -54,10 +63,7 @@ def check_data(y: np.ndarray, X: np.ndarray, Ks: Sequence[np.ndarray] = ()) -> N
     for what, a in (("the phenotype y", y), ("the covariates X", X),
                     *((f"the kernel K[{k}]" if len(Ks) > 1 else "the kernel K", K)
                       for k, K in enumerate(Ks))):
-        m = float(np.max(np.abs(a))) if np.size(a) else 0.0
-        if m > MAX_ABS:
-            raise InputError(f"{what} has values as large as {m:.3g}; their squares overflow "
-                             f"(limit {MAX_ABS:g}): rescale it, e.g. to standard units")
+        check_magnitude(a, what)
     sd = float(np.std(y))
     if 0 < sd < MIN_SD:
         raise InputError(f"the phenotype y varies only by about {sd:.3g}; squared variances "

@@ -142,6 +142,10 @@ def decompose(K, *, psd_tol: float = 1e-6, rank_tol: float | None = None,
     from bayeslmm.data import _labels, as_kernel
 
     labels = _labels(K) if samples is None else np.asarray(samples).astype(str)
+    if np.iscomplexobj(getattr(K, "values", K)):
+        from bayeslmm.errors import KernelError
+
+        raise KernelError(f"{name} is complex; a kernel must be real")
     Karr = np.asarray(K.values if hasattr(K, "values") and not isinstance(K, np.ndarray) else K,
                       dtype=np.float64)
     if not validated:

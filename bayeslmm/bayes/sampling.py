@@ -73,6 +73,12 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         ``observed_data``, ``log_likelihood``, ``log_prior``; the diagnostics are in
         ``posterior.attrs`` (``n_divergences``, ``max_rhat``, ``min_ess_bulk``).
     """
+    if not isinstance(model, pm.Model):
+        raise InputError(f"sample() needs a pymc.Model (from bayeslmm.bayes.marginal_grm, "
+                         f"random_effects or fixed_effects), got {type(model).__name__}")
+    for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise InputError(f"{name} must be an integer, got {v!r}")
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if draws < 1 or chains < 1 or tune < 0:

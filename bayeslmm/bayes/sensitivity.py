@@ -184,6 +184,13 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
     if method not in ("nuts", "quadrature"):
         raise InputError(f"method must be 'nuts' or 'quadrature', got {method!r}")
     fit = K if isinstance(K, VarianceComponentFit) else reml(y, K, X)
+    n_y = np.size(y) if y is not None else fit.N
+    if n_y != fit.N:
+        raise InputError(f"y has {n_y} values but the fit was made on {fit.N} samples; give "
+                         "the same y as the fit")
+    if y is not None and isinstance(K, VarianceComponentFit) and not np.allclose(
+            np.asarray(getattr(y, "values", y), dtype=float), fit.data.y, equal_nan=True):
+        raise InputError("y differs from the phenotype the fit was made on; give the same y")
     if fit.decomposition is None:
         raise InputError("prior_sensitivity needs one kernel (a single K)")
     dec = fit.decomposition

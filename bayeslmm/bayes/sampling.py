@@ -196,6 +196,15 @@ def _free_names(idata: xr.DataTree) -> list[str]:
     return keep
 
 
+def _min_max(ess, rh, out: dict) -> None:
+    if ess is not None:
+        ess_vals = np.concatenate([np.ravel(v.values) for v in ess.data_vars.values()])
+        out["min_ess_bulk"] = float(np.nanmin(ess_vals))
+        if rh is not None:
+            rh_vals = np.concatenate([np.ravel(v.values) for v in rh.data_vars.values()])
+            out["max_rhat"] = float(np.nanmax(rh_vals))
+
+
 def check_diagnostics(idata: xr.DataTree, *, warn: bool = True) -> dict[str, float | int]:
     """R-hat (rank-normalised), bulk ESS and divergences of the scalar-ish parameters.
 
@@ -214,12 +223,9 @@ def check_diagnostics(idata: xr.DataTree, *, warn: bool = True) -> dict[str, flo
         warnings.filterwarnings("ignore", message="Found dimension named 'sample'")
         ess = azs.ess(idata, var_names=names, method="bulk") if names else None
         rh = azs.rhat(idata, var_names=names) if names and n_chains > 1 else None
-    if ess is not None:
-        ess_vals = np.concatenate([np.ravel(v.values) for v in ess.data_vars.values()])
-        out["min_ess_bulk"] = float(np.nanmin(ess_vals))
-        if rh is not None:
-            rh_vals = np.concatenate([np.ravel(v.values) for v in rh.data_vars.values()])
-            out["max_rhat"] = float(np.nanmax(rh_vals))
+        # All NaN (one draw): reported below as "could not be computed", not as numpy noise.
+        warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
+        _min_max(ess, rh, out)
     problems = []
     if out["n_divergences"]:
         problems.append(f"{out['n_divergences']} divergent transitions (raise target_accept "

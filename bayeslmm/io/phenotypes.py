@@ -160,7 +160,20 @@ def _numeric_column(t: _Table, j: int, what: str) -> np.ndarray:
                 "nan or '.'"
             )
         out[k] = v
+    # -9 is PLINK's and GCTA's missing value; say so, since it can also be a real value.
+    n9 = sum(_is_float(r[2 + j], -9.0) for r in t.rows)
+    if n9:
+        col = t.names[j] if t.names else f"column {3 + j}"
+        log.info("%s file '%s' (%s): %d value(s) -9 read as missing (PLINK/GCTA convention)",
+                 what, t.path, col, n9)
     return out
+
+
+def _is_float(tok: str, value: float) -> bool:
+    try:
+        return float(tok) == value
+    except ValueError:
+        return False
 
 
 def _names(t: _Table, prefix: str) -> list[str]:

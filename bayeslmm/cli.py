@@ -14,10 +14,13 @@ files. Subcommands::
     bayeslmm sensitivity (as reml) --priors 'LABEL: NAME=SPEC; ...' [...]   --out P
     bayeslmm demo   [--out DIR]
 
-Every subcommand also takes ``--threads N`` and ``--quiet``. A run writes a log of what was
-read and dropped to stderr and to ``PREFIX.log``. A bad input ends the run with one line,
-``bayeslmm: error: ...``, on stderr and exit status 1; no output file is written then, since
-all of a run's files are staged and renamed into place only at the very end
+Every subcommand also takes ``--threads N`` and ``--quiet``; every one that reads genotypes
+takes PLINK's filters ``--keep/--remove FILE`` (FID IID), ``--extract/--exclude FILE`` (SNP
+IDs), ``--chr``, ``--maf``, ``--geno`` (:mod:`bayeslmm.filters`), each logged with what it
+removed. A run writes a log of what was read and dropped to stderr and to ``PREFIX.log``.
+A bad input ends the run with one line, ``bayeslmm: error: ...``, on stderr and exit status
+1; SIGINT and SIGTERM end it with one line and status 130 / 143. No output file is written
+then, since all of a run's files are staged and renamed into place only at the very end
 (:class:`~bayeslmm.io.reports.StagedOutputs`). Bugs are not caught: they show a traceback.
 """
 

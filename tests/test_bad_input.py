@@ -54,6 +54,9 @@ REML_G = "reml --grm {d}/g --pheno {d}/demo.phen --out {o} --quiet"
 REML_B = "reml --bfile {d}/demo --pheno {d}/demo.phen --out {o} --quiet"
 GRM_B = "grm --bfile {d}/demo --out {o} --quiet"
 SAMPLE = "sample --grm {d}/g --pheno {d}/demo.phen --out {o} --quiet"
+BLUP = "blup --grm {d}/g --bfile {d}/demo --pheno {d}/demo.phen --out {o} --quiet"
+ASSOC = ("assoc --grm {d}/g --bfile {d}/demo --pheno {d}/demo.phen --test grammar-gamma "
+         "--out {o} --quiet")
 
 
 def _lines(b: bytes) -> list[bytes]:
@@ -237,6 +240,20 @@ def _cases() -> list[Case]:
     for s in range(6):
         c.append(Case(f"fam-flip-{s}", REML_B, "any", ((F, _flip(200 + s)),)))
         c.append(Case(f"bim-flip-{s}", GRM_B, "any", ((M, _flip(300 + s)),)))
+    # ---- the other commands reading genotypes
+    c += [
+        Case("blup-bed-flip", BLUP, "any", ((B, _flip(500, 0.001)),)),
+        Case("blup-fam-drop-line", BLUP, "error", ((F, _drop(17)),)),
+        Case("blup-bim-latin1", BLUP, "error",
+             ((M, lambda b: b.replace(b"rs1_30000", b"rs1_\xe90000")),), "UTF-8"),
+        Case("assoc-bed-flip", ASSOC, "any", ((B, _flip(501, 0.001)),)),
+        Case("assoc-bed-trunc", ASSOC, "error", ((B, _trunc(0.5)),), "bytes"),
+        Case("assoc-extract-some", ASSOC + " --extract {d}/e.txt", "any",
+             (("e.txt", lambda b: b"".join(ln.split()[1] + b"\n"
+                                           for ln in _lines(SRC[M])[:500])),)),
+        Case("assoc-chr-absent", ASSOC + " --chr 9", "error", (), "9"),
+        Case("assoc-pheno-dup", ASSOC, "error", ((P, _dup(9)),), "appears"),
+    ]
     # ---- GRM files (the clean GRM 'g' is written into every case folder)
     GB, GN, GI = "g.grm.bin", "g.grm.N.bin", "g.grm.id"
     c += [
@@ -429,7 +446,8 @@ def test_bad_input(case: Case, clean, tmp_path):
         assert case.expect != "same", f"expected a result, got: {err}"
         return
     assert case.expect != "error", f"expected an error, the run succeeded (stderr: {err})"
-    hsq = list((d / "out").glob("r*.hsq")) + list((d / "out").glob("r*.grm.bin"))
+    hsq = [f for pat in ("r*.hsq", "r*.grm.bin", "r*.assoc.tsv")
+           for f in (d / "out").glob(pat)]
     assert hsq, "exit 0 but no result file"
     if (d / "out" / "r.hsq").exists():
         h2 = _h2(d / "out" / "r.hsq")

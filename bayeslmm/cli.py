@@ -14,10 +14,13 @@ files. Subcommands::
     bayeslmm sensitivity (as reml) --priors 'LABEL: NAME=SPEC; ...' [...]   --out P
     bayeslmm demo   [--out DIR]
 
-Every subcommand also takes ``--threads N`` and ``--quiet``. A run writes a log of what was
-read and dropped to stderr and to ``PREFIX.log``. A bad input ends the run with one line,
-``bayeslmm: error: ...``, on stderr and exit status 1; no output file is written then, since
-all of a run's files are staged and renamed into place only at the very end
+Every subcommand also takes ``--threads N`` and ``--quiet``; every one that reads genotypes
+takes PLINK's filters ``--keep/--remove FILE`` (FID IID), ``--extract/--exclude FILE`` (SNP
+IDs), ``--chr``, ``--maf``, ``--geno`` (:mod:`bayeslmm.filters`), each logged with what it
+removed. A run writes a log of what was read and dropped to stderr and to ``PREFIX.log``.
+A bad input ends the run with one line, ``bayeslmm: error: ...``, on stderr and exit status
+1; SIGINT and SIGTERM end it with one line and status 130 / 143. No output file is written
+then, since all of a run's files are staged and renamed into place only at the very end
 (:class:`~bayeslmm.io.reports.StagedOutputs`). Bugs are not caught: they show a traceback.
 """
 
@@ -63,6 +66,10 @@ def _qc(p: argparse.ArgumentParser) -> None:
                    help="drop SNPs with a missing-call rate above this")
     p.add_argument("--chr", nargs="+", default=None, metavar="C",
                    help="use SNPs on these chromosomes only")
+    p.add_argument("--keep", metavar="FILE", help="use only the samples listed (FID IID)")
+    p.add_argument("--remove", metavar="FILE", help="leave out the samples listed (FID IID)")
+    p.add_argument("--extract", metavar="FILE", help="use only the SNPs listed (one ID a line)")
+    p.add_argument("--exclude", metavar="FILE", help="leave out the SNPs listed")
 
 
 def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
@@ -101,10 +108,18 @@ def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int 
     p.add_argument("--seed", type=int, default=seed)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its error on one line (no usage block), as every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see "
+                     f"'{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayeslmm`` command (subcommands grm, reml, blup, assoc,
     sample, demo)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, description="Bayesian linear mixed models for statistical genetics "
         "(GCTA-style files: .grm.bin, .hsq, .indi.blp, .snp.blp).")
     from bayeslmm import __version__
@@ -274,7 +289,17 @@ def _error_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``bayeslmm`` command; returns 0, or exits with status 1 on a user error
-    (one line on stderr, no traceback) and 2 on a command-line syntax error."""
+    (one line on stderr, no traceback), 2 on a command-line syntax error, and 130 / 143
+    when stopped by SIGINT / SIGTERM (one line, no output file)."""
+    from bayeslmm.interrupts import signals_raise
+
+    with signals_raise():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from bayeslmm.errors import Interrupted
+
     # Figures are written to files: no display is needed or wanted. Set here, by the
     # program, not by importing the library (which leaves a user's backend alone).
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -282,26 +307,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     staged = None
     try:
+        from bayeslmm.cli_checks import check_args, check_overwrites, input_files
         from bayeslmm.io.reports import StagedOutputs
 
+        check_args(args)  # before any file is read: a typo costs no time
         with _threads(args.threads), _logging(args.quiet) as buf:
             t0 = time.perf_counter()
             log.info("bayeslmm %s", " ".join(sys.argv[1:] if argv is None else argv))
             _split_mpheno(args)
             staged = StagedOutputs()
             prefix = args.func(args, staged)
+            inputs = input_files(args)
+            _report_stale(prefix, staged, inputs)
             log.info("Finished in %.1f s.", time.perf_counter() - t0)
             staged.write_text(f"{prefix}.log", "\n".join(buf.lines) + "\n")
+            check_overwrites(staged.destinations, inputs)
             staged.commit()
+    except Interrupted as exc:
+        if staged is not None:
+            staged.abort()
+        parser.exit(exc.exit_status, f"{PROG}: {exc}; no output written\n")
+    except KeyboardInterrupt:  # outside the main thread, where no handler is installed
+        if staged is not None:
+            staged.abort()
+        parser.exit(130, f"{PROG}: interrupted; no output written\n")
     except (BayesLMMError, OSError) as exc:
         if staged is not None:
             staged.abort()
         parser.exit(1, f"{PROG}: error: {_error_line(exc)}\n")
     except BaseException:
         if staged is not None:
-            staged.abort()  # no partial output after a bug or Ctrl-C either
+            staged.abort()  # no partial output after a bug either
         raise
     return 0
+
+
+def _report_stale(prefix: Path, staged, inputs: list[Path]) -> None:
+    """Log the files of an earlier run with this prefix that this run leaves as they are."""
+    from bayeslmm.cli_checks import stale_outputs
+
+    stale = stale_outputs(prefix, [*staged.destinations, Path(f"{prefix}.log")], inputs)
+    if stale:
+        log.warning("%d file(s) with prefix '%s' are from an earlier run and are not rewritten "
+                    "by this one, so they may not match these results: %s", len(stale),
+                    prefix, ", ".join(str(f) for f in stale))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -319,8 +368,9 @@ class Inputs:
 
 
 def _read_mgrm(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as fh:
-        prefixes = [ln.strip() for ln in fh if ln.strip()]
+    from bayeslmm.io.text import read_lines
+
+    prefixes = [ln.strip() for ln in read_lines(path, "--mgrm") if ln.strip()]
     if not prefixes:
         raise InputError(f"--mgrm file '{path}' lists no GRM")
     return prefixes
@@ -336,15 +386,12 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
         read_covar,
         read_grm,
         read_phenotype,
-        read_plink,
         read_qcovar,
     )
 
     ds = None
     if getattr(args, "bfile", None):
-        ds = read_plink(args.bfile)
-        log.info("Read %d samples and %d variants from PLINK fileset '%s'.",
-                 ds.sizes["sample"], ds.sizes["variant"], args.bfile)
+        ds = _genotypes(args)
     grms = list(grms_given or [])
     if grms:
         pass
@@ -366,6 +413,7 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
     y = read_phenotype(args.pheno, mpheno=args.mpheno)
     log.info("Read phenotype '%s' (column %d) of %d samples from '%s'; %d missing.",
              y.name, args.mpheno, len(y), args.pheno, int(y.isna().sum()))
+    y = _keep_remove(args, y)
     inputs: dict[str, Any] = {}
     names = ["GRM"] if len(grms) == 1 else [f"GRM{j + 1}" for j in range(len(grms))]
     inputs.update(zip(names, grms, strict=True))
@@ -390,6 +438,40 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
     return Inputs(y=yk, X=X, K=K, names=comp, grms=kern, ds=ds, raw_grms=grms)
 
 
+def _genotypes(args: argparse.Namespace):
+    """Read --bfile and apply --keep/--remove, --extract/--exclude, --chr, --geno, --maf
+    (:mod:`bayeslmm.filters`), logging what each removed."""
+    from bayeslmm.filters import filter_samples, filter_variants
+    from bayeslmm.io import read_plink
+
+    ds = read_plink(args.bfile)
+    log.info("Read %d samples and %d variants from PLINK fileset '%s'.",
+             ds.sizes["sample"], ds.sizes["variant"], args.bfile)
+    ds, steps = filter_samples(ds, keep=getattr(args, "keep", None),
+                               remove=getattr(args, "remove", None))
+    ds, more = filter_variants(ds, extract=getattr(args, "extract", None),
+                               exclude=getattr(args, "exclude", None), chromosomes=args.chr,
+                               maf=args.maf, geno=args.geno, progress=_progress(args))
+    for st in (*steps, *more):
+        log.info("%s", st)
+    return ds
+
+
+def _keep_remove(args: argparse.Namespace, y: pd.Series) -> pd.Series:
+    """The phenotype restricted by --keep/--remove (so that they act with --grm too)."""
+    from bayeslmm.filters import sample_mask
+
+    keep, remove = getattr(args, "keep", None), getattr(args, "remove", None)
+    if keep is None and remove is None:
+        return y
+    mask, steps = sample_mask(y.index, keep, remove)
+    for st in steps:
+        log.info("%s (phenotyped samples)", st)
+    if not mask.any():
+        raise InputError("no phenotyped sample left after --keep/--remove")
+    return y[mask]
+
+
 def _fit(args: argparse.Namespace, inp: Inputs):
     import bayeslmm
 
@@ -409,12 +491,10 @@ def _fit(args: argparse.Namespace, inp: Inputs):
 def cmd_grm(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm grm``: PREFIX.grm.bin/.grm.N.bin/.grm.id (and LOCO GRMs)."""
     from bayeslmm.genotypes import grm, loco_grms
-    from bayeslmm.io import read_plink, write_grm
+    from bayeslmm.io import write_grm
 
     prefix = _prefix(args.out)
-    ds = read_plink(args.bfile)
-    log.info("Read %d samples and %d variants from PLINK fileset '%s'.",
-             ds.sizes["sample"], ds.sizes["variant"], args.bfile)
+    ds = _genotypes(args)
     g = grm(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr, progress=_progress(args))
     log.info("GRM of %d samples from %d SNPs passing QC (maf >= %g, geno <= %g).", g.N, g.M,
              args.maf, args.geno)
@@ -486,13 +566,14 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
         if args.grm or args.mgrm:
             raise InputError("--loco computes its GRMs from --bfile; drop --grm/--mgrm")
         from bayeslmm.genotypes import loco_grms
-        from bayeslmm.io import read_plink
 
-        ds = read_plink(args.bfile)
+        ds = _genotypes(args)
         grms = loco_grms(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
                          progress=_progress(args))
         # Every LOCO GRM covers the same samples: align phenotype and covariates once.
-        args_c = argparse.Namespace(**{**vars(args), "grm": None, "mgrm": None})
+        # bfile None: the genotypes are read (and filtered) once, above.
+        args_c = argparse.Namespace(**{**vars(args), "grm": None, "mgrm": None,
+                                       "bfile": None})
         inp = _load(args_c, grms_given=[next(iter(grms.values()))])
         fits = loco_fits(grms, inp.y, inp.X, ml=args.ml, method=args.method,
                          constrain=not args.no_constrain)

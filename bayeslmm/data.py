@@ -50,6 +50,8 @@ def labels_of(obj, axis: int = 0) -> np.ndarray | None:
 
 
 def _as_float(obj, what: str) -> np.ndarray:
+    if np.iscomplexobj(getattr(obj, "values", obj)):
+        raise InputError(f"{what} is complex; it must be real")
     try:
         arr = np.asarray(obj.values if hasattr(obj, "values") and not isinstance(obj, np.ndarray)
                          else obj, dtype=np.float64)
@@ -116,6 +118,9 @@ def as_design(X, N: int) -> tuple[np.ndarray, list[str], np.ndarray | None]:
         rows = np.flatnonzero(~np.all(np.isfinite(arr), axis=1))
         raise InputError(f"X has missing or non-finite values in {rows.size} rows, "
                          f"the first at row {int(rows[0])}")
+    from bayeslmm.identifiability import check_magnitude
+
+    check_magnitude(arr, "the covariates X")  # before the rank check, which it would fool
     check_full_rank(arr, names)
     return arr, names, labels
 

@@ -38,3 +38,31 @@ class ConvergenceWarning(UserWarning):
 
 class SamplingWarning(UserWarning):
     """MCMC diagnostics (R-hat, ESS, divergences) indicate an unreliable posterior."""
+
+
+class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
+    """The run was stopped by a signal (SIGINT, SIGTERM) and keeps nothing of its work.
+
+    A ``BaseException`` like :class:`KeyboardInterrupt`, so that no ``except Exception``
+    swallows it, but not a subclass of it: samplers that catch ``KeyboardInterrupt`` to
+    return the draws made so far (nutpie, PyMC) must not turn a stopped run into a
+    complete-looking posterior. ``exit_status`` is the shell's convention, 128 + signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        try:
+            self.signame = signal.Signals(self.signum).name
+        except ValueError:
+            self.signame = f"signal {self.signum}"
+        super().__init__(f"interrupted by {self.signame}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class IdentifiabilityWarning(UserWarning):
+    """A variance component cannot be estimated from these data (its SE is NaN)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,8 @@ from scipy import optimize, special, stats
 
 from bayeslmm.covariance import DenseCovariance, SpectralCovariance
 from bayeslmm.data import LMMData, prepare
-from bayeslmm.errors import ConvergenceWarning, InputError
+from bayeslmm.errors import ConvergenceWarning, IdentifiabilityWarning, InputError
+from bayeslmm.identifiability import check_data, check_kernels, not_identifiable
 from bayeslmm.likelihood import DenseLMM, SpectralLMM
 from bayeslmm.spectral import Decomposition, check_psd, decompose
 
@@ -75,6 +76,8 @@ class VarianceComponentFit:
     data: LMMData = field(repr=False)
     decomposition: Decomposition | None = field(default=None, repr=False)
     model: SpectralLMM | DenseLMM | None = field(default=None, repr=False)
+    #: why h2 is not identifiable from these data (then every SE is NaN), else None
+    not_identifiable: str | None = None
 
     # --------------------------------------------------------------- per-component values
     def _one(self, a):
@@ -103,15 +106,15 @@ class VarianceComponentFit:
 
     @property
     def Vp_se(self) -> float:
-        return float(np.sqrt(max(self.cov.sum(), 0.0)))
+        return float(_sd(self.cov.sum()))
 
     @property
     def sigma_g2_se(self):
-        return self._one(np.sqrt(np.clip(np.diag(self.cov)[:-1], 0, None)))
+        return self._one(_sd(np.diag(self.cov)[:-1]))
 
     @property
     def sigma_e2_se(self) -> float:
-        return float(np.sqrt(max(self.cov[-1, -1], 0.0)))
+        return float(_sd(self.cov[-1, -1]))
 
     @property
     def delta(self):
@@ -136,7 +139,7 @@ class VarianceComponentFit:
     @property
     def h2_se(self):
         J = self._h2_jacobian()
-        return self._one(np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, self.cov, J), 0, None)))
+        return self._one(_sd(np.einsum("ij,jk,ik->i", J, self.cov, J)))
 
     @property
     def h2_total(self) -> float:
@@ -145,7 +148,7 @@ class VarianceComponentFit:
     @property
     def h2_total_se(self) -> float:
         g = self._h2_jacobian().sum(axis=0)
-        return float(np.sqrt(max(g @ self.cov @ g, 0.0)))
+        return float(_sd(g @ self.cov @ g))
 
     @property
     def beta_se(self) -> pd.Series:
@@ -240,7 +243,7 @@ class VarianceComponentFit:
         """
         rows: list[tuple[str, float, float]] = []
         names = ["V(G)"] if self.k == 1 else [f"V({c})" for c in self.components]
-        se = np.sqrt(np.clip(np.diag(self.cov), 0, None))
+        se = _sd(np.diag(self.cov))
         for j, n in enumerate(names):
             rows.append((n, self.sigma2[j], se[j]))
         rows.append(("V(e)", self.sigma_e2, se[-1]))
@@ -264,7 +267,7 @@ class VarianceComponentFit:
         return xr.Dataset(
             {
                 "sigma2": ("component", self.sigma2),
-                "sigma2_se": ("component", np.sqrt(np.clip(np.diag(self.cov), 0, None))),
+                "sigma2_se": ("component", _sd(np.diag(self.cov))),
                 "h2": ("component", np.append(h2, np.nan)),
                 "h2_se": ("component", np.append(np.atleast_1d(self.h2_se), np.nan)),
                 "beta": ("covariate", self.beta.values),
@@ -282,6 +285,15 @@ class VarianceComponentFit:
         ci = "" if self.h2_ci is None else (
             f"\nh2 95% profile-likelihood CI: [{self.h2_ci[0]:.4f}, {self.h2_ci[1]:.4f}]")
         return f"{head}\n{self.summary().to_string()}{ci}"
+
+
+def _sd(v):
+    """sqrt of a variance; NaN (not 0) for a negative one, which an information matrix that
+    is not positive definite gives: the delta method has no answer there."""
+    v = np.asarray(v, dtype=float)
+    with np.errstate(invalid="ignore"):
+        out = np.where(v >= 0, np.sqrt(np.abs(v)), np.nan)
+    return out if out.ndim else float(out)
 
 
 # ----------------------------------------------------------------------------- spectral
@@ -489,10 +501,13 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
                        components=tuple(component_names) if component_names else ("G",))
         if method != "brent":
             raise InputError(f"a precomputed decomposition is fitted by 'brent', not {method!r}")
+        check_data(data.y, data.X)
         return _fit_spectral(data, dec, reml_)
     data = prepare(y, K, X, component_names=component_names)
     if not data.Ks:
         raise InputError("no kernel K given; use bayeslmm.ols for the linear model")
+    check_data(data.y, data.X, data.Ks)
+    check_kernels(data.Ks, data.components)
     if method == "brent":
         if len(data.Ks) != 1:
             raise InputError("method 'brent' (spectral) needs exactly one kernel; use 'ai', "
@@ -503,6 +518,23 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
         # One eigvalsh per kernel: the dense path has no decomposition to check PSD on.
         check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j])
     return _fit_dense(data, reml_, method, constrain, tol, max_iter)
+
+
+def _flag(fit: VarianceComponentFit) -> VarianceComponentFit:
+    """Mark a one-kernel fit whose h2 is not identifiable: NaN SEs, a reason, a warning."""
+    if fit.k != 1:
+        return fit
+    d = fit.decomposition
+    if d is not None:
+        reason = not_identifiable(fit.data.X, U=d.U, S=d.S, reml=fit.reml)
+    else:
+        reason = not_identifiable(fit.data.X, K=fit.data.Ks[0], reml=fit.reml)
+    if reason is None:
+        return fit
+    warnings.warn(f"h2 is not identifiable: {reason}; its value is arbitrary and its SE is "
+                  "NaN", IdentifiabilityWarning, stacklevel=3)
+    return replace(fit, cov=np.full_like(fit.cov, np.nan), h2_ci=None,
+                   not_identifiable=reason)
 
 
 def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: float = 1e-9,
@@ -542,11 +574,11 @@ def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: flo
     >>> 0 <= fit.h2 <= 1
     True
     """
-    return _fit(y, K, X, True, method, constrain, tol, max_iter, component_names)
+    return _flag(_fit(y, K, X, True, method, constrain, tol, max_iter, component_names))
 
 
 def ml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: float = 1e-9,
        max_iter: int = 10_000, component_names: Sequence[str] | None = None
        ) -> VarianceComponentFit:
     """Maximum likelihood fit (notes eq. 48); same arguments as :func:`reml`."""
-    return _fit(y, K, X, False, method, constrain, tol, max_iter, component_names)
+    return _flag(_fit(y, K, X, False, method, constrain, tol, max_iter, component_names))

@@ -125,6 +125,8 @@ def decompose(K, *, psd_tol: float = 1e-6, rank_tol: float | None = None,
     Decomposition
     """
     labels = labels_of(K) if samples is None else np.asarray(samples).astype(str)
+    if np.iscomplexobj(getattr(K, "values", K)):
+        raise KernelError(f"{name} is complex; a kernel must be real")
     Karr = np.asarray(K.values if hasattr(K, "values") and not isinstance(K, np.ndarray) else K,
                       dtype=np.float64)
     if not validated:

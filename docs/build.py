@@ -39,6 +39,8 @@ def build(out: Path) -> list[Path]:
                "bayeslmm.summaries", "bayeslmm.plots", "bayeslmm.cli", "bayeslmm.datasets",
                "bayeslmm.errors", "bayeslmm.multitrait", "bayeslmm.multitrait_likelihood",
                "bayeslmm.multitrait_plots", "bayeslmm.bayes.multitrait_models",
+               "bayeslmm.errors", "bayeslmm.filters", "bayeslmm.identifiability",
+               "bayeslmm.interrupts", "bayeslmm.cli_checks",
                "!bayeslmm.datasets.make_demo"]
     pdoc.pdoc(*modules, output_directory=out / "api")
     written.append(out / "api" / "bayeslmm.html")

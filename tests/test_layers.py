@@ -23,6 +23,8 @@ LAYERS = {
     "bayeslmm.io.multitrait_reports": 8,
     "bayeslmm.io": 1,
     "bayeslmm.data": 2,
+    "bayeslmm.identifiability": 2,
+    "bayeslmm.filters": 2,
     "bayeslmm.genotypes": 2,
     "bayeslmm.spectral": 3,
     "bayeslmm.covariance": 4,
@@ -40,6 +42,8 @@ LAYERS = {
     "bayeslmm.datasets": 8,
     "bayeslmm.plots": 8,
     "bayeslmm.cli": 9,
+    "bayeslmm.cli_checks": 9,
+    "bayeslmm.interrupts": 9,
 }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslmm.errors import InputError
 from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
 
 __all__ = ["Comparison", "compare"]
@@ -93,6 +94,39 @@ class Comparison:
                 f"{self.agreement()}")
 
 
+def _check_compare_inputs(fit, posterior) -> None:
+    """Types, and that the posterior was sampled on the fit's data (its observed values)."""
+    from bayeslmm.reml import VarianceComponentFit
+
+    if not isinstance(fit, VarianceComponentFit):
+        raise InputError(f"compare() needs a REML/ML fit (bayeslmm.reml) first, got "
+                         f"{type(fit).__name__}")
+    if not isinstance(posterior, xr.DataTree | xr.Dataset):
+        raise InputError(f"compare() needs the posterior DataTree of bayeslmm.sample, got "
+                         f"{type(posterior).__name__}")
+    tree = posterior if isinstance(posterior, xr.DataTree) else None
+    post = tree["posterior"] if tree is not None and "posterior" in tree.children else posterior
+    if "h2" not in post.data_vars:
+        raise InputError("the posterior has no 'h2' draws; give the result of "
+                         "bayeslmm.sample on a bayeslmm model")
+    if tree is None or "observed_data" not in tree.children:
+        return
+    obs = tree["observed_data"]
+    if "y" in obs.data_vars:
+        mine, theirs = fit.data.y, obs["y"].to_numpy().ravel()
+    elif "y_rot" in obs.data_vars and fit.decomposition is not None:
+        # U'y, up to the sign of each eigenvector: compare the sorted absolute values.
+        mine = np.abs(fit.decomposition.U.T @ fit.data.y)
+        theirs = np.abs(obs["y_rot"].to_numpy().ravel())
+    else:
+        return
+    if mine.shape != theirs.shape or not np.allclose(np.sort(mine), np.sort(theirs),
+                                                     rtol=1e-6, atol=1e-9 * np.abs(mine).max()):
+        raise InputError(f"the posterior was sampled on other data than the fit ({theirs.size} "
+                         f"observed values vs the fit's {mine.size}, or different values); "
+                         "sample the model of the same y, K and X")
+
+
 def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
             quadrature: xr.Dataset | None = None) -> Comparison:
     """Compare a REML fit (empirical Bayes) with a full posterior of the same model.
@@ -114,6 +148,7 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
     -------
     Comparison
     """
+    _check_compare_inputs(fit, posterior)
     post = posterior
     if isinstance(post, xr.DataTree) and "posterior" in post.children:
         post = post["posterior"]

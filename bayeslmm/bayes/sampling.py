@@ -77,8 +77,11 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         ``posterior.attrs`` (``n_divergences``, ``max_rhat``, ``min_ess_bulk``).
     """
     if not isinstance(model, pm.Model):
-        raise InputError(f"sample() needs a pymc.Model (e.g. from bayeslmm.models), got "
-                         f"{type(model).__name__}")
+        raise InputError(f"sample() needs a pymc.Model (from bayeslmm.bayes.marginal_grm, "
+                         f"random_effects or fixed_effects), got {type(model).__name__}")
+    for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise InputError(f"{name} must be an integer, got {v!r}")
     if random_seed is not None:
         if seed is not None and seed is not random_seed and seed != random_seed:
             raise InputError("give seed= or random_seed=, not two different seeds")
@@ -148,9 +151,16 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
     if compiled is None:
         compiled = nutpie.compile_pymc_model(model)
     t0 = time.perf_counter()
-    idata = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
-                          cores=cores, seed=seed, save_warmup=False,
-                          progress_bar=progressbar, **nuts)
+    running = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
+                            cores=cores, seed=seed, save_warmup=False,
+                            progress_bar=progressbar, blocking=False, **nuts)
+    try:
+        idata = running.wait()
+    except BaseException:
+        # nutpie's blocking call turns Ctrl-C into the partial trace drawn so far (chains
+        # NaN-padded); a stopped sampler must not pass for a posterior, so stop and re-raise.
+        running.cancel()
+        raise
     patch_nutpie_idata(idata, model, sampling_time=time.perf_counter() - t0)
     return idata
 
@@ -193,6 +203,15 @@ def _free_names(idata: xr.DataTree) -> list[str]:
     return keep
 
 
+def _min_max(ess, rh, out: dict) -> None:
+    if ess is not None:
+        ess_vals = np.concatenate([np.ravel(v.values) for v in ess.data_vars.values()])
+        out["min_ess_bulk"] = float(np.nanmin(ess_vals))
+        if rh is not None:
+            rh_vals = np.concatenate([np.ravel(v.values) for v in rh.data_vars.values()])
+            out["max_rhat"] = float(np.nanmax(rh_vals))
+
+
 def check_diagnostics(idata: xr.DataTree, *, warn: bool = True) -> dict[str, float | int]:
     """R-hat (rank-normalised), bulk ESS and divergences of the scalar-ish parameters.
 
@@ -211,12 +230,9 @@ def check_diagnostics(idata: xr.DataTree, *, warn: bool = True) -> dict[str, flo
         warnings.filterwarnings("ignore", message="Found dimension named 'sample'")
         ess = azs.ess(idata, var_names=names, method="bulk") if names else None
         rh = azs.rhat(idata, var_names=names) if names and n_chains > 1 else None
-    if ess is not None:
-        ess_vals = np.concatenate([np.ravel(v.values) for v in ess.data_vars.values()])
-        out["min_ess_bulk"] = float(np.nanmin(ess_vals))
-        if rh is not None:
-            rh_vals = np.concatenate([np.ravel(v.values) for v in rh.data_vars.values()])
-            out["max_rhat"] = float(np.nanmax(rh_vals))
+        # All NaN (one draw): reported below as "could not be computed", not as numpy noise.
+        warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
+        _min_max(ess, rh, out)
     problems = []
     if out["n_divergences"]:
         problems.append(f"{out['n_divergences']} divergent transitions (raise target_accept "
@@ -227,6 +243,10 @@ def check_diagnostics(idata: xr.DataTree, *, warn: bool = True) -> dict[str, flo
     if np.isfinite(out["min_ess_bulk"]) and out["min_ess_bulk"] < ESS_PER_CHAIN_MIN * n_chains:
         problems.append(f"bulk ESS as low as {out['min_ess_bulk']:.0f} < "
                         f"{ESS_PER_CHAIN_MIN * n_chains} (draw more)")
+    if names and not np.isfinite(out["min_ess_bulk"]):
+        problems.append("bulk ESS could not be computed (too few draws; draw more)")
+    if names and n_chains > 1 and not np.isfinite(out["max_rhat"]):
+        problems.append("R-hat could not be computed (too few draws; draw more)")
     if warn and problems:
         warnings.warn("unreliable posterior: " + "; ".join(problems), SamplingWarning,
                       stacklevel=3)

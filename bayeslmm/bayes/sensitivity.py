@@ -192,11 +192,14 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         fit = y
     elif isinstance(K, VarianceComponentFit):
         fit = K
-        y_arr = np.asarray(getattr(y, "values", y), dtype=np.float64).reshape(-1)
-        if y_arr.shape != fit.data.y.shape or not np.allclose(y_arr, fit.data.y):
-            raise InputError(
-                f"y ({y_arr.size} values) is not the phenotype the fit was made with "
-                f"({fit.data.y.size}); give the fit alone: prior_sensitivity(fit, priors=...)")
+        n_y = np.size(y) if y is not None else fit.N
+        if n_y != fit.N:
+            raise InputError(f"y has {n_y} values but the fit was made on {fit.N} samples; "
+                             "give the fit alone: prior_sensitivity(fit, priors=...)")
+        if y is not None and not np.allclose(np.asarray(getattr(y, "values", y), dtype=float),
+                                             fit.data.y, equal_nan=True):
+            raise InputError("y differs from the phenotype the fit was made on; give the fit "
+                             "alone: prior_sensitivity(fit, priors=...)")
     elif K is None:
         raise InputError("give a kernel K (or a REML fit) with y")
     else:

@@ -199,17 +199,18 @@ def read_grm_ids(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.exists():
         raise FileFormatError(f"GRM ID file '{path}' does not exist")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise FileFormatError(
-                    f"GRM ID file '{path}', line {lineno}: expected 2 fields (FID IID), "
-                    f"found {len(parts)}"
-                )
-            rows.append(parts)
+    from bayeslmm.io.text import read_lines
+
+    for lineno, line in enumerate(read_lines(path, "GRM ID"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise FileFormatError(
+                f"GRM ID file '{path}', line {lineno}: expected 2 fields (FID IID), "
+                f"found {len(parts)}"
+            )
+        rows.append(parts)
     ids = pd.DataFrame(rows, columns=["fid", "iid"], dtype=str)
     lab = _labels(ids)
     u, c = np.unique(lab.astype(str), return_counts=True)

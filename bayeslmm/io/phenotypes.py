@@ -29,6 +29,7 @@ import xarray as xr
 
 from bayeslmm.errors import AlignmentError, FileFormatError, InputError
 from bayeslmm.io.grm_files import GRM
+from bayeslmm.io.text import read_lines
 
 __all__ = [
     "MISSING_TOKENS",
@@ -82,21 +83,34 @@ def _read_table(
         raise FileFormatError(f"{what} file '{path}' does not exist")
     rows: list[list[str]] = []
     linenos: list[int] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if parts:
-                rows.append(parts)
-                linenos.append(lineno)
+    # UTF-8 with a byte-order mark removed; other encodings are one clear error.
+    for lineno, line in enumerate(read_lines(path, what), 1):
+        parts = line.split()
+        if parts:
+            rows.append(parts)
+            linenos.append(lineno)
     if not rows:
         raise FileFormatError(f"{what} file '{path}' is empty")
     first = rows[0]
     if header is None:
-        id_like = first[0].lower() in _FID_NAMES and first[1].lower() in _IID_NAMES
+        id_like = (len(first) >= 2 and first[0].lower() in _FID_NAMES
+                   and first[1].lower() in _IID_NAMES)
         values = first[2:]
-        header = id_like or (
+        from_values = not id_like and (
             numeric and len(values) > 0 and all(_to_float(v) is None for v in values)
         )
+        header = id_like or from_values
+        if from_values:
+            # Not silent: a sample whose values are all typos would otherwise vanish.
+            log.warning(
+                "%s file '%s': line %d ('%s') is read as a header because none of its values "
+                "is a number; if it is a sample, correct its values (or write the header as "
+                "'FID IID ...')",
+                what,
+                path,
+                linenos[0],
+                " ".join(first)[:80],
+            )
     names = None
     if header:
         names = first[2:]
@@ -146,7 +160,20 @@ def _numeric_column(t: _Table, j: int, what: str) -> np.ndarray:
                 "nan or '.'"
             )
         out[k] = v
+    # -9 is PLINK's and GCTA's missing value; say so, since it can also be a real value.
+    n9 = sum(_is_float(r[2 + j], -9.0) for r in t.rows)
+    if n9:
+        col = t.names[j] if t.names else f"column {3 + j}"
+        log.info("%s file '%s' (%s): %d value(s) -9 read as missing (PLINK/GCTA convention)",
+                 what, t.path, col, n9)
     return out
+
+
+def _is_float(tok: str, value: float) -> bool:
+    try:
+        return float(tok) == value
+    except ValueError:
+        return False
 
 
 def _names(t: _Table, prefix: str) -> list[str]:

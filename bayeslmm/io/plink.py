@@ -70,11 +70,15 @@ def _prefix(path: str | os.PathLike[str]) -> Path:
 
 
 def _read_table(path: Path, ncol: int, what: str, extra_ok: bool = False) -> pd.DataFrame:
-    if not path.exists():
-        raise FileFormatError(f"{what} file '{path}' does not exist")
+    from io import StringIO
+
+    from bayeslmm.io.text import read_text
+
+    # Decoded here, not by pandas, which reports a non-UTF-8 byte as an "empty" file.
+    text = read_text(path, what)
     try:
         df = pd.read_csv(
-            path,
+            StringIO(text),
             sep=r"\s+",
             header=None,
             dtype=str,
@@ -261,6 +265,47 @@ def _check_bed(bed: Path, n: int, p: int) -> None:
             f"PLINK .bed file '{bed}' has {size} bytes but {n} samples (.fam) and "
             f"{p} variants (.bim) need {expected}; the fileset is truncated or mismatched"
         )
+    _check_padding(bed, n, p)
+
+
+#: fewest variants for which "homozygous A1 everywhere" is taken as a .fam line too many
+PADDING_MIN_VARIANTS = 100
+
+
+def _check_padding(bed: Path, n: int, p: int) -> None:
+    """Use PLINK's padding bits to catch a ``.fam`` with one line too few or too many.
+
+    Each variant takes ceil(n / 4) bytes; when n is not a multiple of 4 the last byte has
+    unused 2-bit slots, which PLINK (and bed-reader) write as 00. A line missing from the
+    ``.fam`` (anywhere: every later sample shifts) leaves the last real sample in those
+    slots, so they are non-zero; a line too many reads the zero padding as a sample that is
+    homozygous A1 (code 00) at every variant. Only a change of n that keeps ceil(n / 4)
+    reaches here; the byte count catches the others.
+    """
+    if p == 0 or n == 0:
+        return
+    bpr = (n + 3) // 4
+    last = np.memmap(bed, dtype=np.uint8, mode="r", offset=3, shape=(p, bpr))[:, -1]
+    last = np.array(last)  # small: one byte per variant; no memmap left open
+    used = n % 4 or 4
+    if used < 4:
+        pad = last >> (2 * used)
+        bad = int(np.count_nonzero(pad))
+        if bad:
+            raise FileFormatError(
+                f"PLINK .bed file '{bed}' holds genotypes beyond the {n} samples of its .fam "
+                f"(non-zero padding bits at {bad} of {p} variants): the .fam has fewer lines "
+                "than the .bed was written for (a sample line missing?)"
+            )
+    if p >= PADDING_MIN_VARIANTS and used >= 2:
+        code_last = (last >> (2 * (used - 1))) & 3
+        code_prev = (last >> (2 * (used - 2))) & 3
+        if not code_last.any() and np.count_nonzero(code_prev) >= 0.1 * p:
+            raise FileFormatError(
+                f"PLINK .bed file '{bed}': the last .fam sample is homozygous A1 at all {p} "
+                "variants, which is what the .bed's zero padding reads as: the .fam has "
+                "more lines than the .bed was written for (a line added?)"
+            )
 
 
 def read_plink(

@@ -129,17 +129,46 @@ class StagedOutputs:
         write(str(tmp_prefix))
         return targets
 
+    @property
+    def destinations(self) -> list[Path]:
+        """The files that :meth:`commit` will create or replace."""
+        return [dest for tmp, dest in self._pending if tmp != dest]
+
     def commit(self) -> list[Path]:
-        """Rename every staged file into place; return the destinations."""
-        dirs = []
+        """Rename every staged file into place; return the destinations.
+
+        All or nothing: an existing destination is first moved aside, and if any rename
+        fails (or the run is interrupted meanwhile) the files already renamed are removed
+        and the ones moved aside are put back, so the folder is as it was before the run.
+        """
+        files = [(tmp, dest) for tmp, dest in self._pending if tmp != dest]
+        dirs = [tmp for tmp, dest in self._pending if tmp == dest]
+        for _, dest in files:
+            if dest.is_dir():
+                self.abort()
+                raise InputError(f"cannot write '{dest}': a folder of that name exists")
         mode = ordinary_file_mode()
-        for tmp, dest in self._pending:
-            if tmp == dest:
-                dirs.append(tmp)
-                continue
-            os.chmod(tmp, mode)
-            os.replace(tmp, dest)
-            self.committed.append(dest)
+        moved: list[tuple[Path, Path]] = []  # (backup, dest)
+        done: list[Path] = []
+        try:
+            for tmp, dest in files:
+                os.chmod(tmp, mode)
+                if dest.exists() or dest.is_symlink():
+                    bak = tmp.with_name(f"{tmp.name}.old")
+                    os.replace(dest, bak)
+                    moved.append((bak, dest))
+                os.replace(tmp, dest)
+                done.append(dest)
+        except BaseException:
+            for dest in done:
+                dest.unlink(missing_ok=True)
+            for bak, dest in moved:
+                os.replace(bak, dest)
+            self.abort()
+            raise
+        for bak, _ in moved:
+            bak.unlink(missing_ok=True)
+        self.committed.extend(done)
         for d in dirs:
             _rmtree_quiet(d)
         self._pending.clear()
@@ -183,6 +212,14 @@ def write_text(path: str | os.PathLike[str], text: str,
 
 
 # ----------------------------------------------------------------------------- GCTA files
+def fmt_number(x: float) -> str:
+    """GCTA's fixed 6 decimals for ordinary values; 6 significant digits in scientific
+    notation for tiny or huge ones, which %.6f would print as 0.000000 or 20 digits."""
+    if not np.isfinite(x) or x == 0 or 1e-3 <= abs(x) < 1e7:
+        return f"{x:.6f}"
+    return f"{x:.6e}"
+
+
 def hsq_text(fit: VarianceComponentFit) -> str:
     """The fit's summary as the text of a GCTA ``.hsq`` file (tab-separated; also
     ``fit.to_hsq()``)."""
@@ -190,10 +227,11 @@ def hsq_text(fit: VarianceComponentFit) -> str:
     for name, row in fit.summary().iterrows():
         if name in ("df", "n"):
             lines.append(f"{name}\t{int(row.Variance)}")
-        elif np.isnan(row.SE):
+        elif name in ("logL", "logL0", "LRT", "Pval"):
             lines.append(f"{name}\t{row.Variance:.6g}")
         else:
-            lines.append(f"{name}\t{row.Variance:.6f}\t{row.SE:.6f}")
+            # NaN SE (not identifiable) is written "nan", never 0.000000.
+            lines.append(f"{name}\t{fmt_number(row.Variance)}\t{fmt_number(row.SE)}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,176 @@
+"""Checks of a command line run made before any work and before its files are committed.
+
+* :func:`check_args`: every number and the output prefix, before a file is read, so that a
+  typo costs no time (``--seed -1``, ``--draws 0``, ``--out results/``...).
+* :func:`input_files` and :func:`check_overwrites`: no output may replace an input file
+  (``--pheno x.hsq --out x`` would otherwise overwrite the phenotype with the results).
+* :func:`stale_outputs`: files named like bayeslmm's outputs with this prefix that the run
+  does not rewrite (a ``.snp.blp`` of an earlier ``blup --bfile`` next to a new ``.hsq``), so
+  that the log can say they do not belong to these results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from bayeslmm.errors import InputError
+
+__all__ = ["COMMAND_OUTPUTS", "SEED_MAX", "check_args", "check_overwrites", "input_files",
+           "stale_outputs"]
+
+#: largest --seed: numpy's SeedSequence takes any size, but samplers and peers take 32 bits
+SEED_MAX = 2**32 - 1
+
+_GRM = (".grm.bin", ".grm.N.bin", ".grm.id")
+_POSTERIOR = (".hsq", ".posterior.nc", ".posterior.tsv", ".h2.png")
+#: suffixes each command may write after its prefix (LOCO GRMs and per-test tables aside)
+COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "grm": _GRM,
+    "reml": (".hsq",),
+    "blup": (".hsq", ".indi.blp", ".snp.blp"),
+    "assoc": (".assoc.tsv", ".exact.assoc.tsv", ".grammar.assoc.tsv",
+              ".grammar-gamma.assoc.tsv"),
+    "sample": _POSTERIOR,
+    "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
+    "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
+    "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
+}
+
+_OUTPUT_NAME = re.compile(
+    r"\.(hsq|indi\.blp|snp\.blp|((exact|grammar|grammar-gamma)\.)?assoc\.tsv"
+    r"|posterior\.(nc|tsv)|h2\.png|compare\.(tsv|png)|sensitivity\.(tsv|png)|report\.txt"
+    r"|log|(loco-chr[^./]+\.)?grm\.(bin|N\.bin|id))$")
+
+
+def _need(cond: bool, msg: str) -> None:
+    if not cond:
+        raise InputError(msg)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Check the numbers and the output prefix of a parsed command line.
+
+    Raises
+    ------
+    InputError
+        Naming the flag, the value given and what is allowed.
+    """
+    a = vars(args)
+    for name in ("draws", "chains"):
+        if a.get(name) is not None:
+            _need(a[name] >= 1, f"--{name} must be at least 1, got {a[name]}")
+    if a.get("tune") is not None:
+        _need(a["tune"] >= 0, f"--tune must be 0 or more, got {a['tune']}")
+    if a.get("seed") is not None:
+        _need(0 <= a["seed"] <= SEED_MAX,
+              f"--seed must be an integer from 0 to 2^32 - 1 = {SEED_MAX}, got {a['seed']}")
+    if a.get("threads") is not None:
+        _need(a["threads"] >= 1, f"--threads must be at least 1, got {a['threads']}")
+    if a.get("mpheno") is not None:
+        _need(a["mpheno"] >= 1, f"--mpheno is 1-based and must be at least 1, got "
+                                f"{a['mpheno']}")
+    if a.get("maf") is not None:
+        _need(0.0 <= a["maf"] <= 0.5, f"--maf must be in [0, 0.5], got {a['maf']}")
+    if a.get("geno") is not None:
+        _need(0.0 <= a["geno"] <= 1.0, f"--geno must be in [0, 1], got {a['geno']}")
+    _check_out(args)
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    out = args.out
+    _need(bool(out and out.strip()), "--out is empty; give an output prefix, e.g. "
+                                     "--out results/run1")
+    p = Path(out)
+    if args.command == "demo":  # --out is a folder there
+        _need(not p.exists() or p.is_dir(), f"--out '{out}' is a file; the demo writes its "
+                                            "files into a folder")
+        return
+    _need(not out.endswith(("/", os.sep)),
+          f"--out '{out}' ends in '/': it is the start of the output file names (e.g. "
+          f"--out {out}run1 writes {out}run1.hsq), not a folder")
+    _need(not p.is_dir(), f"--out '{out}' is a folder; give a prefix inside it, e.g. "
+                          f"--out {p / 'run1'}")
+    _need(p.parent == Path("") or p.parent.is_dir(),
+          f"output folder '{p.parent}' does not exist (from --out {out})")
+    inputs = input_files(args)
+    for f in inputs:
+        if _same(p, f):
+            raise InputError(f"--out '{out}' is the input file '{f}'; outputs are named "
+                             f"'{out}.hsq' etc., give a prefix that is not an input file")
+    for sfx in (*COMMAND_OUTPUTS.get(args.command, ()), ".log"):
+        for f in inputs:
+            if _same(Path(f"{out}{sfx}"), f):
+                raise InputError(f"this run writes '{out}{sfx}', which is the input file "
+                                 f"'{f}'; choose another --out")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def input_files(args: argparse.Namespace) -> list[Path]:
+    """Every existing input file of a parsed command line (PLINK and GRM filesets expanded,
+    the GRMs an ``--mgrm`` file lists included)."""
+    a = vars(args)
+    files: list[Path] = []
+    if a.get("bfile"):
+        pre = re.sub(r"\.(bed|bim|fam)$", "", a["bfile"])
+        files += [Path(f"{pre}{s}") for s in (".bed", ".bim", ".fam")]
+    grms = [a["grm"]] if a.get("grm") else []
+    if a.get("mgrm"):
+        files.append(Path(a["mgrm"]))
+        try:
+            with open(a["mgrm"], encoding="utf-8", errors="replace") as fh:
+                grms += [ln.strip() for ln in fh if ln.strip()]
+        except OSError:
+            pass  # reported by the reader
+    for g in grms:
+        files += [Path(f"{g}{s}") for s in _GRM]
+    for name in ("pheno", "covar", "qcovar", "keep", "remove", "extract", "exclude"):
+        if a.get(name):
+            files.append(Path(a[name]))
+    return [f for f in files if f.is_file()]
+
+
+def check_overwrites(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+    """Refuse to commit an output that is one of the input files."""
+    inputs = list(inputs)
+    for o in outputs:
+        for f in inputs:
+            if _same(Path(o), f):
+                raise InputError(f"output '{o}' would overwrite the input file '{f}'; choose "
+                                 "another --out")
+
+
+def stale_outputs(prefix: str | os.PathLike[str], written: Iterable[Path],
+                  inputs: Iterable[Path] = ()) -> list[Path]:
+    """Files named like a bayeslmm output of ``prefix`` that this run does not write.
+
+    Parameters
+    ----------
+    prefix : path
+        The run's output prefix.
+    written : iterable of path
+        The files the run writes.
+    inputs : iterable of path
+        Input files (a GRM read with ``--grm P --out P`` is not stale).
+    """
+    prefix = Path(prefix)
+    folder = prefix.parent if str(prefix.parent) else Path(".")
+    if not folder.is_dir():
+        return []
+    keep = {Path(p).resolve() for p in (*written, *inputs)}
+    name = prefix.name
+    out = []
+    for f in sorted(folder.iterdir()):
+        rest = f.name[len(name):] if f.name.startswith(name) else None
+        if rest and _OUTPUT_NAME.fullmatch(rest) and f.is_file() and f.resolve() not in keep:
+            out.append(f)
+    return out

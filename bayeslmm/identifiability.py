@@ -1,0 +1,155 @@
+"""When variance components cannot be estimated from the data, and saying so.
+
+The REML likelihood (notes 4.3.2) sees the data only through the N - M residual contrasts
+(I - H) y, H the projection on span(X). h2 is then not identifiable when
+
+* the kernel is invisible to those contrasts: (I - H) K (I - H) = 0, e.g. K = 1 1' with an
+  intercept in X (every sample equally related);
+* the kernel cannot be told from the residual: K proportional to I, so that
+  V = (sigma_g2 c + sigma_e2) I for every split of Vp;
+* one residual degree of freedom (N - M = 1) is left for two variance parameters.
+
+Such a fit is returned with a reason and NaN standard errors (never 0.000000), so a table
+does not present an arbitrary split of Vp as an estimate. With several kernels, two that are
+proportional to each other (``--mgrm`` listing one GRM twice), or one proportional to I
+(the residual's own kernel), make the AI matrix singular: that is an error naming them. So
+are values so large that their squares overflow (1e300), and covariates that fit y exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bayeslmm.errors import CollinearityError, InputError, KernelError
+
+__all__ = [
+    "MAX_ABS",
+    "MIN_SD",
+    "check_data",
+    "check_magnitude",
+    "check_kernels",
+    "not_identifiable",
+]
+
+#: largest |value| accepted in y, X and K: Vp^2 (the delta method's denominator) and
+#: N * value^2 must stay far below float64's 1.8e308
+MAX_ABS = 1e50
+#: smallest spread of y accepted: Vp^2 must stay far above float64's 2.2e-308
+MIN_SD = 1e-50
+_REL = 1e-8  # relative size below which a matrix or a residual counts as zero
+
+
+def check_magnitude(a: np.ndarray, what: str) -> None:
+    """Refuse |values| above :data:`MAX_ABS` in ``a`` (named ``what`` in the message)."""
+    m = float(np.max(np.abs(a))) if np.size(a) else 0.0
+    if m > MAX_ABS:
+        raise InputError(f"{what} has values as large as {m:.3g}; their squares overflow "
+                         f"(limit {MAX_ABS:g}): rescale it, e.g. to standard units")
+
+
+def check_data(y: np.ndarray, X: np.ndarray, Ks: Sequence[np.ndarray] = ()) -> None:
+    """Refuse values whose squares overflow, and covariates that fit y exactly.
+
+    Raises
+    ------
+    InputError
+        ``|y|``, ``|X|`` or ``|K|`` above :data:`MAX_ABS`.
+    CollinearityError
+        y lies in the span of X (residual sum of squares 0): nothing is left to split into
+        variance components.
+    """
+    for what, a in (("the phenotype y", y), ("the covariates X", X),
+                    *((f"the kernel K[{k}]" if len(Ks) > 1 else "the kernel K", K)
+                      for k, K in enumerate(Ks))):
+        check_magnitude(a, what)
+    sd = float(np.std(y))
+    if 0 < sd < MIN_SD:
+        raise InputError(f"the phenotype y varies only by about {sd:.3g}; squared variances "
+                         f"underflow (limit {MIN_SD:g}): rescale it, e.g. to standard units")
+    Q, _ = np.linalg.qr(X)
+    r = y - Q @ (Q.T @ y)
+    scale = float(np.sum((y - y.mean()) ** 2)) or float(np.sum(y**2))
+    if float(r @ r) <= 1e-20 * scale:
+        raise CollinearityError("the covariates fit the phenotype exactly (residual sum of "
+                                "squares 0): no variance is left to estimate; drop the "
+                                "covariate that is y itself or determines it")
+
+
+def check_kernels(Ks: Sequence[np.ndarray], names: Sequence[str]) -> None:
+    """With several kernels, refuse two proportional kernels and a kernel proportional to I.
+
+    Raises
+    ------
+    KernelError
+        Naming the kernels (e.g. an ``--mgrm`` file listing one GRM twice).
+    """
+    if len(Ks) < 2:
+        return
+    flat = [np.asarray(K, dtype=float).ravel() for K in Ks]
+    norms = [float(np.linalg.norm(f)) for f in flat]
+    N = Ks[0].shape[0]
+    for j, K in enumerate(Ks):
+        if norms[j] == 0:
+            raise KernelError(f"kernel '{names[j]}' is all zeros")
+        if _proportional_to_identity(K):
+            raise KernelError(f"kernel '{names[j]}' is proportional to the identity, the "
+                              "residual's own kernel: its variance cannot be told from "
+                              "sigma_e2; drop it")
+        for i in range(j):
+            cos = float(flat[i] @ flat[j]) / (norms[i] * norms[j])
+            if cos > 1 - 1e-10:
+                raise KernelError(f"kernels '{names[i]}' and '{names[j]}' are proportional "
+                                  f"({N} x {N}, cosine {cos:.12f}): their variances cannot "
+                                  "be told apart; give each GRM once")
+
+
+def _proportional_to_identity(K: np.ndarray) -> bool:
+    d = np.diag(K)
+    off = K - np.diag(d)
+    scale = float(np.max(np.abs(d))) if d.size else 0.0
+    return scale > 0 and float(np.ptp(d)) <= _REL * scale and \
+        float(np.max(np.abs(off))) <= _REL * scale
+
+
+def not_identifiable(X: np.ndarray, *, K: np.ndarray | None = None, U: np.ndarray | None = None,
+                     S: np.ndarray | None = None, reml: bool = True) -> str | None:
+    """Why h2 of a one-kernel model is not identifiable, or None when it is.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, M)
+        The fixed-effect design.
+    K : ndarray, optional
+        The kernel; or its economic decomposition ``U diag(S) U'``.
+    reml : bool
+        REML needs N - M >= 2 residual contrasts; ML needs N >= 2 observations.
+
+    Returns
+    -------
+    str or None
+        A one-line reason.
+    """
+    N, M = X.shape
+    df = N - M if reml else N
+    if df <= 1:
+        return (f"one {'residual degree of freedom (N - M = 1)' if reml else 'observation'} "
+                "cannot separate two variance components")
+    if K is not None:
+        S, U = np.linalg.eigh(np.asarray(K, dtype=float))
+        keep = S > 1e-10 * max(float(np.max(np.abs(S))), 1e-300)
+        S, U = S[keep], U[:, keep]
+    if S is None or U is None or S.size == 0:
+        return "the kernel is zero"
+    if S.size == N and float(np.ptp(S)) <= _REL * float(np.max(S)):
+        return ("the kernel is proportional to the identity, like the residual: any split of "
+                "Vp fits equally well")
+    # trace((I - H) K) = sum S - ||Q' U S^1/2||^2: zero when K lives in span(X).
+    Q, _ = np.linalg.qr(X)
+    B = (Q.T @ U) * np.sqrt(S)
+    visible = float(np.sum(S)) - float(np.sum(B * B))
+    if visible <= 1e-6 * float(np.sum(S)):
+        return ("the kernel lies in the span of the covariates (e.g. K = 1 1' with an "
+                "intercept: every sample equally related), so REML cannot see it")
+    return None

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from bayeslmm.errors import InputError
 
 __all__ = ["COMMAND_OUTPUTS", "SEED_MAX", "check_args", "check_overwrites", "input_files",
@@ -71,8 +73,8 @@ def check_args(args: argparse.Namespace) -> None:
     if a.get("threads") is not None:
         _need(a["threads"] >= 1, f"--threads must be at least 1, got {a['threads']}")
     if a.get("mpheno") is not None:
-        _need(a["mpheno"] >= 1, f"--mpheno is 1-based and must be at least 1, got "
-                                f"{a['mpheno']}")
+        for k in np.atleast_1d(a["mpheno"]):
+            _need(k >= 1, f"--mpheno is 1-based and must be at least 1, got {k}")
     if a.get("maf") is not None:
         _need(0.0 <= a["maf"] <= 0.5, f"--maf must be in [0, 0.5], got {a['maf']}")
     if a.get("geno") is not None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslmm.covariance import Covariates
 from bayeslmm.errors import InputError
 from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
 
@@ -115,8 +116,10 @@ def _check_compare_inputs(fit, posterior) -> None:
     if "y" in obs.data_vars:
         mine, theirs = fit.data.y, obs["y"].to_numpy().ravel()
     elif "y_rot" in obs.data_vars and fit.decomposition is not None:
-        # U'y, up to the sign of each eigenvector: compare the sorted absolute values.
-        mine = np.abs(fit.decomposition.U.T @ fit.data.y)
+        # U'y_r (y less its least-squares fit on X, as the model stores it), up to the sign
+        # of each eigenvector: compare the sorted absolute values.
+        y_r = Covariates.of(fit.data.X).residualize(fit.data.y)
+        mine = np.abs(fit.decomposition.U.T @ y_r)
         theirs = np.abs(obs["y_rot"].to_numpy().ravel())
     else:
         return

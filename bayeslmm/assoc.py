@@ -42,6 +42,7 @@ from bayeslmm.covariance import (
     SpectralCovariance,
     inverse_cholesky,
 )
+from bayeslmm.data import sample_index
 from bayeslmm.errors import AlignmentError, InputError
 from bayeslmm.genotypes import iter_variant_blocks
 from bayeslmm.reml import ml as ml_fit
@@ -235,26 +236,17 @@ def _meta_from(obj, P: int, given: dict) -> dict[str, np.ndarray]:
 
 
 def _sample_index(labels, fit_samples: np.ndarray, n_rows: int) -> np.ndarray | None:
-    """Rows of the genotype matrix in the fit's sample order (None = already aligned)."""
+    """Rows of the genotype matrix in the fit's sample order (None = already aligned), by
+    the package's one alignment rule (:func:`bayeslmm.data.sample_index`)."""
     N = len(fit_samples)
-    if labels is None:
-        if n_rows != N:
-            raise InputError(f"genotypes have {n_rows} samples but the fit has {N}; give "
-                             "labelled genotypes (xarray with a 'sample' coordinate) to align")
-        return None
-    labels = np.asarray(labels).astype(str)
-    if np.array_equal(labels, fit_samples):
-        return None
-    pos = {s: i for i, s in enumerate(labels)}
-    found = sum(s in pos for s in fit_samples)
-    if found == 0 and n_rows == N and all(s == str(i) for i, s in enumerate(fit_samples)):
-        return None  # the fit was unlabelled: positional
-    if found < N:
-        miss = next(s for s in fit_samples if s not in pos)
-        raise AlignmentError(
-            f"genotypes share {found} of the fit's {N} sample IDs; first missing fit ID is "
-            f"{miss!r}, first genotype ID is {labels[0]!r}")
-    return np.fromiter((pos[s] for s in fit_samples), dtype=np.intp, count=N)
+    if labels is None and n_rows != N:
+        raise InputError(f"genotypes have {n_rows} samples but the fit has {N}; give "
+                         "labelled genotypes (xarray with a 'sample' coordinate) to align")
+    have = None if labels is None else np.asarray(labels).astype(str)
+    if have is not None and len(have) != N and not set(fit_samples) & set(have):
+        raise AlignmentError(f"genotypes share 0 of the fit's {N} sample IDs; first fit ID is "
+                             f"{fit_samples[0]!r}, first genotype ID is {have[0]!r}")
+    return sample_index(np.asarray(fit_samples), have, "the genotypes")
 
 
 def _as_source(genotypes, fit_samples: np.ndarray, given: dict) -> _Source:

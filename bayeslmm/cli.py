@@ -71,6 +71,12 @@ def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
         g.add_argument("--grm", metavar="PREFIX", help="GCTA binary GRM (PREFIX.grm.bin/.N/.id)")
         g.add_argument("--mgrm", metavar="FILE",
                        help="file listing several GRM prefixes, one per line (GCTA)")
+        p.add_argument("--grm-cutoff", type=float, default=None, metavar="C",
+                       help="drop one of each pair of samples with GRM entry > C (GCTA's "
+                            "--grm-cutoff rule); an indefinite GRM is fitted as is otherwise")
+        p.add_argument("--grm-bend", action="store_true",
+                       help="bend the GRM(s) to PSD by GCTA's eigenvalue bending (negative "
+                            "eigenvalues made small positive, trace kept)")
     p.add_argument("--bfile", metavar="PREFIX",
                    help="PLINK fileset; the GRM is computed from it when no --grm is given")
     p.add_argument("--pheno", required=True, metavar="FILE", help="FID IID y1 y2 ...")
@@ -351,6 +357,7 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
         grms.append(g)
     for g in grms:
         log.info("GRM '%s': %d samples, %d SNPs.", g.label, g.N, g.M)
+    grms = _remedies(args, grms)
     y = read_phenotype(args.pheno, mpheno=args.mpheno)
     log.info("Read phenotype '%s' (column %d) of %d samples from '%s'; %d missing.",
              y.name, args.mpheno, len(y), args.pheno, int(y.isna().sum()))
@@ -379,6 +386,27 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
     K = kern[0].K if len(kern) == 1 else [g.K for g in kern]
     comp = ["G"] if len(kern) == 1 else [g.label or n for g, n in zip(kern, names, strict=True)]
     return Inputs(y=yk, X=X, K=K, names=comp, grms=kern, ds=ds, raw_grms=grms)
+
+
+def _remedies(args: argparse.Namespace, grms: list) -> list:
+    """GCTA's --grm-cutoff and bending, applied to the GRMs as read (kernel_remedies)."""
+    from bayeslmm.io import GRM
+    from bayeslmm.kernel_remedies import bend, relatedness_cutoff
+
+    cutoff = getattr(args, "grm_cutoff", None)
+    if cutoff is not None:
+        out = []
+        for g in grms:
+            keep = relatedness_cutoff(g.values, cutoff)  # logs what it removed
+            out.append(g.subset(np.flatnonzero(keep)))
+        grms = out
+    if getattr(args, "grm_bend", False):
+        out = []
+        for g in grms:
+            b = bend(g.values)  # logs the eigenvalues before and after
+            out.append(GRM.from_arrays(b.K, g.ids, n_snps=g.n_snps, M=g.M, label=g.label))
+        grms = out
+    return grms
 
 
 def _fit(args: argparse.Namespace, inp: Inputs):

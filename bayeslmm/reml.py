@@ -259,6 +259,10 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
     # ML likelihood grows without bound as h2 -> 1. Like GEMMA (lambda <= 1e5) the search then
     # stops at h2 = 1 - 1e-5, where that spike is negligible.
     upper = 1.0 if dec.full_rank else H2_MAX_SINGULAR
+    if dec.h2_max < 1.0:
+        # Indefinite K: V = Vp (h2 K + (1 - h2) I) is PD only for h2 < 1 / (1 - s_min); the
+        # likelihood falls to -inf at that bound, so the optimum is inside it.
+        upper = min(upper, dec.h2_max * (1.0 - 1e-9))
 
     def negll(h):
         return -float(model.profile(h, reml_).loglik[0])
@@ -481,7 +485,7 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
         # One eigvalsh per kernel: the dense path has no decomposition to check PSD on.
         from bayeslmm.spectral import _check_psd
 
-        _check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j])
+        _check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j], indefinite=True)
     return _fit_dense(data, reml_, method, constrain, tol, max_iter)
 
 

@@ -665,8 +665,11 @@ def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
         plots.close(sens.plot(p))
 
     staged.write_with(f"{prefix}.sensitivity.png", png)
+    # Once: the log (console and file) carries the table and the verdict; with --quiet the
+    # console shows no log, so the verdict goes to stdout instead.
     log.info("Prior sensitivity of h2:\n%s", repr(sens))
-    print(sens.verdict)
+    if args.quiet:
+        print(sens.verdict)
     return prefix
 
 

@@ -42,11 +42,15 @@ def brute_force(y, X, Ks):
     X = np.ones((len(y), 1)) if X is None else X
     g = np.linspace(0, 0.98, 15)
     pts = [(a, b) for a in g for b in g if a + b < 0.99]
-    ll = [profiled_reml(y, X, Ks, p) for p in pts]
-    start = pts[int(np.argmax(ll))]
-    r = optimize.minimize(lambda h: -profiled_reml(y, X, Ks, h), start, method="L-BFGS-B",
-                          bounds=[(0, 0.99)] * 2, options={"ftol": 1e-15, "gtol": 1e-10})
-    return max(-r.fun, max(ll)), r.x
+    ll = np.array([profiled_reml(y, X, Ks, p) for p in pts])
+    best_ll, best_h = -np.inf, None
+    for i in np.argsort(ll)[-3:]:  # Nelder-Mead (bounded) from the three best grid points
+        r = optimize.minimize(lambda h: -profiled_reml(y, X, Ks, h), pts[i],
+                              method="Nelder-Mead", bounds=[(0, 0.99)] * 2,
+                              options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 4000})
+        if -r.fun > best_ll:
+            best_ll, best_h = -r.fun, r.x
+    return best_ll, best_h
 
 
 @pytest.fixture(scope="module")

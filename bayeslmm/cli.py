@@ -63,6 +63,9 @@ def _qc(p: argparse.ArgumentParser) -> None:
                    help="drop SNPs with a missing-call rate above this")
     p.add_argument("--chr", nargs="+", default=None, metavar="C",
                    help="use SNPs on these chromosomes only")
+    p.add_argument("--include-nonautosomal", action="store_true",
+                   help="put SNPs on X/Y/XY/MT (23-26) in the GRM too; by default they are "
+                        "left out, as plink1.9 --make-grm-bin and GCTA --autosome do")
 
 
 def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
@@ -351,7 +354,8 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
         if ds is None:
             raise InputError("give a kernel: --grm PREFIX, --mgrm FILE or --bfile PREFIX")
         g = grm(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
-                progress=_progress(args))
+                progress=_progress(args),
+                autosome=not getattr(args, "include_nonautosomal", False))
         log.info("Computed the GRM from %d SNPs passing QC (maf >= %g, geno <= %g).",
                  g.M, args.maf, args.geno)
         grms.append(g)
@@ -434,7 +438,8 @@ def cmd_grm(args: argparse.Namespace, staged) -> Path:
     ds = read_plink(args.bfile)
     log.info("Read %d samples and %d variants from PLINK fileset '%s'.",
              ds.sizes["sample"], ds.sizes["variant"], args.bfile)
-    g = grm(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr, progress=_progress(args))
+    g = grm(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr, progress=_progress(args),
+            autosome=not getattr(args, "include_nonautosomal", False))
     log.info("GRM of %d samples from %d SNPs passing QC (maf >= %g, geno <= %g).", g.N, g.M,
              args.maf, args.geno)
     sfx = (".grm.bin", ".grm.N.bin", ".grm.id")

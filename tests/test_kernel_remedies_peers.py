@@ -34,10 +34,11 @@ def hlc(tmp_path_factory) -> dict:
          "-snps", str(d / "one.snp"), "-outdir", str(d), "-o", "lmm"], cwd=d)
     fam = pd.read_csv(d / "HLC.fam", sep=r"\s+", header=None, dtype=str)
     fam[[0, 1, 5]].to_csv(d / "HLC.phen", sep=" ", header=False, index=False)
-    # Our GRM by the command line, on GEMMA's SNP QC (maf >= 0.01, missing rate <= 0.05).
+    # Our GRM by the command line, on GEMMA's SNP QC (maf >= 0.01, missing rate <= 0.05),
+    # X included as GEMMA does.
     out = str(d / "ours")
     assert main(["grm", "--bfile", prefix, "--maf", "0.01", "--geno", "0.05", "--out", out,
-                 "--quiet"]) == 0
+                 "--include-nonautosomal", "--quiet"]) == 0
     return {"dir": d, "prefix": prefix, "kin": d / "kin.sXX.txt", "phen": d / "HLC.phen",
             "grm": out, "y": fam[5].astype(float).to_numpy(),
             "gemma": gemma_log_values(d / "lmm.log.txt")}
@@ -87,3 +88,19 @@ def test_cli_reml_runs_on_the_indefinite_hlc_grm(hlc, tmp_path):
     assert main(["reml", "--grm", grm_prefix, "--pheno", str(hlc["phen"]), "--out", out + "c",
                  "--grm-cutoff", "0.05", "--quiet"]) == 0
     assert "samples removed (GCTA's rule)" in Path(f"{out}c.log").read_text()
+
+
+def test_default_grm_equals_plink19_autosomes(hlc, tmp_path):
+    # plink1.9 --make-grm-bin leaves the 6,419 chromosome-23 (X) SNPs out; so do we by
+    # default. Missing genotypes make this a test of the per-pair counts too.
+    plink = require_tool("plink1.9")
+    run([plink, "--bfile", hlc["prefix"], "--make-grm-bin", "--nonfounders", "--threads",
+         "1", "--out", str(tmp_path / "plink")], cwd=tmp_path)
+    out = str(tmp_path / "ours")
+    assert main(["grm", "--bfile", hlc["prefix"], "--out", out, "--quiet"]) == 0
+    ours, ref = read_grm(out), read_grm(tmp_path / "plink")
+    assert ours.ids.equals(ref.ids)
+    np.testing.assert_allclose(ours.values, ref.values, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(ours.n_snps, ref.n_snps)
+    assert "6419 SNP(s) on non-autosomal chromosomes (23) left out" in \
+        Path(f"{out}.log").read_text()

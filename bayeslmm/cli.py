@@ -70,6 +70,9 @@ def _qc(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remove", metavar="FILE", help="leave out the samples listed (FID IID)")
     p.add_argument("--extract", metavar="FILE", help="use only the SNPs listed (one ID a line)")
     p.add_argument("--exclude", metavar="FILE", help="leave out the SNPs listed")
+    p.add_argument("--include-nonautosomal", action="store_true",
+                   help="put SNPs on X/Y/XY/MT (23-26) in the GRM too; by default they are "
+                        "left out, as plink1.9 --make-grm-bin and GCTA --autosome do")
 
 
 def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
@@ -78,6 +81,12 @@ def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
         g.add_argument("--grm", metavar="PREFIX", help="GCTA binary GRM (PREFIX.grm.bin/.N/.id)")
         g.add_argument("--mgrm", metavar="FILE",
                        help="file listing several GRM prefixes, one per line (GCTA)")
+        p.add_argument("--grm-cutoff", type=float, default=None, metavar="C",
+                       help="drop one of each pair of samples with GRM entry > C (GCTA's "
+                            "--grm-cutoff rule); an indefinite GRM is fitted as is otherwise")
+        p.add_argument("--grm-bend", action="store_true",
+                       help="bend the GRM(s) to PSD by GCTA's eigenvalue bending (negative "
+                            "eigenvalues made small positive, trace kept)")
     p.add_argument("--bfile", metavar="PREFIX",
                    help="PLINK fileset; the GRM is computed from it when no --grm is given")
     p.add_argument("--pheno", required=True, metavar="FILE", help="FID IID y1 y2 ...")
@@ -404,12 +413,14 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
         if ds is None:
             raise InputError("give a kernel: --grm PREFIX, --mgrm FILE or --bfile PREFIX")
         g = grm(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
-                progress=_progress(args))
+                progress=_progress(args),
+                autosome=not getattr(args, "include_nonautosomal", False))
         log.info("Computed the GRM from %d SNPs passing QC (maf >= %g, geno <= %g).",
                  g.M, args.maf, args.geno)
         grms.append(g)
     for g in grms:
         log.info("GRM '%s': %d samples, %d SNPs.", g.label, g.N, g.M)
+    grms = _remedies(args, grms)
     y = read_phenotype(args.pheno, mpheno=args.mpheno)
     log.info("Read phenotype '%s' (column %d) of %d samples from '%s'; %d missing.",
              y.name, args.mpheno, len(y), args.pheno, int(y.isna().sum()))
@@ -472,6 +483,27 @@ def _keep_remove(args: argparse.Namespace, y: pd.Series) -> pd.Series:
     return y[mask]
 
 
+def _remedies(args: argparse.Namespace, grms: list) -> list:
+    """GCTA's --grm-cutoff and bending, applied to the GRMs as read (kernel_remedies)."""
+    from bayeslmm.io import GRM
+    from bayeslmm.kernel_remedies import bend, relatedness_cutoff
+
+    cutoff = getattr(args, "grm_cutoff", None)
+    if cutoff is not None:
+        out = []
+        for g in grms:
+            keep = relatedness_cutoff(g.values, cutoff)  # logs what it removed
+            out.append(g.subset(np.flatnonzero(keep)))
+        grms = out
+    if getattr(args, "grm_bend", False):
+        out = []
+        for g in grms:
+            b = bend(g.values)  # logs the eigenvalues before and after
+            out.append(GRM.from_arrays(b.K, g.ids, n_snps=g.n_snps, M=g.M, label=g.label))
+        grms = out
+    return grms
+
+
 def _fit(args: argparse.Namespace, inp: Inputs):
     import bayeslmm
 
@@ -495,7 +527,8 @@ def cmd_grm(args: argparse.Namespace, staged) -> Path:
 
     prefix = _prefix(args.out)
     ds = _genotypes(args)
-    g = grm(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr, progress=_progress(args))
+    g = grm(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr, progress=_progress(args),
+            autosome=not getattr(args, "include_nonautosomal", False))
     log.info("GRM of %d samples from %d SNPs passing QC (maf >= %g, geno <= %g).", g.N, g.M,
              args.maf, args.geno)
     sfx = (".grm.bin", ".grm.N.bin", ".grm.id")
@@ -720,8 +753,11 @@ def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
         plots.close(sens.plot(p))
 
     staged.write_with(f"{prefix}.sensitivity.png", png)
+    # Once: the log (console and file) carries the table and the verdict; with --quiet the
+    # console shows no log, so the verdict goes to stdout instead.
     log.info("Prior sensitivity of h2:\n%s", repr(sens))
-    print(sens.verdict)
+    if args.quiet:
+        print(sens.verdict)
     return prefix
 
 

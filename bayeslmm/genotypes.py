@@ -342,6 +342,10 @@ def _select_variants(
     return np.flatnonzero(mask)
 
 
+# Sex chromosomes and mitochondria: names, and PLINK's human numeric codes.
+NON_AUTOSOMAL = ("X", "Y", "XY", "MT", "M", "23", "24", "25", "26")
+
+
 def _chrom_key(c: str) -> tuple[int, int | str]:
     return (0, int(c)) if c.isdigit() else (1, c)
 
@@ -434,6 +438,7 @@ def grm(
     chromosomes: Iterable[str | int] | None = None,
     allele_freq: np.ndarray | None = None,
     progress: bool | None = None,
+    autosome: bool = True,
 ) -> GRM:
     """GCTA's genomic relationship matrix, computed in blocks of SNPs.
 
@@ -469,6 +474,11 @@ def grm(
     progress : bool, optional
         Show a tqdm progress bar; default: only when there are at least
         ``PROGRESS_MIN_BLOCKS`` blocks.
+    autosome : bool, default True
+        Leave out SNPs on the sex chromosomes and mitochondria (codes ``X Y XY MT`` and
+        PLINK's human numbers 23-26), as ``plink1.9 --make-grm-bin`` does by default and
+        GCTA with ``--autosome``; their dosage differs between sexes. The count left out
+        is logged. Ignored when ``chromosomes`` is given.
 
     Returns
     -------
@@ -476,6 +486,14 @@ def grm(
         ``K``, the per-pair counts ``n_snps`` (``N_jk``), ``ids`` and ``M``.
     """
     ds = as_dataset(source)
+    if autosome and chromosomes is None:
+        chrom = ds["chrom"].to_numpy().astype(str)
+        non_auto = np.isin(np.char.upper(chrom), NON_AUTOSOMAL)
+        if non_auto.any():
+            log.info("GRM: %d SNP(s) on non-autosomal chromosomes (%s) left out, as PLINK "
+                     "does; autosome=False (--include-nonautosomal) keeps them.",
+                     int(non_auto.sum()), ", ".join(sorted(set(chrom[non_auto]))))
+            chromosomes = sorted(set(chrom[~non_auto]), key=_chrom_key)
     acc = _accumulate(
         ds,
         maf=maf,

@@ -145,10 +145,10 @@ def not_identifiable(X: np.ndarray, *, K: np.ndarray | None = None, U: np.ndarra
     if S.size == N and float(np.ptp(S)) <= _REL * float(np.max(S)):
         return ("the kernel is proportional to the identity, like the residual: any split of "
                 "Vp fits equally well")
-    # trace((I - H) K) = sum S - ||Q' U S^1/2||^2: zero when K lives in span(X).
+    # trace((I - H) K) = sum_i S_i (1 - |Q'u_i|^2): zero when K lives in span(X) (written
+    # per eigenvalue, so that an indefinite K's negative ones need no square root).
     Q, _ = np.linalg.qr(X)
-    B = (Q.T @ U) * np.sqrt(S)
-    visible = float(np.sum(S)) - float(np.sum(B * B))
+    visible = float(np.sum(S * (1.0 - np.sum((Q.T @ U) ** 2, axis=0))))
     if visible <= 1e-6 * float(np.sum(S)):
         return ("the kernel lies in the span of the covariates (e.g. K = 1 1' with an "
                 "intercept: every sample equally related), so REML cannot see it")

@@ -261,13 +261,15 @@ class DenseLMM(_ResidualSpace):
     """Several kernels: V = sum_k sigma_k K_k + sigma_e2 I on a :class:`DenseCovariance`,
     with the pieces of GCTA's AI, Fisher-scoring and EM algorithms (O(N^3) per value)."""
 
-    def __init__(self, cov: DenseCovariance, y: np.ndarray, X: np.ndarray):
+    def __init__(self, cov: DenseCovariance, y: np.ndarray, X: np.ndarray, reml: bool = True):
         super().__init__(y, X)
         self.cov = cov
+        self.reml = reml
 
-    def evaluate(self, sigma2: np.ndarray, reml: bool = True) -> dict | None:
+    def evaluate(self, sigma2: np.ndarray, reml: bool | None = None) -> dict | None:
         """Log-likelihood, P (or V^-1 for ML), P y, beta and (X'V^-1X)^-1 at ``sigma2``;
-        None where V is not positive definite."""
+        None where V is not positive definite. ``reml`` defaults to the model's."""
+        reml = self.reml if reml is None else reml
         f = self.cov.factor(sigma2)
         if f is None:
             return None

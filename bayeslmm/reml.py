@@ -315,6 +315,11 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
     # ML likelihood grows without bound as h2 -> 1. Like GEMMA (lambda <= 1e5) the search then
     # stops at h2 = 1 - 1e-5, where that spike is negligible.
     upper = 1.0 if dec.full_rank else H2_MAX_SINGULAR
+    h2_max = dec.rescaled(1.0 / c).h2_max  # in the search's unit, K / c
+    if h2_max < 1.0:
+        # Indefinite K: V = Vp (h2 K + (1 - h2) I) is PD only for h2 < 1 / (1 - s_min); the
+        # likelihood falls to -inf at that bound, so the optimum is inside it.
+        upper = min(upper, h2_max * (1.0 - 1e-9))
 
     def prof(h):
         return model.profile(h, reml_, scale=c)
@@ -405,60 +410,91 @@ def _profile_ci(prof, h2: float, ll: float, upper: float,
 # ----------------------------------------------------------------------------- dense
 def _fit_dense(data: LMMData, reml_: bool, algorithm: str, constrain: bool, tol: float,
                max_iter: int) -> VarianceComponentFit:
-    dense = DenseLMM(DenseCovariance(data.Ks, data.components), data.y, data.X)
+    """Dense AI / Fisher / EM REML with an active set for the non-negativity constraints.
+
+    A component whose step would take it below zero is fixed at (a floor of) zero and the
+    step is recomputed on the free components (projected Newton). Once the free components
+    have converged, the KKT conditions are checked as GCTA does: a fixed component whose
+    gradient is positive (the likelihood rises if it leaves zero) by more than ``GAIN_TOL``
+    of predicted log-likelihood is released and the iterations go on. ``converged`` means
+    the gradient conditions hold: predicted gain on the free components and from releasing
+    any fixed one both below ``GAIN_TOL``.
+    """
+    dense = DenseLMM(DenseCovariance(data.Ks, data.components), data.y, data.X, reml=reml_)
     k = len(data.Ks)
     r0 = data.y - data.X @ np.linalg.lstsq(data.X, data.y, rcond=None)[0]
     var0 = float(r0 @ r0 / (data.N - data.M))
     theta = np.full(k + 1, var0 / (k + 1))
     floor = 1e-6 * var0
-    ev = dense.evaluate(theta, reml_)
+    lower = np.where(np.arange(k + 1) == k, floor, floor * 1e-3)
+    ev = dense.evaluate(theta)
+    fixed = np.zeros(k + 1, dtype=bool)
     hist = []
     converged = False
-    step_kind = algorithm
     it = 0
+    n_released = 0
     for it in range(1, max_iter + 1):
         s = dense.score(ev)
         # GCTA starts AI/Fisher with one EM step, which is robust far from the optimum.
         kind = "em" if (algorithm == "em" or it == 1) else algorithm
-        if kind == "em":
-            step = 2 * theta**2 * s / data.N
-        else:
-            H = dense.ai(ev) if kind == "ai" else dense.fisher(ev)
-            step = np.linalg.solve(H, s)
-        new = theta + step
-        if constrain:
-            new = np.maximum(new, np.where(np.arange(k + 1) == k, floor, floor * 1e-3))
-        ev_new = dense.evaluate(new, reml_)
+        H = None if kind == "em" else (dense.ai(ev) if kind == "ai" else dense.fisher(ev))
+        step = _active_set_step(theta, s, H, fixed, lower, data.N, constrain)
+        new = _project(theta + step, fixed, lower, constrain)
+        ev_new = dense.evaluate(new)
         # Halve Newton-type steps that would lower the likelihood or leave V non-PD.
         halvings = 0
         while (ev_new is None or ev_new["ll"] < ev["ll"] - 1e-10) and halvings < 30 \
                 and kind != "em":
             step = step / 2
-            new = theta + step
-            if constrain:
-                new = np.maximum(new, floor * 1e-3)
-            ev_new = dense.evaluate(new, reml_)
+            new = _project(theta + step, fixed, lower, constrain)
+            ev_new = dense.evaluate(new)
             halvings += 1
         if ev_new is None:
             break
-        change = np.max(np.abs(new - theta)) / max(new.sum(), 1e-300)
+        if algorithm == "em" and ev_new["ll"] > ev["ll"]:
+            # EM crawls (linearly inside, as 1/t towards a zero component): extend its
+            # ascent direction by doubling while the likelihood rises (EM with a line
+            # search), projecting onto the constraints; a component reaching zero is fixed.
+            new, ev_new = _em_line_search(dense, theta, step, new, ev_new, fixed, lower,
+                                          constrain)
+        if algorithm == "em" and constrain:
+            # Its steps shrink as theta_j^2 near zero, so EM never arrives: try the boundary
+            # itself for a small component whose gradient points down; keep it if no worse.
+            jump = (~fixed) & (new < 1e-3 * new.sum()) & (dense.score(ev_new) < 0)
+            jump[k] = False
+            if jump.any():
+                trial = np.where(jump, lower, new)
+                ev_trial = dense.evaluate(trial)
+                if ev_trial is not None and ev_trial["ll"] >= ev_new["ll"] - 1e-12:
+                    new, ev_new = trial, ev_trial
+                    fixed |= jump
+        free = ~fixed
+        change = np.max(np.abs(new - theta)[free]) / max(new.sum(), 1e-300)
         dll = ev_new["ll"] - ev["ll"]
         hist.append({"iteration": it, "kind": kind, "loglik": ev_new["ll"],
+                     "fixed": ",".join(c for c, f in zip([*data.components, "e"], fixed,
+                                                         strict=True) if f),
                      **{f"sigma2_{c}": v for c, v in zip([*data.components, "e"], new,
                                                           strict=True)}})
         theta, ev = new, ev_new
         if change < tol and abs(dll) < 1e-8:
-            converged = True
+            gain_free, gain_fixed = _kkt_gains(dense, ev, fixed)
+            if constrain and fixed.any() and gain_fixed.max() > GAIN_TOL:
+                j = int(np.argmax(gain_fixed))  # release the most violated constraint
+                fixed[j] = False
+                n_released += 1
+                continue
+            converged = gain_free <= GAIN_TOL
             break
     history = pd.DataFrame(hist)
     if not converged:
         warnings.warn(
-            f"{step_kind.upper()} did not converge in {it} iterations; the last iterations "
-            f"were:\n{history.tail(5).to_string(index=False)}", ConvergenceWarning,
-            stacklevel=3)
+            f"{algorithm.upper()} did not converge in {it} iterations (the gradient "
+            f"conditions do not hold); the last iterations were:\n"
+            f"{history.tail(5).to_string(index=False)}", ConvergenceWarning, stacklevel=3)
     info = dense.fisher(ev) if algorithm == "fisher" else dense.ai(ev)
     cov = _safe_inv(info)
-    at_floor = theta[:-1] <= floor * 1.0001 if constrain else np.zeros(k, bool)
+    at_floor = fixed[:-1] if constrain else np.zeros(k, bool)
     boundary = "h2=0" if np.all(at_floor) else (
         "some sigma_g2=0" if np.any(at_floor) else None)
     null_data = LMMData(y=data.y, X=data.X, Ks=(), covariates=data.covariates,
@@ -471,6 +507,60 @@ def _fit_dense(data: LMMData, reml_: bool, algorithm: str, constrain: bool, tol:
         beta_cov=pd.DataFrame(ev["C"], index=names, columns=names), loglik=ev["ll"],
         loglik_null=ll_null, converged=converged, n_iter=it, boundary=boundary, h2_ci=None,
         history=history, data=data, model=dense)
+
+
+# Predicted log-likelihood gain (from a Newton step on the free components, or from
+# releasing one fixed at zero) below which the gradient conditions count as met.
+GAIN_TOL = 1e-6
+
+
+def _active_set_step(theta, s, H, fixed, lower, N, constrain) -> np.ndarray:
+    """Newton (AI/Fisher: H given) or EM step on the free components; a component the step
+    would take below its floor is fixed there and the step recomputed (projected Newton)."""
+    while True:
+        free = ~fixed
+        step = np.zeros_like(theta)
+        if H is None:
+            step[free] = 2 * theta[free] ** 2 * s[free] / N
+        else:
+            step[free] = np.linalg.solve(H[np.ix_(free, free)], s[free])
+        crossing = free & (theta + step < lower)
+        if not constrain or not crossing.any():
+            return step
+        fixed |= crossing  # in place: the caller's active set
+
+
+def _em_line_search(dense: DenseLMM, theta, step, new, ev_new, fixed, lower, constrain):
+    best, ev_best, alpha = new, ev_new, 1.0
+    for _ in range(20):
+        alpha *= 2
+        trial = _project(theta + alpha * step, fixed, lower, constrain)
+        ev_trial = dense.evaluate(trial)
+        if ev_trial is None or ev_trial["ll"] <= ev_best["ll"]:
+            break
+        best, ev_best = trial, ev_trial
+    if constrain:
+        fixed |= (best <= lower) & (step < 0)  # in place: the caller's active set
+    return best, ev_best
+
+
+def _project(theta, fixed, lower, constrain) -> np.ndarray:
+    if not constrain:
+        return theta
+    return np.where(fixed, lower, np.maximum(theta, lower))
+
+
+def _kkt_gains(dense: DenseLMM, ev, fixed) -> tuple[float, np.ndarray]:
+    """Predicted gains: s_f' H_ff^-1 s_f / 2 on the free set (H = AI), and for each fixed
+    component s_j^2 / (2 H_jj) when its gradient s_j is positive (else 0)."""
+    s = dense.score(ev)
+    H = dense.ai(ev)
+    free = ~fixed
+    sf = s[free]
+    gain_free = float(sf @ np.linalg.solve(H[np.ix_(free, free)], sf) / 2) if free.any() \
+        else 0.0
+    gain_fixed = np.where(fixed & (s > 0), s**2 / (2 * np.diag(H)), 0.0)
+    return gain_free, gain_fixed
 
 
 def _null_loglik(data: LMMData, reml_: bool) -> float:
@@ -516,7 +606,7 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
         return _fit_spectral(data, dec, reml_)
     for j, Kj in enumerate(data.Ks):
         # One eigvalsh per kernel: the dense path has no decomposition to check PSD on.
-        check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j])
+        check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j], indefinite=True)
     return _fit_dense(data, reml_, method, constrain, tol, max_iter)
 
 

@@ -14,6 +14,7 @@ and consumers need not know which case they hold.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,17 +24,21 @@ from bayeslmm.errors import InputError, KernelError
 
 __all__ = ["Decomposition", "check_psd", "decompose", "decompose_genotypes"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, eq=False)
 class Decomposition:
-    """Economic eigendecomposition K = U diag(S) U' with S > 0.
+    """Economic eigendecomposition K = U diag(S) U' with S != 0.
 
     Attributes
     ----------
     U : ndarray, shape (N, r)
         Orthonormal eigenvectors with non-zero eigenvalue.
     S : ndarray, shape (r,)
-        The positive eigenvalues (ascending, LAPACK's order).
+        The non-zero eigenvalues (ascending, LAPACK's order). Negative ones are kept for an
+        indefinite K (a GRM from missing genotypes); V = sigma_g2 K + sigma_e2 I is then
+        positive definite only for h2 < :attr:`h2_max`.
     N : int
         Number of samples; the complement has dimension N - r and eigenvalue 0.
     samples : ndarray of str or None
@@ -53,6 +58,14 @@ class Decomposition:
     @property
     def full_rank(self) -> bool:
         return self.rank == self.N
+
+    @property
+    def h2_max(self) -> float:
+        """Largest h2 with V = h2 K + (1 - h2) I positive semi-definite: 1 for a PSD K,
+        1 / (1 - s_min) when K's smallest eigenvalue s_min is negative (h2 s + 1 - h2 > 0
+        for every eigenvalue s)."""
+        s_min = float(self.S[0]) if self.S.size else 0.0
+        return 1.0 if s_min >= 0 else 1.0 / (1.0 - s_min)
 
     def reorder(self, index: np.ndarray) -> Decomposition:
         """The same decomposition with its rows (samples) taken in the order ``index``."""
@@ -89,12 +102,21 @@ class Decomposition:
         return np.concatenate([self.S, np.zeros(self.N - self.rank)])
 
 
-def check_psd(S: np.ndarray, psd_tol: float, name: str) -> float:
+def check_psd(S: np.ndarray, psd_tol: float, name: str, indefinite: bool = False) -> float:
     top = float(np.max(np.abs(S))) if S.size else 0.0
     low = float(S.min()) if S.size else 0.0
     if top == 0.0:
         raise KernelError(f"{name} is the zero matrix")
-    if low < -psd_tol * top:
+    if low < -psd_tol * top and indefinite:
+        # GCTA fits such a K: only V = sigma_g2 K + sigma_e2 I must be PD, which holds for
+        # h2 < 1 / (1 - s_min) (Decomposition.h2_max).
+        n_neg = int(np.sum(S < -psd_tol * top))
+        log.warning(
+            "%s is indefinite: %d eigenvalue(s) below zero, the smallest %.4g (largest %.4g); "
+            "V = sigma_g2 K + sigma_e2 I stays positive definite for h2 < %.6g, the range "
+            "searched. To make K PSD instead: --grm-cutoff (drop close relatives) or "
+            "--grm-bend (GCTA's bending)", name, n_neg, low, top, 1.0 / (1.0 - low))
+    elif low < -psd_tol * top:
         n_neg = int(np.sum(S < -psd_tol * top))
         raise KernelError(
             f"{name} is not positive semi-definite: {n_neg} eigenvalue(s) below zero, the "
@@ -104,16 +126,21 @@ def check_psd(S: np.ndarray, psd_tol: float, name: str) -> float:
 
 
 def decompose(K, *, psd_tol: float = 1e-6, rank_tol: float | None = None,
-              samples=None, name: str = "K", validated: bool = False) -> Decomposition:
-    """Eigendecompose a symmetric PSD kernel once (notes section 3).
+              samples=None, name: str = "K", validated: bool = False,
+              indefinite: bool = True) -> Decomposition:
+    """Eigendecompose a symmetric kernel once (notes section 3).
 
     Parameters
     ----------
     K : array_like, shape (N, N)
-        Symmetric positive semi-definite kernel (GRM, ZZ'/P, group indicators...).
+        Symmetric kernel (GRM, ZZ'/P, group indicators...), usually PSD.
     psd_tol : float
-        Eigenvalues below ``-psd_tol * max|eigenvalue|`` reject K as not PSD; smaller
-        negative ones are rounding and are set to zero.
+        Negative eigenvalues above ``-psd_tol * max|eigenvalue|`` are rounding and are set to
+        zero. Eigenvalues below it make K indefinite (a GCTA GRM from missing genotypes).
+    indefinite : bool
+        Accept an indefinite K (default, as GCTA): its negative eigenvalues are kept, the
+        smallest is logged, and V = sigma_g2 K + sigma_e2 I is PD for h2 < ``h2_max``.
+        False rejects it with a :class:`~bayeslmm.errors.KernelError`.
     rank_tol : float, optional
         Eigenvalues at or below ``rank_tol * max eigenvalue`` are treated as exactly zero and
         moved to the complement. Default ``N * eps * 10``.
@@ -132,17 +159,25 @@ def decompose(K, *, psd_tol: float = 1e-6, rank_tol: float | None = None,
     if not validated:
         Karr, _ = as_kernel(Karr, Karr.shape[0] if Karr.ndim == 2 else -1, name)
     S, U = np.linalg.eigh(Karr)
-    low = check_psd(S, psd_tol, name)
-    return _economic(U, S, Karr.shape[0], labels, rank_tol, low)
+    low = check_psd(S, psd_tol, name, indefinite)
+    log.info("%s: eigenvalues from %.4g to %.4g (N = %d).", name, low, float(S[-1]),
+             Karr.shape[0])
+    top = float(np.max(np.abs(S)))
+    n_neg = int(np.searchsorted(S, -psd_tol * top, side="left"))
+    return _economic(U, S, Karr.shape[0], labels, rank_tol, low, n_neg)
 
 
-def _economic(U, S, N, labels, rank_tol, low) -> Decomposition:
+def _economic(U, S, N, labels, rank_tol, low, n_neg: int = 0) -> Decomposition:
     # Ascending (LAPACK's order): the kept eigenvalues are a contiguous tail, so U is a view,
     # not an N x N copy.
     if S[0] > S[-1]:  # SVD order; its U is thin, so the copy is cheap
         S, U = S[::-1].copy(), np.ascontiguousarray(U[:, ::-1])
     tol = (N * np.finfo(float).eps * 10 if rank_tol is None else rank_tol) * max(S[-1], 0.0)
     start = int(np.searchsorted(S, tol, side="right"))
+    if n_neg:  # indefinite K: keep the negative head too (a copy, only in this case)
+        keep = np.r_[0:n_neg, start:S.size]
+        return Decomposition(U=U[:, keep], S=S[keep], N=N, samples=labels,
+                             min_eigenvalue=low)
     return Decomposition(U=U[:, start:], S=S[start:].copy(), N=N, samples=labels,
                          min_eigenvalue=low)
 

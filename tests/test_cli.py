@@ -217,7 +217,19 @@ def _bad_inputs(tmp: Path, demo_grm: Path) -> dict[str, tuple[list[str], str]]:
 
 
 CASES = ["missing file", "no overlapping IDs", "non-numeric phenotype", "constant phenotype",
-         "non-PSD GRM", "missing GRM", "missing bfile"]
+         "missing GRM", "missing bfile"]
+
+
+def test_indefinite_grm_is_fitted_where_v_is_pd(demo_grm, tmp_path):
+    # An indefinite GRM is fitted as GCTA does (V = sigma_g2 K + sigma_e2 I must be PD, not
+    # K), with K's smallest eigenvalue and the h2 range it allows in the log.
+    argv, _ = _bad_inputs(tmp_path, demo_grm)["non-PSD GRM"]
+    assert run(argv + ["--out", str(tmp_path / "res"), "--quiet"]) == 0
+    log = (tmp_path / "res.log").read_text()
+    assert "K is indefinite" in log and "positive definite for h2 <" in log
+    hsq = pd.read_csv(tmp_path / "res.hsq", sep="\t", index_col=0)
+    s_min = np.linalg.eigvalsh(read_grm(tmp_path / "npsd").values).min()
+    assert hsq.loc["V(G)/Vp", "Variance"] < 1 / (1 - s_min)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -325,6 +337,15 @@ def test_sensitivity_command(demo_grm, tmp_path, capsys):
     table = pd.read_csv(f"{out}.sensitivity.tsv", sep="\t", index_col=0)
     assert list(table.index) == ["flat", "low"]
     _check_png(Path(f"{out}.sensitivity.png"), size=(700, 400))
+
+
+def test_sensitivity_verdict_printed_once(demo_grm, tmp_path, capsys):
+    out = tmp_path / "s1"
+    assert run(["sensitivity", "--grm", str(demo_grm), "--pheno", str(DEMO.pheno),
+                "--priors", "flat: h2=Beta(1, 1)", "--quadrature", "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert (cap.out + cap.err).count("triggered by:") == 1
+    assert Path(f"{out}.log").read_text().count("triggered by:") == 1
 
 
 def test_sensitivity_bad_prior_set_is_one_line_error(demo_grm, tmp_path, capsys):

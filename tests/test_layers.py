@@ -27,6 +27,7 @@ LAYERS = {
     "bayeslmm.filters": 2,
     "bayeslmm.genotypes": 2,
     "bayeslmm.spectral": 3,
+    "bayeslmm.kernel_remedies": 3,
     "bayeslmm.covariance": 4,
     "bayeslmm.likelihood": 5,
     "bayeslmm.multitrait_likelihood": 5,

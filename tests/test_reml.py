@@ -232,8 +232,10 @@ def test_bad_input_messages(small):
         bayeslmm.reml(y[:-1], K)
     with pytest.raises(CollinearityError, match="'dup'"):
         bayeslmm.reml(y, K, pd.DataFrame({"intercept": 1.0, "x": X[:, 1], "dup": 2 * X[:, 1]}))
+    # An indefinite K is fitted on h2 < 1 / (1 - s_min) (tests/test_kernel_remedies.py);
+    # refusing it is opt-in.
     with pytest.raises(KernelError, match="not positive semi-definite"):
-        bayeslmm.reml(y, K - 2 * np.eye(len(y)))
+        bayeslmm.decompose(K - 2 * np.eye(len(y)), indefinite=False)
     with pytest.raises(KernelError, match="not symmetric"):
         Kbad = K.copy()
         Kbad[0, 1] += 0.5

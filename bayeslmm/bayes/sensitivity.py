@@ -28,6 +28,9 @@ __all__ = ["Sensitivity", "prior_sensitivity"]
 
 PSENSE_THRESHOLD = 0.05
 SPREAD_THRESHOLD = 0.5  # posterior means further apart than half a posterior SD
+# Posterior variance below half the prior's (SD ratio < 0.71): the data, not the prior,
+# set the width of the posterior.
+CONTRACTION_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,9 +43,12 @@ class Sensitivity:
         Over dim ``prior`` (the labels): ``h2_mean``, ``h2_median``, ``h2_sd``,
         ``h2_hdi_lower``, ``h2_hdi_upper``, ``prior_h2_mean``, ``prior_h2_sd`` (the h2 prior
         implied by each spec), ``psense_prior`` and ``psense_likelihood`` (power-scaling
-        sensitivity of h2; NaN for the quadrature method), ``sigma_g2_mean``,
-        ``sigma_e2_mean``, ``divergences``. Attributes: ``spread_sd`` (range of the posterior
-        means of h2 over the median posterior SD), ``prior_sensitive`` (0/1), ``verdict``.
+        sensitivity of h2; NaN for the quadrature method), ``contraction`` (1 - posterior
+        variance / prior variance of h2), ``sigma_g2_mean``, ``sigma_e2_mean``,
+        ``divergences``. Attributes: ``spread_sd`` (range of the posterior means of h2 over
+        the median posterior SD), ``contraction`` (under the widest prior), ``triggers``
+        (which of ``weak_data``, ``spread``, ``psense`` fired), ``prior_sensitive`` (0/1),
+        ``verdict``.
     posteriors : dict
         Label -> the posterior (an ArviZ DataTree for NUTS, an xarray Dataset of the exact
         density for the quadrature method).
@@ -101,7 +107,7 @@ class Sensitivity:
 
     def __repr__(self) -> str:
         cols = ["h2_mean", "h2_sd", "h2_hdi_lower", "h2_hdi_upper", "prior_h2_mean",
-                "psense_prior"]
+                "prior_h2_sd", "contraction", "psense_prior"]
         return (f"Sensitivity\n{self.summary[cols].to_dataframe().to_string()}\n"
                 f"{self.verdict}")
 
@@ -117,28 +123,51 @@ def _psense(idata, var: str, group: str) -> float:
     return float(np.max(np.asarray(val[var])))
 
 
-def _verdict(labels, means, sds, psense_prior) -> tuple[float, bool, str]:
+def _verdict(labels, means, sds, prior_sds, psense_prior) -> tuple[float, bool, str, dict]:
+    """The verdict and what triggered it (three tests, each a quantity that means what the
+    words say):
+
+    * **weak data**: posterior contraction 1 - sd_post^2 / sd_prior^2 (Schad, Betancourt &
+      Vasishth 2021) under the widest prior tried is below ``CONTRACTION_THRESHOLD``: the
+      posterior is close to the prior, the data do not pin h2 down;
+    * **prior moves the estimate**: the posterior means across priors span more than
+      ``SPREAD_THRESHOLD`` posterior SDs;
+    * **power scaling** (ArviZ ``psense``) of the prior >= ``PSENSE_THRESHOLD`` for a prior.
+    """
+    contraction = 1.0 - (np.asarray(sds) / np.asarray(prior_sds)) ** 2
+    widest = int(np.nanargmax(prior_sds))
+    c_widest = float(contraction[widest])
     spread = float((np.max(means) - np.min(means)) / np.median(sds))
     flagged_ps = [lab for lab, p in zip(labels, psense_prior, strict=True)
                   if np.isfinite(p) and p >= PSENSE_THRESHOLD]
-    sensitive = spread > SPREAD_THRESHOLD or bool(flagged_ps)
+    triggers = {"weak_data": c_widest < CONTRACTION_THRESHOLD,
+                "spread": spread > SPREAD_THRESHOLD, "psense": bool(flagged_ps)}
+    sensitive = any(triggers.values())
     lo, hi = labels[int(np.argmin(means))], labels[int(np.argmax(means))]
+    data = (f"contraction {c_widest:.2f} under the widest prior {labels[widest]!r} "
+            f"(posterior SD {sds[widest]:.3f}, prior SD {prior_sds[widest]:.3f})")
     parts = []
-    if spread > SPREAD_THRESHOLD:
-        parts.append(
-            f"h2 is prior-sensitive: its posterior mean ranges from {np.min(means):.3f} "
-            f"(prior {lo!r}) to {np.max(means):.3f} (prior {hi!r}), {spread:.2f} posterior "
-            f"SDs apart; the data do not pin h2 down beyond what the prior says")
+    if triggers["weak_data"]:
+        parts.append(f"h2 is prior-dominated: the data do not pin it down ({data} < "
+                     f"{CONTRACTION_THRESHOLD})")
+    elif triggers["spread"] or flagged_ps:
+        parts.append(f"h2 is prior-influenced although the data inform it ({data})")
     else:
-        parts.append(
-            f"h2 is robust to these priors: its posterior means lie within {spread:.2f} "
-            f"posterior SDs of each other ({np.min(means):.3f} to {np.max(means):.3f})")
+        parts.append(f"h2 is robust to these priors ({data})")
+    move = (f"the posterior mean ranges from {np.min(means):.3f} (prior {lo!r}) to "
+            f"{np.max(means):.3f} (prior {hi!r}), {spread:.2f} posterior SDs")
+    parts.append(move + (f" > {SPREAD_THRESHOLD}" if triggers["spread"] else
+                         f" <= {SPREAD_THRESHOLD}"))
     if flagged_ps:
-        parts.append("power-scaling flags the prior as informative (psense >= 0.05) for "
-                     + ", ".join(repr(f) for f in flagged_ps))
+        parts.append("power-scaling flags the prior as informative (psense >= "
+                     f"{PSENSE_THRESHOLD}) for " + ", ".join(repr(f) for f in flagged_ps))
     elif np.any(np.isfinite(psense_prior)):
-        parts.append("power-scaling finds no prior informative (all psense < 0.05)")
-    return spread, sensitive, "; ".join(parts) + "."
+        parts.append(f"power-scaling finds no prior informative (all psense < "
+                     f"{PSENSE_THRESHOLD})")
+    fired = [k for k, v in triggers.items() if v]
+    parts.append("triggered by: " + (", ".join(fired) if fired else "none"))
+    return spread, sensitive, "; ".join(parts) + ".", {
+        "contraction": c_widest, "triggers": ",".join(fired)}
 
 
 def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -260,9 +289,12 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         div = idata["sample_stats"]["diverging"].values if "diverging" in \
             idata["sample_stats"] else np.zeros(1)
         rows["divergences"].append(float(np.sum(div)))
-    spread, sensitive, verdict = _verdict(labels, np.array(rows["h2_mean"]),
-                                          np.array(rows["h2_sd"]),
-                                          np.array(rows["psense_prior"]))
+    spread, sensitive, verdict, extra = _verdict(labels, np.array(rows["h2_mean"]),
+                                                 np.array(rows["h2_sd"]),
+                                                 np.array(rows["prior_h2_sd"]),
+                                                 np.array(rows["psense_prior"]))
+    rows["contraction"] = list(1.0 - (np.array(rows["h2_sd"])
+                                      / np.array(rows["prior_h2_sd"])) ** 2)
     summary = xr.Dataset(
         {k: ("prior", np.asarray(v, dtype=float)) for k, v in rows.items()},
         coords={"prior": labels,
@@ -270,6 +302,7 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
                                    for lab in labels])},
         attrs={"spread_sd": spread, "prior_sensitive": int(sensitive), "verdict": verdict,
                "method": method, "hdi_prob": hdi_prob, "N": fit.N, "reml_h2": fit.h2,
-               "psense_threshold": PSENSE_THRESHOLD, "spread_threshold": SPREAD_THRESHOLD})
+               "psense_threshold": PSENSE_THRESHOLD, "spread_threshold": SPREAD_THRESHOLD,
+               "contraction_threshold": CONTRACTION_THRESHOLD, **extra})
     return Sensitivity(summary=summary, posteriors=posteriors, h2_draws=h2_draws,
                        prior_draws=prior_draws, reml_h2=float(fit.h2))

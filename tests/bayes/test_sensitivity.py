@@ -25,7 +25,8 @@ def test_small_n_flags_the_h2_prior(tmp_path):
     s = sens.summary
     assert list(s["prior"].values) == ["flat", "low", "high"]
     assert sens.prior_sensitive
-    assert "prior-sensitive" in sens.verdict
+    assert "spread" in s.attrs["triggers"] and "psense" in s.attrs["triggers"]
+    assert "triggered by:" in sens.verdict
     # The posterior follows the prior: low < flat < high.
     m = s["h2_mean"].values
     assert m[1] < m[0] < m[2]
@@ -66,3 +67,55 @@ def test_bad_arguments():
         prior_sensitivity(y, K, X, priors={})
     with pytest.raises(InputError, match="method"):
         prior_sensitivity(y, K, X, priors=STRONG, method="vb")
+
+
+# ----------------------------------------------------------------------------- verdicts
+# Exact posteriors (quadrature), so each verdict is decided by the data, not MCMC noise.
+FLAT_SD = 1 / np.sqrt(12)  # SD of Beta(1, 1)
+
+
+@pytest.fixture(scope="module")
+def large_n():
+    y, _, X, Z, _ = simulate(N=3000, P=100, h2=0.5, seed=7)
+    return y, bayeslmm.reml(y, bayeslmm.decompose_genotypes(Z), X), X
+
+
+def test_weak_data_is_flagged_by_contraction():
+    # N = 60: the posterior of h2 under a flat prior is barely narrower than the prior.
+    y, _, X, Z, _ = simulate(N=60, P=200, h2=0.5, seed=7)
+    sens = prior_sensitivity(y, bayeslmm.reml(y, bayeslmm.decompose_genotypes(Z), X), X,
+                             priors={"flat": {"h2": "Beta(1, 1)"},
+                                     "mild": {"h2": "Beta(1.5, 1.5)"}},
+                             method="quadrature", seed=0)
+    s = sens.summary
+    sd = float(s["h2_sd"].sel(prior="flat"))
+    assert s.attrs["contraction"] == pytest.approx(1 - (sd / FLAT_SD) ** 2, abs=0.02)
+    assert s.attrs["contraction"] < 0.5
+    assert sens.prior_sensitive and s.attrs["triggers"] == "weak_data"
+    assert "prior-dominated" in sens.verdict and "triggered by: weak_data" in sens.verdict
+
+
+def test_large_n_mild_priors_are_robust(large_n):
+    y, fit, X = large_n
+    sens = prior_sensitivity(y, fit, X, priors={"flat": {"h2": "Beta(1, 1)"},
+                                                "mild": {"h2": "Beta(1.5, 1.5)"}},
+                             method="quadrature", seed=0)
+    s = sens.summary
+    assert s.attrs["contraction"] > 0.95 and s.attrs["spread_sd"] < 0.5
+    assert not sens.prior_sensitive and s.attrs["triggers"] == ""
+    assert "robust" in sens.verdict and "triggered by: none" in sens.verdict
+
+
+def test_large_n_strong_prior_is_influential_not_weak_data(large_n):
+    # Beta(20, 80) (mean 0.2, SD 0.04) pulls the posterior mean by more than half a posterior
+    # SD although the data contract the flat prior by 98%: influential, and said so.
+    y, fit, X = large_n
+    sens = prior_sensitivity(y, fit, X, priors={"flat": {"h2": "Beta(1, 1)"},
+                                                "strong": {"h2": "Beta(20, 80)"}},
+                             method="quadrature", seed=0)
+    s = sens.summary
+    m = s["h2_mean"].values
+    assert (m[0] - m[1]) / np.median(s["h2_sd"].values) == pytest.approx(s.attrs["spread_sd"])
+    assert s.attrs["spread_sd"] > 0.5 and s.attrs["contraction"] > 0.95
+    assert sens.prior_sensitive and s.attrs["triggers"] == "spread"
+    assert "prior-influenced although the data inform it" in sens.verdict

@@ -57,11 +57,19 @@ def test_subset_lazy_dataset_reads_right_cells(tmp_path):
     np.testing.assert_array_equal(got, G[np.ix_(rows, cols)])
 
 
-def test_negative_bp_variants_excluded_like_plink(mouse_bfile):
-    ds = read_plink(mouse_bfile)
+def test_negative_bp_variants_kept_by_default_excluded_like_plink_on_request(mouse_bfile,
+                                                                            caplog):
+    with caplog.at_level("INFO", logger="bayeslmm.io.plink"):
+        ds = read_plink(mouse_bfile, exclude_negative_pos=True)
     assert ds.sizes == {"sample": 1940, "variant": 10300}  # plink: "10300 out of 12226"
     assert ds["sample"].values[0] == "1_3 A048005080"
-    assert read_plink(mouse_bfile, exclude_negative_pos=False).sizes["variant"] == 12226
+    assert "1926 of 12226 variants have a negative bp position and are excluded" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bayeslmm.io.plink"):
+        ds = read_plink(mouse_bfile)
+    assert ds.sizes["variant"] == 12226  # as GEMMA
+    assert "mCV22965443" in ds["snp"].values  # GEMMA's top hit on phenotype 1 (bp -9)
+    assert "1926 of 12226 variants have a negative bp position; kept" in caplog.text
 
 
 def test_truncated_bed_is_a_file_format_error(tmp_path):
@@ -82,7 +90,7 @@ def test_missing_fam_is_a_file_format_error(tmp_path):
 @pytest.mark.peer
 def test_mouse_grm_equals_plink(mouse_bfile, plink_mouse_grm):
     """GCTA GRM of 1940 mice x 10300 SNPs == plink1.9 --make-grm-bin --nonfounders."""
-    ours = grm(mouse_bfile, block_size=2000)
+    ours = grm(read_plink(mouse_bfile, exclude_negative_pos=True), block_size=2000)
     ref = read_grm(plink_mouse_grm)
     assert ours.ids.equals(ref.ids)
     assert ours.M == 10300
@@ -96,7 +104,7 @@ def test_mouse_grm_plink_default_frequencies(mouse_bfile, plink):
     ``allele_freq`` reproduces that exactly."""
     plink(["--bfile", str(mouse_bfile), "--make-grm-bin", "--out", "dflt"], mouse_bfile.parent)
     ref = read_grm(mouse_bfile.parent / "dflt")
-    ds = read_plink(mouse_bfile)
+    ds = read_plink(mouse_bfile, exclude_negative_pos=True)  # plink ignores bp < 0
     ours = grm(ds, allele_freq=np.full(ds.sizes["variant"], 0.5), block_size=5000)
     np.testing.assert_allclose(ours.values, ref.values, rtol=0, atol=1e-5)
 

@@ -107,6 +107,11 @@ def check_psd(S: np.ndarray, psd_tol: float, name: str, indefinite: bool = False
     low = float(S.min()) if S.size else 0.0
     if top == 0.0:
         raise KernelError(f"{name} is the zero matrix")
+    if low < -psd_tol * top and indefinite and -low >= float(S.max()):
+        raise KernelError(
+            f"{name} is far from positive semi-definite: its smallest eigenvalue {low:.3g} "
+            f"outweighs its largest {float(S.max()):.3g}, which no relationship matrix does; "
+            "check the file (a corrupted or mis-scaled entry?)")
     if low < -psd_tol * top and indefinite:
         # GCTA fits such a K: only V = sigma_g2 K + sigma_e2 I must be PD, which holds for
         # h2 < 1 / (1 - s_min) (Decomposition.h2_max).

@@ -167,10 +167,13 @@ class VarianceComponentFit:
         return float(0.5 * stats.chi2.sf(self.lrt, self.k)) if self.lrt > 0 else 1.0
 
     # --------------------------------------------------------------- tables
-    def summary(self) -> pd.DataFrame:
+    def summary(self, prevalence: float | None = None,
+                case_proportion: float | None = None) -> pd.DataFrame:
         """GCTA ``.hsq`` layout: rows V(G), V(e), Vp, V(G)/Vp, logL, logL0, LRT, df, Pval, n.
 
-        Columns ``Variance`` and ``SE``; rows with a single value leave SE empty.
+        Columns ``Variance`` and ``SE``; rows with a single value leave SE empty. With a
+        ``prevalence`` (a 0/1 trait) the row ``V(G)/Vp_L`` follows ``V(G)/Vp``: h2 on the
+        liability scale (:func:`bayeslmm.liability.liability_h2`, as GCTA's --prevalence).
         """
         rows: list[tuple[str, float, float]] = []
         names = ["V(G)"] if self.k == 1 else [f"V({c})" for c in self.components]
@@ -185,16 +188,28 @@ class VarianceComponentFit:
             rows.append((f"{n}/Vp", h2[j], h2se[j]))
         if self.k > 1:
             rows.append(("Sum of V(G)/Vp", self.h2_total, self.h2_total_se))
+        if prevalence is not None:
+            lia = self.liability_h2(prevalence, case_proportion)
+            for j, n in enumerate(names):
+                rows.append((f"{n}/Vp_L", np.atleast_1d(lia.h2)[j], np.atleast_1d(lia.h2_se)[j]))
         rows += [("logL", self.loglik, np.nan), ("logL0", self.loglik_null, np.nan),
                  ("LRT", self.lrt, np.nan), ("df", self.lrt_df, np.nan),
                  ("Pval", self.lrt_p, np.nan), ("n", self.N, np.nan)]
         df = pd.DataFrame(rows, columns=["Source", "Variance", "SE"]).set_index("Source")
         return df
 
-    def to_hsq(self) -> str:
-        """The summary as the text of a GCTA ``.hsq`` file (tab-separated)."""
+    def to_hsq(self, prevalence: float | None = None,
+               case_proportion: float | None = None) -> str:
+        """The summary as the text of a GCTA ``.hsq`` file (tab-separated); with a
+        ``prevalence``, GCTA's two explanatory lines precede the ``V(G)/Vp_L`` row(s)."""
         lines = ["Source\tVariance\tSE"]
-        for name, row in self.summary().iterrows():
+        for name, row in self.summary(prevalence, case_proportion).iterrows():
+            if str(name).endswith("/Vp_L") and not lines[-1].split("\t")[0].endswith("_L"):
+                lia = self.liability_h2(prevalence, case_proportion)
+                lines.append("The estimate of variance explained on the observed scale is "
+                             "transformed to that on the underlying scale:")
+                lines.append(f"(Proportion of cases in the sample = {lia.case_proportion:.6f}; "
+                             f"User-specified disease prevalence = {lia.prevalence:.6f})")
             if name in ("df", "n"):
                 lines.append(f"{name}\t{int(row.Variance)}")
             elif np.isnan(row.SE):
@@ -220,6 +235,13 @@ class VarianceComponentFit:
             attrs={"loglik": self.loglik, "method": "REML" if self.reml else "ML",
                    "algorithm": self.algorithm, "N": self.N, "converged": int(self.converged)},
         )
+
+    def liability_h2(self, prevalence: float, case_proportion: float | None = None):
+        """h2 on the liability scale of a 0/1 trait (Lee et al. 2011); see
+        :func:`bayeslmm.liability.liability_h2`."""
+        from bayeslmm.liability import liability_h2
+
+        return liability_h2(self, prevalence, case_proportion)
 
     # --------------------------------------------------------------- after REML (notes 5)
     def blup(self, **kwargs):

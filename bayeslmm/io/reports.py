@@ -184,9 +184,11 @@ def write_text(path: str | os.PathLike[str], text: str,
 
 # ----------------------------------------------------------------------------- GCTA files
 def write_hsq(fit: VarianceComponentFit, path: str | os.PathLike[str],
-              staged: StagedOutputs | None = None) -> Path:
-    """Write ``fit.to_hsq()`` (GCTA's ``.hsq`` layout, see the module docstring)."""
-    return write_text(path, fit.to_hsq(), staged)
+              staged: StagedOutputs | None = None, *, prevalence: float | None = None,
+              case_proportion: float | None = None) -> Path:
+    """Write ``fit.to_hsq()`` (GCTA's ``.hsq`` layout, see the module docstring); with a
+    ``prevalence``, the liability-scale ``V(G)/Vp_L`` row as GCTA's --prevalence."""
+    return write_text(path, fit.to_hsq(prevalence, case_proportion), staged)
 
 
 def _ids(samples: Iterable[str]) -> tuple[list[str], list[str]]:

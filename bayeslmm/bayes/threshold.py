@@ -182,8 +182,10 @@ def threshold(y, K=None, X=None, *, prevalence: float | str | Prior | None = Non
     Returns
     -------
     pymc.Model
-        Free ``h2``, ``g_raw`` (dim ``eigen``), ``intercept`` (when free), ``beta_x`` (the
-        centred non-intercept covariates); deterministics ``sigma_g2``, ``beta`` (dim
+        Free ``h2``, ``g_raw`` (dim ``eigen``), ``intercept_std`` (when the intercept is
+        free: intercept / sd of the liability, its prior a potential), ``beta_x`` (the
+        centred non-intercept covariates); deterministics ``sigma_g2``, ``intercept``,
+        ``beta`` (dim
         ``covariate``, on the uncentred covariates), ``prevalence`` (implied, when
         estimated) and ``g``; observed ``y`` (dim ``sample``, per-sample log-likelihood).
 
@@ -274,10 +276,17 @@ def threshold(y, K=None, X=None, *, prevalence: float | str | Prior | None = Non
             Kp = pri["prevalence"].create("prevalence")
             mu = pm.Deterministic("intercept", pt.sqrt(2.0) * pt.erfinv(2.0 * Kp - 1.0) * sd_l)
         else:
-            mu = pri["intercept"].create("intercept")
+            # Sampled standardized, mu = m sd_l (m = Phi^-1 of the implied prevalence for
+            # probit): for fixed h2 the map is linear, so the prior on mu enters with the
+            # Jacobian sd_l. This removes the ridge between h2 and mu (mu grows with
+            # sqrt(1 + sigma_g2) at a given prevalence) that slows NUTS on the (h2, mu) scale.
+            m_std = pm.Flat("intercept_std")
+            mu = pm.Deterministic("intercept", m_std * sd_l)
+            pm.Potential("intercept_prior",
+                         pm.logp(pri["intercept"].dist(), mu) + pt.log(sd_l))
             # implied population prevalence (exact for probit; normal approximation of the
             # logistic residual for logit)
-            pm.Deterministic("prevalence", 0.5 * pt.erfc(-mu / sd_l / SQRT2))
+            pm.Deterministic("prevalence", 0.5 * pt.erfc(-m_std / SQRT2))
         eta = mu + g
         beta_parts = [None] * data.M
         if others:

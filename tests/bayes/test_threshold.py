@@ -91,7 +91,10 @@ def test_logp_free_intercept_covariates_and_logit():
                               link=link, resid=resid)
         ref += stats.norm.logpdf(mu, 0, isd) + stats.norm.logpdf(b, 0, isd / x.std())
         sign = np.sign(np.sum(U * dec.U, axis=0))
-        pt = {"h2_logodds__": special.logit(h2), "g_raw": z * sign, "intercept": mu,
+        # the intercept is sampled as mu / sd(liability): its Jacobian sd_l joins the density
+        sd_l = np.sqrt(resid * h2 / (1 - h2) + resid)
+        ref += np.log(sd_l)
+        pt = {"h2_logodds__": special.logit(h2), "g_raw": z * sign, "intercept_std": mu / sd_l,
               "beta_x": np.array([b])}
         assert m.compile_logp(jacobian=False, mode=FAST)(pt) == pytest.approx(ref, rel=1e-9)
         # the Jacobian of the logit transform of h2 is the only difference with jacobian=True
@@ -236,3 +239,114 @@ def test_recovers_liability_h2_on_mouse_genotypes(mouse):
     assert abs(row.error) < 2.5 * row.se
     assert row.h2 > 0.15 and row.se < 0.16  # the data inform h2 (prior: mean 0.5, SD 0.29)
     assert idata["posterior"].attrs["max_rhat"] < 1.02
+
+
+# ------------------------------------------------------------------ peer: brms
+BRMS_SCRIPT = r"""
+suppressPackageStartupMessages(library(brms))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv("data.csv", colClasses = c("character", "integer"))
+K <- as.matrix(read.table("K.txt"))
+rownames(K) <- colnames(K) <- d$id
+# h2 = sd^2 / (1 + sd^2) ~ Beta(1, 1): the density of sd is 2 sd / (1 + sd^2)^2 (flat prior
+# on sd plus this term); the intercept ~ Normal(0, 1), as in bayeslmm's threshold model.
+sv <- stanvar(scode = "target += log(2) + log(sd_1[1]) - 2 * log1p(square(sd_1[1]));",
+              block = "model")
+pri <- c(prior(normal(0, 1), class = Intercept), set_prior("", class = "sd"))
+t0 <- Sys.time()
+fit <- brm(y ~ 1 + (1 | gr(id, cov = K)), data = d, data2 = list(K = K),
+           family = bernoulli(link = "probit"), prior = pri, stanvars = sv,
+           chains = as.integer(args[1]), iter = 2 * as.integer(args[2]),
+           warmup = as.integer(args[2]), cores = as.integer(args[1]), seed = 1,
+           refresh = 0, silent = 2, backend = "rstan")
+t1 <- Sys.time()
+dr <- as_draws_df(fit)
+sd <- dr[["sd_id__Intercept"]]
+h2 <- sd^2 / (1 + sd^2)
+write.csv(data.frame(h2 = h2, intercept = dr[["b_Intercept"]]), "draws.csv", row.names = FALSE)
+ess <- posterior::ess_bulk(matrix(h2, ncol = as.integer(args[1])))
+st <- rstan::get_elapsed_time(fit$fit)
+cat(sprintf("%f %f %f\n", as.numeric(difftime(t1, t0, units = "secs")), sum(st), ess),
+    file = "timing.txt")
+"""
+
+
+def _r_libs_with_boost(tmp_path) -> dict:
+    """Environment for Rscript in which rstan finds Boost.
+
+    Debian's r-cran-bh (1.74.0-2) ships BH without its ``include`` directory (the headers
+    are libboost-dev's, in /usr/include), and rstan then stops with "Boost not found". A
+    private copy of BH whose ``include`` points at /usr/include, first on R_LIBS, fixes it
+    for this process only.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    env = dict(os.environ)
+    probe = subprocess.run(["Rscript", "-e", "cat(system.file('include', 'boost', "
+                            "package = 'BH'), find.package('BH', quiet = TRUE))"],
+                           capture_output=True, text=True)
+    parts = probe.stdout.split()
+    if len(parts) == 1 and os.path.isdir("/usr/include/boost"):
+        lib = tmp_path / "rlib"
+        lib.mkdir()
+        shutil.copytree(parts[0], lib / "BH", symlinks=True)
+        (lib / "BH" / "include").symlink_to("/usr/include")
+        env["R_LIBS"] = f"{lib}:{env['R_LIBS']}" if env.get("R_LIBS") else str(lib)
+    return env
+
+
+def run_brms(y, K, tmp_path, chains=2, draws=500):
+    """brms bernoulli(probit) + (1 | gr(id, cov = K)) with bayeslmm's default priors; returns
+    the draws (h2, intercept) and (wall s incl. compile, sampling s, ESS bulk of h2)."""
+    import subprocess
+
+    import pandas as pd
+
+    from peers import missing, require_tool
+
+    rscript = require_tool("Rscript")
+    probe = subprocess.run([rscript, "-e", "cat(requireNamespace('brms', quietly=TRUE))"],
+                           capture_output=True, text=True)
+    if probe.stdout.strip() != "TRUE":
+        missing("the R package brms (Debian r-cran-brms)")
+    ids = [f"s{i}" for i in range(len(y))]
+    pd.DataFrame({"id": ids, "y": y.astype(int)}).to_csv(tmp_path / "data.csv", index=False)
+    np.savetxt(tmp_path / "K.txt", K, fmt="%.17g")
+    (tmp_path / "fit.R").write_text(BRMS_SCRIPT)
+    proc = subprocess.run([rscript, "fit.R", str(chains), str(draws)], cwd=tmp_path,
+                          env=_r_libs_with_boost(tmp_path), capture_output=True, text=True,
+                          timeout=1800)
+    if proc.returncode != 0:
+        raise AssertionError(f"brms failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    draws_df = pd.read_csv(tmp_path / "draws.csv")
+    wall, samp, ess = map(float, (tmp_path / "timing.txt").read_text().split())
+    return draws_df, (wall, samp, ess)
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+def test_threshold_posterior_agrees_with_brms(tmp_path):
+    y, K, _ = _simulate(300, 600, 0.5, 0.3, seed=21)
+    brms, _ = run_brms(y, K, tmp_path, chains=2, draws=500)
+    m = threshold(y, K, store_g=False)  # free intercept ~ Normal(0, 1), h2 ~ Beta(1, 1)
+    idata = sample(m, draws=1000, tune=1000, chains=4, seed=2, progressbar=False)
+    ours = idata["posterior"]["h2"].values.reshape(-1)
+    ours_mu = idata["posterior"]["intercept"].values.reshape(-1)
+    import arviz_stats as azs
+
+    ess_ours = float(azs.ess(idata["posterior"]["h2"].values, method="bulk"))
+    ess_brms = float(azs.ess(brms["h2"].values.reshape(2, -1), method="bulk"))
+    sd = ours.std()
+    mcse = np.sqrt(sd**2 / ess_ours + brms["h2"].std() ** 2 / ess_brms)
+    print(f"h2 mean: bayeslmm {ours.mean():.4f}, brms {brms['h2'].mean():.4f} (MCSE of the "
+          f"difference {mcse:.4f}); sd {sd:.4f} vs {brms['h2'].std():.4f}")
+    assert abs(ours.mean() - brms["h2"].mean()) < 3.5 * mcse
+    assert sd == pytest.approx(brms["h2"].std(), rel=0.15)
+    np.testing.assert_allclose(np.quantile(ours, [0.1, 0.5, 0.9]),
+                               np.quantile(brms["h2"], [0.1, 0.5, 0.9]), atol=4 * mcse)
+    mcse_mu = np.sqrt(ours_mu.var() / float(azs.ess(
+        idata["posterior"]["intercept"].values, method="bulk")) + brms["intercept"].var()
+        / float(azs.ess(brms["intercept"].values.reshape(2, -1), method="bulk")))
+    assert abs(ours_mu.mean() - brms["intercept"].mean()) < 3.5 * mcse_mu

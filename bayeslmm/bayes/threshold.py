@@ -94,16 +94,14 @@ class ThresholdInfo:
     x_mean: np.ndarray = field(repr=False)
     kind: str = "threshold"
 
-    def describe(self) -> dict[str, str]:
-        return {k: str(v) for k, v in self.priors.items()}
-
-    # sampling.sample() reads info.priors.describe(); a dict of Priors is wrapped here.
     @property
     def residual_variance(self) -> float:
         return RESIDUAL_VARIANCE[self.link]
 
 
 class _PriorTable(dict):
+    """The priors by name; ``describe()`` as ResolvedPriors has (read by ``sample``)."""
+
     def describe(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.items()}
 

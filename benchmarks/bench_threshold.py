@@ -161,19 +161,24 @@ def one_replicate(K_all, dec_all, h2, prev, design, n, seed, draws):
 def coverage(args) -> None:
     K_all = mouse_grm()
     dec_all = bayeslmm.decompose(K_all)
-    results = {}
+    settings = [(d, h2, prev) for d in args.designs for h2 in args.h2
+                for prev in args.prevalence]
+    results: dict[str, list] = {f"{d} h2={h2} K={prev}": [] for d, h2, prev in settings}
     t0 = time.perf_counter()
-    for design in args.designs:
-        for h2 in args.h2:
-            for prev in args.prevalence:
-                reps = [one_replicate(K_all, dec_all, h2, prev, design, args.n,
-                                      1000 * r + 7, args.draws) for r in range(args.reps)]
-                key = f"{design} h2={h2} K={prev}"
-                results[key] = reps
-                cov = np.mean([r["covered"] for r in reps])
-                print(f"{key}: coverage {cov:.3f} ({time.perf_counter() - t0:.0f} s)",
-                      flush=True)
-    print(f"\n{args.reps} replicates per setting, 2 chains x {args.draws} draws\n")
+    # Replicates outermost, so that a run stopped by --max-minutes still covers every setting.
+    for r in range(args.reps):
+        if time.perf_counter() - t0 > 60 * args.max_minutes:
+            print(f"stopped after {r} replicates (--max-minutes {args.max_minutes})")
+            break
+        for design, h2, prev in settings:
+            rep = one_replicate(K_all, dec_all, h2, prev, design, args.n, 1000 * r + 7,
+                                args.draws)
+            results[f"{design} h2={h2} K={prev}"].append(rep)
+            print(f"rep {r} {design} h2={h2} K={prev}: {rep} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    results = {k: v for k, v in results.items() if v}
+    n_reps = min(len(v) for v in results.values())
+    print(f"\n{n_reps} replicates per setting, 2 chains x {args.draws} draws\n")
     print("| design | h2 | K | mean N | threshold: 95% HDI coverage | posterior mean - h2 | "
           "REML-Lee - h2 | REML-Lee Wald 95% coverage |")
     print("|---|---|---|---|---|---|---|---|")
@@ -211,6 +216,8 @@ def main() -> None:
     c.add_argument("--designs", nargs="+", default=["population", "case-control"],
                    choices=["population", "case-control"])
     c.add_argument("--json", default=None)
+    c.add_argument("--max-minutes", type=float, default=float("inf"),
+                   help="stop starting new replicates after this long; summarise what ran")
     args = ap.parse_args()
     speed(args) if args.what == "speed" else coverage(args)
 

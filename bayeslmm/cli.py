@@ -106,6 +106,20 @@ def _fit_flags(p: argparse.ArgumentParser) -> None:
                    help="allow negative variance components (dense algorithms)")
 
 
+def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:
+    p.add_argument("--prevalence", type=float, default=None, metavar="K",
+                   help="population prevalence of a case-control trait (0/1 or PLINK 1/2 "
+                   "coded; 0 and -9 missing in 1/2): adds h2 on the liability scale "
+                   "(V(G)/Vp_L, Lee et al. 2011, as GCTA)")
+    if model:
+        p.add_argument("--model", choices=("linear", "threshold"), default="linear",
+                       help="linear: the LMM (h2_liability by transformation with "
+                       "--prevalence); threshold: the liability-threshold (probit) model, "
+                       "its threshold placed from --prevalence")
+        p.add_argument("--link", choices=("probit", "logit"), default="probit",
+                       help="link of the threshold model (logit: free intercept only)")
+
+
 def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
                      tune: int = 1000, chains: int = 4, seed: int | None = None) -> None:
     if prior:
@@ -148,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reml", help="variance components by REML/ML -> PREFIX.hsq")
     _inputs(p)
     _fit_flags(p)
+    _prevalence_flag(p)
     _common(p)
     p.set_defaults(func=cmd_reml)
 
@@ -175,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       ".h2.png")
     _inputs(p)
     _fit_flags(p)
+    _prevalence_flag(p, model=True)
     _posterior_flags(p)
     p.add_argument("--lkj-eta", type=float, default=1.0, metavar="ETA",
                    help="several traits: LKJ shape of the r_g and r_e priors (1: uniform)")
@@ -425,6 +441,7 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
     log.info("Read phenotype '%s' (column %d) of %d samples from '%s'; %d missing.",
              y.name, args.mpheno, len(y), args.pheno, int(y.isna().sum()))
     y = _keep_remove(args, y)
+    y = _case_control(y, getattr(args, "prevalence", None))
     inputs: dict[str, Any] = {}
     names = ["GRM"] if len(grms) == 1 else [f"GRM{j + 1}" for j in range(len(grms))]
     inputs.update(zip(names, grms, strict=True))
@@ -504,6 +521,29 @@ def _remedies(args: argparse.Namespace, grms: list) -> list:
     return grms
 
 
+def _case_control(y: pd.Series, prevalence: float | None) -> pd.Series:
+    """With --prevalence: the trait must be case-control (0/1 or PLINK 1/2, 0 missing in 1/2),
+    recoded to 0/1. Without: a binary-looking trait is stated in the log and analysed as is."""
+    from bayeslmm.binary import as_binary, binary_coding
+
+    if prevalence is not None:
+        from bayeslmm.liability import liability_factor
+
+        liability_factor(prevalence, 0.5)  # a bad K fails here, before any computation
+        return as_binary(y).y  # states the coding and the counts in the log
+    coding = binary_coding(y)
+    if coding is not None:
+        vals = set(np.unique(y.dropna()).tolist()) - {-9.0}
+        if 0.0 in vals and coding == "1/2":
+            log.info("The phenotype has the values 0, 1 and 2: analysed as a quantitative "
+                     "trait; with --prevalence it is read as PLINK's case-control coding "
+                     "(1 = control, 2 = case, 0 missing).")
+        else:
+            log.info("The phenotype looks like a case-control trait (%s coding); "
+                     "--prevalence K adds h2 on the liability scale.", coding)
+    return y
+
+
 def _fit(args: argparse.Namespace, inp: Inputs):
     import bayeslmm
 
@@ -511,7 +551,8 @@ def _fit(args: argparse.Namespace, inp: Inputs):
     kw = {"component_names": inp.names} if isinstance(inp.K, list) else {}
     fit = f(inp.y, inp.K, inp.X, method=args.method, constrain=not args.no_constrain, **kw)
     log.info("%s (%s): converged=%s, N=%d\n%s", "ML" if args.ml else "REML", fit.algorithm,
-             fit.converged, fit.N, fit.to_hsq().rstrip())
+             fit.converged, fit.N,
+             fit.to_hsq(getattr(args, "prevalence", None)).rstrip())
     if fit.h2_ci is not None:
         log.info("h2 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.h2_ci)
     if fit.boundary:
@@ -551,7 +592,7 @@ def cmd_reml(args: argparse.Namespace, staged) -> Path:
         return cmd_reml_multitrait(args, staged)
     prefix = _prefix(args.out)
     fit = _fit(args, _load(args))
-    write_hsq(fit, f"{prefix}.hsq", staged)
+    write_hsq(fit, f"{prefix}.hsq", staged, prevalence=args.prevalence)
     return prefix
 
 
@@ -651,12 +692,39 @@ def _posterior(args, inp: Inputs, fit, priors: dict[str, str], staged, prefix: P
 
     K = fit.decomposition if fit.decomposition is not None else inp.K
     kw = {"component_names": inp.names} if isinstance(K, list) else {}
-    model = marginal_grm(inp.y, K, inp.X, priors=priors, **kw)
-    pri = model_info(model).priors
+    prevalence = getattr(args, "prevalence", None)
+    thresh = getattr(args, "model", "linear") == "threshold"
+    if thresh:
+        from bayeslmm.bayes.threshold import threshold
+
+        if isinstance(K, list):
+            raise InputError("--model threshold takes one GRM")
+        model = threshold(inp.y, K, inp.X, prevalence=prevalence, link=args.link,
+                          priors=priors, store_g=False)
+        pri = model._bayeslmm_info.priors
+        log.info("Threshold (%s) model, liability h2; %s.", args.link,
+                 f"threshold from the prevalence K = {prevalence:g}" if prevalence is not None
+                 else "free intercept (the sample taken as the population)")
+    else:
+        model = marginal_grm(inp.y, K, inp.X, priors=priors, **kw)
+        pri = model_info(model).priors
     log.info("Priors: %s", pri.describe())
     cores = None if args.threads is None else max(1, min(args.threads, args.chains))
     idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
                    seed=args.seed, progressbar=not args.quiet, cores=cores)
+    if prevalence is not None and not thresh:
+        from bayeslmm.liability import case_proportion_of, liability_posterior
+
+        idata = liability_posterior(idata, prevalence, case_proportion_of(inp.y))
+        log.info("h2_liability: the posterior of h2 transformed draw by draw (Lee et al. "
+                 "2011, K = %g).", prevalence)
+    if thresh:
+        from bayeslmm.bayes.threshold import posterior_predictive_cases
+
+        pp = posterior_predictive_cases(idata, model, seed=args.seed)["posterior_predictive"]
+        log.info("Posterior predictive check: case proportion %.4f observed, %.4f replicated "
+                 "(posterior predictive p = %.3f).", pp.attrs["observed_case_proportion"],
+                 float(pp["case_proportion"].mean()), pp.attrs["ppp_case_proportion"])
     post = idata["posterior"]
     log.info("Sampled %d chains x %d draws in %.1f s (max R-hat %.3f, min bulk ESS %.0f, "
              "%d divergences).", args.chains, args.draws, post.attrs.get("wall_time_s", 0),
@@ -664,10 +732,12 @@ def _posterior(args, inp: Inputs, fit, priors: dict[str, str], staged, prefix: P
              post.attrs.get("n_divergences", 0))
     write_posterior(idata, f"{prefix}.posterior.nc", f"{prefix}.posterior.tsv", staged)
     log.info("Posterior summary:\n%s", posterior_summary(idata).to_string())
-    h2_prior = pri.priors.get("h2")
+    h2_prior = pri.get("h2") if thresh else pri.priors.get("h2")
 
     def png(p: Path) -> None:
-        fig = plots.plot_h2_posterior(idata, prior=h2_prior, reml=fit, true_h2=true_h2,
+        # the REML h2 is on the observed scale; the threshold model's on the liability scale
+        fig = plots.plot_h2_posterior(idata, prior=h2_prior, reml=None if thresh else fit,
+                                      true_h2=true_h2,
                                       extra=extra, path=p)
         plots.close(fig)
 
@@ -678,16 +748,27 @@ def _posterior(args, inp: Inputs, fit, priors: dict[str, str], staged, prefix: P
 def cmd_sample(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm sample``: PREFIX.posterior.nc, .posterior.tsv, .h2.png and .hsq."""
     from bayeslmm.bayes import parse_priors
+    from bayeslmm.bayes.priors import parse_prior
     from bayeslmm.io.reports import write_hsq
 
     if len(getattr(args, "mpheno_all", ())) > 1:
         return cmd_sample_multitrait(args, staged)
     prefix = _prefix(args.out)
     priors = _priors(args.prior)
-    parse_priors(priors)  # fail on a bad prior before any computation
+    if args.model == "threshold":
+        from bayeslmm.bayes.threshold import PRIOR_NAMES
+
+        bad = sorted(set(priors) - set(PRIOR_NAMES))
+        if bad:
+            raise InputError(f"--prior {bad[0]}: the threshold model has priors on "
+                             f"{', '.join(PRIOR_NAMES)}")
+        for spec in priors.values():
+            parse_prior(spec)
+    else:
+        parse_priors(priors)  # fail on a bad prior before any computation
     inp = _load(args)
     fit = _fit(args, inp)
-    write_hsq(fit, f"{prefix}.hsq", staged)
+    write_hsq(fit, f"{prefix}.hsq", staged, prevalence=args.prevalence)
     _posterior(args, inp, fit, priors, staged, prefix)
     return prefix
 

@@ -25,6 +25,7 @@ from bayeslmm.covariance import DenseCovariance, SpectralCovariance
 from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import ConvergenceWarning, IdentifiabilityWarning, InputError
 from bayeslmm.identifiability import check_data, check_kernels, not_identifiable
+from bayeslmm.liability import liability_h2
 from bayeslmm.likelihood import DenseLMM, SpectralLMM
 from bayeslmm.spectral import Decomposition, check_psd, decompose
 
@@ -236,10 +237,13 @@ class VarianceComponentFit:
                              "upper": self.params + q * self.bse})
 
     # --------------------------------------------------------------- tables
-    def summary(self) -> pd.DataFrame:
+    def summary(self, prevalence: float | None = None,
+                case_proportion: float | None = None) -> pd.DataFrame:
         """GCTA ``.hsq`` layout: rows V(G), V(e), Vp, V(G)/Vp, logL, logL0, LRT, df, Pval, n.
 
-        Columns ``Variance`` and ``SE``; rows with a single value leave SE empty.
+        Columns ``Variance`` and ``SE``; rows with a single value leave SE empty. With a
+        ``prevalence`` (a 0/1 trait) the row ``V(G)/Vp_L`` follows ``V(G)/Vp``: h2 on the
+        liability scale (:func:`bayeslmm.liability.liability_h2`, as GCTA's --prevalence).
         """
         rows: list[tuple[str, float, float]] = []
         names = ["V(G)"] if self.k == 1 else [f"V({c})" for c in self.components]
@@ -254,6 +258,10 @@ class VarianceComponentFit:
             rows.append((f"{n}/Vp", h2[j], h2se[j]))
         if self.k > 1:
             rows.append(("Sum of V(G)/Vp", self.h2_total, self.h2_total_se))
+        if prevalence is not None:
+            lia = self.liability_h2(prevalence, case_proportion)
+            for j, n in enumerate(names):
+                rows.append((f"{n}/Vp_L", np.atleast_1d(lia.h2)[j], np.atleast_1d(lia.h2_se)[j]))
         rows += [("logL", self.loglik, np.nan), ("logL0", self.loglik_null, np.nan),
                  ("LRT", self.lrt, np.nan), ("df", self.lrt_df, np.nan),
                  ("Pval", self.lrt_p, np.nan), ("n", self.N, np.nan)]
@@ -277,6 +285,11 @@ class VarianceComponentFit:
             attrs={"loglik": self.loglik, "method": "REML" if self.reml else "ML",
                    "algorithm": self.algorithm, "N": self.N, "converged": int(self.converged)},
         )
+
+    def liability_h2(self, prevalence: float, case_proportion: float | None = None):
+        """h2 on the liability scale of a 0/1 trait (Lee et al. 2011); see
+        :func:`bayeslmm.liability.liability_h2`."""
+        return liability_h2(self, prevalence, case_proportion)
 
     def __repr__(self) -> str:
         head = (f"VarianceComponentFit({'REML' if self.reml else 'ML'}, {self.algorithm}, "

@@ -41,6 +41,7 @@ def build(out: Path) -> list[Path]:
                "bayeslmm.multitrait_plots", "bayeslmm.bayes.multitrait_models",
                "bayeslmm.errors", "bayeslmm.filters", "bayeslmm.identifiability",
                "bayeslmm.interrupts", "bayeslmm.cli_checks",
+               "bayeslmm.errors", "bayeslmm.binary", "bayeslmm.liability",
                "!bayeslmm.datasets.make_demo"]
     pdoc.pdoc(*modules, output_directory=out / "api")
     written.append(out / "api" / "bayeslmm.html")

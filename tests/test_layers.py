@@ -35,6 +35,8 @@ LAYERS = {
     "bayeslmm.multitrait_plots": 8,
     "bayeslmm.ols": 6,
     "bayeslmm.reml": 6,
+    "bayeslmm.liability": 6,
+    "bayeslmm.binary": 2,
     "bayeslmm.summaries": 6,
     "bayeslmm.bayes": 6,
     "bayeslmm.models": 6,

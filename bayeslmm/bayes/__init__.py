@@ -14,6 +14,7 @@ from bayeslmm.bayes.priors import (
 from bayeslmm.bayes.quadrature import posterior_h2_quadrature
 from bayeslmm.bayes.sampling import check_diagnostics, posterior_predictive, sample
 from bayeslmm.bayes.sensitivity import Sensitivity, prior_sensitivity
+from bayeslmm.bayes.threshold import compare_liability, posterior_predictive_cases, threshold
 
 __all__ = [
     "Comparison",
@@ -22,6 +23,7 @@ __all__ = [
     "Sensitivity",
     "check_diagnostics",
     "compare",
+    "compare_liability",
     "empirical_bayes",
     "fixed_effects",
     "implied_h2_prior",
@@ -31,7 +33,9 @@ __all__ = [
     "plot_implied_h2_prior",
     "posterior_h2_quadrature",
     "posterior_predictive",
+    "posterior_predictive_cases",
     "prior_sensitivity",
     "random_effects",
     "sample",
+    "threshold",
 ]

@@ -220,11 +220,19 @@ def fmt_number(x: float) -> str:
     return f"{x:.6e}"
 
 
-def hsq_text(fit: VarianceComponentFit) -> str:
+def hsq_text(fit: VarianceComponentFit, prevalence: float | None = None,
+             case_proportion: float | None = None) -> str:
     """The fit's summary as the text of a GCTA ``.hsq`` file (tab-separated; also
-    ``fit.to_hsq()``)."""
+    ``fit.to_hsq()``); with a ``prevalence``, GCTA's two explanatory lines precede the
+    ``V(G)/Vp_L`` row(s)."""
     lines = ["Source\tVariance\tSE"]
-    for name, row in fit.summary().iterrows():
+    for name, row in fit.summary(prevalence, case_proportion).iterrows():
+        if str(name).endswith("/Vp_L") and not lines[-1].split("\t")[0].endswith("_L"):
+            lia = fit.liability_h2(prevalence, case_proportion)
+            lines.append("The estimate of variance explained on the observed scale is "
+                         "transformed to that on the underlying scale:")
+            lines.append(f"(Proportion of cases in the sample = {lia.case_proportion:.6f}; "
+                         f"User-specified disease prevalence = {lia.prevalence:.6f})")
         if name in ("df", "n"):
             lines.append(f"{name}\t{int(row.Variance)}")
         elif name in ("logL", "logL0", "LRT", "Pval"):
@@ -236,9 +244,11 @@ def hsq_text(fit: VarianceComponentFit) -> str:
 
 
 def write_hsq(fit: VarianceComponentFit, path: str | os.PathLike[str],
-              staged: StagedOutputs | None = None) -> Path:
-    """Write the fit in GCTA's ``.hsq`` layout (:func:`hsq_text`)."""
-    return write_text(path, hsq_text(fit), staged)
+              staged: StagedOutputs | None = None, *, prevalence: float | None = None,
+              case_proportion: float | None = None) -> Path:
+    """Write the fit in GCTA's ``.hsq`` layout (:func:`hsq_text`); with a ``prevalence``,
+    the liability-scale ``V(G)/Vp_L`` row as GCTA's --prevalence."""
+    return write_text(path, hsq_text(fit, prevalence, case_proportion), staged)
 
 
 def _ids(samples: Iterable[str]) -> tuple[list[str], list[str]]:

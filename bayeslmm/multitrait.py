@@ -421,7 +421,7 @@ def _observed_information(model: MultiTraitSpectral, reml: bool, Sg: np.ndarray,
     return -0.5 * (H + H.T)
 
 
-def _complete_cases(Y, X, K):
+def _complete_cases(Y):
     """Y as a labelled (N, T) frame, complete cases only, with X and K aligned to them."""
     if isinstance(Y, pd.Series):
         Y = Y.to_frame()
@@ -488,7 +488,7 @@ def prepare_traits(Y, K, X):
 
     Returns (Y frame, LMMData of the first trait, Decomposition, sample IDs, n dropped).
     """
-    frame, keep, Yc, n_dropped = _complete_cases(Y, X, K)
+    frame, keep, Yc, n_dropped = _complete_cases(Y)
     labelled = isinstance(Y, pd.DataFrame | pd.Series)
     y0 = Yc.iloc[:, 0] if labelled else Yc.iloc[:, 0].to_numpy()
     if X is not None and not keep.all():
@@ -581,8 +581,11 @@ def _rg_inference(scaled: MultiTraitSpectral, reml: bool, best, level: float,
          "p": [float(stats.chi2.sf(lr0, 1)),
                float(0.5 * stats.chi2.sf(lr1, 1)) if lr1 > 0 else 1.0]},
         index=["r_g=0", "|r_g|=1"])
-    rg_hat = float(Sg[0, 1] / np.sqrt(Sg[0, 0] * Sg[1, 1]))
-    ci = _profile_rg_ci(scaled, reml, ll, rg_hat, Sg, Se, level)
+    den = np.sqrt(Sg[0, 0] * Sg[1, 1])
+    # r_g is undefined when a genetic variance is (numerically) zero: no interval then.
+    ci = None
+    if den > 1e-8 * np.sqrt(Se[0, 0] * Se[1, 1]):
+        ci = _profile_rg_ci(scaled, reml, ll, float(Sg[0, 1] / den), Sg, Se, level)
     return table, ci
 
 

@@ -280,3 +280,17 @@ def test_gemma_mvlmm_null_model(mouse_dir, gemma_mv, restricted):
         small = multitrait_ml(Yc, Kc, tests=False)
         assert small.model.loglik(Sg, Se, reml=False) == pytest.approx(
             dense_multitrait_loglik(Yc, np.ones((300, 1)), Kc, Sg, Se, reml=False), rel=1e-10)
+
+
+def test_trait_without_genetic_variance_is_a_result_not_an_error():
+    from bayeslmm.io.multitrait_reports import bivar_hsq_text
+
+    Y, K, X, _ = simulate_two(N=150, h2=(0.6, 1e-12), rg=0.0, seed=9)
+    fit = multitrait_reml(Y, K, X)
+    assert np.isfinite(fit.loglik) and fit.converged
+    assert fit.rg_ci is None or -1 <= fit.rg_ci[0] <= fit.rg_ci[1] <= 1
+    # Without an interval (r_g undefined at Vg = 0) the .hsq is still written, minus its row.
+    import dataclasses
+
+    text = bivar_hsq_text(dataclasses.replace(fit, rg_ci=None))
+    assert text.startswith("Source\tVariance\tSE\n") and text.endswith("\nn\t150\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import MOUSE  # noqa: F401
 from test_genotypes import make_dataset
 
 from bayeslmm.datasets import load_demo

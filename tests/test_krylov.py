@@ -15,6 +15,7 @@ from bayeslmm.io import read_plink
 from bayeslmm.krylov import (
     KrylovLMM,
     block_lanczos,
+    blup_krylov,
     fit_krylov,
     krylov_model,
     posterior_h2_krylov,
@@ -34,6 +35,9 @@ class DenseOp:
 
     def matmat(self, V):
         return self.project(self.K @ self.project(V))
+
+    def matmat_raw(self, V):
+        return (self.K @ V,)
 
     def trace(self):
         Pm = np.eye(self.N) - self.Q @ self.Q.T
@@ -88,6 +92,23 @@ def test_exhausted_space_fully_deflated_is_the_exact_likelihood():
     # (the Krylov search stops at h2 = 1 - 1e-5, as the eigen path does for a singular K)
     np.testing.assert_allclose(fit.h2_ci, ref.h2_ci, atol=2e-5)
     assert fit.bse["h2"] == fit.h2_se and np.all(fit.bse > 0)
+
+
+def test_blup_equals_dense_formula():
+    """g = h2 K P_H y and residual = (1 - h2) P_H y (notes eq. 62-63, P_H the REML projector
+    of H = h2 K + (1 - h2) I), dense, at the Krylov h2; and close to bayeslmm.blup."""
+    K, X, y = _small()
+    op = DenseOp(K, X)
+    model = krylov_model(op, y, X, n_probes=5, n_steps=15, seed=0, n_deflate=1000)
+    fit = fit_krylov(model)
+    h = fit.h2
+    Hi = np.linalg.inv(h * K + (1 - h) * np.eye(60))
+    Py = Hi @ y - Hi @ X @ np.linalg.solve(X.T @ Hi @ X, X.T @ Hi @ y)
+    b = blup_krylov(fit, op, samples=[str(i) for i in range(60)])
+    np.testing.assert_allclose(b["g"], h * K @ Py, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(b["residual"], (1 - h) * Py, rtol=0, atol=1e-9)
+    ref = bayeslmm.blup(bayeslmm.reml(y, K, X))
+    np.testing.assert_allclose(b["g"], ref["g"], atol=1e-6)
 
 
 def test_few_probes_show_monte_carlo_error():

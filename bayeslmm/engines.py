@@ -115,7 +115,7 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
         ``eigen`` and ``lowrank`` return the ordinary fit (its ``decomposition`` feeds
         BLUP, association and the posterior); ``krylov`` a :class:`bayeslmm.krylov.KrylovFit`
         with the Monte Carlo error of h2, whose ``model`` feeds
-        :func:`bayeslmm.krylov.posterior_h2_krylov`.
+        :func:`bayeslmm.bayes.quadrature_krylov.posterior_h2_krylov`.
     """
     from bayeslmm.genotype_operator import GenotypeOperator
 

@@ -76,9 +76,9 @@ def accuracy(N: int, workdir: Path, threads: int, probes: int, steps: int, bolt:
     import pandas as pd
 
     import bayeslmm
+    from bayeslmm.bayes.quadrature_krylov import posterior_h2_krylov
     from bayeslmm.genotypes import grm
     from bayeslmm.io import read_plink
-    from bayeslmm.krylov import posterior_h2_krylov
 
     P = int(1.6 * N)
     path = workdir / f"acc_{N}.bed"

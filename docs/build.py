@@ -37,7 +37,8 @@ def build(out: Path) -> list[Path]:
                "bayeslmm.ols", "bayeslmm.reml", "bayeslmm.blup", "bayeslmm.assoc",
                "bayeslmm.genotypes", "bayeslmm.io", "bayeslmm.bayes", "bayeslmm.models",
                "bayeslmm.summaries", "bayeslmm.plots", "bayeslmm.cli", "bayeslmm.datasets",
-               "bayeslmm.errors",
+               "bayeslmm.errors", "bayeslmm.engines", "bayeslmm.genotype_operator",
+               "bayeslmm.lowrank", "bayeslmm.krylov",
                "!bayeslmm.datasets.make_demo"]
     pdoc.pdoc(*modules, output_directory=out / "api")
     written.append(out / "api" / "bayeslmm.html")

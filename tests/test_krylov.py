@@ -9,6 +9,7 @@ import pytest
 from simulated_plink import simulate_plink
 
 import bayeslmm
+from bayeslmm.bayes.quadrature_krylov import posterior_h2_krylov
 from bayeslmm.errors import InputError
 from bayeslmm.genotype_operator import GenotypeOperator
 from bayeslmm.io import read_plink
@@ -18,7 +19,6 @@ from bayeslmm.krylov import (
     blup_krylov,
     fit_krylov,
     krylov_model,
-    posterior_h2_krylov,
 )
 from bayeslmm.likelihood import SpectralLMM
 

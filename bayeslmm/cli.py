@@ -97,8 +97,8 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="dask.distributed scheduler to run the genotype passes on (default: "
                         "local threads, --threads of them)")
-    g.add_argument("--probes", type=int, default=60, help="Krylov engine: random probes")
-    g.add_argument("--lanczos-steps", type=int, default=30,
+    g.add_argument("--probes", type=int, default=30, help="Krylov engine: random probes")
+    g.add_argument("--lanczos-steps", type=int, default=20,
                    help="Krylov engine: Lanczos steps (passes over the genotypes)")
     g.add_argument("--probe-seed", type=int, default=0, help="Krylov engine: probe seed")
 

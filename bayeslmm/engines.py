@@ -83,7 +83,7 @@ def _rows(ds: xr.Dataset, samples: np.ndarray, labelled: bool) -> np.ndarray:
 
 def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
                    geno: float = 1.0, client=None, threads: int | None = None,
-                   n_probes: int = 60, n_steps: int = 30, seed: int = 0,
+                   n_probes: int = 30, n_steps: int = 20, seed: int = 0,
                    chunk_size: int | None = None, progress: bool | None = None,
                    memory: int | None = None):
     """REML (one GRM, notes 4.3.2) straight from a PLINK fileset, at any scale.

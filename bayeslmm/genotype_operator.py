@@ -28,10 +28,10 @@ import numpy as np
 import xarray as xr
 
 from bayeslmm.errors import InputError
-from bayeslmm.genotypes import standardize_block, variant_qc
+from bayeslmm.genotypes import variant_qc
 from bayeslmm.io.plink import iter_variant_blocks, read_plink
 
-__all__ = ["GenotypeOperator", "PassStats", "genotype_array"]
+__all__ = ["GenotypeOperator", "PassStats", "genotype_array", "standardize_inplace"]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,33 @@ class _VariantChunks:
         return blk.genotypes[rows]
 
 
+def standardize_inplace(g: np.ndarray) -> np.ndarray:
+    """:func:`bayeslmm.genotypes.standardize_block` (GCTA scaling, ``p`` from the block),
+    overwriting the float64 block ``g`` and skipping the indicator matrix.
+
+    The same arithmetic, so the values equal ``standardize_block(g)[0]`` to rounding (the
+    column sums may add in another order), at a third of the memory traffic: a pass spent
+    most of its time standardizing, not in the products.
+    """
+    miss = np.isnan(g)
+    n_called = g.shape[0] - miss.sum(axis=0)
+    np.copyto(g, 0.0, where=miss)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = g.sum(axis=0) / (2.0 * n_called)
+        mean = 2.0 * p
+        sd = np.sqrt(2.0 * p * (1.0 - p))
+        ok = np.isfinite(sd) & (sd > 0)
+        inv = np.where(ok, 1.0 / np.where(ok, sd, 1.0), 0.0)
+    g -= mean
+    np.copyto(g, 0.0, where=miss)
+    g *= inv
+    return g
+
+
 def _standardized(g: np.ndarray) -> np.ndarray:
-    return standardize_block(g)[0]
+    # dask may hand the same block to two consumers only through its own cache, never by
+    # reference to our input; the bed-reader read is a fresh array owned by this task.
+    return standardize_inplace(np.array(g, dtype=np.float64, copy=not g.flags.writeable))
 
 
 def genotype_array(source, *, chunk_size: int | None = None):

@@ -30,13 +30,14 @@ seeded) gives T = B'K_cB = W diag(theta) W' and, for every h2 at once,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from bayeslmm.errors import InputError
+from bayeslmm.errors import ConvergenceWarning, InputError
 from bayeslmm.likelihood import LOG2PI, Profile, SpectralLMM
 
 __all__ = ["KrylovFit", "KrylovLMM", "Lanczos", "blup_krylov", "block_lanczos", "fit_krylov",
@@ -427,6 +428,11 @@ def fit_krylov(model: KrylovLMM, *, ci_level: float = 0.95, info: dict | None = 
         q_prev = float((cy / (h2 * th + 1 - h2)).sum())
         q = float(model.yHy(h2)[0])
         change = abs(q - q_prev) / q
+    if not change <= 1e-6:
+        warnings.warn(
+            f"the Krylov solve y'H^-1y changed by {change:.2g} (relative) over the last "
+            f"Lanczos step at h2={h2:.4f}: not converged; raise n_steps", ConvergenceWarning,
+            stacklevel=2)
     info = dict(info or {})
     info.update(steps=lz.steps, krylov_dim=lz.T.shape[0], probes=model.m, deflated=model.k,
                 batches=B)
@@ -437,7 +443,7 @@ def fit_krylov(model: KrylovLMM, *, ci_level: float = 0.95, info: dict | None = 
         yHy_change=change, boundary=boundary, info=info, model=model)
 
 
-def krylov_model(op, y, X, *, n_probes: int = 60, n_steps: int = 30, seed: int = 0,
+def krylov_model(op, y, X, *, n_probes: int = 30, n_steps: int = 20, seed: int = 0,
                  n_deflate: int = 50, n_batches: int = 10) -> KrylovLMM:
     """Run block Lanczos on the projected kernel of ``op`` and return the h2 model.
 

@@ -9,8 +9,8 @@ from test_genotypes import make_dataset
 
 from bayeslmm.datasets import load_demo
 from bayeslmm.errors import InputError
-from bayeslmm.genotype_operator import GenotypeOperator, genotype_array
-from bayeslmm.genotypes import grm, standardized_genotype_matrix
+from bayeslmm.genotype_operator import GenotypeOperator, genotype_array, standardize_inplace
+from bayeslmm.genotypes import grm, standardize_block, standardized_genotype_matrix
 from bayeslmm.io import read_plink
 
 
@@ -97,3 +97,12 @@ def test_bad_input():
         GenotypeOperator(ds, samples=np.array([10_000]), progress=False)
     with pytest.raises(InputError, match="PLINK prefix"):
         GenotypeOperator(42)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_standardize_inplace_equals_standardize_block(order):
+    G = make_dataset(N=200, P=60, missing=0.1)["genotype"].to_numpy().copy(order=order)
+    ref = standardize_block(G)[0]
+    out = standardize_inplace(G.copy(order=order))
+    np.testing.assert_allclose(out, ref, rtol=1e-14, atol=1e-15)
+    assert np.all(out[:, 7] == 0) and np.all(out[:, 5] == 0)  # never called; monomorphic

@@ -67,6 +67,20 @@ def simulate(path: Path, N: int, P: int, h2: float = 0.4, fst: float = 0.05, n_p
     return y
 
 
+def simulate_once(path: Path, N: int, P: int, need_y: bool = True):
+    """simulate(), or the fileset (and phenotype) of an earlier run in the same --workdir."""
+    import numpy as np
+
+    saved = path.with_suffix(".y.npy")
+    if path.exists() and path.with_suffix(".fam").exists() and not need_y:
+        return None
+    if saved.exists() and path.exists():
+        return np.load(saved)
+    y = simulate(path, N, P)
+    np.save(saved, y)
+    return y
+
+
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -83,7 +97,7 @@ def accuracy(N: int, workdir: Path, threads: int, probes: int, steps: int, bolt:
     P = int(1.6 * N)
     path = workdir / f"acc_{N}.bed"
     t0 = time.perf_counter()
-    y = simulate(path, N, P)
+    y = simulate_once(path, N, P)
     print(f"simulated {N} x {P} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     ds = read_plink(path)
     labels = ds["sample"].to_numpy().astype(str)
@@ -159,7 +173,7 @@ def scale(N: int, P: int, workdir: Path, threads: int, block: int, passes: int,
 
     path = workdir / f"scale_{N}_{P}.bed"
     t0 = time.perf_counter()
-    simulate(path, N, P)
+    simulate_once(path, N, P, need_y=False)
     print(f"simulated {N} x {P} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     ds = read_plink(path)
     t0 = time.perf_counter()

@@ -17,6 +17,7 @@ import logging
 import os
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from bayeslmm.data import prepare
@@ -129,6 +130,9 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
     data = prepare(y, None, X)
     rows = _rows(ds, data.samples, labelled)
     N, P = data.N, ds.sizes["variant"]
+    # The fits keep y's sample labels and covariate names (for BLUP, assoc and reports).
+    y_lab = pd.Series(data.y, index=pd.Index(data.samples, name="sample"), name="y")
+    X_lab = pd.DataFrame(data.X, index=y_lab.index, columns=list(data.covariates))
     if engine == "auto":
         engine, why = choose_engine(N, P, memory)
         log.info("engine 'auto' chose '%s': %s", engine, why)
@@ -139,7 +143,7 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
 
         K = np.asarray(grm(ds, maf=maf, geno=geno, progress=progress).K)[np.ix_(rows, rows)]
         dec = decompose(K, samples=data.samples)
-        return reml(data.y, dec, data.X)
+        return reml(y_lab, dec, X_lab)
     op = GenotypeOperator(ds, maf=maf, geno=geno, samples=rows,
                           X=data.X if engine == "krylov" else None, chunk_size=chunk_size,
                           client=client, threads=threads, progress=progress)
@@ -149,7 +153,7 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
             from bayeslmm.reml import reml
 
             dec = decompose_lowrank(op)
-            return reml(data.y, dec, data.X)
+            return reml(y_lab, dec, X_lab)
         from bayeslmm.krylov import fit_krylov, krylov_model
 
         model = krylov_model(op, data.y, data.X, n_probes=n_probes, n_steps=n_steps,

@@ -16,6 +16,8 @@ Sections (each optional):
   thread), numbers equal to the threaded scheduler's.
 * ``--bolt``: ``bolt --reml`` (BOLT-LMM, Debian ``bolt-lmm``) on the accuracy fileset, same
   thread count.
+* ``--peer N P``: the Krylov REML against ``bolt --reml`` alone on an N x P fileset (no exact
+  path: for N beyond one eigendecomposition).
 
 Usage: python benchmarks/bench_largen.py --accuracy 5000 --scale 100000 5000 --cluster
 BLAS threads are pinned to --threads (default 1); dask's threaded scheduler gets --threads
@@ -138,6 +140,32 @@ def accuracy(N: int, workdir: Path, threads: int, probes: int, steps: int, bolt:
     return row
 
 
+def peer(N: int, P: int, workdir: Path, threads: int, probes: int, steps: int) -> dict:
+    """Krylov REML against BOLT-LMM --reml on one N x P fileset, same thread count."""
+    import pandas as pd
+
+    import bayeslmm
+    from bayeslmm.io import read_plink
+
+    path = workdir / f"peer_{N}_{P}.bed"
+    t0 = time.perf_counter()
+    y = simulate_once(path, N, P)
+    print(f"simulated {N} x {P} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    ds = read_plink(path)
+    labels = ds["sample"].to_numpy().astype(str)
+    t0 = time.perf_counter()
+    fit = bayeslmm.reml_genotypes(ds, pd.Series(y, index=labels), engine="krylov",
+                                  n_probes=probes, n_steps=steps, threads=threads,
+                                  progress=False)
+    t_kry = time.perf_counter() - t0
+    row = {"N": N, "P": P, "threads": threads,
+           "krylov h2 (SE, MC)": f"{fit.h2:.4f} ({fit.h2_se:.4f}, {fit.h2_mc_se:.4f})",
+           "krylov s": f"{t_kry:.0f}", "passes": fit.info["passes"] + 1,
+           "s/pass": f"{fit.info['seconds_per_pass']:.1f}", "peak RSS GB": f"{peak_rss_gb():.1f}"}
+    row.update(run_bolt(path, y, labels, workdir, threads))
+    return row
+
+
 def run_bolt(path: Path, y, labels, workdir: Path, threads: int) -> dict:
     exe = shutil.which("bolt")
     if exe is None:
@@ -225,6 +253,8 @@ def main() -> int:
     ap.add_argument("--accuracy", type=int, nargs="*", default=[], metavar="N")
     ap.add_argument("--scale", type=int, nargs=2, default=None, metavar=("N", "P"))
     ap.add_argument("--cluster", action="store_true")
+    ap.add_argument("--peer", type=int, nargs=2, default=None, metavar=("N", "P"),
+                    help="Krylov REML vs BOLT-LMM --reml on an N x P fileset")
     ap.add_argument("--bolt", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--probes", type=int, default=30)
@@ -242,6 +272,10 @@ def main() -> int:
                 for N in args.accuracy]
         print(f"Accuracy ({args.probes} probes, {args.steps} Lanczos steps):\n")
         print(table(rows) + "\n")
+    if args.peer:
+        row = peer(*args.peer, workdir, args.threads, args.probes, args.steps)
+        print("Krylov REML vs BOLT-LMM --reml (same threads, same run):\n")
+        print(table([row]) + "\n")
     if args.scale:
         rows = scale(*args.scale, workdir, args.threads, args.probes + 1, args.passes,
                      args.steps, args.cluster)

@@ -67,6 +67,8 @@ def test_bad_input():
 
 
 @pytest.mark.slow
+# 4 Lanczos steps keep it quick: the test compares schedulers, not the solve's convergence.
+@pytest.mark.filterwarnings("ignore::bayeslmm.errors.ConvergenceWarning")
 def test_distributed_local_cluster_equals_threads():
     """Two worker processes, one thread each: the operator product and the Krylov REML equal
     the threaded scheduler's numbers to 1e-10."""

@@ -19,10 +19,11 @@ def _V(n, k=4, seed=3):
 
 
 def test_mouse_equals_gcta_grm(mouse_dir):
-    ds = read_plink(mouse_dir / "mouse_hs1940")
+    # every other SNP (5,150 of 10,300) keeps the test quick; all 1,940 mice
+    ds = read_plink(mouse_dir / "mouse_hs1940").isel(variant=slice(0, None, 2))
     K = np.asarray(grm(ds).K)
-    op = GenotypeOperator(ds, chunk_size=1500, progress=False)
-    assert not op.has_missing and op.P == ds.sizes["variant"]
+    op = GenotypeOperator(ds, chunk_size=750, progress=False)
+    assert not op.has_missing and op.P == ds.sizes["variant"] == 5150
     V = _V(op.N)
     np.testing.assert_allclose(op.matmat(V), K @ V, rtol=0, atol=1e-10)
     assert op.stats.passes == 1 and op.n_chunks == 7

@@ -7,6 +7,7 @@ sigma_g2, sigma_e2 and h2 that share one decomposition of the kernel with REML.
 
 from bayeslmm.assoc import assoc, genomic_control, one_test
 from bayeslmm.blup import blue, blup, predict, snp_blup
+from bayeslmm.engines import reml_genotypes
 from bayeslmm.errors import (
     AlignmentError,
     BayesLMMError,
@@ -77,6 +78,7 @@ __all__ = [
     "predict",
     "prior_sensitivity",
     "reml",
+    "reml_genotypes",
     "sample",
     "snp_blup",
 ]

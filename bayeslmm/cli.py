@@ -120,6 +120,21 @@ def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:
                        help="link of the threshold model (logit: free intercept only)")
 
 
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("large N (with --bfile; see bayeslmm.engines)")
+    g.add_argument("--engine", choices=("auto", "eigen", "lowrank", "krylov"), default=None,
+                   help="REML straight from the genotypes: dense eigendecomposition, exact "
+                        "low-rank (P < N) or matrix-free Krylov/SLQ; auto picks by N, P and "
+                        "free memory (default: the GRM route)")
+    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="dask.distributed scheduler to run the genotype passes on (default: "
+                        "local threads, --threads of them)")
+    g.add_argument("--probes", type=int, default=30, help="Krylov engine: random probes")
+    g.add_argument("--lanczos-steps", type=int, default=20,
+                   help="Krylov engine: Lanczos steps (passes over the genotypes)")
+    g.add_argument("--probe-seed", type=int, default=0, help="Krylov engine: probe seed")
+
+
 def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
                      tune: int = 1000, chains: int = 4, seed: int | None = None) -> None:
     if prior:
@@ -163,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(p)
     _fit_flags(p)
     _prevalence_flag(p)
+    _engine_flags(p)
     _common(p)
     p.set_defaults(func=cmd_reml)
 
@@ -591,8 +607,57 @@ def cmd_reml(args: argparse.Namespace, staged) -> Path:
     if len(getattr(args, "mpheno_all", ())) > 1:
         return cmd_reml_multitrait(args, staged)
     prefix = _prefix(args.out)
+    if getattr(args, "engine", None):
+        return _reml_engine(args, staged, prefix)
     fit = _fit(args, _load(args))
     write_hsq(fit, f"{prefix}.hsq", staged, prevalence=args.prevalence)
+    return prefix
+
+
+def _reml_engine(args: argparse.Namespace, staged, prefix: Path) -> Path:
+    """``reml --engine``: REML straight from --bfile by :func:`bayeslmm.reml_genotypes`."""
+    from bayeslmm.data import covariate_design
+    from bayeslmm.engines import reml_genotypes
+    from bayeslmm.io import align_samples, read_covar, read_phenotype, read_qcovar
+    from bayeslmm.io.reports import write_text
+
+    if not args.bfile or args.grm or args.mgrm:
+        raise InputError("--engine fits from the genotypes: give --bfile and no --grm/--mgrm")
+    if args.ml or args.method not in ("auto", "brent"):
+        raise InputError("--engine fits one GRM by REML (--method auto/brent, no --ml)")
+    ds = _genotypes(args)  # --keep/--remove/--extract/--exclude/--chr/--maf/--geno, logged
+    inputs: dict[str, Any] = {"phenotype": read_phenotype(args.pheno, mpheno=args.mpheno)}
+    if args.qcovar:
+        inputs["qcovar"] = read_qcovar(args.qcovar)
+    if args.covar:
+        inputs["covar"] = read_covar(args.covar)
+    inputs["bfile"] = ds
+    a = align_samples(inputs)
+    y = a["phenotype"]
+    X = covariate_design(y.index, *(a[n] for n in ("qcovar", "covar") if n in a.data))
+    log.info("%d samples in common after dropping missing values.", a.N)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        try:
+            client = Client(args.scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the dask scheduler at '{args.scheduler}': "
+                             f"{_error_line(exc)}") from None
+    try:
+        fit = reml_genotypes(ds, y, X, engine=args.engine, maf=args.maf, geno=args.geno,
+                             client=client, threads=args.threads, n_probes=args.probes,
+                             n_steps=args.lanczos_steps, seed=args.probe_seed,
+                             progress=_progress(args))
+    finally:
+        if client is not None:
+            client.close()
+    log.info("REML (engine %s), N=%d\n%s", args.engine, fit.nobs if hasattr(fit, "nobs")
+             else fit.N, fit.to_hsq().rstrip())
+    if getattr(fit, "info", None):
+        log.info("Krylov engine: %s", ", ".join(f"{k}={v}" for k, v in fit.info.items()))
+    write_text(f"{prefix}.hsq", fit.to_hsq(), staged)
     return prefix
 
 

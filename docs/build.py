@@ -42,6 +42,8 @@ def build(out: Path) -> list[Path]:
                "bayeslmm.errors", "bayeslmm.filters", "bayeslmm.identifiability",
                "bayeslmm.interrupts", "bayeslmm.cli_checks",
                "bayeslmm.errors", "bayeslmm.binary", "bayeslmm.liability",
+               "bayeslmm.errors", "bayeslmm.engines", "bayeslmm.genotype_operator",
+               "bayeslmm.lowrank", "bayeslmm.krylov",
                "!bayeslmm.datasets.make_demo"]
     pdoc.pdoc(*modules, output_directory=out / "api")
     written.append(out / "api" / "bayeslmm.html")

@@ -423,6 +423,9 @@ def _fit(args: argparse.Namespace, inp: Inputs):
              fit.converged, fit.N, fit.to_hsq().rstrip())
     if fit.h2_ci is not None:
         log.info("h2 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.h2_ci)
+    if fit.k == 1:
+        log.info("V(G)/Vp = %.6f; GEMMA's pve (K scaled to mean diagonal 1; here tr(K)/N = "
+                 "%.6f) = %.6f.", fit.h2, fit.mean_diag, fit.pve_gemma)
     if fit.boundary:
         log.info("The estimate lies on the boundary (%s).", fit.boundary)
     return fit
@@ -545,8 +548,13 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
             r = r.isel(variant=np.flatnonzero(keep))
         name = f"{prefix}.assoc.tsv" if len(res) == 1 else f"{prefix}.{t}.assoc.tsv"
         write_assoc(r, name, staged)
-        log.info("%s test of %d variants written to %s; genomic-control lambda %.4f.",
-                 t, r.sizes["variant"], name, float(r.attrs["lambda_gc"]))
+        n_filt = int(r["filtered"].sum()) if "filtered" in r else 0
+        n_mono = int((r["monomorphic"] & ~r["filtered"]).sum()) if "filtered" in r else \
+            int(r["monomorphic"].sum())
+        log.info("%s test: %d variants, %d tested, %d skipped (%d filtered by --maf/--geno, "
+                 "%d monomorphic); written to %s; genomic-control lambda %.4f.", t,
+                 r.sizes["variant"], r.sizes["variant"] - n_filt - n_mono, n_filt + n_mono,
+                 n_filt, n_mono, name, float(r.attrs["lambda_gc"]))
     return prefix
 
 

@@ -177,6 +177,10 @@ def test_assoc_several_tests_one_file_each(demo_grm, tmp_path):
     t = pd.read_csv(f"{qc}.assoc.tsv", sep="\t")
     rare = np.minimum(t["af"], 1 - t["af"]) < 0.2
     assert rare.any() and t.loc[rare, "p"].isna().all() and t.loc[~rare, "p"].notna().all()
+    # The log says how many were tested and why the others were not.
+    assert (f"3000 variants, {int((~rare).sum())} tested, {int(rare.sum())} skipped "
+            f"({int(rare.sum())} filtered by --maf/--geno, 0 monomorphic)"
+            ) in Path(f"{qc}.log").read_text()
 
 
 def test_assoc_loco(tmp_path):

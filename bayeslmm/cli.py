@@ -324,9 +324,11 @@ def _read_mgrm(path: str) -> list[str]:
     return prefixes
 
 
-def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
+def _load(args: argparse.Namespace, grms_given: list | None = None,
+          ds_given=None) -> Inputs:
     """Read (or compute) the kernel(s), phenotype and covariates and align them by FID/IID;
-    ``grms_given`` are GRMs already computed (LOCO), used instead of --grm/--bfile."""
+    ``grms_given`` are GRMs already computed (LOCO), used instead of --grm/--bfile, and
+    ``ds_given`` the PLINK dataset already opened (LOCO: opened once, not per chromosome)."""
     from bayeslmm.genotypes import grm
     from bayeslmm.io import (
         align_samples,
@@ -337,8 +339,8 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
         read_qcovar,
     )
 
-    ds = None
-    if getattr(args, "bfile", None):
+    ds = ds_given
+    if ds is None and getattr(args, "bfile", None):
         ds = read_plink(args.bfile)
         log.info("Read %d samples and %d variants from PLINK fileset '%s'.",
                  ds.sizes["sample"], ds.sizes["variant"], args.bfile)
@@ -527,12 +529,14 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
         from bayeslmm.io import read_plink
 
         ds = read_plink(args.bfile)
+        log.info("Read %d samples and %d variants from PLINK fileset '%s'.",
+                 ds.sizes["sample"], ds.sizes["variant"], args.bfile)
         fits = {}
         for c, g in loco_grms(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
                               progress=_progress(args)).items():
             log.info("Null fit without chromosome %s (%d SNPs):", c, g.M)
             args_c = argparse.Namespace(**{**vars(args), "grm": None, "mgrm": None})
-            inp = _load(args_c, grms_given=[g])
+            inp = _load(args_c, grms_given=[g], ds_given=ds)
             fits[c] = _fit(args, inp)
         res = assoc(None, ds, test=tests, loco=fits, progress=_progress(args),
                     min_maf=args.maf, max_missing=args.geno)

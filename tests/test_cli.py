@@ -188,6 +188,8 @@ def test_assoc_loco(tmp_path):
     assert run(["assoc", "--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--loco",
                 "--out", str(out), "--quiet"]) == 0
     assert len(pd.read_csv(f"{out}.assoc.tsv", sep="\t")) == 3000
+    # The fileset is opened once, not once per chromosome (the demo has 3).
+    assert Path(f"{out}.log").read_text().count("Read 400 samples and 3000 variants") == 1
 
 
 # ----------------------------------------------------------------------------- bad input

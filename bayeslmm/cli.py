@@ -584,7 +584,7 @@ def _posterior(args, inp: Inputs, fit, priors: dict[str, str], staged, prefix: P
     kw = {"component_names": inp.names} if isinstance(K, list) else {}
     model = marginal_grm(inp.y, K, inp.X, priors=priors, **kw)
     pri = model_info(model).priors
-    log.info("Priors: %s", pri.describe())
+    log.info("Priors (as used): %s", pri.describe(list(inp.X.columns)))
     cores = None if args.threads is None else max(1, min(args.threads, args.chains))
     idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
                    seed=args.seed, progressbar=not args.quiet, cores=cores)

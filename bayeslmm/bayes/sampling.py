@@ -109,7 +109,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     info = getattr(model, "_bayeslmm_info", None)
     if info is not None:
         post.attrs["model_kind"] = info.kind
-        post.attrs["priors"] = repr(info.priors.describe())
+        post.attrs["priors"] = repr(info.priors.describe(info.data.covariates))
     diag = check_diagnostics(idata, warn=check)
     post.attrs.update(diag)
     return idata

@@ -455,6 +455,11 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         raise InputError(f"max_missing must be in [0, 1], got {max_missing}")
     if loco is None and fit is None:
         raise InputError("give a null fit, or a LOCO mapping chromosome -> fit")
+    if loco is not None and not isinstance(loco, Mapping):
+        raise InputError(
+            f"loco must be a mapping chromosome -> null fit (one REML fit per chromosome on "
+            f"its leave-one-chromosome-out GRM, e.g. from bayeslmm.genotypes.loco_grms), "
+            f"got {type(loco).__name__}; the command line's --loco builds it for you")
     if n_calibration < 1:
         raise InputError(f"n_calibration must be at least 1, got {n_calibration}")
     if block_size is not None and block_size < 1:

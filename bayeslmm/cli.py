@@ -417,9 +417,11 @@ def _read_mgrm(path: str) -> list[str]:
     return prefixes
 
 
-def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
+def _load(args: argparse.Namespace, grms_given: list | None = None,
+          ds_given=None) -> Inputs:
     """Read (or compute) the kernel(s), phenotype and covariates and align them by FID/IID;
-    ``grms_given`` are GRMs already computed (LOCO), used instead of --grm/--bfile."""
+    ``grms_given`` are GRMs already computed (LOCO), used instead of --grm/--bfile, and
+    ``ds_given`` the PLINK dataset already opened (LOCO: opened once, not per chromosome)."""
     from bayeslmm.data import covariate_design
     from bayeslmm.genotypes import grm
     from bayeslmm.io import (
@@ -430,8 +432,8 @@ def _load(args: argparse.Namespace, grms_given: list | None = None) -> Inputs:
         read_qcovar,
     )
 
-    ds = None
-    if getattr(args, "bfile", None):
+    ds = ds_given
+    if ds is None and getattr(args, "bfile", None):
         ds = _genotypes(args)
     grms = list(grms_given or [])
     if grms:
@@ -571,6 +573,9 @@ def _fit(args: argparse.Namespace, inp: Inputs):
              fit.to_hsq(getattr(args, "prevalence", None)).rstrip())
     if fit.h2_ci is not None:
         log.info("h2 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.h2_ci)
+    if fit.k == 1:
+        log.info("V(G)/Vp = %.6f; GEMMA's pve (K scaled to mean diagonal 1; here tr(K)/N = "
+                 "%.6f) = %.6f.", fit.h2, fit.mean_diag, fit.pve_gemma)
     if fit.boundary:
         log.info("The estimate lies on the boundary (%s).", fit.boundary)
     return fit
@@ -732,8 +737,13 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
             r = r.isel(variant=np.flatnonzero(keep))
         name = f"{prefix}{suffix}" if len(tests) == 1 else f"{prefix}.{t}{suffix}"
         write_assoc_as(r, args.format, name, staged)
-        log.info("%s test of %d variants written to %s; genomic-control lambda %.4f.",
-                 t, r.sizes["variant"], name, float(r.attrs["lambda_gc"]))
+        n_filt = int(r["filtered"].sum()) if "filtered" in r else 0
+        n_mono = int((r["monomorphic"] & ~r["filtered"]).sum()) if "filtered" in r else \
+            int(r["monomorphic"].sum())
+        log.info("%s test: %d variants, %d tested, %d skipped (%d filtered by --maf/--geno, "
+                 "%d monomorphic); written to %s; genomic-control lambda %.4f.", t,
+                 r.sizes["variant"], r.sizes["variant"] - n_filt - n_mono, n_filt + n_mono,
+                 n_filt, n_mono, name, float(r.attrs["lambda_gc"]))
     return prefix
 
 
@@ -766,14 +776,15 @@ def _posterior(args, inp: Inputs, fit, priors: dict[str, str], staged, prefix: P
             raise InputError("--model threshold takes one GRM")
         model = threshold(inp.y, K, inp.X, prevalence=prevalence, link=args.link,
                           priors=priors, store_g=False)
-        pri = model._bayeslmm_info.priors
         log.info("Threshold (%s) model, liability h2; %s.", args.link,
                  f"threshold from the prevalence K = {prevalence:g}" if prevalence is not None
                  else "free intercept (the sample taken as the population)")
+        pri = model_info(model).priors
+        log.info("Priors (as used): %s", pri.describe())
     else:
         model = marginal_grm(inp.y, K, inp.X, priors=priors, **kw)
         pri = model_info(model).priors
-    log.info("Priors: %s", pri.describe())
+        log.info("Priors (as used): %s", pri.describe(list(inp.X.columns)))
     cores = None if args.threads is None else max(1, min(args.threads, args.chains))
     idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
                    seed=args.seed, progressbar=not args.quiet, cores=cores)
@@ -1077,9 +1088,11 @@ def cmd_sample_multitrait(args: argparse.Namespace, staged) -> Path:
     inp, Y = _load_traits(args)
     fit = _fit_traits(args, inp, Y)
     _write_traits_hsq(fit, prefix, staged)
+    from bayeslmm.bayes.models import model_info
+
     model = multitrait_marginal(Y, fit.model.dec, inp.X, priors=priors, eta=args.lkj_eta)
     log.info("Priors: %s; LKJ(eta=%g) on r_g and r_e.",
-             model._bayeslmm_multitrait["priors"], args.lkj_eta)
+             model_info(model).priors, args.lkj_eta)
     cores = None if args.threads is None else max(1, min(args.threads, args.chains))
     idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
                    seed=args.seed, progressbar=not args.quiet, cores=cores)

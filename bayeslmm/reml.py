@@ -138,6 +138,23 @@ class VarianceComponentFit:
         return self._one(self.sigma2[:-1] / self.Vp)
 
     @property
+    def mean_diag(self):
+        """Mean diagonal tr(K)/N of each kernel (1 for a GRM of standardized genotypes)."""
+        if self.decomposition is not None:
+            return float(self.decomposition.S.sum() / self.decomposition.N)
+        return self._one(np.array([np.trace(K) / self.N for K in self.data.Ks]))
+
+    @property
+    def pve_gemma(self):
+        """GEMMA's "pve": h2 with K rescaled to mean diagonal 1, m sigma_g2 / (m sigma_g2 +
+        sigma_e2) with m = tr(K)/N (GEMMA's trace_G). Equals ``h2`` when m = 1; with a
+        centred kinship (``gemma -gk 1``) the two differ and this is the number GEMMA prints.
+        """
+        m = np.atleast_1d(self.mean_diag)
+        g = self.sigma2[:-1] * m
+        return self._one(g / (g.sum() + self.sigma2[-1]))
+
+    @property
     def h2_se(self):
         J = self._h2_jacobian()
         return self._one(_sd(np.einsum("ij,jk,ik->i", J, self.cov, J)))

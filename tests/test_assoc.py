@@ -10,6 +10,7 @@ from scipy import stats
 
 import bayeslmm
 from bayeslmm.assoc import assoc, one_test
+from bayeslmm.errors import InputError
 
 from helpers import simulate
 from peers import require_tool, run
@@ -426,3 +427,9 @@ def test_xPx_any_layout_columns_and_chunking(data):
                   np.ascontiguousarray(np.repeat(Gi, 2, axis=1))[:, ::2]):
         np.testing.assert_allclose(null.xPx(block, cols, work), want, rtol=1e-10)
         np.testing.assert_allclose(null.xPx(block, cols), want, rtol=1e-10)
+
+
+def test_loco_true_is_a_clear_error(data):
+    fit, K, G = data
+    with pytest.raises(InputError, match="loco must be a mapping chromosome -> null fit"):
+        assoc(fit, G, loco=True)

@@ -177,6 +177,10 @@ def test_assoc_several_tests_one_file_each(demo_grm, tmp_path):
     t = pd.read_csv(f"{qc}.assoc.tsv", sep="\t")
     rare = np.minimum(t["af"], 1 - t["af"]) < 0.2
     assert rare.any() and t.loc[rare, "p"].isna().all() and t.loc[~rare, "p"].notna().all()
+    # The log says how many were tested and why the others were not.
+    assert (f"3000 variants, {int((~rare).sum())} tested, {int(rare.sum())} skipped "
+            f"({int(rare.sum())} filtered by --maf/--geno, 0 monomorphic)"
+            ) in Path(f"{qc}.log").read_text()
 
 
 def test_assoc_loco(tmp_path):
@@ -184,6 +188,8 @@ def test_assoc_loco(tmp_path):
     assert run(["assoc", "--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--loco",
                 "--out", str(out), "--quiet"]) == 0
     assert len(pd.read_csv(f"{out}.assoc.tsv", sep="\t")) == 3000
+    # The fileset is opened once, not once per chromosome (the demo has 3).
+    assert Path(f"{out}.log").read_text().count("Read 400 samples and 3000 variants") == 1
 
 
 # ----------------------------------------------------------------------------- bad input

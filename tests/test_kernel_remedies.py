@@ -142,3 +142,12 @@ def test_bend_makes_the_kernel_psd_and_keeps_eigenvectors_and_trace(indefinite):
     assert abs(U[:, -1] @ U2[:, -1]) == pytest.approx(1.0, abs=1e-10)
     psd = bend(b.K)
     assert psd.n_negative == 0 or psd.max_abs_change < 1e-12
+
+
+def test_posterior_refuses_an_indefinite_kernel_and_accepts_it_bent(indefinite):
+    from bayeslmm.bayes import marginal_grm
+
+    y, K, X = indefinite
+    with pytest.raises(KernelError, match="indefinite.*h2 < 0.952381.*--grm-bend"):
+        marginal_grm(y, K, X)
+    marginal_grm(y, bend(K).K, X)  # PSD after bending: builds

@@ -143,3 +143,26 @@ def test_results_speak_statsmodels_vocabulary(rng):
                                rtol=1e-10)
     assert ols_ours.llf == pytest.approx(ols_theirs.llf, rel=1e-12)
     assert ols_ours.nobs == ols_theirs.nobs
+@pytest.mark.slow
+def test_gemma_pve_convention_with_centred_kinship(mouse_dir, tmp_path):
+    """GEMMA's pve scales h2 by the kinship's mean diagonal: with its centred kinship
+    (-gk 1, mean diagonal != 1) our ``pve_gemma`` is GEMMA's pve and ``h2`` is not."""
+    gemma = require_tool("gemma")
+    prefix = str(mouse_dir / "mouse_hs1940")
+    snp = pd.read_csv(mouse_dir / "mouse_hs1940.bim", sep=r"\s+", header=None, nrows=1)[1]
+    (tmp_path / "one.snp").write_text(snp.iloc[0] + "\n")
+    run([gemma, "-bfile", prefix, "-gk", "1", "-outdir", str(tmp_path), "-o", "c"],
+        cwd=tmp_path)
+    run([gemma, "-bfile", prefix, "-k", str(tmp_path / "c.cXX.txt"), "-lmm", "1", "-n", "1",
+         "-snps", str(tmp_path / "one.snp"), "-outdir", str(tmp_path), "-o", "l"],
+        cwd=tmp_path)
+    g = gemma_log_values(tmp_path / "l.log.txt")
+    fam = pd.read_csv(mouse_dir / "mouse_hs1940.fam", sep=r"\s+", header=None)
+    pheno = pd.to_numeric(fam[5], errors="coerce")
+    keep = pheno.notna().to_numpy()
+    K = np.loadtxt(tmp_path / "c.cXX.txt")[np.ix_(keep, keep)]
+    fit = bayeslmm.reml(pheno[keep].to_numpy(), K)
+    assert abs(fit.mean_diag - 1) > 0.05
+    assert fit.pve_gemma == pytest.approx(g["pve estimate in the null model"], abs=2e-4)
+    assert abs(fit.h2 - g["pve estimate in the null model"]) > 1e-2
+    assert fit.sigma_g2 == pytest.approx(g["vg estimate in the null model"], rel=1e-3)

@@ -444,6 +444,14 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
     else:
         data = _validate(y, X, K)
         dec = decompose(data.Ks[0], samples=data.samples)
+    if dec.h2_max < 1.0:
+        from bayeslmm.errors import KernelError
+
+        raise KernelError(
+            f"K is indefinite (smallest eigenvalue {dec.min_eigenvalue:.4g}): V is positive "
+            f"definite only for h2 < {dec.h2_max:.6g}, but the posterior ranges over h2 in "
+            "[0, 1]; make K PSD first with bayeslmm.kernel_remedies.bend or "
+            "relatedness_cutoff (--grm-bend / --grm-cutoff)")
     pri = default_priors(priors, data.y, data.X)
     if beta_param not in ("auto", "conditional", "direct"):
         raise InputError(f"beta_param must be 'auto', 'conditional' or 'direct', got "

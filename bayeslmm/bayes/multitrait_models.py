@@ -21,12 +21,14 @@ eta); eta = 1 is uniform on [-1, 1].
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayeslmm.bayes.models import attach_info
 from bayeslmm.bayes.priors import Prior, parse_prior
 from bayeslmm.errors import InputError
 
@@ -127,11 +129,24 @@ def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None
         pm.Deterministic("Sigma_e", Se, dims=("trait", "trait_"))
         pm.Potential("loglik", restricted_loglik_2(Sg, Se, s, y1, y2, UQ, n0, mt.cQQ,
                                                     mt.cQY, mt.cYY, N, M))
-    model._bayeslmm_multitrait = {"model": mt, "samples": samples, "eta": eta,
-                                  "priors": {"h2": str(h2_prior),
-                                             "Vp": str(Vp_prior) if Vp_prior else
-                                             f"HalfNormal(sigma=2.5 var(y_t)) = {2.5 * vy}"}}
+    attach_info(model, MultiTraitInfo(
+        model=mt, samples=samples, eta=eta,
+        priors={"h2": str(h2_prior),
+                "Vp": str(Vp_prior) if Vp_prior else
+                f"HalfNormal(sigma=2.5 var(y_t)) = {2.5 * vy}"}))
     return model
+
+
+@dataclass(frozen=True, eq=False)
+class MultiTraitInfo:
+    """What the two-trait builder knew (found again by :func:`bayeslmm.bayes.models.model_info`
+    on the model or on anything PyMC derives from it)."""
+
+    model: Any
+    samples: Any
+    eta: float
+    priors: dict
+    kind: str = "multitrait"
 
 
 def restricted_loglik_2(Sg, Se, s, y1, y2, UQ, n0, cQQ, cQY, cYY, N, M):

@@ -439,8 +439,17 @@ class ResolvedPriors:
     def __getitem__(self, key: str) -> Prior:
         return self.priors[key]
 
-    def describe(self) -> dict[str, str]:
-        return {k: str(v) for k, v in self.priors.items()}
+    def describe(self, covariates=None) -> dict[str, str]:
+        """The priors as used: the default beta prior resolved per covariate (bambi-like,
+        scaled to the data), not the placeholder it is stored under."""
+        out = {k: str(v) for k, v in self.priors.items()}
+        if self.beta_mu.size:
+            names = list(covariates) if covariates is not None else [
+                f"beta[{j}]" for j in range(self.beta_mu.size)]
+            out["beta"] = "; ".join(
+                f"{n}: Normal(mu={m:.4g}, sigma={s:.4g})"
+                for n, m, s in zip(names, self.beta_mu, self.beta_sigma, strict=True))
+        return out
 
 
 def default_priors(spec, y: np.ndarray, X: np.ndarray | None, *, kind: str = "lmm"

@@ -111,6 +111,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
                               **kwargs)
         if log_likelihood and model.observed_RVs:
             idata = pm.stats.compute_log_likelihood(idata, model=model, progressbar=False)
+            _per_sample_loo_loglik(idata, model)
         if log_prior and model.free_RVs:
             idata = pm.stats.compute_log_prior(idata, model=model, progressbar=False)
             _log_prior_of_conditional_beta(idata, model)
@@ -120,8 +121,13 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     post.attrs["wall_time_s"] = elapsed
     info = find_info(model)
     if info is not None:
-        post.attrs["model_kind"] = info.kind
-        post.attrs["priors"] = repr(info.priors.describe())
+        post.attrs["model_kind"] = str(getattr(info, "kind", type(info).__name__))
+        pri = getattr(info, "priors", None)
+        data = getattr(info, "data", None)
+        if hasattr(pri, "describe") and data is not None:
+            post.attrs["priors"] = repr(pri.describe(data.covariates))
+        elif pri is not None:
+            post.attrs["priors"] = repr(pri.describe() if hasattr(pri, "describe") else pri)
     diag = check_diagnostics(idata, warn=check)
     post.attrs.update(diag)
     return idata
@@ -163,6 +169,24 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
         raise
     patch_nutpie_idata(idata, model, sampling_time=time.perf_counter() - t0)
     return idata
+
+
+def _per_sample_loo_loglik(idata: xr.DataTree, model: pm.Model) -> None:
+    """The marginal model's observed terms are rotated eigen-components, which is not what
+    PSIS-LOO leaves out: store instead, per sample, the exact leave-one-out predictive
+    densities log p(y_i | y_-i, theta) (bayes/loo.py), and y on the sample scale."""
+    info = find_info(model)
+    if info is None or getattr(info, "kind", None) != "marginal" or info.latent:
+        return
+    from bayeslmm.bayes.loo import marginal_loo_loglik
+
+    ll = marginal_loo_loglik(idata["posterior"].to_dataset(), info.data, info.decomposition,
+                             info.fixed)
+    idata["log_likelihood"] = xr.DataTree(xr.Dataset({"y": ll}))
+    obs = idata["observed_data"].to_dataset() if "observed_data" in idata.children \
+        else xr.Dataset()
+    obs["y"] = xr.DataArray(info.data.y, dims="sample", coords={"sample": info.data.samples})
+    idata["observed_data"] = xr.DataTree(obs)
 
 
 def _log_prior_of_conditional_beta(idata: xr.DataTree, model: pm.Model) -> None:

@@ -112,9 +112,19 @@ class Sensitivity:
                 f"{self.verdict}")
 
 
-def _psense(idata, var: str, group: str) -> float:
+def _psense(idata, var: str, group: str, pieces: tuple | None = None) -> float:
     import arviz_stats
 
+    if group == "likelihood" and pieces is not None:
+        # The stored terms of the marginal model are leave-one-out densities, which do not
+        # sum to log p(y | theta): power-scale the joint likelihood instead.
+        from bayeslmm.bayes.loo import joint_loglik
+
+        data, dec, fixed = pieces
+        post = idata["posterior"]
+        joint = joint_loglik(post.to_dataset(), data, dec, fixed).expand_dims(obs=1, axis=-1)
+        idata = idata.copy()
+        idata["log_likelihood"] = xr.DataTree(xr.Dataset({"y": joint}))
     try:
         val = arviz_stats.psense(idata, var_names=[var], group=group)
     except (KeyError, ValueError) as exc:  # a fit without the stored group
@@ -204,7 +214,7 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
     -------
     Sensitivity
     """
-    from bayeslmm.bayes.models import marginal_grm
+    from bayeslmm.bayes.models import marginal_grm, model_info
     from bayeslmm.bayes.priors import implied_h2_prior
     from bayeslmm.bayes.quadrature import posterior_h2_quadrature
     from bayeslmm.bayes.sampling import sample
@@ -274,6 +284,7 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         idata = sample(model, draws=draws, tune=tune, chains=chains, seed=s, sampler=sampler,
                        progressbar=progressbar)
         posteriors[label] = idata
+        info = model_info(model)
         h2 = posterior_draws(idata, "h2")
         h2_draws[label] = h2
         lo, hi = hdi(h2, hdi_prob)
@@ -283,7 +294,8 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         rows["h2_hdi_lower"].append(lo)
         rows["h2_hdi_upper"].append(hi)
         rows["psense_prior"].append(_psense(idata, "h2", "prior"))
-        rows["psense_likelihood"].append(_psense(idata, "h2", "likelihood"))
+        rows["psense_likelihood"].append(_psense(
+            idata, "h2", "likelihood", pieces=(info.data, info.decomposition, info.fixed)))
         rows["sigma_g2_mean"].append(float(posterior_draws(idata, "sigma_g2").mean()))
         rows["sigma_e2_mean"].append(float(posterior_draws(idata, "sigma_e2").mean()))
         div = idata["sample_stats"]["diverging"].values if "diverging" in \

@@ -65,6 +65,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special, stats
 
+from bayeslmm.bayes.models import attach_info, find_info
 from bayeslmm.bayes.priors import Prior, parse_prior
 from bayeslmm.binary import as_binary
 from bayeslmm.data import LMMData, prepare
@@ -102,7 +103,7 @@ class ThresholdInfo:
 class _PriorTable(dict):
     """The priors by name; ``describe()`` as ResolvedPriors has (read by ``sample``)."""
 
-    def describe(self) -> dict[str, str]:
+    def describe(self, covariates=None) -> dict[str, str]:
         return {k: str(v) for k, v in self.items()}
 
 
@@ -302,10 +303,10 @@ def threshold(y, K=None, X=None, *, prevalence: float | str | Prior | None = Non
             pm.CustomDist("y", eta, logp=_probit_logp, observed=yobs, dims="sample")
         else:
             pm.Bernoulli("y", logit_p=eta, observed=yobs, dims="sample")
-    model._bayeslmm_info = ThresholdInfo(
+    attach_info(model, ThresholdInfo(
         data=data, decomposition=dec, link=link,
         prevalence=pri.get("prevalence", fixed_K), priors=_PriorTable(pri),
-        case_proportion=binary.case_proportion, x_mean=x_mean)
+        case_proportion=binary.case_proportion, x_mean=x_mean))
     return model
 
 
@@ -350,7 +351,7 @@ def posterior_predictive_cases(idata: xr.DataTree, model: pm.Model, *,
         ``case_proportion``; its attrs hold the observed P and the two-sided posterior
         predictive p-value ``ppp_case_proportion`` (2 min(Pr(rep >= obs), Pr(rep <= obs))).
     """
-    info = getattr(model, "_bayeslmm_info", None)
+    info = find_info(model)
     if not isinstance(info, ThresholdInfo):
         raise InputError("this model was not built by bayeslmm.bayes.threshold")
     rng = np.random.default_rng(seed)

@@ -91,6 +91,8 @@ def _read_table(
             linenos.append(lineno)
     if not rows:
         raise FileFormatError(f"{what} file '{path}' is empty")
+    if numeric:
+        _check_ids_present(rows, linenos, path, what)
     first = rows[0]
     if header is None:
         id_like = (len(first) >= 2 and first[0].lower() in _FID_NAMES
@@ -139,6 +141,27 @@ def _read_table(
             )
         seen[key] = ln
     return _Table(path, names, rows, linenos)
+
+
+def _looks_like_value(tok: str) -> bool:
+    """A token no FID/IID would be: a missing-value code or a non-integer number."""
+    if tok.lower() in ("na", "nan", "."):
+        return True
+    return _to_float(tok) is not None and any(c in tok.lower() for c in ".e")
+
+
+def _check_ids_present(rows, linenos, path, what) -> None:
+    """GEMMA's phenotype files (e.g. mouse_hs1940.pheno.txt) have no FID/IID columns; say so
+    instead of reporting duplicated 'NA NA' samples or ragged lines."""
+    head = rows[: min(len(rows), 50)]
+    idless = sum(_looks_like_value(r[0]) or (len(r) > 1 and _looks_like_value(r[1]))
+                 for r in head)
+    if idless > len(head) // 2:
+        raise FileFormatError(
+            f"{what} file '{path}' has no FID and IID columns (line {linenos[0]} starts with "
+            f"'{' '.join(rows[0][:2])}', values, not IDs): it looks like GEMMA's ID-less "
+            "format; add FID IID as the first two columns (in the order of the .fam file), "
+            "or take the phenotype from the .fam's sixth column")
 
 
 def _index(t: _Table) -> pd.MultiIndex:

@@ -189,15 +189,21 @@ def test_posterior_equals_pymc_graph(sim300):
         assert sf.loc[row, "sd"] == pytest.approx(ss.loc[row, "sd"], rel=0.1), row
     assert fast["posterior"].attrs["n_divergences"] == 0
     # The log-likelihood / log-prior groups (PyMC computes them from the stored values).
-    np.testing.assert_allclose(
-        fast["log_likelihood"]["y_rot"].isel(chain=0, draw=slice(0, 3)).values.sum(-1),
-        _loglik_at(model, fast, 3), rtol=1e-10)
+    # log_likelihood holds per-sample LOO densities (bayes/loo.py); its joint counterpart
+    # equals PyMC's log-likelihood of the rotated observations.
+    from bayeslmm.bayes.loo import joint_loglik
+
+    info = model_info(model)
+    joint = joint_loglik(fast["posterior"].to_dataset(), info.data, info.decomposition)
+    np.testing.assert_allclose(joint.isel(chain=0, draw=slice(0, 3)).values,
+                               _loglik_at(model, fast, 3), rtol=1e-10)
 
 
 def _loglik_at(model, idata, n):
     """Sum of the y_rot log-likelihood terms at the first n stored draws, from PyMC."""
     post = idata["posterior"]
-    f = model.compile_fn(model.logp(vars=[model["y_rot"]], sum=True, jacobian=False),
+    obs = [model[n] for n in ("y_rot", "y_null") if n in model.named_vars]
+    f = model.compile_fn(model.logp(vars=obs, sum=True, jacobian=False),
                          inputs=model.value_vars, on_unused_input="ignore", point_fn=False)
     out = []
     for d in range(n):

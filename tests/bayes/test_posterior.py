@@ -158,7 +158,8 @@ def _dense_blup(fit):
 
 def test_empirical_bayes_exact_equals_blup_pev(sim300):
     y, K, X, Z, fit = sim300
-    eb = empirical_bayes(fit, draws=1000, chains=4, seed=3, mcmc=False, full_cov=True)
+    eb = empirical_bayes(fit, draws=1000, chains=4, seed=3, full_cov=True)
+    assert eb.sampled is None  # the exact path is the default; NUTS is opt-in (mcmc=True)
     g, pev, cov = _dense_blup(fit)
     err_g = np.max(np.abs(eb.blup.values - g))
     err_pev = np.max(np.abs(eb.pev.values - pev))
@@ -187,7 +188,7 @@ def test_empirical_bayes_exact_equals_blup_pev(sim300):
 
 def test_empirical_bayes_mcmc_matches_blup(sim300):
     y, K, X, Z, fit = sim300
-    eb = empirical_bayes(fit, draws=500, chains=2, seed=4)
+    eb = empirical_bayes(fit, draws=500, chains=2, seed=4, mcmc=True)
     post = eb.sampled["posterior"]
     assert float(post["h2"].mean()) == pytest.approx(fit.h2)
     with warnings.catch_warnings():

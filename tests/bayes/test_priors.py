@@ -100,3 +100,17 @@ def test_pymc_distribution_and_callable_priors(small):
     from scipy import stats
 
     assert lp(pt) == pytest.approx(stats.beta.logpdf(h, 2, 3))
+
+
+def test_describe_prints_the_resolved_beta_prior():
+    # The default beta prior is scaled to the data (bambi-like): for an intercept,
+    # Normal(mean(y), 2.5 sd(y)); describe() shows those numbers, not a placeholder.
+    from bayeslmm.bayes.priors import default_priors
+
+    y = np.array([1.0, 3.0, 2.0, 6.0])
+    pri = default_priors(None, y, np.ones((4, 1)))
+    d = pri.describe(["intercept"])
+    want = f"intercept: Normal(mu={y.mean():.4g}, sigma={2.5 * y.std(ddof=1):.4g})"
+    assert d["beta"] == want and "Normal(mu=0, sigma=1)" not in d["beta"]
+    # A prior the user gave is shown as given.
+    assert default_priors({"beta": "Flat()"}, y, np.ones((4, 1))).describe()["beta"] == "Flat()"

@@ -18,6 +18,7 @@ import pytest
 from scipy import special, stats
 
 from bayeslmm.bayes import sample
+from bayeslmm.bayes.models import model_info
 from bayeslmm.bayes.threshold import (
     compare_liability,
     posterior_predictive_cases,
@@ -64,7 +65,7 @@ def test_logp_equals_direct_computation_probit_prevalence(low_rank):
     y, K, Z = _simulate(40, 25 if low_rank else 200, 0.5, 0.3, seed=1)
     K_prev = 0.2
     m = threshold(y, K, prevalence=K_prev)
-    dec = m._bayeslmm_info.decomposition
+    dec = model_info(m).decomposition
     assert dec.rank == (25 if low_rank else 40)
     fn = m.compile_logp(jacobian=False, mode=FAST)
     for h2 in (0.1, 0.5, 0.93):
@@ -84,7 +85,7 @@ def test_logp_free_intercept_covariates_and_logit():
     X = np.column_stack([np.ones(30), x])
     for link, resid, isd in (("probit", 1.0, 1.0), ("logit", np.pi**2 / 3, 1.8)):
         m = threshold(y, K, X, link=link)
-        dec = m._bayeslmm_info.decomposition
+        dec = model_info(m).decomposition
         h2, mu, b = 0.3, -0.4, 0.7
         z = rng.standard_normal(dec.rank)
         ref, U = _direct_logp(y, K, h2, z, mu, np.array([b]), (x - x.mean())[:, None],
@@ -165,7 +166,7 @@ def groups_fit():
 
 def test_nuts_matches_brute_force_posterior(groups_fit):
     y, K, grp, m, idata = groups_fit
-    assert m._bayeslmm_info.decomposition.rank == 15  # low rank: 15 groups, N = 60
+    assert model_info(m).decomposition.rank == 15  # low rank: 15 groups, N = 60
     h, p = _exact_posterior_h2(y, grp, 0.3)
     mean = float(np.sum(h * p))
     sd = float(np.sqrt(np.sum((h - mean) ** 2 * p)))

@@ -136,3 +136,25 @@ def test_alignment_with_fam_table_and_all_missing():
     y = pd.Series([np.nan, np.nan], index=idx)
     with pytest.raises(AlignmentError, match="no sample has complete data"):
         align_samples({"fam": fam, "phenotype": y})
+
+
+def test_gemma_idless_phenotype_file_is_named_as_such(tmp_path):
+    # GEMMA's layout: values only (mouse_hs1940.pheno.txt starts like this).
+    p = tmp_path / "gemma.txt"
+    p.write_text("0.2249\t0.2249\tNA\t1\n-0.9745\t-0.9745\tNA\t0\nNA\tNA\t0.3\t1\n")
+    with pytest.raises(FileFormatError, match="no FID and IID columns.*GEMMA's ID-less"):
+        read_phenotype(p)
+    # Numeric IDs (HLC.fam uses FID 0, IID 1110005) are IDs, not values.
+    q = tmp_path / "ids.txt"
+    q.write_text("0 1110005 0.182\n0 1110006 0.174\n0 1110008 -0.040\n")
+    assert read_phenotype(q).tolist() == [0.182, 0.174, -0.040]
+
+
+def test_gemma_mouse_phenotype_file_message(tmp_path):
+    from bayeslmm.errors import FileFormatError
+
+    from peers import gunzip_example
+
+    d = gunzip_example(["mouse_hs1940.pheno.txt"], tmp_path)
+    with pytest.raises(FileFormatError, match="GEMMA's ID-less format"):
+        read_phenotype(d / "mouse_hs1940.pheno.txt")

@@ -178,8 +178,10 @@ class MultiKernelDensity:
                                 check_finite=False)
         except linalg.LinAlgError:
             return None
-        Vi_yX = linalg.cho_solve((c, True), np.column_stack([self.y, self.X]),
-                                 check_finite=False)
+        # LAPACK's potrs directly: scipy's cho_solve copies the N x N factor on every call.
+        Vi_yX, info = linalg.lapack.dpotrs(c, np.column_stack([self.y, self.X]), lower=1)
+        if info != 0:
+            return None
         Viy, ViX = Vi_yX[:, 0], Vi_yX[:, 1:]
         A = self.X.T @ ViX + np.diag(self.lam)
         b = self.X.T @ Viy + self.lam * self.m0
@@ -198,14 +200,38 @@ class MultiKernelDensity:
         return self._loglik(*f)
 
     def _loglik(self, c, Viy, ViX, LA, mu) -> float:
+        return self._loglik_parts(c, Viy, ViX, LA, mu)[0]
+
+    def _loglik_parts(self, c, Viy, ViX, LA, mu) -> tuple[float, float]:
+        """(log p(y | sigma) with beta integrated, log N(y | X mu, V))."""
         r = self.y - self.X @ mu
         a = Viy - ViX @ mu  # V^-1 r
         logdetV = 2.0 * np.sum(np.log(np.diag(c)))
+        ll_mu = float(-0.5 * (self.N * LOG2PI + logdetV + r @ a))
+        return (ll_mu + self.log_prior_beta(mu) - float(np.sum(np.log(np.diag(LA))))
+                + 0.5 * self.M * LOG2PI), ll_mu
+
+    def log_prior_beta(self, beta: np.ndarray) -> np.ndarray:
+        """log N(beta | m0, Lambda_0^-1) over the coordinates with a Normal prior (the
+        last axis); 0 for flat ones."""
         pos = self.lam > 0
-        lp_beta = np.sum(-0.5 * LOG2PI + 0.5 * np.log(self.lam[pos])
-                         - 0.5 * self.lam[pos] * (mu[pos] - self.m0[pos]) ** 2)
-        return float(-0.5 * (self.N * LOG2PI + logdetV + r @ a) + lp_beta
-                     - np.sum(np.log(np.diag(LA))) + 0.5 * self.M * LOG2PI)
+        lam = np.where(pos, self.lam, 1.0)
+        lp = np.where(pos, -0.5 * LOG2PI + 0.5 * np.log(lam)
+                      - 0.5 * self.lam * (beta - self.m0) ** 2, 0.0)
+        return lp.sum(axis=-1)
+
+    def loglik_at_beta(self, ll_mu: float, mu: np.ndarray, L: np.ndarray,
+                       beta: np.ndarray) -> np.ndarray:
+        """log N(y | X beta, V) from the pieces at mu, without V: with d = beta - mu,
+        X'V^-1X = A - Lambda_0 and X'V^-1 (y - X mu) = Lambda_0 (mu - m_0) (since A mu = b),
+
+            log N(y | X beta, V) = log N(y | X mu, V) + d'Lambda_0 (mu - m_0)
+                                   - d'(A - Lambda_0) d / 2.
+        """
+        d = np.atleast_2d(beta) - mu
+        Ld = d @ L  # rows d'L, |d'L|^2 = d'A d
+        return (ll_mu + d @ (self.lam * (mu - self.m0)) - 0.5 * np.sum(Ld * Ld, axis=1)
+                + 0.5 * np.sum(self.lam * d * d, axis=1))
 
     def log_prior(self, t: np.ndarray) -> tuple[float, np.ndarray]:
         """log p(sigma) + sum(t) (the log transform's Jacobian) and its gradient in t."""
@@ -265,14 +291,16 @@ class MultiKernelDensity:
         return ll + lp, g * s + gp
 
     # ------------------------------------------------------------------ beta
-    def logp_beta(self, t: np.ndarray) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-        """(log p(t | y), mu, L) with beta | sigma, y ~ N(mu, A^-1), A = L L' (notes eq.
-        13-14): the value and beta's conditional from one Cholesky of V."""
+    def logp_beta(self, t: np.ndarray):
+        """(log p(t | y), mu, L, log N(y | X mu, V)) with beta | sigma, y ~ N(mu, A^-1),
+        A = L L' (notes eq. 13-14): the value and beta's conditional from one Cholesky of V.
+        """
         t = np.asarray(t, dtype=np.float64)
         if not np.all(np.isfinite(t)) or np.any(np.abs(t) > 700):
-            return -np.inf, None, None
+            return -np.inf, None, None, -np.inf
         lp, _ = self.log_prior(t)
         f = self._factor(np.exp(t)) if np.isfinite(lp) else None
         if f is None:
-            return -np.inf, None, None
-        return self._loglik(*f) + lp, f[4], f[3]
+            return -np.inf, None, None, -np.inf
+        ll, ll_mu = self._loglik_parts(*f)
+        return ll + lp, f[4], f[3], ll_mu

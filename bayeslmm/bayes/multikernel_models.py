@@ -113,8 +113,8 @@ def density_of(model: pm.Model) -> MultiKernelDensity:
                                  vp_prior=extra.get("vp_prior"))
 
 
-def _log_groups(density: MultiKernelDensity, post: xr.Dataset) -> tuple[xr.Dataset,
-                                                                         xr.Dataset]:
+def _log_groups(density: MultiKernelDensity, post: xr.Dataset,
+                known: xr.Dataset | None = None) -> tuple[xr.Dataset, xr.Dataset]:
     """log p(y | beta, sigma) per draw (total: the marginal model has no per-sample
     factorisation; pointwise LOO would need diag V^-1 per draw) and the log priors, as the
     ``log_likelihood`` and ``log_prior`` groups (power-scaling sensitivity reads them)."""
@@ -130,6 +130,9 @@ def _log_groups(density: MultiKernelDensity, post: xr.Dataset) -> tuple[xr.Datas
     from scipy import linalg
 
     inv = inv.reshape(-1)
+    if known is not None:  # importance sampling kept it from its own factorisations
+        uniq = []
+        ll = known["y"].values.reshape(C * D)
     for u, su in enumerate(uniq):
         rows = np.flatnonzero(inv == u)
         c = linalg.cholesky(density.covariance(su), lower=True, check_finite=False)
@@ -190,7 +193,9 @@ def sample_model(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: i
     groups["observed_data"] = xr.Dataset({"y": ("sample", info.data.y)},
                                          coords={"sample": list(info.data.samples)})
     if log_likelihood or log_prior:
-        ll, lp = _log_groups(density, post)
+        known = out["log_likelihood"].to_dataset() if "log_likelihood" in out.children \
+            else None
+        ll, lp = _log_groups(density, post, known)
         if log_likelihood:
             groups["log_likelihood"] = ll
         if log_prior:

@@ -104,16 +104,17 @@ def _psis(logw: np.ndarray) -> tuple[np.ndarray, float, float]:
 def _weighted(density, q, n, rng):
     """n proposals from q with their log densities, beta conditionals and log weights."""
     T = q.rvs(size=n, random_state=rng).reshape(n, -1)
-    lps, mus, Ls = [], [], []
+    lps, mus, Ls, lls = [], [], [], []
     for t in T:  # one Cholesky of V each: LAPACK does the work
-        lp, mu, L = density.logp_beta(t)
+        lp, mu, L, ll = density.logp_beta(t)
         lps.append(lp)
         mus.append(mu)
         Ls.append(L)
+        lls.append(ll)
     lps = np.asarray(lps)
     logw = lps - q.logpdf(T).reshape(-1)
     logw[~np.isfinite(logw)] = -np.inf
-    return T, lps, mus, Ls, logw
+    return T, lps, mus, Ls, logw, np.asarray(lls)
 
 
 def _importance(density, mode, cov, rng, min_ess, max_proposals, progressbar):
@@ -126,7 +127,7 @@ def _importance(density, mode, cov, rng, min_ess, max_proposals, progressbar):
 
         bar = tqdm(total=PILOT + max_proposals, desc="importance sampling", leave=False)
     try:
-        T, _, _, _, logw = _weighted(density, stats.multivariate_t(mode, cov, df=PROPOSAL_DF),
+        T, _, _, _, logw, _ = _weighted(density, stats.multivariate_t(mode, cov, df=PROPOSAL_DF),
                                      PILOT, rng)
         if bar is not None:
             bar.update(PILOT)
@@ -163,7 +164,8 @@ def _importance(density, mode, cov, rng, min_ess, max_proposals, progressbar):
     lps = np.concatenate([p[1] for p in parts])
     mus = [m for p in parts for m in p[2]]
     Ls = [L for p in parts for L in p[3]]
-    return T, lps, mus, Ls, lw, khat, ess
+    lls = np.concatenate([p[5] for p in parts])
+    return T, lps, mus, Ls, lls, lw, khat, ess
 
 
 def _dataset(density, T, beta, chains, draws) -> xr.Dataset:
@@ -214,7 +216,7 @@ def _nuts(density, draws, tune, chains, seed, progressbar, mode, target_accept):
         rng = np.random.default_rng([seed1, seed2, chain])
 
         def expand(x, **_):
-            _, mu, L = density.logp_beta(x)
+            _, mu, L, _ = density.logp_beta(x)
             s = np.exp(x)
             beta = _draw_beta([mu], [L], np.zeros(1, dtype=int), rng, M)[0]
             Vp = float(s.sum())
@@ -291,7 +293,7 @@ def sample_multikernel(density: MultiKernelDensity, draws: int = 1000, chains: i
         if not np.all(np.isfinite(cov)):
             reason = "the Hessian at the mode is not negative definite"
         else:
-            T, lps, mus, Ls, lw, khat, ess = _importance(density, mode, cov, rng, min_ess,
+            T, lps, mus, Ls, lls, lw, khat, ess = _importance(density, mode, cov, rng, min_ess,
                                                          max_proposals, progressbar)
             attrs.update(pareto_k=khat, ess_importance=ess, n_proposals=int(T.shape[0]))
             reason = None if khat < PARETO_K_MAX else f"PSIS k-hat = {khat:.2f} >= 0.7"
@@ -300,8 +302,14 @@ def sample_multikernel(density: MultiKernelDensity, draws: int = 1000, chains: i
             idx = rng.choice(w.size, size=S, replace=True, p=w / w.sum())
             beta = _draw_beta(mus, Ls, idx, rng, density.M)
             post = _dataset(density, T[idx], beta, chains, draws)
+            # log N(y | X beta, V) of each draw from the pieces kept at its proposal.
+            ll = np.array([density.loglik_at_beta(lls[j], mus[j], Ls[j], b)[0]
+                           for j, b in zip(idx, beta, strict=True)])
             out = xr.DataTree.from_dict({
                 "posterior": post,
+                "log_likelihood": xr.Dataset(
+                    {"y": (("chain", "draw"), ll.reshape(chains, draws))},
+                    coords={"chain": post.chain, "draw": post.draw}),
                 "importance": xr.Dataset(
                     {"log_sigma": (("proposal", "parameter"), T),
                      "log_density": (("proposal",), lps),

@@ -141,6 +141,20 @@ def _verdict(labels, means, sds, psense_prior) -> tuple[float, bool, str]:
     return spread, sensitive, "; ".join(parts) + "."
 
 
+def implied_h2_total_prior(spec, k: int, *, y, n: int = 4000, seed=None) -> np.ndarray:
+    """Draws of h2_total = sum_j sigma_j / (sum_j sigma_j + sigma_e2) implied by independent
+    priors on k components (``sigma_g2``, each) and ``sigma_e2``; NaN for improper priors."""
+    from bayeslmm.bayes.priors import default_priors
+
+    pri = default_priors(spec, np.asarray(y, dtype=float), None, kind="lmm-variances")
+    if not (pri["sigma_g2"].proper and pri["sigma_e2"].proper):
+        return np.full(n, np.nan)
+    rng = np.random.default_rng(seed)
+    sg = pri["sigma_g2"].rvs(n * k, rng).reshape(n, k).sum(axis=1)
+    se = pri["sigma_e2"].rvs(n, rng)
+    return sg / (sg + se)
+
+
 def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | None = None, *,
                       method: str = "nuts", draws: int = 1000, tune: int = 1000,
                       chains: int = 4, seed: int | None = None, sampler: str = "nutpie",
@@ -151,9 +165,11 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
     Parameters
     ----------
     y : array_like, shape (N,)
-    K : array_like (N, N), Decomposition or VarianceComponentFit
+    K : array_like (N, N), Decomposition, list of kernels or VarianceComponentFit
         The kernel; it is decomposed once and shared by every refit (a REML fit's
-        decomposition is reused as is).
+        decomposition is reused as is). With several kernels (a list, or a several-kernel
+        fit) the rows summarise h2_total (priors: ``sigma_g2`` for every component and
+        ``sigma_e2``).
     X : array_like, optional
         Covariates, default an intercept.
     priors : dict
@@ -184,9 +200,15 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
     if method not in ("nuts", "quadrature"):
         raise InputError(f"method must be 'nuts' or 'quadrature', got {method!r}")
     fit = K if isinstance(K, VarianceComponentFit) else reml(y, K, X)
-    if fit.decomposition is None:
-        raise InputError("prior_sensitivity needs one kernel (a single K)")
-    dec = fit.decomposition
+    # Several kernels: the summaries are of h2_total, each refit samples through the
+    # several-kernel route (bayeslmm.bayes.multikernel_models).
+    several = fit.decomposition is None
+    if several and method == "quadrature":
+        raise InputError("method='quadrature' is for one kernel; with several kernels use "
+                         "method='nuts' (sampled by importance sampling with a NUTS fallback)")
+    dec = fit.decomposition if not several else list(fit.data.Ks)
+    kw = {"component_names": list(fit.components)} if several else {}
+    h2_name = "h2_total" if several else "h2"
     seeds = np.random.SeedSequence(seed).spawn(len(priors))
     labels = list(priors)
     rows: dict[str, list[float]] = {k: [] for k in (
@@ -197,7 +219,8 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
     for label, ss in zip(labels, seeds, strict=True):
         spec = dict(priors[label])
         s = int(ss.generate_state(1)[0])
-        pd_h2 = implied_h2_prior(spec, y=fit.data.y, n=n_prior_draws, seed=s)
+        pd_h2 = (implied_h2_total_prior(spec, fit.k, y=fit.data.y, n=n_prior_draws, seed=s)
+                 if several else implied_h2_prior(spec, y=fit.data.y, n=n_prior_draws, seed=s))
         prior_draws[label] = pd_h2
         rows["prior_h2_mean"].append(float(np.nanmean(pd_h2)))
         rows["prior_h2_sd"].append(float(np.nanstd(pd_h2)))
@@ -221,11 +244,11 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
             continue
         data_y = fit.data.y
         Xd = fit.data.X
-        model = marginal_grm(data_y, dec, Xd, priors=spec)
+        model = marginal_grm(data_y, dec, Xd, priors=spec, **kw)
         idata = sample(model, draws=draws, tune=tune, chains=chains, seed=s, sampler=sampler,
                        progressbar=progressbar)
         posteriors[label] = idata
-        h2 = posterior_draws(idata, "h2")
+        h2 = posterior_draws(idata, h2_name)
         h2_draws[label] = h2
         lo, hi = hdi(h2, hdi_prob)
         rows["h2_mean"].append(float(h2.mean()))
@@ -233,9 +256,11 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
         rows["h2_sd"].append(float(h2.std(ddof=1)))
         rows["h2_hdi_lower"].append(lo)
         rows["h2_hdi_upper"].append(hi)
-        rows["psense_prior"].append(_psense(idata, "h2", "prior"))
-        rows["psense_likelihood"].append(_psense(idata, "h2", "likelihood"))
-        rows["sigma_g2_mean"].append(float(posterior_draws(idata, "sigma_g2").mean()))
+        rows["psense_prior"].append(_psense(idata, h2_name, "prior"))
+        rows["psense_likelihood"].append(_psense(idata, h2_name, "likelihood"))
+        rows["sigma_g2_mean"].append(float(posterior_draws(idata, "sigma_g2").sum(axis=-1).mean()
+                                           if several else
+                                           posterior_draws(idata, "sigma_g2").mean()))
         rows["sigma_e2_mean"].append(float(posterior_draws(idata, "sigma_e2").mean()))
         div = idata["sample_stats"]["diverging"].values if "diverging" in \
             idata["sample_stats"] else np.zeros(1)
@@ -249,7 +274,9 @@ def prior_sensitivity(y, K, X=None, priors: Mapping[str, Mapping[str, Any]] | No
                 "spec": ("prior", [", ".join(f"{k}={v}" for k, v in priors[lab].items())
                                    for lab in labels])},
         attrs={"spread_sd": spread, "prior_sensitive": int(sensitive), "verdict": verdict,
-               "method": method, "hdi_prob": hdi_prob, "N": fit.N, "reml_h2": fit.h2,
+               "method": method, "hdi_prob": hdi_prob, "N": fit.N,
+               "reml_h2": fit.h2_total if several else fit.h2,
                "psense_threshold": PSENSE_THRESHOLD, "spread_threshold": SPREAD_THRESHOLD})
     return Sensitivity(summary=summary, posteriors=posteriors, h2_draws=h2_draws,
-                       prior_draws=prior_draws, reml_h2=float(fit.h2))
+                       prior_draws=prior_draws,
+                       reml_h2=float(fit.h2_total if several else fit.h2))

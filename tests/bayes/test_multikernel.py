@@ -181,10 +181,12 @@ def test_importance_posterior_matches_grid_integration():
 
 
 @pytest.mark.slow
-def test_nuts_fallback_when_pareto_k_fails_agrees_with_the_grid():
-    """N = 60 and 6 groups: a posterior far from Gaussian in log-variances, PSIS k-hat
-    >= 0.7, so the sampler warns and runs NUTS on the same density; NUTS then agrees with
-    brute-force integration."""
+def test_nuts_fallback_when_pareto_k_fails_agrees_with_the_grid(monkeypatch):
+    """N = 60 and 6 groups (a posterior far from Gaussian in log-variances). When PSIS k-hat
+    fails the threshold (forced here: with the defensive mixture it passes on this data) the
+    sampler warns and runs NUTS on the same density; NUTS then agrees with brute-force
+    integration."""
+    monkeypatch.setattr(mks, "PARETO_K_MAX", -np.inf)
     y, K1, K2, X = _two_kernels(60, seed=7, groups=6)
     data = prepare(y, [K1, K2], X)
     d = MultiKernelDensity.of(data, default_priors(None, data.y, data.X,
@@ -194,7 +196,7 @@ def test_nuts_fallback_when_pareto_k_fails_agrees_with_the_grid():
                                      progressbar=False)
     post = out["posterior"]
     assert post.attrs["method"] == "nuts"
-    assert post.attrs["pareto_k"] >= mks.PARETO_K_MAX
+    assert np.isfinite(post.attrs["pareto_k"])
     assert post.attrs["n_divergences"] == 0
     mean, sd, _ = _grid_posterior(d, np.array(post.attrs["mode_log_sigma"]),
                                   np.diag([1.0, 4.0, 0.2]), n=24, width=4.0)

@@ -27,6 +27,7 @@ import xarray as xr
 
 from bayeslmm.bayes.models import ModelInfo
 from bayeslmm.bayes.multikernel_logp import MultiKernelDensity
+from bayeslmm.bayes.multikernel_lowrank import LowRankDensity
 from bayeslmm.bayes.multikernel_sampling import sample_multikernel
 from bayeslmm.bayes.priors import Prior, default_priors, parse_priors
 from bayeslmm.data import prepare
@@ -109,8 +110,10 @@ def density_of(model: pm.Model) -> MultiKernelDensity:
     if info is None or info.kind != "marginal-dense":
         raise InputError("not a several-kernel model from bayeslmm.models.marginal_grm")
     extra = getattr(model, "_bayeslmm_multikernel", {})
-    return MultiKernelDensity.of(info.data, info.priors, dirichlet=extra.get("dirichlet"),
-                                 vp_prior=extra.get("vp_prior"))
+    dense = MultiKernelDensity.of(info.data, info.priors, dirichlet=extra.get("dirichlet"),
+                                  vp_prior=extra.get("vp_prior"))
+    # All kernels but one low rank (groups, GRMs from few SNPs): Woodbury, no N^3 per draw.
+    return LowRankDensity.try_from(dense) or dense
 
 
 def _log_groups(density: MultiKernelDensity, post: xr.Dataset,
@@ -127,19 +130,14 @@ def _log_groups(density: MultiKernelDensity, post: xr.Dataset,
     # One Cholesky per distinct draw (importance resampling repeats draws).
     uniq, inv = np.unique(s, axis=0, return_inverse=True)
     ll = np.empty(C * D)
-    from scipy import linalg
-
     inv = inv.reshape(-1)
     if known is not None:  # importance sampling kept it from its own factorisations
         uniq = []
         ll = known["y"].values.reshape(C * D)
     for u, su in enumerate(uniq):
         rows = np.flatnonzero(inv == u)
-        c = linalg.cholesky(density.covariance(su), lower=True, check_finite=False)
-        R = density.y[None, :] - beta[rows] @ density.X.T
-        W = linalg.solve_triangular(c, R.T, lower=True, check_finite=False)
-        ll[rows] = -0.5 * (density.N * LOG2PI + 2 * np.sum(np.log(np.diag(c)))
-                           + np.sum(W * W, axis=0))
+        _, mu, L, ll_mu = density.logp_beta(np.log(su))
+        ll[rows] = density.loglik_at_beta(ll_mu, mu, L, beta[rows])
     shape = (C, D)
     coords = {"chain": post.chain, "draw": post.draw}
     loglik = xr.Dataset({"y": (("chain", "draw"), ll.reshape(shape))}, coords=coords)

@@ -246,3 +246,36 @@ def test_bad_inputs_are_one_line_errors():
         warnings.simplefilter("error")
         with pytest.raises(InputError, match="not a several-kernel model"):
             density_of(marginal_grm(y, K1, X))
+
+
+@pytest.mark.parametrize("second", ["groups", "snps"])
+@pytest.mark.parametrize("dirichlet", [None, 1.5])
+def test_low_rank_route_equals_the_dense_density(second, dirichlet):
+    """GRM + a group kernel (rank 15) or a GRM from 20 SNPs (rank 20): Woodbury over the
+    stacked factors gives the dense Cholesky's density to 1e-9."""
+    from bayeslmm.bayes.multikernel_lowrank import LowRankDensity, low_rank_factor
+
+    y, K1, K2, X = _two_kernels(90, seed=3)
+    if second == "snps":
+        Zs = np.random.default_rng(1).standard_normal((90, 20))
+        K2 = Zs @ Zs.T / 20
+    data = prepare(y, [K2, K1], X)  # the low-rank kernel first: base found by rank
+    dense = MultiKernelDensity.of(data, default_priors(None, data.y, data.X,
+                                                       kind="lmm-variances"),
+                                  dirichlet=dirichlet)
+    low = LowRankDensity.try_from(dense)
+    assert low is not None and low.base == 1 and low.blocks == ((15,) if second == "groups"
+                                                                else (20,))
+    for t in (np.log([0.3, 0.2, 0.6]), np.log([0.01, 2.0, 0.1])):
+        assert low.logp(t) == pytest.approx(dense.logp(t), abs=1e-9)
+        lp1, mu1, L1, ll1 = low.logp_beta(t)
+        lp2, mu2, L2, ll2 = dense.logp_beta(t)
+        np.testing.assert_allclose(mu1, mu2, rtol=1e-9)
+        assert ll1 == pytest.approx(ll2, abs=1e-9)
+        np.testing.assert_allclose(low.logp_grad(t)[1], dense.logp_grad(t)[1], rtol=1e-5,
+                                   atol=1e-5)
+    # Two full-rank kernels: no low-rank form (the dense route is used).
+    assert low_rank_factor(K1, 45) is None
+    pri = default_priors(None, data.y, data.X, kind="lmm-variances")
+    full = MultiKernelDensity.of(prepare(y, [K1, K1 + np.eye(90)], X), pri)
+    assert LowRankDensity.try_from(full) is None

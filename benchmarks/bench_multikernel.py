@@ -8,7 +8,8 @@ For each N: simulate genotypes on two "chromosomes" (P = N SNPs each), K1 and K2
 * baseline: one-kernel REML (eigendecomposition included) + its posterior with
   ``bayeslmm.sample`` (4 chains x ``draws``, the compiled one-kernel density) on K = the
   GRM of all SNPs;
-* two kernels: AI-REML on (K1, K2) + the posterior through ``bayeslmm.sample`` (beta
+* two kernels: AI-REML on (K1, K2) + the posterior (``--scenario cage``: a GRM and cages
+  of 5, which goes through the low-rank (Woodbury) route) through ``bayeslmm.sample`` (beta
   integrated out, adaptive PSIS importance sampling of the three log-variances; 4 x
   ``draws`` draws);
 * one density value and one gradient of the two-kernel density (what NUTS would pay per
@@ -36,22 +37,32 @@ from bayeslmm.bayes import marginal_grm, sample  # noqa: E402
 from bayeslmm.bayes.multikernel_models import density_of  # noqa: E402
 
 
-def simulate(N: int, seed: int = 0):
+def simulate(N: int, scenario: str = "grms", seed: int = 0):
+    """``grms``: two full-rank GRMs (P = N SNPs each; K = GRM of all SNPs for the baseline).
+    ``cage``: one GRM (P = N SNPs; the baseline's K) and cages of 5 (rank N / 5)."""
     rng = np.random.default_rng(seed)
     P = N
     f = rng.uniform(0.05, 0.5, 2 * P)
     G = rng.binomial(2, f, size=(N, 2 * P)).astype(float)
     Z = (G - G.mean(0)) / G.std(0)
+    X = np.column_stack([np.ones(N), rng.standard_normal(N)])
+    if scenario == "cage":
+        Z1 = Z[:, :P]
+        K1 = Z1 @ Z1.T / P
+        cage = np.arange(N) // 5
+        K2 = (cage[:, None] == cage[None, :]).astype(float)
+        g = Z1 @ rng.normal(0, np.sqrt(0.3 / P), P) + rng.normal(0, np.sqrt(0.2), N // 5 + 1)[
+            cage]
+        return X @ [1.0, 0.5] + g + rng.normal(0, np.sqrt(0.5), N), X, K1, K1, K2
     Z1, Z2 = Z[:, :P], Z[:, P:]
     K1, K2, K = Z1 @ Z1.T / P, Z2 @ Z2.T / P, Z @ Z.T / (2 * P)
-    X = np.column_stack([np.ones(N), rng.standard_normal(N)])
     g = Z1 @ rng.normal(0, np.sqrt(0.3 / P), P) + Z2 @ rng.normal(0, np.sqrt(0.2 / P), P)
     y = X @ [1.0, 0.5] + g + rng.normal(0, np.sqrt(0.5), N)
     return y, X, K, K1, K2
 
 
-def run(N: int, draws: int, chains: int) -> dict:
-    y, X, K, K1, K2 = simulate(N)
+def run(N: int, draws: int, chains: int, scenario: str) -> dict:
+    y, X, K, K1, K2 = simulate(N, scenario)
     out: dict = {"N": N}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -92,14 +103,16 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[2000])
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--scenario", choices=["grms", "cage"], default="grms")
     args = ap.parse_args(argv)
-    print(f"OPENBLAS_NUM_THREADS={THREADS}; {args.chains} x {args.draws} draws\n")
+    print(f"OPENBLAS_NUM_THREADS={THREADS}; {args.chains} x {args.draws} draws; scenario "
+          f"{args.scenario}\n")
     print("| N | one kernel REML + posterior (s) | two kernels REML (s) | two-kernel "
           "posterior (s) | ratio | method | PSIS k-hat | importance ESS | proposals | "
           "divergences | h2 posterior mean (SD) | h2 REML (SE) | logp / grad (s) |")
     print("|" + "---|" * 13)
     for N in args.n:
-        r = run(N, args.draws, args.chains)
+        r = run(N, args.draws, args.chains, args.scenario)
         total2 = r["reml2_s"] + r["posterior2_s"]
         h2p = ", ".join(f"{m:.3f} ({s:.3f})" for m, s in zip(r["h2_mean"], r["h2_sd"],
                                                             strict=True))

@@ -42,6 +42,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"bayeslmm.{name}")
+    if name in ("fit", "model"):  # the formula interface (bayeslmm.formula)
+        from bayeslmm import formula
+
+        return getattr(formula, name)
     if name in _BAYES:
         from bayeslmm import bayes
 
@@ -67,10 +71,12 @@ __all__ = [
     "decompose_genotypes",
     "dense_loglik",
     "empirical_bayes",
+    "fit",
     "genomic_control",
     "implied_h2_prior",
     "lr_test",
     "ml",
+    "model",
     "ols",
     "one_test",
     "parse_priors",

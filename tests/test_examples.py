@@ -62,3 +62,17 @@ def test_docs_build_with_one_command(tmp_path):
         assert "<h1" in (tmp_path / f"{page}.html").read_text()
     assert "def reml" in (tmp_path / "api" / "bayeslmm" / "reml.html").read_text() or \
         "reml" in (tmp_path / "api" / "bayeslmm" / "reml.html").read_text()
+
+
+@pytest.mark.slow
+def test_partitioned_mouse(tmp_path):
+    from peers import GEMMA_EXAMPLE, missing
+
+    if not (GEMMA_EXAMPLE / "mouse_hs1940.bed.gz").exists():
+        missing("the GEMMA mouse example (Debian gemma-doc)")
+    out = run_example("partitioned_mouse", "--out", str(tmp_path), "--n-samples", "300",
+                      "--draws", "250", "--chains", "2")
+    assert "reference levels sex = 'female'" in out and "125 with missing values" in out
+    table = (tmp_path / "partitioned_h2.tsv").read_text()
+    assert "h2[grm]" in table and "h2[group]" in table and "h2_total" in table
+    assert_png(tmp_path / "partitioned_h2.png")

@@ -32,6 +32,7 @@ LAYERS = {
     "bayeslmm.lowrank": 3,
     "bayeslmm.krylov": 5,
     "bayeslmm.engines": 6,
+    "bayeslmm.ldak": 6,  # LDAK-weighted GRMs and the profile likelihood of alpha (fits)
     "bayeslmm.assoc_krylov": 7,
     "bayeslmm.covariance": 4,
     "bayeslmm.likelihood": 5,
@@ -48,6 +49,7 @@ LAYERS = {
     "bayeslmm.blup": 7,
     "bayeslmm.assoc": 7,
     "bayeslmm.datasets": 8,
+    "bayeslmm.formula": 8,  # a front door over data frames: fits (reml) and models (bayes)
     "bayeslmm.plots": 8,
     "bayeslmm.cli": 9,
     "bayeslmm.cli_checks": 9,

@@ -157,8 +157,10 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
         post = post["posterior"]
     rows = []
     z = 1.959963984540054
-    ci_h2 = fit.h2_ci if fit.h2_ci is not None else (
-        max(fit.h2 - z * fit.h2_se, 0.0), min(fit.h2 + z * fit.h2_se, 1.0))
+    ci_h2 = None
+    if fit.k == 1:  # several kernels: per-component Wald intervals below
+        ci_h2 = fit.h2_ci if fit.h2_ci is not None else (
+            max(fit.h2 - z * fit.h2_se, 0.0), min(fit.h2 + z * fit.h2_se, 1.0))
 
     def add(name, est, se, ci, draws, ci_kind):
         lo, hi = hdi(draws, hdi_prob)
@@ -184,6 +186,8 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
                 "Wald")
             add(f"sigma_g2[{c}]", fit.sigma_g2[j], fit.sigma_g2_se[j],
                 wald(fit.sigma_g2[j], fit.sigma_g2_se[j]), sgd[:, j], "Wald")
+        add("h2_total", fit.h2_total, fit.h2_total_se, wald(fit.h2_total, fit.h2_total_se),
+            h2d.reshape(len(h2d), -1).sum(axis=1), "Wald")
     add("sigma_e2", fit.sigma_e2, fit.sigma_e2_se, wald(fit.sigma_e2, fit.sigma_e2_se),
         posterior_draws(post, "sigma_e2"), "Wald")
     add("Vp", fit.Vp, fit.Vp_se, wald(fit.Vp, fit.Vp_se), posterior_draws(post, "Vp"), "Wald")

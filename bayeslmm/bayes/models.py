@@ -21,7 +21,8 @@ rotation is orthogonal, so log p(y) = log p(U'y) exactly (Jacobian 1). Both term
 power-scaling sensitivity); their elements are eigen-components, not samples, so they serve
 sums (power-scaling, Bayes factors) but not LOO.
 
-With several kernels the marginal model falls back to a dense MvNormal (Cholesky, O(N^3)).
+With several kernels the marginal model is a dense MvNormal (Cholesky, O(N^3));
+:func:`bayeslmm.sample` samples it through :mod:`bayeslmm.bayes.multikernel_models`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class ModelInfo:
     Z: np.ndarray | None = field(default=None, repr=False)
     fixed: dict[str, float] = field(default_factory=dict)
     latent: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # builder-specific settings
 
     @property
     def n_components(self) -> int:
@@ -474,18 +476,10 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
 
 
 def _marginal_dense(y, Ks, X, priors, fixed, component_names) -> pm.Model:
-    """Several kernels: V = sum_k sigma_k K_k + sigma_e2 I, dense Cholesky (O(N^3))."""
-    data = prepare(y, Ks, X, component_names=component_names)
-    pri = default_priors(priors, data.y, data.X, kind="lmm-variances")
-    k = len(data.Ks)
+    """Several kernels: V = sum_k sigma_k K_k + sigma_e2 I (see
+    :mod:`bayeslmm.bayes.multikernel_models`, whose fast exact sampler bayeslmm.sample uses)."""
+    from bayeslmm.bayes.multikernel_models import marginal_multikernel
+
     if fixed:
         raise InputError("fixed= is for one kernel")
-    with pm.Model(coords=_coords(data, component=list(data.components))) as model:
-        beta = _beta(pri, data.M)
-        sg, se = _variances(pri, {}, k=k)
-        V = se * pt.eye(data.N)
-        for j, Kj in enumerate(data.Ks):
-            V = V + sg[j] * Kj
-        pm.MvNormal("y", mu=pt.dot(data.X, beta), cov=V, observed=data.y, dims="sample")
-    attach_info(model, ModelInfo("marginal-dense", data, pri))
-    return model
+    return marginal_multikernel(y, Ks, X, priors=priors, component_names=component_names)

@@ -64,7 +64,10 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         free variances and the default conditional beta) through its hand-written log-density
         (:mod:`bayeslmm.bayes.marginal_logp`, compiled once per machine) instead of compiling
         PyMC's graph in every process (several seconds). Same density, same output; False
-        forces PyMC's graph.
+        forces PyMC's graph. Several-kernel models go to
+        :func:`bayeslmm.bayes.multikernel_models.sample_model` (beta integrated out,
+        importance sampling of the log-variances with a NUTS fallback; its options
+        ``method``, ``min_ess``, ``max_proposals`` pass through ``**kwargs``).
     **kwargs
         Passed to :func:`pymc.sample`.
 
@@ -94,6 +97,17 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         kwargs.setdefault("nuts", {})["target_accept"] = target_accept
     if isinstance(seed, np.random.Generator):
         seed = int(seed.integers(2**31))
+    info = find_info(model)
+    if sampler == "nutpie" and compiled_logp and info is not None and \
+            info.kind == "marginal-dense":
+        # Several kernels: beta integrated out, importance sampling of the log-variances
+        # (NUTS fallback), O(N^3) per draw instead of per gradient step.
+        from bayeslmm.bayes.multikernel_models import sample_model
+
+        nuts = kwargs.pop("nuts", {})
+        return sample_model(model, draws=draws, tune=tune, chains=chains, seed=seed,
+                            progressbar=progressbar, target_accept=nuts.get("target_accept"),
+                            log_likelihood=log_likelihood, log_prior=log_prior, **kwargs)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # PyMC's own convergence messages go to the logger; we warn once, ourselves, below.

@@ -180,6 +180,20 @@ def _verdict(labels, means, sds, prior_sds, psense_prior) -> tuple[float, bool, 
         "contraction": c_widest, "triggers": ",".join(fired)}
 
 
+def implied_h2_total_prior(spec, k: int, *, y, n: int = 4000, seed=None) -> np.ndarray:
+    """Draws of h2_total = sum_j sigma_j / (sum_j sigma_j + sigma_e2) implied by independent
+    priors on k components (``sigma_g2``, each) and ``sigma_e2``; NaN for improper priors."""
+    from bayeslmm.bayes.priors import default_priors
+
+    pri = default_priors(spec, np.asarray(y, dtype=float), None, kind="lmm-variances")
+    if not (pri["sigma_g2"].proper and pri["sigma_e2"].proper):
+        return np.full(n, np.nan)
+    rng = np.random.default_rng(seed)
+    sg = pri["sigma_g2"].rvs(n * k, rng).reshape(n, k).sum(axis=1)
+    se = pri["sigma_e2"].rvs(n, rng)
+    return sg / (sg + se)
+
+
 def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]] | None = None, *,
                       method: str = "nuts", draws: int = 1000, tune: int = 1000,
                       chains: int = 4, seed: int | None = None, sampler: str = "nutpie",
@@ -190,11 +204,13 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
     Parameters
     ----------
     y : array_like, shape (N,), or VarianceComponentFit
-        The phenotype, or a one-kernel REML fit: ``prior_sensitivity(fit, priors=...)``
-        reuses its data and decomposition (then give neither K nor X).
-    K : array_like (N, N), Decomposition or VarianceComponentFit
+        The phenotype, or a REML fit: ``prior_sensitivity(fit, priors=...)`` reuses its data
+        and decomposition (then give neither K nor X).
+    K : array_like (N, N), Decomposition, list of kernels or VarianceComponentFit
         The kernel; it is decomposed once and shared by every refit (a REML fit's
-        decomposition is reused as is; y must then be the fit's phenotype).
+        decomposition is reused as is; y must then be the fit's phenotype). With several
+        kernels (a list, or a several-kernel fit) the rows summarise h2_total (priors:
+        ``sigma_g2`` for every component and ``sigma_e2``).
     X : array_like, optional
         Covariates, default an intercept.
     priors : dict
@@ -243,9 +259,15 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         raise InputError("give a kernel K (or a REML fit) with y")
     else:
         fit = reml(y, K, X)
-    if fit.decomposition is None:
-        raise InputError("prior_sensitivity needs one kernel (a single K)")
-    dec = fit.decomposition
+    # Several kernels: the summaries are of h2_total, each refit samples through the
+    # several-kernel route (bayeslmm.bayes.multikernel_models).
+    several = fit.decomposition is None
+    if several and method == "quadrature":
+        raise InputError("method='quadrature' is for one kernel; with several kernels use "
+                         "method='nuts' (sampled by importance sampling with a NUTS fallback)")
+    dec = fit.decomposition if not several else list(fit.data.Ks)
+    kw = {"component_names": list(fit.components)} if several else {}
+    h2_name = "h2_total" if several else "h2"
     seeds = np.random.SeedSequence(seed).spawn(len(priors))
     labels = list(priors)
     rows: dict[str, list[float]] = {k: [] for k in (
@@ -256,7 +278,8 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
     for label, ss in zip(labels, seeds, strict=True):
         spec = dict(priors[label])
         s = int(ss.generate_state(1)[0])
-        pd_h2 = implied_h2_prior(spec, y=fit.data.y, n=n_prior_draws, seed=s)
+        pd_h2 = (implied_h2_total_prior(spec, fit.k, y=fit.data.y, n=n_prior_draws, seed=s)
+                 if several else implied_h2_prior(spec, y=fit.data.y, n=n_prior_draws, seed=s))
         prior_draws[label] = pd_h2
         rows["prior_h2_mean"].append(float(np.nanmean(pd_h2)))
         rows["prior_h2_sd"].append(float(np.nanstd(pd_h2)))
@@ -280,12 +303,12 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
             continue
         data_y = fit.data.y
         Xd = fit.data.X
-        model = marginal_grm(data_y, dec, Xd, priors=spec)
+        model = marginal_grm(data_y, dec, Xd, priors=spec, **kw)
         idata = sample(model, draws=draws, tune=tune, chains=chains, seed=s, sampler=sampler,
                        progressbar=progressbar)
         posteriors[label] = idata
         info = model_info(model)
-        h2 = posterior_draws(idata, "h2")
+        h2 = posterior_draws(idata, h2_name)
         h2_draws[label] = h2
         lo, hi = hdi(h2, hdi_prob)
         rows["h2_mean"].append(float(h2.mean()))
@@ -293,10 +316,13 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         rows["h2_sd"].append(float(h2.std(ddof=1)))
         rows["h2_hdi_lower"].append(lo)
         rows["h2_hdi_upper"].append(hi)
-        rows["psense_prior"].append(_psense(idata, "h2", "prior"))
-        rows["psense_likelihood"].append(_psense(
-            idata, "h2", "likelihood", pieces=(info.data, info.decomposition, info.fixed)))
-        rows["sigma_g2_mean"].append(float(posterior_draws(idata, "sigma_g2").mean()))
+        rows["psense_prior"].append(_psense(idata, h2_name, "prior"))
+        rows["psense_likelihood"].append(
+            _psense(idata, h2_name, "likelihood") if several else
+            _psense(idata, "h2", "likelihood", pieces=(info.data, info.decomposition, info.fixed)))
+        rows["sigma_g2_mean"].append(float(posterior_draws(idata, "sigma_g2").sum(axis=-1).mean()
+                                           if several else
+                                           posterior_draws(idata, "sigma_g2").mean()))
         rows["sigma_e2_mean"].append(float(posterior_draws(idata, "sigma_e2").mean()))
         div = idata["sample_stats"]["diverging"].values if "diverging" in \
             idata["sample_stats"] else np.zeros(1)
@@ -313,8 +339,10 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
                 "spec": ("prior", [", ".join(f"{k}={v}" for k, v in priors[lab].items())
                                    for lab in labels])},
         attrs={"spread_sd": spread, "prior_sensitive": int(sensitive), "verdict": verdict,
-               "method": method, "hdi_prob": hdi_prob, "N": fit.N, "reml_h2": fit.h2,
+               "method": method, "hdi_prob": hdi_prob, "N": fit.N,
+               "reml_h2": fit.h2_total if several else fit.h2,
                "psense_threshold": PSENSE_THRESHOLD, "spread_threshold": SPREAD_THRESHOLD,
                "contraction_threshold": CONTRACTION_THRESHOLD, **extra})
     return Sensitivity(summary=summary, posteriors=posteriors, h2_draws=h2_draws,
-                       prior_draws=prior_draws, reml_h2=float(fit.h2))
+                       prior_draws=prior_draws,
+                       reml_h2=float(fit.h2_total if several else fit.h2))

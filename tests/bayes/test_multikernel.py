@@ -192,7 +192,7 @@ def test_nuts_fallback_when_pareto_k_fails_agrees_with_the_grid(monkeypatch):
     d = MultiKernelDensity.of(data, default_priors(None, data.y, data.X,
                                                    kind="lmm-variances"))
     with pytest.warns(SamplingWarning, match="k-hat"):
-        out = mks.sample_multikernel(d, draws=300, tune=300, chains=2, seed=1,
+        out = mks.sample_multikernel(d, draws=200, tune=200, chains=2, seed=1,
                                      progressbar=False)
     post = out["posterior"]
     assert post.attrs["method"] == "nuts"

@@ -36,7 +36,7 @@ def main(argv=None):
     y, K = load_demo().phenotype_and_grm()
 
     fit = bayeslmm.reml(y, K)
-    sens = bayeslmm.prior_sensitivity(y, fit, priors=PRIORS, draws=args.draws,
+    sens = bayeslmm.prior_sensitivity(fit, priors=PRIORS, draws=args.draws,
                                       chains=args.chains, seed=3)
     print(sens)
     sens.summary.to_dataframe().to_csv(out / "prior_sensitivity.tsv", sep="\t")

@@ -926,7 +926,7 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
     from bayeslmm.datasets import load_demo
     from bayeslmm.io import write_grm
     from bayeslmm.io.reports import write_hsq, write_indi_blp, write_text
-    from bayeslmm.summaries import hdi
+    from bayeslmm.summaries import credible_interval, interval_label
 
     demo = load_demo()
     out = Path(args.out)
@@ -960,7 +960,7 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
     eb = empirical_bayes(fit, mcmc=False, draws=args.draws, chains=args.chains,
                          seed=args.seed)
     h2 = idata["posterior"]["h2"].to_numpy().ravel()
-    lo, hi = hdi(h2, 0.94)
+    lo, hi = credible_interval(h2)
     pev = eb.exact["exact"]["g_pev"].to_numpy()
     dg = float(np.max(np.abs(eb.exact["exact"]["g_mean"].to_numpy() - b["g"].to_numpy())))
     ci = fit.h2_ci or (np.nan, np.nan)
@@ -973,7 +973,7 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
         f"  true h2   {demo.true_h2:.3f}",
         f"  REML      h2 = {fit.h2:.3f} +- {fit.h2_se:.3f} (SE), 95% profile CI "
         f"[{ci[0]:.3f}, {ci[1]:.3f}], LRT p = {fit.lrt_p:.2g}",
-        f"  posterior h2 mean {np.mean(h2):.3f}, sd {np.std(h2):.3f}, 94% HDI "
+        f"  posterior h2 mean {np.mean(h2):.3f}, sd {np.std(h2):.3f}, {interval_label()} "
         f"[{lo:.3f}, {hi:.3f}] (NUTS, {args.chains} x {args.draws} draws, max R-hat "
         f"{idata['posterior'].attrs.get('max_rhat', np.nan):.3f})",
         f"  exact     h2 mean {float(quad['mean']):.3f}, sd {float(quad['sd']):.3f} "
@@ -982,7 +982,8 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
         f"  EB        fixes h2 at its REML value {fit.h2:.3f}: posterior mean of g = BLUP "
         f"(max |diff| {dg:.1e}), mean PEV {np.mean(pev):.4f}; the full posterior instead "
         f"carries h2's uncertainty (sd {np.std(h2):.3f} vs REML SE {fit.h2_se:.3f}).",
-        f"  agreement the true h2 is {'inside' if inside else 'OUTSIDE'} the 94% HDI; REML and "
+        f"  agreement the true h2 is {'inside' if inside else 'OUTSIDE'} the "
+        f"{interval_label()}; REML and "
         f"posterior mean differ by {abs(fit.h2 - np.mean(h2)):.3f} "
         f"({abs(fit.h2 - np.mean(h2)) / fit.h2_se:.2f} SE).",
         f"  time      GRM {t_grm - t0:.1f} s, REML+BLUP {t_reml - t_grm:.1f} s, posterior "

@@ -124,10 +124,7 @@ class AlphaProfile:
 
     def plot(self, path=None, ax=None):
         """The profile log-likelihood over alpha with the 95% cut."""
-        import matplotlib
-
-        if ax is None and path is not None:
-            matplotlib.use("Agg", force=False)
+        # The user's matplotlib backend is left as it is (the CLI chooses Agg itself).
         import matplotlib.pyplot as plt
 
         fig = None

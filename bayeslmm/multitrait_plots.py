@@ -11,19 +11,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bayeslmm.summaries import hdi, posterior_draws, reflected_kde  # noqa: E402
+from bayeslmm.summaries import credible_interval, interval_label, posterior_draws, reflected_kde
 
 __all__ = ["plot_multitrait_posterior"]
 
 
-def plot_multitrait_posterior(idata: Any, fit: Any = None, *, prob: float = 0.95,
+def plot_multitrait_posterior(idata: Any, fit: Any = None, *, prob: float | None = None,
                               path: str | os.PathLike[str] | None = None, title: str | None = None):
     """Posterior densities of h2 (each trait) and r_g, with the REML fit overlaid.
 
@@ -56,10 +52,10 @@ def plot_multitrait_posterior(idata: Any, fit: Any = None, *, prob: float = 0.95
         grid = np.linspace(lo, hi, 401)
         dens = reflected_kde(x, grid, lower=lo, upper=hi)
         ax.plot(grid, dens, color="C0", lw=2, label="posterior")
-        a, b = hdi(x, prob)
+        a, b = credible_interval(x, prob)
         inside = (grid >= a) & (grid <= b)
         ax.fill_between(grid[inside], dens[inside], color="C0", alpha=0.25,
-                        label=f"{prob:.0%} HDI [{a:.2f}, {b:.2f}]")
+                        label=f"{interval_label(prob)} [{a:.2f}, {b:.2f}]")
         if d is not None:
             est, se = float(d.loc[key, "estimate"]), float(d.loc[key, "se"])
             if key == "rg_12" and fit.rg_ci is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
+from bayeslmm.summaries import credible_interval, interval_label, posterior_draws, reflected_kde
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,7 +38,7 @@ def plot_h2_posterior(
     reml: VarianceComponentFit | None = None,
     true_h2: float | None = None,
     extra: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
-    hdi_prob: float = 0.94,
+    hdi_prob: float | None = None,
     var: str = "h2",
     path: str | os.PathLike[str] | None = None,
     figsize: tuple[float, float] = DEFAULT_SIZE,
@@ -88,10 +88,10 @@ def plot_h2_posterior(
         x = draws[:, j]
         dens = reflected_kde(x, grid, 0.0, 1.0)
         ax.plot(grid, dens, color="C0", lw=2, label="posterior")
-        lo, hi = hdi(x, hdi_prob)
+        lo, hi = credible_interval(x, hdi_prob)
         m = (grid >= lo) & (grid <= hi)
         ax.fill_between(grid[m], dens[m], color="C0", alpha=0.25,
-                        label=f"{hdi_prob:.0%} HDI [{lo:.2f}, {hi:.2f}]")
+                        label=f"{interval_label(hdi_prob)} [{lo:.2f}, {hi:.2f}]")
         ax.axvline(float(np.mean(x)), color="C0", ls="--", lw=1,
                    label=f"posterior mean {np.mean(x):.3f}")
         if prior is not None:

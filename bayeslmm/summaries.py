@@ -11,7 +11,8 @@ import xarray as xr
 
 from bayeslmm.errors import InputError
 
-__all__ = ["hdi", "posterior_draws", "reflected_kde"]
+__all__ = ["INTERVAL", "credible_interval", "hdi", "interval_label", "interval_prob",
+           "posterior_draws", "reflected_kde", "set_interval"]
 
 _SAMPLE_DIMS = ("chain", "draw")
 
@@ -33,6 +34,55 @@ def posterior_draws(posterior, name: str) -> np.ndarray:
     da = post[name]
     other = [d for d in da.dims if d not in _SAMPLE_DIMS]
     return da.transpose(*_SAMPLE_DIMS, *other).values.reshape(-1, *[da.sizes[d] for d in other])
+
+
+class IntervalConvention:
+    """The one interval convention of the package's tables, figures and comparisons: its
+    kind ("hdi", highest density, or "eti", equal-tailed) and its probability. Every table
+    and legend that shows an interval names it with :func:`interval_label`."""
+
+    def __init__(self, kind: str = "hdi", prob: float = 0.95):
+        self.kind, self.prob = kind, prob
+
+    def __repr__(self) -> str:
+        return f"IntervalConvention({self.kind!r}, {self.prob})"
+
+
+#: the convention in force (default: 95% HDI); change it with :func:`set_interval`
+INTERVAL = IntervalConvention()
+
+
+def set_interval(prob: float | None = None, kind: str | None = None) -> IntervalConvention:
+    """Set the package-wide interval convention, e.g. ``set_interval(0.89, "eti")``."""
+    if prob is not None:
+        if not 0.0 < float(prob) < 1.0:
+            raise InputError(f"an interval's probability must be in (0, 1), got {prob!r}")
+        INTERVAL.prob = float(prob)
+    if kind is not None:
+        if kind not in ("hdi", "eti"):
+            raise InputError(f"interval kind must be 'hdi' or 'eti', got {kind!r}")
+        INTERVAL.kind = kind
+    return INTERVAL
+
+
+def interval_prob(prob: float | None = None) -> float:
+    """``prob``, or the convention's probability when None."""
+    return INTERVAL.prob if prob is None else float(prob)
+
+
+def interval_label(prob: float | None = None) -> str:
+    """The name of an interval under the convention, e.g. "95% HDI"."""
+    return f"{interval_prob(prob):.0%} {INTERVAL.kind.upper()}"
+
+
+def credible_interval(draws: np.ndarray, prob: float | None = None) -> tuple[float, float]:
+    """The interval of the convention (HDI or equal-tailed) holding ``prob`` of the draws."""
+    p = interval_prob(prob)
+    if INTERVAL.kind == "eti":
+        x = np.asarray(draws, dtype=float)
+        lo, hi = np.quantile(x[np.isfinite(x)], [(1 - p) / 2, (1 + p) / 2])
+        return float(lo), float(hi)
+    return hdi(draws, p)
 
 
 def hdi(draws: np.ndarray, prob: float) -> tuple[float, float]:

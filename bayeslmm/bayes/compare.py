@@ -17,7 +17,13 @@ import xarray as xr
 
 from bayeslmm.covariance import Covariates
 from bayeslmm.errors import InputError
-from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
+from bayeslmm.summaries import (
+    credible_interval,
+    interval_label,
+    interval_prob,
+    posterior_draws,
+    reflected_kde,
+)
 
 __all__ = ["Comparison", "compare"]
 
@@ -56,10 +62,7 @@ class Comparison:
 
     def plot(self, path=None, *, ax=None):
         """Posterior density of h2 with the REML estimate and its interval overlaid."""
-        import matplotlib
-
-        if ax is None:
-            matplotlib.use("Agg", force=False)
+        # The user's matplotlib backend is left as it is (the CLI chooses Agg itself).
         import matplotlib.pyplot as plt
 
         fig = None
@@ -73,7 +76,7 @@ class Comparison:
             ax.plot(q["h2"], q["density"], color="k", ls=":", lw=1.5, label="posterior (exact)")
         row = self.table.loc["h2"]
         ax.axvspan(row.hdi_lower, row.hdi_upper, color="C0", alpha=0.12,
-                   label=f"{self.hdi_prob:.0%} HDI")
+                   label=interval_label(self.hdi_prob))
         ax.axvline(self.reml_h2, color="C3", lw=2, label="REML")
         if self.reml_h2_ci is not None:
             for b in self.reml_h2_ci:
@@ -91,8 +94,8 @@ class Comparison:
         return fig
 
     def __repr__(self) -> str:
-        return (f"Comparison (HDI {self.hdi_prob:.0%})\n{self.table.to_string()}\n"
-                f"{self.agreement()}")
+        return (f"Comparison (posterior: {interval_label(self.hdi_prob)})\n"
+                f"{self.table.to_string()}\n{self.agreement()}")
 
 
 def _check_compare_inputs(fit, posterior) -> None:
@@ -130,7 +133,7 @@ def _check_compare_inputs(fit, posterior) -> None:
                          "sample the model of the same y, K and X")
 
 
-def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
+def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
             quadrature: xr.Dataset | None = None) -> Comparison:
     """Compare a REML fit (empirical Bayes) with a full posterior of the same model.
 
@@ -163,10 +166,11 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
             max(fit.h2 - z * fit.h2_se, 0.0), min(fit.h2 + z * fit.h2_se, 1.0))
 
     def add(name, est, se, ci, draws, ci_kind):
-        lo, hi = hdi(draws, hdi_prob)
+        lo, hi = credible_interval(draws, hdi_prob)
         mean, sd = float(np.mean(draws)), float(np.std(draws, ddof=1))
         rows.append({"quantity": name, "reml": est, "reml_se": se, "reml_lower": ci[0],
-                     "reml_upper": ci[1], "reml_interval": ci_kind, "post_mean": mean,
+                     "reml_upper": ci[1], "reml_interval": ci_kind,
+                     "post_interval": interval_label(hdi_prob), "post_mean": mean,
                      "post_median": float(np.median(draws)), "post_sd": sd, "hdi_lower": lo,
                      "hdi_upper": hi, "shift_sd": (mean - est) / sd if sd > 0 else np.nan})
 
@@ -215,6 +219,6 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float = 0.95,
     h2_draws = posterior_draws(post, "h2")
     if h2_draws.ndim > 1:
         h2_draws = h2_draws.sum(axis=1)
-    return Comparison(table=table, genetic_values=genetic, hdi_prob=hdi_prob,
+    return Comparison(table=table, genetic_values=genetic, hdi_prob=interval_prob(hdi_prob),
                       h2_draws=h2_draws, reml_h2=float(np.sum(fit.h2)),
                       reml_h2_ci=ci_h2 if fit.k == 1 else None, quadrature=quadrature)

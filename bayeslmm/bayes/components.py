@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
+from bayeslmm.summaries import (
+    credible_interval,
+    interval_label,
+    posterior_draws,
+    reflected_kde,
+)
 
 __all__ = ["component_table", "plot_components"]
 
@@ -25,7 +30,7 @@ def _draws(posterior, k: int) -> tuple[np.ndarray, np.ndarray]:
     return h2, h2.sum(axis=1)
 
 
-def component_table(fit, posterior, *, hdi_prob: float = 0.95) -> pd.DataFrame:
+def component_table(fit, posterior, *, hdi_prob: float | None = None) -> pd.DataFrame:
     """Per-component and total h2: REML (estimate, SE, 95% Wald interval) and posterior
     (mean, SD, HDI of mass ``hdi_prob``).
 
@@ -52,23 +57,21 @@ def component_table(fit, posterior, *, hdi_prob: float = 0.95) -> pd.DataFrame:
     ses = [*se, fit.h2_total_se]
     cols = [h2d[:, j] for j in range(k)] + [total]
     for name, e, s, d in zip(names, ests, ses, cols, strict=True):
-        lo, hi = hdi(d, hdi_prob)
+        lo, hi = credible_interval(d, hdi_prob)
         rows.append({"quantity": name, "reml": e, "reml_se": s, "reml_lower": e - Z95 * s,
                      "reml_upper": e + Z95 * s, "post_mean": float(d.mean()),
                      "post_sd": float(d.std(ddof=1)), "hdi_lower": lo, "hdi_upper": hi})
     table = pd.DataFrame(rows).set_index("quantity")
-    table.attrs["interval"] = f"REML: 95% Wald (delta method); posterior: {hdi_prob:.0%} HDI"
+    table.attrs["interval"] = ("REML: 95% Wald (delta method); posterior: "
+                               f"{interval_label(hdi_prob)}")
     return table
 
 
-def plot_components(fit, posterior, path=None, *, hdi_prob: float = 0.95):
+def plot_components(fit, posterior, path=None, *, hdi_prob: float | None = None):
     """One panel per component h2 and one for h2_total: posterior density (reflected KDE on
     [0, 1]) with its HDI shaded, the REML estimate (line) and its 95% Wald interval (dashed).
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
+    # The user's matplotlib backend is left as it is (the CLI chooses Agg itself).
     import matplotlib.pyplot as plt
 
     table = component_table(fit, posterior, hdi_prob=hdi_prob)
@@ -80,7 +83,7 @@ def plot_components(fit, posterior, path=None, *, hdi_prob: float = 0.95):
     for ax, (name, row), d in zip(np.atleast_1d(axes), table.iterrows(), cols, strict=True):
         ax.plot(grid, reflected_kde(d, grid, 0.0, 1.0), color="C0", lw=2, label="posterior")
         ax.axvspan(row.hdi_lower, row.hdi_upper, color="C0", alpha=0.12,
-                   label=f"{hdi_prob:.0%} HDI")
+                   label=interval_label(hdi_prob))
         ax.axvline(row.reml, color="C3", lw=2, label="REML")
         for b in (row.reml_lower, row.reml_upper):
             ax.axvline(float(np.clip(b, 0, 1)), color="C3", ls="--", lw=1)

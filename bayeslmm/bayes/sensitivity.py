@@ -22,7 +22,13 @@ import numpy as np
 import xarray as xr
 
 from bayeslmm.errors import InputError
-from bayeslmm.summaries import hdi, posterior_draws, reflected_kde
+from bayeslmm.summaries import (
+    credible_interval,
+    interval_label,
+    interval_prob,
+    posterior_draws,
+    reflected_kde,
+)
 
 __all__ = ["Sensitivity", "prior_sensitivity"]
 
@@ -73,9 +79,7 @@ class Sensitivity:
 
     def plot(self, path=None):
         """Posterior densities of h2 under each prior (solid) over their priors (dashed)."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
+        # The user's matplotlib backend is left as it is (the CLI chooses Agg itself).
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
@@ -197,7 +201,7 @@ def implied_h2_total_prior(spec, k: int, *, y, n: int = 4000, seed=None) -> np.n
 def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]] | None = None, *,
                       method: str = "nuts", draws: int = 1000, tune: int = 1000,
                       chains: int = 4, seed: int | None = None, sampler: str = "nutpie",
-                      progressbar: bool = True, hdi_prob: float = 0.95,
+                      progressbar: bool = True, hdi_prob: float | None = None,
                       n_prior_draws: int = 4000) -> Sensitivity:
     """Refit the one-kernel model under each prior and summarise how h2 responds.
 
@@ -285,7 +289,7 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         rows["prior_h2_sd"].append(float(np.nanstd(pd_h2)))
         if method == "quadrature":
             spec.setdefault("beta", "Flat()")
-            q = posterior_h2_quadrature(fit, priors=spec, prob=hdi_prob)
+            q = posterior_h2_quadrature(fit, priors=spec, prob=interval_prob(hdi_prob))
             posteriors[label] = q
             # Exact draws from the grid density, for the same summaries as NUTS.
             rng = np.random.default_rng(s)
@@ -310,7 +314,7 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         info = model_info(model)
         h2 = posterior_draws(idata, h2_name)
         h2_draws[label] = h2
-        lo, hi = hdi(h2, hdi_prob)
+        lo, hi = credible_interval(h2, hdi_prob)
         rows["h2_mean"].append(float(h2.mean()))
         rows["h2_median"].append(float(np.median(h2)))
         rows["h2_sd"].append(float(h2.std(ddof=1)))
@@ -339,7 +343,8 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
                 "spec": ("prior", [", ".join(f"{k}={v}" for k, v in priors[lab].items())
                                    for lab in labels])},
         attrs={"spread_sd": spread, "prior_sensitive": int(sensitive), "verdict": verdict,
-               "method": method, "hdi_prob": hdi_prob, "N": fit.N,
+               "method": method, "hdi_prob": interval_prob(hdi_prob),
+               "interval": interval_label(hdi_prob), "N": fit.N,
                "reml_h2": fit.h2_total if several else fit.h2,
                "psense_threshold": PSENSE_THRESHOLD, "spread_threshold": SPREAD_THRESHOLD,
                "contraction_threshold": CONTRACTION_THRESHOLD, **extra})

@@ -44,6 +44,7 @@ import xarray as xr
 
 from bayeslmm.errors import InputError
 from bayeslmm.io.grm_files import atomic_write, ordinary_file_mode
+from bayeslmm.summaries import INTERVAL
 
 if TYPE_CHECKING:
     from bayeslmm.reml import VarianceComponentFit
@@ -387,7 +388,8 @@ def write_assoc_as(res: xr.Dataset, fmt: str, path: str | os.PathLike[str],
 # ----------------------------------------------------------------------------- posterior
 def posterior_summary(idata: xr.DataTree, var_names: Sequence[str] | None = None
                       ) -> pd.DataFrame:
-    """``arviz.summary`` of the scalar and per-covariate parameters (mean, sd, HDI, ESS,
+    """``arviz.summary`` of the scalar and per-covariate parameters (mean, sd, the
+    interval of the package's convention (:mod:`bayeslmm.summaries`, default 95% HDI), ESS,
     R-hat); per-sample latent values are left out unless named."""
     import arviz as az
 
@@ -397,7 +399,8 @@ def posterior_summary(idata: xr.DataTree, var_names: Sequence[str] | None = None
         # conditional parameterisation), not a model parameter.
         var_names = [v for v in post.data_vars if v != "beta_z"
                      and set(post[v].dims) <= {"chain", "draw", "covariate", "component"}]
-    return az.summary(idata, var_names=list(var_names))
+    return az.summary(idata, var_names=list(var_names), ci_prob=INTERVAL.prob,
+                      ci_kind=INTERVAL.kind)
 
 
 def write_posterior(idata: xr.DataTree, nc_path: str | os.PathLike[str],

@@ -14,7 +14,10 @@ HERE = Path(__file__).resolve().parent
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{max-width:52em;margin:2em auto;font-family:sans-serif;line-height:1.5}}
 pre{{background:#f4f4f4;padding:.6em;overflow:auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.2em .5em}}</style></head><body>{body}</body></html>
+td,th{{border:1px solid #ccc;padding:.2em .5em}}</style>
+<script>MathJax={{tex:{{inlineMath:[['$','$'],['\\(','\\)']]}}}};</script>
+<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>
+</head><body>{body}</body></html>
 """
 
 
@@ -27,7 +30,9 @@ def build(out: Path) -> list[Path]:
     for md in sorted(HERE.glob("*.md")):
         text = md.read_text()
         body = markdown2.markdown(text.replace(".md)", ".html)"),
-                                  extras=["fenced-code-blocks", "tables"])
+                                  # code-friendly: _ and * inside equations stay as
+                                  # they are for MathJax, not emphasis
+                                  extras=["fenced-code-blocks", "tables", "code-friendly"])
         title = html.escape(text.splitlines()[0].lstrip("# "))
         target = out / f"{md.stem}.html"
         target.write_text(PAGE.format(title=title, body=body))

@@ -58,8 +58,11 @@ def test_docs_build_with_one_command(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build.py"), "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for page in ("index", "model", "priors", "sensitivity", "cli"):
+    for page in ("index", "model", "priors", "sensitivity", "cli", "lmm-math-notes"):
         assert "<h1" in (tmp_path / f"{page}.html").read_text()
+    # the notes the docstrings cite are in the docs, their equations left intact for MathJax
+    notes = (tmp_path / "lmm-math-notes.html").read_text()
+    assert "MathJax" in notes and "REML" in notes and "$" in notes
     assert "def reml" in (tmp_path / "api" / "bayeslmm" / "reml.html").read_text() or \
         "reml" in (tmp_path / "api" / "bayeslmm" / "reml.html").read_text()
 

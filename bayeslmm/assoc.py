@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy import special, stats
 from scipy.linalg import blas
@@ -44,7 +45,7 @@ from bayeslmm.covariance import (
 )
 from bayeslmm.data import sample_index
 from bayeslmm.errors import AlignmentError, InputError
-from bayeslmm.genotypes import iter_variant_blocks
+from bayeslmm.genotypes import iter_variant_blocks, loco_grms
 from bayeslmm.reml import ml as ml_fit
 from bayeslmm.reml import reml as reml_fit
 
@@ -396,9 +397,11 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         GRAMMAR-Gamma then calibrates on the exact test's own denominators) and come back
         as one Dataset with a ``test`` dimension; :func:`one_test` takes one out, equal to
         the Dataset of a separate call.
-    loco : mapping chromosome -> VarianceComponentFit, optional
+    loco : True, or mapping chromosome -> VarianceComponentFit, optional
         Leave-one-chromosome-out: each chromosome's SNPs are tested against the null fit
         whose kernel omits that chromosome. Every tested chromosome must have an entry.
+        ``True`` builds them: one GRM per left-out chromosome from ``genotypes`` (a PLINK
+        dataset) and a refit of ``fit``'s phenotype and covariates on each.
     n_calibration : int
         Random SNPs used to estimate c_inf (``"grammar-gamma"``; per LOCO fit).
     seed : int or Generator
@@ -455,11 +458,19 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         raise InputError(f"max_missing must be in [0, 1], got {max_missing}")
     if loco is None and fit is None:
         raise InputError("give a null fit, or a LOCO mapping chromosome -> fit")
+    if loco is True:
+        # Build the LOCO null fits from the genotypes themselves, with the fit's y and X.
+        if fit is None or not isinstance(genotypes, xr.Dataset) or "chrom" not in genotypes:
+            raise InputError("loco=True builds the per-chromosome null fits from the "
+                             "genotypes: give the genome-wide fit and a PLINK dataset "
+                             "(bayeslmm.io.read_plink), or a mapping chromosome -> fit")
+        loco = loco_fits(loco_grms(genotypes, progress=progress), *fit_inputs(fit),
+                         ml=not fit.reml)
     if loco is not None and not isinstance(loco, Mapping):
         raise InputError(
-            f"loco must be a mapping chromosome -> null fit (one REML fit per chromosome on "
-            f"its leave-one-chromosome-out GRM, e.g. from bayeslmm.genotypes.loco_grms), "
-            f"got {type(loco).__name__}; the command line's --loco builds it for you")
+            f"loco must be True or a mapping chromosome -> null fit (one REML fit per "
+            f"chromosome on its leave-one-chromosome-out GRM, e.g. from "
+            f"bayeslmm.genotypes.loco_grms), got {type(loco).__name__}")
     if n_calibration < 1:
         raise InputError(f"n_calibration must be at least 1, got {n_calibration}")
     if block_size is not None and block_size < 1:
@@ -634,6 +645,13 @@ def _stack_tests(results: dict[str, xr.Dataset], tests: list[str]) -> xr.Dataset
             attrs["c_inf_per_fit"] = gg.attrs["c_inf_per_fit"]
     out = first.drop_vars(["beta", "se", "chi2", "p"]).assign(per_test)
     return out.assign_coords(test=list(tests)).assign_attrs(attrs | {"tests": list(tests)})
+
+
+def fit_inputs(fit: VarianceComponentFit) -> tuple[pd.Series, pd.DataFrame]:
+    """The labelled phenotype and covariates a fit was made with (to refit on other kernels)."""
+    samples = np.asarray(fit.data.samples).astype(str)
+    return (pd.Series(fit.data.y, index=samples, name="y"),
+            pd.DataFrame(fit.data.X, index=samples, columns=list(fit.data.covariates)))
 
 
 def loco_fits(grms: Mapping, y, X=None, *, ml: bool = False, **fit_kw

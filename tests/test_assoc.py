@@ -429,7 +429,22 @@ def test_xPx_any_layout_columns_and_chunking(data):
         np.testing.assert_allclose(null.xPx(block, cols), want, rtol=1e-10)
 
 
-def test_loco_true_is_a_clear_error(data):
+def test_loco_true_builds_the_per_chromosome_fits(data):
+    """loco=True with a PLINK dataset equals the mapping built by hand (loco_grms + REML per
+    chromosome); with a bare matrix (no chromosomes) it is a clear error."""
     fit, K, G = data
-    with pytest.raises(InputError, match="loco must be a mapping chromosome -> null fit"):
+    with pytest.raises(InputError, match="loco=True builds the per-chromosome null fits"):
         assoc(fit, G, loco=True)
+    from bayeslmm.datasets import load_demo
+    from bayeslmm.genotypes import loco_grms
+    from bayeslmm.io import read_plink
+
+    demo = load_demo()
+    y, Kd = demo.phenotype_and_grm()
+    ds = read_plink(demo.bfile)
+    fit_d = bayeslmm.reml(y, Kd)
+    auto = assoc(fit_d, ds, "exact", loco=True, progress=False)
+    by_hand = {c: bayeslmm.reml(y, g.K) for c, g in loco_grms(ds, progress=False).items()}
+    manual = assoc(None, ds, "exact", loco=by_hand, progress=False)
+    np.testing.assert_allclose(auto["chi2"], manual["chi2"], rtol=1e-10, equal_nan=True)
+    assert auto.attrs["loco"] == 1

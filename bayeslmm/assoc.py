@@ -618,8 +618,9 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
             attrs["n_calibration"] = n_calibration
             if len(cv) > 1:
                 attrs["c_inf_per_fit"] = cv
-        # A deep copy (cheap next to building it) keeps the Datasets independent.
-        results[t] = common.copy(deep=True).assign(data | flags).assign_attrs(attrs)
+        # One result leaves this function (several tests are stacked into one Dataset), so
+        # the shared columns need no deep copy per test.
+        results[t] = common.copy(deep=False).assign(data | flags).assign_attrs(attrs)
     if single:
         return results[tests[0]]
     return _stack_tests(results, tests)

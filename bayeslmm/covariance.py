@@ -167,6 +167,8 @@ class SpectralCovariance:
 
     dec: Decomposition
     components: tuple[str, ...] = ("G",)
+    #: K itself when the caller has it: V formed densely costs O(N^2) then, not U S U'
+    kernel: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def N(self) -> int:
@@ -239,7 +241,10 @@ class SpectralCovariance:
         return float(self.logdets(sigma2[0], sigma2[-1])[0])
 
     def matrix(self, sigma2) -> np.ndarray:
-        V = (self.dec.U * (float(sigma2[0]) * self.dec.S)) @ self.dec.U.T
+        if self.kernel is not None:
+            V = np.multiply(self.kernel, float(sigma2[0]))
+        else:
+            V = (self.dec.U * (float(sigma2[0]) * self.dec.S)) @ self.dec.U.T
         V[np.diag_indices(self.N)] += float(sigma2[-1])
         return V
 
@@ -320,7 +325,8 @@ class SpectralCovariance:
         return xVx, BVx
 
     def reorder(self, index: np.ndarray) -> SpectralCovariance:
-        return SpectralCovariance(self.dec.reorder(index), self.components)
+        K = None if self.kernel is None else self.kernel[np.ix_(index, index)]
+        return SpectralCovariance(self.dec.reorder(index), self.components, K)
 
 
 # ----------------------------------------------------------------------------- dense

@@ -335,7 +335,10 @@ def _h2_grid(upper: float) -> np.ndarray:
 
 def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
                   ci_level: float = 0.95) -> VarianceComponentFit:
-    model = SpectralLMM(SpectralCovariance(dec, data.components), data.y, data.X)
+    # K itself is kept when given (not for a precomputed decomposition): V formed densely
+    # (the association tests' Cholesky strategy) then costs O(N^2), not O(N^2 r).
+    kernel = data.Ks[0] if data.Ks else None
+    model = SpectralLMM(SpectralCovariance(dec, data.components, kernel), data.y, data.X)
     # The search runs in K's natural unit, K / c with c = tr(K) / N, so that rescaling K
     # moves nothing but sigma_g2: with K scaled by 1e-6 the optimum in h2 = sigma_g2 /
     # (sigma_g2 + sigma_e2) sits within 1e-6 of 1, where a grid in h2 cannot see it.

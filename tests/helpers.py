@@ -52,3 +52,13 @@ def simulate_two(N=200, P=400, h2=(0.6, 0.4), rg=0.5, re=0.2, seed=0):
     X = np.column_stack([np.ones(N), rng.standard_normal(N)])
     Y = X @ np.array([[1.0, 2.0], [-1.0, 0.5]]) + G + E
     return Y, K, X, G
+
+
+def run_cli(argv: list[str]) -> int:
+    """``bayeslmm`` in-process: the exit status whether main() returns or exits."""
+    from bayeslmm.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)

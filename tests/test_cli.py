@@ -19,16 +19,13 @@ from bayeslmm.datasets import load_demo
 from bayeslmm.genotypes import grm
 from bayeslmm.io import GRM, align_samples, read_grm, read_phenotype, read_plink, write_grm
 
+from helpers import run_cli
+
 DEMO = load_demo()
 GCTA_HSQ_ROWS = ["V(G)", "V(e)", "Vp", "V(G)/Vp", "logL", "logL0", "LRT", "df", "Pval", "n"]
 
 
-def run(argv: list[str]) -> int:
-    """main() in-process, the exit status whether it returns or exits."""
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+run = run_cli  # the CLI in-process (tests/helpers.py)
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,15 @@ import pandas as pd
 import pytest
 
 import bayeslmm
-from bayeslmm.cli import main
 from bayeslmm.datasets import load_demo
 from bayeslmm.io import align_samples, read_grm, read_phenotype
+
+from helpers import run_cli
 
 DEMO = load_demo()
 
 
-def run(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+run = run_cli  # the CLI in-process (tests/helpers.py)
 
 
 @pytest.fixture(scope="module")

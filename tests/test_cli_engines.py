@@ -7,17 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayeslmm.cli import main
 from bayeslmm.datasets import load_demo
+
+from helpers import run_cli
 
 DEMO = load_demo()
 
 
-def run(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+run = run_cli  # the CLI in-process (tests/helpers.py)
 
 
 def _hsq(path) -> pd.DataFrame:

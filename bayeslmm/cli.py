@@ -733,8 +733,10 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     for t in tests:
         r = one_test(res, t)
         if args.chr:
-            keep = np.isin(r["chrom"].to_numpy().astype(str), [str(c) for c in args.chr])
-            r = r.isel(variant=np.flatnonzero(keep))
+            from bayeslmm.genotypes import chromosome_mask
+
+            r = r.isel(variant=np.flatnonzero(chromosome_mask(r["chrom"].to_numpy(),
+                                                              args.chr)))
         name = f"{prefix}{suffix}" if len(tests) == 1 else f"{prefix}.{t}{suffix}"
         write_assoc_as(r, args.format, name, staged)
         n_filt = int(r["filtered"].sum()) if "filtered" in r else 0

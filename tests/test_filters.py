@@ -192,3 +192,16 @@ def test_cli_chr_range_equals_the_list(tmp_path):
     ga, gb = read_grm(a), read_grm(b)
     np.testing.assert_array_equal(ga.values, gb.values)
     assert 0 < int(ga.n_snps.max()) < read_plink(DEMO.bfile).sizes["variant"]
+
+
+def test_cli_assoc_chr_range_keeps_those_chromosomes(tmp_path):
+    """`assoc --chr 1-2` tests exactly the SNPs of chromosomes 1 and 2."""
+    import pandas as pd
+
+    out = tmp_path / "a"
+    assert main(["assoc", "--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--chr",
+                 "1-2", "--out", str(out), "--quiet"]) == 0
+    res = pd.read_csv(f"{out}.assoc.tsv", sep="\t", dtype={"chrom": str})
+    bim = read_plink(DEMO.bfile)
+    want = np.isin(bim["chrom"].to_numpy().astype(str), ["1", "2"])
+    assert sorted(res["chrom"].unique()) == ["1", "2"] and len(res) == int(want.sum())

@@ -58,8 +58,11 @@ __all__ = ["PRECISIONS", "GenotypeOperator", "PassStats", "decode_chunk", "genot
 
 log = logging.getLogger(__name__)
 
-#: int8 bytes of genotypes per chunk (per dask task), by default
-CHUNK_BYTES = 64 * 2**20
+#: int8 bytes of genotypes per chunk (per dask task) at most, by default; a chunk costs no
+#: memory beyond the cache but a partial product (N x b float64) to reduce
+CHUNK_BYTES = 128 * 2**20
+#: ... and at least this many chunks while they keep ``SUB_BLOCK`` variants (parallelism)
+MIN_CHUNKS = 8
 #: variants per dense product inside a chunk (a float buffer of N x this, reused)
 SUB_BLOCK = 256
 #: show a per-pass progress bar by default from this many chunks on
@@ -295,7 +298,8 @@ def genotype_array(source, *, chunk_size: int | None = None):
 
 def _default_chunk(N: int, P: int, chunk_size: int | None) -> int:
     if chunk_size is None:
-        return max(1, min(P, CHUNK_BYTES // max(N, 1)))
+        by_count = max(SUB_BLOCK, -(-P // MIN_CHUNKS))
+        return max(1, min(P, CHUNK_BYTES // max(N, 1), by_count))
     if int(chunk_size) < 1:
         raise InputError(f"chunk_size must be a positive integer, got {chunk_size}")
     return int(chunk_size)
@@ -369,7 +373,8 @@ class GenotypeOperator:
         Covariates on those rows; when given, ``matmat`` applies the projected kernel
         ``(I - QQ') K (I - QQ')``.
     chunk_size : int, optional
-        Variants per dask chunk (default ``CHUNK_BYTES`` of int8 per chunk).
+        Variants per dask chunk (default: at most ``CHUNK_BYTES`` of int8, at least
+        ``MIN_CHUNKS`` chunks of ``SUB_BLOCK`` variants or more).
     client : dask.distributed.Client, optional
         Run passes on this cluster (the cache persists on its workers); default the
         threaded scheduler.

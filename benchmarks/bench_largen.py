@@ -309,6 +309,8 @@ def stage_breakdown(ds, block: int, c: int = 1024) -> list[dict]:
         t_q2, _ = best(lambda: F @ W32)
         scale = c / F.shape[1]
         t_q1, t_q2 = t_q1 * scale, t_q2 * scale
+        acc, part = np.zeros((N, block)), np.ones((N, block))
+        t_red, _ = best(lambda: np.add(acc, part, out=acc))
     flops = 2 * N * c * block
     ns = 1e9 / (N * c)
     col = f"stage (1 thread, chunk of {c} SNPs)"
@@ -317,7 +319,8 @@ def stage_breakdown(ds, block: int, c: int = 1024) -> list[dict]:
               ("before: Z'V + Z W (dgemm)", t_p1 + t_p2, 2 * flops),
               ("after, decode pass only: bed-reader int8 + counts", t_dec, None),
               ("after: int8 -> float32 cast (256-SNP buffer)", t_cast, None),
-              ("after: G'V + G U (sgemm, 256 SNPs)", t_q1 + t_q2, 2 * flops)]
+              ("after: G'V + G U (sgemm, 256 SNPs)", t_q1 + t_q2, 2 * flops),
+              ("after: the chunk's share of the reduction (N x b float64 add)", t_red, None)]
     for name, t, fl in stages:
         rows.append({col: name, "ns / genotype": f"{t * ns:.2f}",
                      "GFLOP/s": f"{fl / t / 1e9:.1f}" if fl else ""})
@@ -489,6 +492,10 @@ def main() -> int:
                     help="Krylov REML vs BOLT-LMM --reml on an N x P fileset")
     ap.add_argument("--bolt", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="BLAS threads of the main process (default --threads; the passes "
+                         "always run one per dask thread). 1 on a shared machine: OpenBLAS "
+                         "threads on busy cores slow small SVDs and eigh 30-50x")
     ap.add_argument("--probes", type=int, default=30)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--passes", type=int, default=3, help="timed passes in --profile/--scale")
@@ -496,11 +503,12 @@ def main() -> int:
                     help="fraction of calls missing at random in --profile/--scale filesets")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
+    blas = args.blas_threads or args.threads
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+        os.environ[var] = str(blas)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_largen_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"BLAS threads: {args.threads}; dask threads: {args.threads}; workdir {workdir}; "
+    print(f"BLAS threads: {blas}; dask threads: {args.threads}; workdir {workdir}; "
           f"load {load()}\n", flush=True)
     if args.accuracy:
         rows = [r for N in args.accuracy
@@ -527,6 +535,7 @@ def main() -> int:
             # A fresh process: its peak RSS is the cluster run's own.
             cmd = [sys.executable, __file__, "--scale", *map(str, args.scale), "--reml",
                    "--scheduler", "cluster", "--threads", str(args.threads),
+                   "--blas-threads", str(blas),
                    "--probes", str(args.probes), "--steps", str(args.steps),
                    "--missing", str(args.missing), "--workdir", str(workdir)]
             subprocess.run(cmd, check=True)

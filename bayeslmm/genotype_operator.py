@@ -331,7 +331,7 @@ class PassStats:
     passes: int = 0
     vectors: int = 0
     seconds: list[float] = field(default_factory=list)
-    block_sizes: list[int] = field(default_factory=list)
+    block_sizes: list[float] = field(default_factory=list)  # vectors per product pass
     bed_bytes_per_pass: int = 0
     genotype_bytes_per_pass: int = 0
     decode_passes: int = 0
@@ -586,7 +586,7 @@ class GenotypeOperator:
         Vd, vbar = self._vectors(V, dtype)
         import dask.array as da
 
-        self.stats.block_sizes.append(V.shape[1] / 2)  # one of the two products
+        self.stats.block_sizes.append(V.shape[1] / 2)  # one of the two products: half the flops
         return da.blockwise(_chunk_product, "jk", self.G, "ij", self.missing, "j",
                             self.coef, "hj", Vd, "ik", vbar=vbar, dtype=np.float64, precision=dtype,
                             half=True, align_arrays=False, concatenate=True,

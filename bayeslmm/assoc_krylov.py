@@ -6,7 +6,8 @@ SNP's statistic
     chi2_GRAMMAR = N (x'y~)^2 / ((x_perp'x_perp)(y~'y~))
 
 needs x'y~ and x_perp'x_perp only (x_perp: x with the covariates projected out): one pass
-over the genotypes gives both for all SNPs, as Z'[y~, Q] and the column sums of Z^2.
+over the genotypes gives both for all SNPs, as Z'[y~, Q] and the column sums of Z^2 (the
+latter exact from the operator's genotype counts).
 Standardizing a SNP (missing calls at the mean) changes neither, so the statistic equals
 :func:`bayeslmm.assoc.assoc`'s on mean-imputed allele counts. GRAMMAR-Gamma divides by
 c_inf, the mean over random SNPs of (GRAMMAR chi2) / (exact chi2); their exact denominators
@@ -59,7 +60,9 @@ def assoc_krylov(fit: KrylovFit, op: GenotypeOperator, *, n_calibration: int = 3
     N = op.N
     ytilde = (1.0 - fit.h2) * model.solve_y(fit.h2)  # sigma_e2 P y, in units of Vp
     YQ = np.column_stack([ytilde, op.Q])
-    Zt_YQ, zz = op.compute(op.Z.T @ YQ, (op.Z**2).sum(axis=0))
+    # float64: these are the reported statistics themselves, not a stochastic estimate.
+    Zt_YQ = op.rmatmat(YQ, precision="float64")
+    zz = op.column_sumsq()  # exact from the genotype counts, no pass
     xy = Zt_YQ[:, 0]
     xperp2 = zz - (Zt_YQ[:, 1:] ** 2).sum(axis=1)
     yy = float(ytilde @ ytilde)

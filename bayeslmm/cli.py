@@ -133,6 +133,9 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lanczos-steps", type=int, default=20,
                    help="Krylov engine: Lanczos steps (passes over the genotypes)")
     g.add_argument("--probe-seed", type=int, default=0, help="Krylov engine: probe seed")
+    g.add_argument("--precision", choices=("float32", "float64"), default="float32",
+                   help="Krylov engine: floating type of the products over the int8 "
+                        "genotypes (chunk sums in float64; default %(default)s)")
 
 
 def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
@@ -654,7 +657,7 @@ def _reml_engine(args: argparse.Namespace, staged, prefix: Path) -> Path:
         fit = reml_genotypes(ds, y, X, engine=args.engine, maf=args.maf, geno=args.geno,
                              client=client, threads=args.threads, n_probes=args.probes,
                              n_steps=args.lanczos_steps, seed=args.probe_seed,
-                             progress=_progress(args))
+                             precision=args.precision, progress=_progress(args))
     finally:
         if client is not None:
             client.close()

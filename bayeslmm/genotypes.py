@@ -46,9 +46,11 @@ __all__ = [
     "GRM",
     "StandardizedBlock",
     "iter_variant_blocks",
+    "AlleleStats",
     "allele_stats",
     "chromosome_mask",
     "grm",
+    "qc_keep",
     "grm_by_chromosome",
     "loco_grms",
     "standardize_block",
@@ -125,7 +127,7 @@ def _check_qc_args(maf: float, geno: float) -> None:
         raise InputError(f"geno must be in [0, 1], got {geno}")
 
 
-def _qc_keep(st: AlleleStats, maf: float, geno: float) -> np.ndarray:
+def qc_keep(st: AlleleStats, maf: float, geno: float) -> np.ndarray:
     """PLINK's filters: ``--geno`` drops missing rate > geno; ``--maf`` drops
     MAF < maf.  A SNP with no call at all is always dropped."""
     keep = st.n_called > 0
@@ -160,7 +162,7 @@ def variant_qc(
         st = allele_stats(blk.genotypes)
         for k in out:
             out[k][blk.variants] = getattr(st, k)
-        keep[blk.variants] = _qc_keep(st, maf, geno)
+        keep[blk.variants] = qc_keep(st, maf, geno)
     df = pd.DataFrame(
         {
             "snp": ds["snp"].to_numpy(),
@@ -269,7 +271,7 @@ def standardized_genotypes(
         "standardizing",
     ):
         st = _block_stats(blk, allele_freq)
-        keep = _qc_keep(st, maf, geno)
+        keep = qc_keep(st, maf, geno)
         if not keep.any():
             continue
         Z, _ = standardize_block(blk.genotypes[:, keep], st.p[keep], scale=scale)
@@ -437,7 +439,7 @@ def _accumulate(
             acc[key] = _Acc(np.zeros((N, N)), np.zeros((N, N)))
         a = acc[key]
         st = _block_stats(blk, allele_freq)
-        keep = _qc_keep(st, maf, geno)
+        keep = qc_keep(st, maf, geno)
         if not keep.any():
             continue
         G = blk.genotypes[:, keep]

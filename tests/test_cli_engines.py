@@ -34,7 +34,13 @@ def test_engines_equal_the_grm_route(tmp_path):
     assert 0 < mc < 0.01
     assert abs(kry.loc["V(G)/Vp", "Variance"] - ref.loc["V(G)/Vp", "Variance"]) < 0.003 + 3 * mc
     log = (tmp_path / "kry.log").read_text()
-    assert "passes=16" in log and "bed_bytes_per_pass" in log
+    assert "passes=16" in log and "bed_bytes_per_pass" in log and "precision=float32" in log
+    # --precision float64: the same probes, products in float64; h2 to float32 rounding
+    assert run([*base, "--engine", "krylov", "--probes", "20", "--lanczos-steps", "15",
+                "--threads", "1", "--precision", "float64", "--out", str(tmp_path / "k64")]) == 0
+    assert "precision=float64" in (tmp_path / "k64.log").read_text()
+    k64 = _hsq(tmp_path / "k64.hsq")
+    assert abs(k64.loc["V(G)/Vp", "Variance"] - kry.loc["V(G)/Vp", "Variance"]) < 1e-4
 
 
 def test_lowrank_engine_on_few_snps(tmp_path):

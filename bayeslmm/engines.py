@@ -87,7 +87,7 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
                    n_probes: int = 30, n_steps: int = 20, seed: int = 0,
                    chunk_size: int | None = None, progress: bool | None = None,
                    memory: int | None = None, precision: str = "float32",
-                   cache: bool | None = None):
+                   cache: bool | None = None, return_operator: bool = False):
     """REML (one GRM, notes 4.3.2) straight from a PLINK fileset, at any scale.
 
     Parameters
@@ -116,6 +116,9 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
     cache : bool, optional
         Keep the int8 genotypes in memory between passes (default: when they take at most
         half the free memory).
+    return_operator : bool
+        Also return the genotype operator the fit was made with (None for ``eigen``), so
+        that further passes (association, BLUP) reuse its cache and its QC.
 
     Returns
     -------
@@ -123,7 +126,8 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
         ``eigen`` and ``lowrank`` return the ordinary fit (its ``decomposition`` feeds
         BLUP, association and the posterior); ``krylov`` a :class:`bayeslmm.krylov.KrylovFit`
         with the Monte Carlo error of h2, whose ``model`` feeds
-        :func:`bayeslmm.bayes.quadrature_krylov.posterior_h2_krylov`.
+        :func:`bayeslmm.bayes.quadrature_krylov.posterior_h2_krylov`. With
+        ``return_operator``, the pair ``(fit, operator)``.
     """
     from bayeslmm.genotype_operator import GenotypeOperator
 
@@ -150,7 +154,8 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
 
         K = np.asarray(grm(ds, maf=maf, geno=geno, progress=progress).K)[np.ix_(rows, rows)]
         dec = decompose(K, samples=data.samples)
-        return reml(y_lab, dec, X_lab)
+        fit = reml(y_lab, dec, X_lab)
+        return (fit, None) if return_operator else fit
     # The low-rank tier decomposes Z'Z: float64 products (it is exact, not stochastic).
     op = GenotypeOperator(ds, maf=maf, geno=geno, samples=rows,
                           X=data.X if engine == "krylov" else None, chunk_size=chunk_size,
@@ -163,13 +168,14 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
             from bayeslmm.reml import reml
 
             dec = decompose_lowrank(op)
-            return reml(y_lab, dec, X_lab)
+            fit = reml(y_lab, dec, X_lab)
+            return (fit, op) if return_operator else fit
         from bayeslmm.krylov import fit_krylov, krylov_model
 
         model = krylov_model(op, data.y, data.X, n_probes=n_probes, n_steps=n_steps,
                              seed=seed)
         st = op.stats
-        return fit_krylov(model, info={
+        fit = fit_krylov(model, info={
             "passes": st.total_passes, "product_passes": st.passes,
             "decode_passes": st.decode_passes,
             "seconds_per_pass": float(np.mean(st.seconds)),
@@ -178,5 +184,6 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
             "genotype_bytes_per_pass": st.genotype_bytes_per_pass,
             "cached": op.cached, "precision": op.precision, "engine": "krylov",
             "scheduler": "distributed" if client is not None else "threads"})
+        return (fit, op) if return_operator else fit
     finally:
         op.close()

@@ -43,7 +43,7 @@ from bayeslmm.bayes.multikernel_rays import (
 )
 
 __all__ = ["GridFit", "Mode", "build_grid", "check_grid", "find_mode", "he_start",
-           "interpolate_rays", "sample_grid"]
+           "interpolate_logp", "interpolate_on_grid", "interpolate_rays", "sample_grid"]
 
 SPACING = 1.25  # grid spacing in posterior SDs (whitened units)
 HALF = 3.75  # initial half-width of the grid
@@ -243,8 +243,8 @@ def _interpolate(axes: list[np.ndarray], values: np.ndarray, Z: np.ndarray) -> n
     return np.einsum("ni,ijp,nj->np", L0, out, L1, optimize=True)
 
 
-def _interpolate_grid(axes: list[np.ndarray], values: np.ndarray, fine: list[np.ndarray]
-                      ) -> np.ndarray:
+def interpolate_on_grid(axes: list[np.ndarray], values: np.ndarray, fine: list[np.ndarray]
+                        ) -> np.ndarray:
     """The same interpolant on a tensor grid of points (scalar values)."""
     Ls = [_cardinal(a, f) for a, f in zip(axes, fine, strict=True)]
     if len(axes) == 1:
@@ -362,6 +362,7 @@ def interpolate_rays(fit: GridFit, density: MultiKernelDensity, Z: np.ndarray) -
 
 
 def interpolate_logp(fit: GridFit, Z: np.ndarray) -> np.ndarray:
+    """The interpolated log p(u | y) at whitened points Z (n, k)."""
     return _interpolate(fit.axes, fit.logp[..., None], Z)[:, 0]
 
 
@@ -374,7 +375,7 @@ def sample_grid(fit: GridFit, n: int, rng: np.random.Generator
     k = len(fit.axes)
     fine = [np.concatenate([np.linspace(a[i], a[i + 1], FINE + 1)[:-1]
                             for i in range(a.size - 1)] + [a[-1:]]) for a in fit.axes]
-    Ff = _interpolate_grid(fit.axes, fit.logp, fine)
+    Ff = interpolate_on_grid(fit.axes, fit.logp, fine)
     top = float(np.max(Ff))
     if k == 1:
         env = np.maximum(Ff[:-1], Ff[1:])

@@ -30,20 +30,21 @@ O(M) per value of s (no cancellation: the flat directions, gamma_i = 0, contribu
 exactly). The s-integral log p(u | y) = log int exp(log p(y | s, u) + log p(t(s, u))) ds is a
 trapezoid sum on a fine grid around the conditional mode of s (a smooth, log-concave-like
 integrand: the trapezoid rule is spectrally accurate), and s | u is drawn by inverting the
-piecewise linear interpolant of its density on a 8x finer grid (its variance is then exact to
+piecewise linear interpolant of its density on an 8x finer grid (its variance is then exact to
 about 4e-4, relative).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from bayeslmm.bayes.multikernel_logp import LOG2PI, MultiKernelDensity
 
-__all__ = ["Rays", "RayTerms", "draw_scale_and_beta", "log_marginal", "loglik_at", "rays_at",
-           "terms_of"]
+__all__ = ["Rays", "RayTerms", "draw_scale_and_beta", "log_integrand", "log_marginal",
+           "loglik_at", "rays_at", "terms_of"]
 
 COARSE_NODES = 25  # first search for the conditional mode of s: +- 12 sd0, spacing sd0
 NODES = 33  # the integration grid: mode +- HALF_WIDTH local SDs of s | u (spacing 0.5 SD)
@@ -153,8 +154,8 @@ def terms_of(density: MultiKernelDensity, rays: Rays) -> RayTerms:
     return RayTerms(const, gamma, e1, e2, T, ok)
 
 
-def _log_f(density: MultiKernelDensity, rays: Rays, terms: RayTerms, S: np.ndarray
-           ) -> np.ndarray:
+def log_integrand(density: MultiKernelDensity, rays: Rays, terms: RayTerms, S: np.ndarray
+                  ) -> np.ndarray:
     """log p(y | s, u) + log p(t(s, u)) - c(u) at S (n, G): rows are rays."""
     N, M = density.N, density.M
     q = np.where(terms.ok, rays.q, 1.0)[:, None]
@@ -194,7 +195,7 @@ def _scale_grid(density: MultiKernelDensity, rays: Rays, terms: RayTerms
     sd = np.full(n, sd0)
     xf = np.linspace(-HALF_WIDTH, HALF_WIDTH, NODES)
     S = centre[:, None] + sd[:, None] * xf[None, :]
-    f = _log_f(density, rays, terms, S)
+    f = log_integrand(density, rays, terms, S)
     j = np.argmax(f, axis=1)
     lost = (j == 0) | (j == NODES - 1) | ~np.isfinite(f[rows, j])
     if lost.any():  # the guess is far off: a coarse search for the mode on those rays
@@ -204,7 +205,7 @@ def _scale_grid(density: MultiKernelDensity, rays: Rays, terms: RayTerms
         x = np.linspace(-12.0, 12.0, COARSE_NODES) * sd0
         for _ in range(8):
             Sc = c[:, None] + x[None, :]
-            fc = _log_f(density, r, t, Sc)
+            fc = log_integrand(density, r, t, Sc)
             jc = np.argmax(fc, axis=1)
             c = Sc[np.arange(sub.size), jc]
             if not (((jc == 0) | (jc == x.size - 1)) & np.isfinite(fc.max(axis=1))).any():
@@ -212,7 +213,7 @@ def _scale_grid(density: MultiKernelDensity, rays: Rays, terms: RayTerms
         c, sdc = _vertex(fc, Sc, jc, c, np.full(sub.size, sd0))
         centre[sub], sd[sub] = c, sdc
         S[sub] = c[:, None] + sdc[:, None] * xf[None, :]
-        f[sub] = _log_f(density, r, t, S[sub])
+        f[sub] = log_integrand(density, r, t, S[sub])
     width = np.ones(n)
     todo = np.ones(n, dtype=bool)
     for _ in range(8):
@@ -230,7 +231,7 @@ def _scale_grid(density: MultiKernelDensity, rays: Rays, terms: RayTerms
         width = np.where(redo & short, 2.0 * width, width)
         sub = np.flatnonzero(redo)
         S[sub] = centre[sub, None] + (sd * width)[sub, None] * xf[None, :]
-        f[sub] = _log_f(density, rays.take(sub), terms.take(sub), S[sub])
+        f[sub] = log_integrand(density, rays.take(sub), terms.take(sub), S[sub])
         todo = redo
     return S, f
 
@@ -268,6 +269,7 @@ def log_marginal(density: MultiKernelDensity, rays: Rays, terms: RayTerms | None
     return np.where(terms.ok & np.isfinite(out), out, -np.inf)
 
 
+@functools.lru_cache(maxsize=1)
 def _refiner() -> np.ndarray:
     """The linear map from log f on the NODES grid to its not-a-knot cubic spline on the
     REFINE-times finer grid (the same for every ray: the grids are affine images of one)."""
@@ -282,7 +284,7 @@ def draw_scale_and_beta(density: MultiKernelDensity, rays: Rays, rng: np.random.
                         terms: RayTerms | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One draw of (s = log sigma_e2, beta) from their exact conditional per ray.
 
-    s by inverting the piecewise linear interpolant of its density on a 8x finer grid
+    s by inverting the piecewise linear interpolant of its density on an 8x finer grid
     than the integration grid (log f there by cubic spline); beta ~ N(mu_s, A^-1) given s
     (module docstring).
     """

@@ -62,7 +62,7 @@ def test_ray_density_scale_integral_and_draws(spec, dirichlet):
     for i, u in enumerate(U):
         # the density along the ray is the density of t = (s + u, s) (unit Jacobian)
         S = np.log(rays.q[i] / 78) + np.array([[-0.3, 0.0, 0.4]])
-        f = mr._log_f(d, rays.take([i]), terms.take([i]), S) + terms.const[i]
+        f = mr.log_integrand(d, rays.take([i]), terms.take([i]), S) + terms.const[i]
         np.testing.assert_allclose(f[0], [d.logp(np.r_[s + u, s]) for s in S[0]],
                                    rtol=0, atol=1e-9)
 
@@ -136,7 +136,7 @@ def test_grid_draws_follow_the_interpolant():
     assert violations == 0
     # the interpolated density's moments by a fine Riemann sum over the grid's box
     fine = [np.linspace(a[0], a[-1], 400) for a in fit.axes]
-    F = mg._interpolate_grid(fit.axes, fit.logp, fine)
+    F = mg.interpolate_on_grid(fit.axes, fit.logp, fine)
     w = np.exp(F - F.max())
     w /= w.sum()
     Zf = np.stack(np.meshgrid(*fine, indexing="ij"), -1)

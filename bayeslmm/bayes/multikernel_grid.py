@@ -6,16 +6,18 @@ j = 1..k: one dimension for one kernel, two for two. This module
 
 * finds its mode and curvature from values only (:func:`find_mode`): a quadratic through
   1 + 2k + k(k-1)/2 points (centre, +- each axis, each pair) of the current whitened frame,
-  a Newton step, repeated; the start is Haseman-Elston regression (:func:`he_start`, O(k^2
-  N^2), no factorisation);
+  a trust-region Newton step, repeated; the start is the better of equal variances and
+  Haseman-Elston regression (:func:`he_start`, O(k^2 N^2), no factorisation);
 * for k <= 2 tabulates log p(u | y) and the ray pieces on a tensor grid in the whitened
-  frame (spacing 1 SD, +- 4 SDs, a row added on every side where the density has not
-  fallen by ``DROP`` = 7.5 below its maximum: skewed and long-tailed posteriors get the rows
-  they need, the added spacing growing by 1.3 per row), ~81 Choleskys for a near-Gaussian
-  posterior (:func:`build_grid`);
+  frame (spacing 1.25 SDs, +- 3.75 SDs, a row added on every side where the density has
+  not fallen by ``DROP`` = 7 below its maximum: skewed and long-tailed posteriors get the
+  rows they need, the added spacing growing by 1.3 per row), 49-81 Choleskys for a
+  near-Gaussian posterior (:func:`build_grid`);
 * interpolates log p(u | y) and the pieces (log|H|, log q, mu, C) by the tensor product of
-  not-a-knot cubic splines (on the HS mouse data with two GRMs the interpolated log density
-  is within 4e-4 of exact evaluations where it matters, with this spacing);
+  not-a-knot cubic splines (on the HS mouse data with two GRMs, 1,410 and 400 mice, the
+  interpolated log density is within 2e-4 and 2e-3 of exact evaluations drawn from the
+  posterior, and the posterior moments of h2 within 0.1% of an SD of a dense brute-force
+  grid's);
 * draws u from the interpolated density exactly, by rejection from a piecewise-constant
   envelope on a 6x finer grid (:func:`sample_grid`); s and beta then come from their exact
   conditionals given the interpolated pieces;

@@ -11,7 +11,7 @@ one core). The posterior is therefore computed from as few factorisations as pos
   drawn from their exact conditionals given u;
 * ``method="grid"`` (the default for k <= 2; :mod:`bayeslmm.bayes.multikernel_grid`):
   the mode of p(u | y) from stencil quadratics (~15-20 Choleskys), log p(u | y) and the ray
-  pieces tabulated on a grid in the Laplace-whitened frame (~81 for a near-Gaussian
+  pieces tabulated on a grid in the Laplace-whitened frame (49-81 for a near-Gaussian
   posterior, more where it is skewed), a cubic-spline interpolant, iid draws from it
   (ESS = number of draws). The interpolant is checked against exact evaluations at
   ``n_check`` random posterior draws (attrs ``grid_check_logp``, ``grid_check_loglik``,

@@ -74,9 +74,11 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         modified mass matrix (``adaptation="low_rank"``) unless ``nuts={"adaptation":
         "diag"}``.
         Several-kernel models go to
-        :func:`bayeslmm.bayes.multikernel_models.sample_model` (beta integrated out,
-        importance sampling of the log-variances with a NUTS fallback; its options
-        ``method``, ``min_ess``, ``max_proposals`` pass through ``**kwargs``).
+        :func:`bayeslmm.bayes.multikernel_models.sample_model` (beta and the scale
+        integrated out, a checked quadrature grid over the log variance ratios for two
+        kernels, importance sampling for more, NUTS as the last fallback; its options
+        ``method``, ``min_ess``, ``max_proposals``, ``n_check`` pass through
+        ``**kwargs``).
     **kwargs
         Passed to :func:`pymc.sample`.
 
@@ -109,8 +111,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     info = find_info(model)
     if sampler == "nutpie" and compiled_logp and info is not None and \
             info.kind == "marginal-dense":
-        # Several kernels: beta integrated out, importance sampling of the log-variances
-        # (NUTS fallback), O(N^3) per draw instead of per gradient step.
+        # Several kernels: beta and the scale integrated out, the log variance ratios on a
+        # grid (or importance-sampled), ~100 factorisations of V instead of one per step.
         from bayeslmm.bayes.multikernel_models import sample_model
 
         nuts = kwargs.pop("nuts", {})

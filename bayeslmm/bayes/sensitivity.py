@@ -268,7 +268,8 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
     several = fit.decomposition is None
     if several and method == "quadrature":
         raise InputError("method='quadrature' is for one kernel; with several kernels use "
-                         "method='nuts' (sampled by importance sampling with a NUTS fallback)")
+                         "method='nuts' (sampled by the several-kernel route: a checked grid "
+                         "or importance sampling)")
     dec = fit.decomposition if not several else list(fit.data.Ks)
     kw = {"component_names": list(fit.components)} if several else {}
     h2_name = "h2_total" if several else "h2"

@@ -33,7 +33,7 @@ ESS_PER_CHAIN_MIN = 100  # ArviZ's rule of thumb: bulk ESS >= 100 per chain
 def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4,
            seed: int | np.random.Generator | None = None, sampler: str = "nutpie",
            progressbar: bool = True, *, cores: int | None = None,
-           target_accept: float | None = None, log_likelihood: bool = True,
+           target_accept: float | None = None, log_likelihood: bool = False,
            log_prior: bool = True, check: bool = True, compiled_logp: bool = True,
            random_seed: int | np.random.Generator | None = None, **kwargs) -> xr.DataTree:
     """Sample the posterior of a bayeslmm model with NUTS and check the result.
@@ -56,9 +56,15 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         Chains run in parallel on this many cores.
     target_accept : float, optional
         NUTS target acceptance; raise (e.g. 0.95) if divergences are reported.
-    log_likelihood, log_prior : bool
-        Store the pointwise ``log_likelihood`` and ``log_prior`` groups (needed by
-        power-scaling sensitivity, :func:`arviz_stats.psense`).
+    log_likelihood : bool
+        Store the pointwise ``log_likelihood`` group, for PSIS-LOO (``arviz_stats.loo``) and
+        likelihood power scaling. Off by default, as in ``pm.sample`` (``idata_kwargs=
+        {"log_likelihood": True}``): for the one-kernel marginal model the terms are the
+        exact leave-one-out densities p(y_i | y_-i, theta) (:mod:`bayeslmm.bayes.loo`),
+        O(N r) per draw -- at N = 5,000 several times the cost of sampling -- and N values
+        per draw to store.
+    log_prior : bool
+        Store the ``log_prior`` group (prior power scaling, :func:`arviz_stats.psense`).
     check : bool
         Warn (:class:`~bayeslmm.errors.SamplingWarning`) on R-hat > 1.01, bulk ESS below 100
         per chain, or any divergence.
@@ -134,9 +140,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
                               nuts_sampler=sampler, progressbar=progressbar, model=model,
                               compute_convergence_checks=False, quiet=not progressbar,
                               **kwargs)
-        if log_likelihood and model.observed_RVs:
+        if log_likelihood and model.observed_RVs and not _per_sample_loo_loglik(idata, model):
             idata = pm.stats.compute_log_likelihood(idata, model=model, progressbar=False)
-            _per_sample_loo_loglik(idata, model)
         if log_prior and model.free_RVs:
             idata = pm.stats.compute_log_prior(idata, model=model, progressbar=False)
             _log_prior_of_conditional_beta(idata, model)
@@ -217,13 +222,14 @@ def _hand_compiled(model: pm.Model):
     return compile_model(model)
 
 
-def _per_sample_loo_loglik(idata: xr.DataTree, model: pm.Model) -> None:
+def _per_sample_loo_loglik(idata: xr.DataTree, model: pm.Model) -> bool:
     """The marginal model's observed terms are rotated eigen-components, which is not what
     PSIS-LOO leaves out: store instead, per sample, the exact leave-one-out predictive
-    densities log p(y_i | y_-i, theta) (bayes/loo.py), and y on the sample scale."""
+    densities log p(y_i | y_-i, theta) (bayes/loo.py), and y on the sample scale. False
+    (nothing stored) for the other models, whose observed terms PyMC computes."""
     info = find_info(model)
     if info is None or getattr(info, "kind", None) != "marginal" or info.latent:
-        return
+        return False
     from bayeslmm.bayes.loo import marginal_loo_loglik
 
     ll = marginal_loo_loglik(idata["posterior"].to_dataset(), info.data, info.decomposition,
@@ -233,6 +239,7 @@ def _per_sample_loo_loglik(idata: xr.DataTree, model: pm.Model) -> None:
         else xr.Dataset()
     obs["y"] = xr.DataArray(info.data.y, dims="sample", coords={"sample": info.data.samples})
     idata["observed_data"] = xr.DataTree(obs)
+    return True
 
 
 def _log_prior_of_conditional_beta(idata: xr.DataTree, model: pm.Model) -> None:

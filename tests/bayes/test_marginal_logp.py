@@ -176,8 +176,9 @@ def test_posterior_equals_pymc_graph(sim300):
     error, and the two DataTrees have the same variables, dims and coordinates."""
     y, K, X, Z, fit = sim300
     model = marginal_grm(y, fit.decomposition, X)
-    fast = sample(model, draws=1000, chains=4, seed=3, progressbar=False)
-    slow = sample(model, draws=1000, chains=4, seed=4, progressbar=False, compiled_logp=False)
+    fast = sample(model, draws=1000, chains=4, seed=3, progressbar=False, log_likelihood=True)
+    slow = sample(model, draws=1000, chains=4, seed=4, progressbar=False, compiled_logp=False,
+                  log_likelihood=True)
     pf, ps = fast["posterior"], slow["posterior"]
     assert set(pf.data_vars) == set(ps.data_vars)
     for name in pf.data_vars:

@@ -232,13 +232,14 @@ def test_nuts_fallback_when_pareto_k_fails_agrees_with_the_grid(monkeypatch):
 def test_sample_routes_several_kernels_to_the_fast_path():
     y, K1, K2, X = two_kernels(100, seed=2)
     model = marginal_grm(y, [K1, K2], X, component_names=["grm", "group"])
-    idata = sample(model, draws=250, chains=2, seed=1, progressbar=False)
+    idata = sample(model, draws=250, chains=2, seed=1, progressbar=False, log_likelihood=True)
     post = idata["posterior"]
     assert post.attrs["method"] == "grid"
     assert list(post["h2"].component.values) == ["grm", "group"]
     for group in ("log_likelihood", "log_prior", "observed_data", "grid"):
         assert group in idata.children
-    imp = sample(model, draws=250, chains=2, seed=1, progressbar=False, method="importance")
+    imp = sample(model, draws=250, chains=2, seed=1, progressbar=False, method="importance",
+                 log_likelihood=True)
     assert "importance" in imp.children
     # The stored log-likelihood is log N(y | X beta, V) of each draw: exactly for importance
     # sampling (each proposal's own factorisation), to the checked accuracy of the

@@ -380,12 +380,26 @@ def _main(argv: Sequence[str] | None) -> int:
     except (BayesLMMError, OSError) as exc:
         if staged is not None:
             staged.abort()
+        _exit_if_signalled(parser)
         parser.exit(1, f"{PROG}: error: {_error_line(exc)}\n")
     except BaseException:
         if staged is not None:
             staged.abort()  # no partial output after a bug either
+        _exit_if_signalled(parser)
         raise
     return 0
+
+
+def _exit_if_signalled(parser) -> None:
+    """Exit 128 + signal when a signal stopped the run but its exception reached us as
+    another one (a library that catches exceptions raised in its callbacks replaces it)."""
+    from bayeslmm.errors import Interrupted
+    from bayeslmm.interrupts import received
+
+    signum = received()
+    if signum is not None:
+        exc = Interrupted(signum)
+        parser.exit(exc.exit_status, f"{PROG}: {exc}; no output written\n")
 
 
 def _report_stale(prefix: Path, staged, inputs: list[Path]) -> None:

@@ -367,9 +367,10 @@ def chromosome_mask(chrom: np.ndarray, wanted: Iterable[str | int]) -> np.ndarra
         A chromosome named on its own that the data do not have (a typo costs no work),
         or a range with none of its chromosomes in the data.
     """
-    data = np.asarray(chrom).astype(str)
-    codes = np.array([_chrom_code(c) for c in data])
-    have = sorted(set(data.tolist()), key=_chrom_key)
+    # Codes are worked out once per distinct chromosome, not once per SNP.
+    labels, inverse = np.unique(np.asarray(chrom).astype(str), return_inverse=True)
+    codes = np.array([_chrom_code(c) for c in labels], dtype=str)[inverse]
+    have = sorted(labels.tolist(), key=_chrom_key)
     keep: set[str] = set()
     for item in (p for w in wanted for p in str(w).split(",")):
         item = item.strip()
@@ -528,7 +529,8 @@ def grm(
     ds = as_dataset(source)
     if autosome and chromosomes is None:
         chrom = ds["chrom"].to_numpy().astype(str)
-        non_auto = np.isin(np.char.upper(chrom), NON_AUTOSOMAL)
+        labels, inverse = np.unique(chrom, return_inverse=True)
+        non_auto = np.isin([c.upper() for c in labels], NON_AUTOSOMAL)[inverse]
         if non_auto.any():
             log.info("GRM: %d SNP(s) on non-autosomal chromosomes (%s) left out, as PLINK "
                      "does; autosome=False (--include-nonautosomal) keeps them.",

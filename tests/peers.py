@@ -71,7 +71,7 @@ def run(cmd: list[str], cwd: Path, timeout: float = 600) -> subprocess.Completed
 
 
 def r_env_with_boost(tmp_path) -> dict:
-    """Environment for Rscript in which rstan finds Boost.
+    """Environment for Rscript in which rstan finds Boost (and compiles without -g).
 
     Debian's r-cran-bh (1.74.0-2) ships BH without its ``include`` directory (the headers
     are libboost-dev's, in /usr/include), and rstan then stops with "Boost not found". A
@@ -93,4 +93,15 @@ def r_env_with_boost(tmp_path) -> dict:
         shutil.copytree(parts[0], lib / "BH", symlinks=True)
         (lib / "BH" / "include").symlink_to("/usr/include")
         env["R_LIBS"] = f"{lib}:{env['R_LIBS']}" if env.get("R_LIBS") else str(lib)
+    # R's default C++ flags carry -g: debug information for Stan's templates costs a quarter
+    # of each model's compilation (71 s against 55 s for the probit brms model), and the
+    # tests never debug the C++. Same optimisation level, so sampling is unchanged.
+    flags = subprocess.run(["R", "CMD", "config", "CXX17FLAGS"], capture_output=True,
+                           text=True).stdout.split()
+    if "-g" in flags:
+        makevars = tmp_path / "Makevars.nodebug"
+        opt = " ".join(f for f in flags if f != "-g")
+        makevars.write_text("".join(f"{v} = {opt}\n" for v in
+                                    ("CXXFLAGS", "CXX11FLAGS", "CXX14FLAGS", "CXX17FLAGS")))
+        env["R_MAKEVARS_USER"] = str(makevars)
     return env

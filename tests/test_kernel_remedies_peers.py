@@ -15,7 +15,8 @@ from bayeslmm.io import read_grm
 from helpers import gemma_log_values
 from peers import gunzip_example, require_tool, run
 
-pytestmark = [pytest.mark.peer, pytest.mark.slow]
+# One worker runs the module, so its HLC fixture (GEMMA kinship and REML, 20 s) runs once.
+pytestmark = [pytest.mark.peer, pytest.mark.slow, pytest.mark.xdist_group("hlc")]
 
 HLC = ["HLC.bed", "HLC.bim", "HLC.fam"]
 

@@ -64,7 +64,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         free variances and the default conditional beta) through its hand-written log-density
         (:mod:`bayeslmm.bayes.marginal_logp`, compiled once per machine) instead of compiling
         PyMC's graph in every process (several seconds). Same density, same output; False
-        forces PyMC's graph. Several-kernel models go to
+        forces PyMC's graph. The probit threshold model likewise
+        (:mod:`bayeslmm.bayes.threshold_logp`). Several-kernel models go to
         :func:`bayeslmm.bayes.multikernel_models.sample_model` (beta integrated out,
         importance sampling of the log-variances with a NUTS fallback; its options
         ``method``, ``min_ess``, ``max_proposals`` pass through ``**kwargs``).
@@ -166,8 +167,11 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
     compiled = None
     if compiled_logp:
         from bayeslmm.bayes.marginal_logp import compile_marginal
+        from bayeslmm.bayes.threshold_logp import compile_threshold
 
         compiled = compile_marginal(model)
+        if compiled is None:
+            compiled = compile_threshold(model)
     if compiled is None:
         compiled = nutpie.compile_pymc_model(model)
     t0 = time.perf_counter()

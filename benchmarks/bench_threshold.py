@@ -46,7 +46,8 @@ import bayeslmm  # noqa: E402
 from bayeslmm.bayes import sample  # noqa: E402
 from bayeslmm.bayes.threshold import compare_liability, threshold  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "bayes"))
+# run_brms (tests/bayes/test_threshold.py) and the peer helpers it imports (tests/peers.py)
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("bayes", "")]
 
 
 def simulate(N: int, P: int, h2: float, prevalence: float, seed: int):
@@ -114,8 +115,8 @@ def speed(args) -> None:
           f"tree depth {float(ss['depth'].mean()):.2f}, step size "
           f"{float(ss['step_size'].mean()):.3f}, leapfrog steps per draw "
           f"{float(ss['n_steps'].mean()):.1f}; load average {os.getloadavg()[0]:.1f}")
-    print("bayeslmm: wall {:.1f} s, sampling {:.1f} s, ESS(h2) {:.0f}, ESS/s {:.3f}, h2 "
-          "{:.3f} +/- {:.3f}".format(*rows[0][1:]), flush=True)
+    print(f"bayeslmm: wall {wall:.1f} s, sampling {samp:.1f} s, ESS(h2) {ess:.0f}, ESS/s "
+          f"{ess / wall:.3f}, h2 {h2.mean():.3f} +/- {h2.std():.3f}", flush=True)
     if args.brms:
         thread.join()
         shutil.rmtree(tmp, ignore_errors=True)

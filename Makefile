@@ -25,12 +25,14 @@ demo: $(STAMP)
 	$(VENV)/bin/bayeslmm demo --out demo-out
 
 ## make test: install the test extras and run the whole suite (slow checks included)
+# --dist loadgroup: tests marked xdist_group share expensive fixtures (GEMMA runs, brute-force
+# optima) on one worker; the rest are balanced as usual.
 test: $(TSTAMP)
-	$(PY) -m pytest -n $(JOBS) --durations=15
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=15
 
 ## make test-fast: skip the statistical checks marked slow
 test-fast: $(TSTAMP)
-	$(PY) -m pytest -n $(JOBS) -m "not slow"
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m "not slow"
 
 bench: $(TSTAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_reml.py

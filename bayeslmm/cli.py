@@ -133,6 +133,9 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lanczos-steps", type=int, default=20,
                    help="Krylov engine: Lanczos steps (passes over the genotypes)")
     g.add_argument("--probe-seed", type=int, default=0, help="Krylov engine: probe seed")
+    g.add_argument("--precision", choices=("float32", "float64"), default="float32",
+                   help="Krylov engine: floating type of the products over the int8 "
+                        "genotypes (chunk sums in float64; default %(default)s)")
 
 
 def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
@@ -199,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("tsv", "mlma", "gemma"), default="tsv",
                    help="output layout: bayeslmm's PREFIX.assoc.tsv (default), GCTA's "
                    "PREFIX.mlma or GEMMA's PREFIX.assoc.txt")
+    _engine_flags(p)
     _common(p)
     p.set_defaults(func=cmd_assoc)
 
@@ -210,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     _posterior_flags(p)
     p.add_argument("--lkj-eta", type=float, default=1.0, metavar="ETA",
                    help="several traits: LKJ shape of the r_g and r_e priors (1: uniform)")
+    _engine_flags(p)
     _common(p)
     p.set_defaults(func=cmd_sample)
 
@@ -375,12 +380,26 @@ def _main(argv: Sequence[str] | None) -> int:
     except (BayesLMMError, OSError) as exc:
         if staged is not None:
             staged.abort()
+        _exit_if_signalled(parser)
         parser.exit(1, f"{PROG}: error: {_error_line(exc)}\n")
     except BaseException:
         if staged is not None:
             staged.abort()  # no partial output after a bug either
+        _exit_if_signalled(parser)
         raise
     return 0
+
+
+def _exit_if_signalled(parser) -> None:
+    """Exit 128 + signal when a signal stopped the run but its exception reached us as
+    another one (a library that catches exceptions raised in its callbacks replaces it)."""
+    from bayeslmm.errors import Interrupted
+    from bayeslmm.interrupts import received
+
+    signum = received()
+    if signum is not None:
+        exc = Interrupted(signum)
+        parser.exit(exc.exit_status, f"{PROG}: {exc}; no output written\n")
 
 
 def _report_stale(prefix: Path, staged, inputs: list[Path]) -> None:
@@ -619,19 +638,42 @@ def cmd_reml(args: argparse.Namespace, staged) -> Path:
     return prefix
 
 
-def _reml_engine(args: argparse.Namespace, staged, prefix: Path) -> Path:
-    """``reml --engine``: REML straight from --bfile by :func:`bayeslmm.reml_genotypes`."""
+@contextlib.contextmanager
+def _scheduler_client(args: argparse.Namespace) -> Iterator[Any]:
+    """The ``dask.distributed`` client of ``--scheduler`` (closed afterwards), or None."""
+    if not getattr(args, "scheduler", None):
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(args.scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot reach the dask scheduler at '{args.scheduler}': "
+                         f"{_error_line(exc)}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _engine_inputs(args: argparse.Namespace):
+    """``--engine``: the filtered genotypes, and the phenotype and covariates aligned on the
+    genotyped samples (no GRM is read or formed)."""
     from bayeslmm.data import covariate_design
-    from bayeslmm.engines import reml_genotypes
     from bayeslmm.io import align_samples, read_covar, read_phenotype, read_qcovar
-    from bayeslmm.io.reports import write_text
 
     if not args.bfile or args.grm or args.mgrm:
         raise InputError("--engine fits from the genotypes: give --bfile and no --grm/--mgrm")
     if args.ml or args.method not in ("auto", "brent"):
         raise InputError("--engine fits one GRM by REML (--method auto/brent, no --ml)")
+    if getattr(args, "model", "linear") != "linear":
+        raise InputError("--engine fits the linear mixed model; the threshold model needs "
+                         "--grm or --bfile without --engine")
     ds = _genotypes(args)  # --keep/--remove/--extract/--exclude/--chr/--maf/--geno, logged
-    inputs: dict[str, Any] = {"phenotype": read_phenotype(args.pheno, mpheno=args.mpheno)}
+    y = read_phenotype(args.pheno, mpheno=args.mpheno)
+    y = _case_control(y, getattr(args, "prevalence", None))
+    inputs: dict[str, Any] = {"phenotype": y}
     if args.qcovar:
         inputs["qcovar"] = read_qcovar(args.qcovar)
     if args.covar:
@@ -641,29 +683,101 @@ def _reml_engine(args: argparse.Namespace, staged, prefix: Path) -> Path:
     y = a["phenotype"]
     X = covariate_design(y.index, *(a[n] for n in ("qcovar", "covar") if n in a.data))
     log.info("%d samples in common after dropping missing values.", a.N)
-    client = None
-    if args.scheduler:
-        from distributed import Client
+    return ds, y, X
 
-        try:
-            client = Client(args.scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot reach the dask scheduler at '{args.scheduler}': "
-                             f"{_error_line(exc)}") from None
-    try:
-        fit = reml_genotypes(ds, y, X, engine=args.engine, maf=args.maf, geno=args.geno,
-                             client=client, threads=args.threads, n_probes=args.probes,
-                             n_steps=args.lanczos_steps, seed=args.probe_seed,
-                             progress=_progress(args))
-    finally:
-        if client is not None:
-            client.close()
+
+def _engine_fit(args: argparse.Namespace, ds, y, X, client, *,
+                return_operator: bool = False):
+    """REML straight from the genotypes by :func:`bayeslmm.reml_genotypes`, logged."""
+    from bayeslmm.engines import reml_genotypes
+
+    out = reml_genotypes(ds, y, X, engine=args.engine, maf=args.maf, geno=args.geno,
+                         client=client, threads=args.threads, n_probes=args.probes,
+                         n_steps=args.lanczos_steps, seed=args.probe_seed,
+                         precision=args.precision, progress=_progress(args),
+                         return_operator=return_operator)
+    fit = out[0] if return_operator else out
     log.info("REML (engine %s), N=%d\n%s", args.engine, fit.nobs if hasattr(fit, "nobs")
              else fit.N, fit.to_hsq().rstrip())
     if getattr(fit, "info", None):
         log.info("Krylov engine: %s", ", ".join(f"{k}={v}" for k, v in fit.info.items()))
+    return out
+
+
+def _reml_engine(args: argparse.Namespace, staged, prefix: Path) -> Path:
+    """``reml --engine``: REML straight from --bfile by :func:`bayeslmm.reml_genotypes`."""
+    from bayeslmm.io.reports import write_text
+
+    ds, y, X = _engine_inputs(args)
+    with _scheduler_client(args) as client:
+        fit = _engine_fit(args, ds, y, X, client)
     write_text(f"{prefix}.hsq", fit.to_hsq(), staged)
     return prefix
+
+
+def _sample_engine(args: argparse.Namespace, staged, prefix: Path,
+                   priors: dict[str, str]) -> Path:
+    """``sample --engine``: REML from the genotypes, then the posterior of h2: the exact
+    1-D quadrature on the Krylov likelihood (with its Monte Carlo error), or NUTS on the
+    decomposition the eigen / low-rank engines give."""
+    from bayeslmm.io.reports import write_text
+    from bayeslmm.krylov import KrylovFit
+
+    ds, y, X = _engine_inputs(args)
+    with _scheduler_client(args) as client:
+        fit = _engine_fit(args, ds, y, X, client)
+    write_text(f"{prefix}.hsq", fit.to_hsq(), staged)
+    if not isinstance(fit, KrylovFit):
+        inp = Inputs(y=y, X=X, K=fit.decomposition, names=["GRM"], grms=[], ds=ds,
+                     raw_grms=[])
+        _posterior(args, inp, fit, priors, staged, prefix)
+        return prefix
+    from bayeslmm import plots
+    from bayeslmm.bayes.quadrature_krylov import posterior_h2_krylov, posterior_h2_table
+
+    post = posterior_h2_krylov(fit.model, priors=priors)
+    table = posterior_h2_table(post)
+    log.info("Posterior of h2 (exact quadrature on the Krylov/SLQ likelihood; beta flat, "
+             "Vp integrated):\n%s", table.to_string())
+    if post.attrs["mc_flag"]:
+        log.warning("the Monte Carlo error of the posterior mean (%.4f) exceeds a tenth of "
+                    "the posterior SD: rerun with more --probes", post.attrs["mean_mc_se"])
+    write_text(f"{prefix}.posterior.tsv", table.to_csv(sep="\t", float_format="%.6g",
+                                                       lineterminator="\n"), staged)
+    staged.write_with(f"{prefix}.posterior.nc",
+                      lambda p: post.to_netcdf(p, engine="h5netcdf"))
+    draws = np.interp(np.random.default_rng(args.seed).uniform(size=20_000),
+                      np.cumsum(post["density"].to_numpy()) / post["density"].sum().item(),
+                      post["h2"].to_numpy())
+
+    def png(p: Path) -> None:
+        fig = plots.plot_h2_posterior(
+            draws, extra={"exact (quadrature)": (post["h2"].to_numpy(),
+                                                 post["density"].to_numpy())},
+            title="Posterior of heritability (Krylov engine)", path=p)
+        plots.close(fig)
+
+    staged.write_with(f"{prefix}.h2.png", png)
+    return prefix
+
+
+def _assoc_engine(args: argparse.Namespace, staged, prefix: Path, tests: list[str]):
+    """``assoc --engine``: the null fit from the genotypes, then every SNP: the exact test on
+    the eigen / low-rank decomposition, GRAMMAR(-Gamma) in one more pass with Krylov."""
+    from bayeslmm.assoc import assoc, one_test
+    from bayeslmm.assoc_krylov import assoc_krylov
+    from bayeslmm.krylov import KrylovFit
+
+    if args.loco:
+        raise InputError("--loco builds its GRMs per chromosome; drop --engine (or --loco)")
+    ds, y, X = _engine_inputs(args)
+    with _scheduler_client(args) as client:
+        fit, op = _engine_fit(args, ds, y, X, client, return_operator=True)
+        if isinstance(fit, KrylovFit):
+            return {t: assoc_krylov(fit, op, test=t) for t in tests}
+    res = assoc(fit, ds, test=tests, progress=_progress(args), min_maf=args.maf,
+                max_missing=args.geno)
+    return {t: one_test(res, t) for t in tests}
 
 
 def _write_snp_blp(fit, ds, args: argparse.Namespace, prefix: Path, staged) -> None:
@@ -706,7 +820,9 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
         raise InputError("assoc needs the genotypes to test: --bfile PREFIX")
     tests = list(dict.fromkeys(args.test))  # a list: one Dataset with a test dimension
     ds = None
-    if args.loco:
+    if getattr(args, "engine", None):
+        per_test = _assoc_engine(args, staged, prefix, tests)
+    elif args.loco:
         if args.grm or args.mgrm:
             raise InputError("--loco computes its GRMs from --bfile; drop --grm/--mgrm")
         from bayeslmm.genotypes import loco_grms
@@ -729,12 +845,16 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
         fit = _fit(args, inp)
         res = assoc(fit, ds, test=tests, progress=_progress(args), min_maf=args.maf,
                     max_missing=args.geno)
+    if not getattr(args, "engine", None):
+        per_test = {t: one_test(res, t) for t in tests}
     suffix = ASSOC_FORMATS[args.format][1]
     for t in tests:
-        r = one_test(res, t)
+        r = per_test[t]
         if args.chr:
-            keep = np.isin(r["chrom"].to_numpy().astype(str), [str(c) for c in args.chr])
-            r = r.isel(variant=np.flatnonzero(keep))
+            from bayeslmm.genotypes import chromosome_mask
+
+            r = r.isel(variant=np.flatnonzero(chromosome_mask(r["chrom"].to_numpy(),
+                                                              args.chr)))
         name = f"{prefix}{suffix}" if len(tests) == 1 else f"{prefix}.{t}{suffix}"
         write_assoc_as(r, args.format, name, staged)
         n_filt = int(r["filtered"].sum()) if "filtered" in r else 0
@@ -842,6 +962,8 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
             parse_prior(spec)
     else:
         parse_priors(priors)  # fail on a bad prior before any computation
+    if getattr(args, "engine", None):
+        return _sample_engine(args, staged, prefix, priors)
     inp = _load(args)
     fit = _fit(args, inp)
     write_hsq(fit, f"{prefix}.hsq", staged, prevalence=args.prevalence)

@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 from scipy import linalg
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 from bayeslmm.errors import InputError, KernelError
 from bayeslmm.spectral import Decomposition
@@ -332,19 +332,39 @@ class SpectralCovariance:
 # ----------------------------------------------------------------------------- dense
 @dataclass(frozen=True, eq=False)
 class DenseFactor:
-    """Cholesky factor of V at one parameter value."""
+    """Cholesky factor of V at one parameter value: V = L L', L lower (C order).
+
+    Its memory, read in Fortran order, is U = L' with V = U'U: LAPACK's potrs / potri take it
+    that way without the transposing copy scipy's ``cho_solve`` makes of the N x N factor on
+    every call.
+    """
 
     L: np.ndarray
 
     def solve(self, a: np.ndarray) -> np.ndarray:
-        return linalg.cho_solve((self.L, True), a)
+        """V^-1 a (N^2 per column)."""
+        a = np.asarray(a, dtype=np.float64)
+        out, info = lapack.dpotrs(self.L.T, a, lower=0)
+        if info != 0:
+            raise KernelError(f"LAPACK dpotrs failed (info = {info})")
+        return out
 
     @property
     def logdet(self) -> float:
         return float(2.0 * np.log(np.diag(self.L)).sum())
 
     def inverse(self) -> np.ndarray:
-        return self.solve(np.eye(self.L.shape[0]))
+        """V^-1 by LAPACK dpotri (N^3 / 3 flops after the factor, a third of solving against
+        the identity)."""
+        Ui, info = lapack.dpotri(self.L.T, lower=0)
+        if info != 0:
+            raise KernelError(f"LAPACK dpotri failed (info = {info})")
+        # dpotri fills the upper triangle of the Fortran-ordered result, which read in C
+        # order is the lower triangle: mirror it.
+        Vi = Ui.T
+        iu = np.triu_indices(Vi.shape[0], 1)
+        Vi[iu] = Vi.T[iu]
+        return Vi
 
 
 @dataclass(frozen=True, eq=False)
@@ -355,6 +375,11 @@ class DenseCovariance:
     components: tuple[str, ...] = field(default=())
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self):
+        # matrix() accumulates in place with BLAS axpy, which needs contiguous float64.
+        object.__setattr__(self, "Ks", tuple(np.ascontiguousarray(K, dtype=np.float64)
+                                             for K in self.Ks))
+
     @property
     def N(self) -> int:
         return self.Ks[0].shape[0]
@@ -364,11 +389,14 @@ class DenseCovariance:
         return len(self.Ks)
 
     def matrix(self, sigma2) -> np.ndarray:
+        """V, formed in one output array (axpy in place: no N x N temporaries)."""
         sigma2 = np.asarray(sigma2, dtype=np.float64)
         V = np.multiply(self.Ks[0], sigma2[0])
+        flat = V.reshape(-1)
         for s, K in zip(sigma2[1:-1], self.Ks[1:], strict=True):
-            V += s * K
-        V[np.diag_indices(self.N)] += sigma2[-1]
+            flat = blas.daxpy(K.reshape(-1), flat, a=float(s))
+        V = flat.reshape(V.shape)
+        V.reshape(-1)[:: self.N + 1] += sigma2[-1]
         return V
 
     def factor(self, sigma2) -> DenseFactor | None:
@@ -378,11 +406,12 @@ class DenseCovariance:
         hit = self._cache.get("factor")
         if hit is not None and hit[0] == key:
             return hit[1]
-        try:
-            L = np.linalg.cholesky(self.matrix(sigma2))
-        except np.linalg.LinAlgError:
+        # V is symmetric, so its C-ordered array read in Fortran order is V itself: LAPACK
+        # factors it in place (V = U'U, U = L') with no copy.
+        U, info = lapack.dpotrf(self.matrix(sigma2).T, lower=0, clean=1, overwrite_a=1)
+        if info != 0 or not np.all(np.isfinite(np.diag(U))):
             return None
-        f = DenseFactor(L)
+        f = DenseFactor(U.T)
         self._cache["factor"] = (key, f)
         return f
 

@@ -86,7 +86,8 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
                    geno: float = 1.0, client=None, threads: int | None = None,
                    n_probes: int = 30, n_steps: int = 20, seed: int = 0,
                    chunk_size: int | None = None, progress: bool | None = None,
-                   memory: int | None = None):
+                   memory: int | None = None, precision: str = "float32",
+                   cache: bool | None = None, return_operator: bool = False):
     """REML (one GRM, notes 4.3.2) straight from a PLINK fileset, at any scale.
 
     Parameters
@@ -109,6 +110,15 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
         Threads of the threaded scheduler.
     n_probes, n_steps, seed : int
         Krylov engine: Rademacher probes, Lanczos steps (passes), probe seed.
+    precision : {"float32", "float64"}
+        Krylov engine: floating type of the products over the int8 genotypes (chunk sums
+        in float64; :class:`bayeslmm.genotype_operator.GenotypeOperator`).
+    cache : bool, optional
+        Keep the int8 genotypes in memory between passes (default: when they take at most
+        half the free memory).
+    return_operator : bool
+        Also return the genotype operator the fit was made with (None for ``eigen``), so
+        that further passes (association, BLUP) reuse its cache and its QC.
 
     Returns
     -------
@@ -116,7 +126,8 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
         ``eigen`` and ``lowrank`` return the ordinary fit (its ``decomposition`` feeds
         BLUP, association and the posterior); ``krylov`` a :class:`bayeslmm.krylov.KrylovFit`
         with the Monte Carlo error of h2, whose ``model`` feeds
-        :func:`bayeslmm.bayes.quadrature_krylov.posterior_h2_krylov`.
+        :func:`bayeslmm.bayes.quadrature_krylov.posterior_h2_krylov`. With
+        ``return_operator``, the pair ``(fit, operator)``.
     """
     from bayeslmm.genotype_operator import GenotypeOperator
 
@@ -143,25 +154,36 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
 
         K = np.asarray(grm(ds, maf=maf, geno=geno, progress=progress).K)[np.ix_(rows, rows)]
         dec = decompose(K, samples=data.samples)
-        return reml(y_lab, dec, X_lab)
+        fit = reml(y_lab, dec, X_lab)
+        return (fit, None) if return_operator else fit
+    # The low-rank tier decomposes Z'Z: float64 products (it is exact, not stochastic).
     op = GenotypeOperator(ds, maf=maf, geno=geno, samples=rows,
                           X=data.X if engine == "krylov" else None, chunk_size=chunk_size,
-                          client=client, threads=threads, progress=progress)
+                          client=client, threads=threads, progress=progress,
+                          precision=precision if engine == "krylov" else "float64",
+                          cache=cache)
     try:
         if engine == "lowrank":
             from bayeslmm.lowrank import decompose_lowrank
             from bayeslmm.reml import reml
 
             dec = decompose_lowrank(op)
-            return reml(y_lab, dec, X_lab)
+            fit = reml(y_lab, dec, X_lab)
+            return (fit, op) if return_operator else fit
         from bayeslmm.krylov import fit_krylov, krylov_model
 
         model = krylov_model(op, data.y, data.X, n_probes=n_probes, n_steps=n_steps,
                              seed=seed)
         st = op.stats
-        return fit_krylov(model, info={
-            "passes": st.passes, "seconds_per_pass": float(np.mean(st.seconds)),
-            "bed_bytes_per_pass": st.bed_bytes_per_pass, "engine": "krylov",
+        fit = fit_krylov(model, info={
+            "passes": st.total_passes, "product_passes": st.passes,
+            "decode_passes": st.decode_passes,
+            "seconds_per_pass": float(np.mean(st.seconds)),
+            "decode_seconds": float(np.sum(st.decode_seconds)),
+            "gflops": st.gflops, "bed_bytes_per_pass": st.bed_bytes_per_pass,
+            "genotype_bytes_per_pass": st.genotype_bytes_per_pass,
+            "cached": op.cached, "precision": op.precision, "engine": "krylov",
             "scheduler": "distributed" if client is not None else "threads"})
+        return (fit, op) if return_operator else fit
     finally:
         op.close()

@@ -46,8 +46,11 @@ __all__ = [
     "GRM",
     "StandardizedBlock",
     "iter_variant_blocks",
+    "AlleleStats",
     "allele_stats",
+    "chromosome_mask",
     "grm",
+    "qc_keep",
     "grm_by_chromosome",
     "loco_grms",
     "standardize_block",
@@ -124,7 +127,7 @@ def _check_qc_args(maf: float, geno: float) -> None:
         raise InputError(f"geno must be in [0, 1], got {geno}")
 
 
-def _qc_keep(st: AlleleStats, maf: float, geno: float) -> np.ndarray:
+def qc_keep(st: AlleleStats, maf: float, geno: float) -> np.ndarray:
     """PLINK's filters: ``--geno`` drops missing rate > geno; ``--maf`` drops
     MAF < maf.  A SNP with no call at all is always dropped."""
     keep = st.n_called > 0
@@ -159,7 +162,7 @@ def variant_qc(
         st = allele_stats(blk.genotypes)
         for k in out:
             out[k][blk.variants] = getattr(st, k)
-        keep[blk.variants] = _qc_keep(st, maf, geno)
+        keep[blk.variants] = qc_keep(st, maf, geno)
     df = pd.DataFrame(
         {
             "snp": ds["snp"].to_numpy(),
@@ -268,7 +271,7 @@ def standardized_genotypes(
         "standardizing",
     ):
         st = _block_stats(blk, allele_freq)
-        keep = _qc_keep(st, maf, geno)
+        keep = qc_keep(st, maf, geno)
         if not keep.any():
             continue
         Z, _ = standardize_block(blk.genotypes[:, keep], st.p[keep], scale=scale)
@@ -330,24 +333,62 @@ def _select_variants(
         m[np.flatnonzero(v) if v.dtype == bool else v.astype(np.int64)] = True
         mask &= m
     if chromosomes is not None:
-        wanted = [str(c) for c in chromosomes]
-        chrom = ds["chrom"].to_numpy().astype(str)
-        missing = sorted(set(wanted) - set(chrom))
-        if missing:
-            raise InputError(
-                f"chromosome(s) {missing} not found in the genotype data "
-                f"(it has {sorted(set(chrom), key=_chrom_key)})"
-            )
-        mask &= np.isin(chrom, wanted)
+        mask &= chromosome_mask(ds["chrom"].to_numpy(), chromosomes)
     return np.flatnonzero(mask)
 
 
 # Sex chromosomes and mitochondria: names, and PLINK's human numeric codes.
 NON_AUTOSOMAL = ("X", "Y", "XY", "MT", "M", "23", "24", "25", "26")
+_CHROM_ALIAS = {"X": "23", "Y": "24", "XY": "25", "MT": "26", "M": "26"}
 
 
 def _chrom_key(c: str) -> tuple[int, int | str]:
     return (0, int(c)) if c.isdigit() else (1, c)
+
+
+def _chrom_code(c: str) -> str:
+    """PLINK's canonical code: 'chr1', '01' and '1' are chromosome 1, 'X' is 23."""
+    c = c.strip().upper()
+    c = c[3:] if c.startswith("CHR") else c
+    c = _CHROM_ALIAS.get(c, c)
+    return str(int(c)) if c.isdigit() else c
+
+
+def chromosome_mask(chrom: np.ndarray, wanted: Iterable[str | int]) -> np.ndarray:
+    """Which SNPs lie on the chromosomes named the way PLINK's ``--chr`` names them.
+
+    Items are chromosome codes (``1``, ``X``, ``chr2``; PLINK's aliases X = 23, Y = 24,
+    XY = 25, MT = 26), lists separated by commas (``1,2,5``) or ranges of numeric codes
+    (``1-10``, ``20-X``).
+
+    Raises
+    ------
+    InputError
+        A chromosome named on its own that the data do not have (a typo costs no work),
+        or a range with none of its chromosomes in the data.
+    """
+    # Codes are worked out once per distinct chromosome, not once per SNP.
+    labels, inverse = np.unique(np.asarray(chrom).astype(str), return_inverse=True)
+    codes = np.array([_chrom_code(c) for c in labels], dtype=str)[inverse]
+    have = sorted(labels.tolist(), key=_chrom_key)
+    keep: set[str] = set()
+    for item in (p for w in wanted for p in str(w).split(",")):
+        item = item.strip()
+        if not item:
+            continue
+        lo, sep, hi = item.partition("-")
+        if sep and _chrom_code(lo).isdigit() and _chrom_code(hi).isdigit():
+            span = {str(c) for c in range(int(_chrom_code(lo)), int(_chrom_code(hi)) + 1)}
+            if not span & set(codes.tolist()):
+                raise InputError(f"--chr {item}: none of these chromosomes is in the genotype "
+                                 f"data (it has {' '.join(have)})")
+            keep |= span
+        elif _chrom_code(item) in codes:
+            keep.add(_chrom_code(item))
+        else:
+            raise InputError(f"--chr {item}: chromosome {item} is not in the genotype data "
+                             f"(it has {' '.join(have)})")
+    return np.isin(codes, sorted(keep))
 
 
 def _progress(it, ds, block_size, progress, sel, desc, split_by=None):
@@ -399,7 +440,7 @@ def _accumulate(
             acc[key] = _Acc(np.zeros((N, N)), np.zeros((N, N)))
         a = acc[key]
         st = _block_stats(blk, allele_freq)
-        keep = _qc_keep(st, maf, geno)
+        keep = qc_keep(st, maf, geno)
         if not keep.any():
             continue
         G = blk.genotypes[:, keep]
@@ -488,7 +529,8 @@ def grm(
     ds = as_dataset(source)
     if autosome and chromosomes is None:
         chrom = ds["chrom"].to_numpy().astype(str)
-        non_auto = np.isin(np.char.upper(chrom), NON_AUTOSOMAL)
+        labels, inverse = np.unique(chrom, return_inverse=True)
+        non_auto = np.isin([c.upper() for c in labels], NON_AUTOSOMAL)[inverse]
         if non_auto.any():
             log.info("GRM: %d SNP(s) on non-autosomal chromosomes (%s) left out, as PLINK "
                      "does; autosome=False (--include-nonautosomal) keeps them.",

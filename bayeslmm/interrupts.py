@@ -17,9 +17,19 @@ from collections.abc import Iterator
 
 from bayeslmm.errors import Interrupted
 
-__all__ = ["SIGNALS", "signals_raise"]
+__all__ = ["SIGNALS", "received", "signals_raise"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# The signal that stopped the run, kept because the exception raised by the handler can be
+# replaced on its way up: C code that calls back into Python (numpy's string functions, for
+# one) turns any exception raised inside the callback into its own TypeError.
+_received: list[int] = []
+
+
+def received() -> int | None:
+    """The signal number that stopped this process's run, or None if none arrived."""
+    return _received[0] if _received else None
 
 
 def _raise(signum: int, frame) -> None:
@@ -27,6 +37,7 @@ def _raise(signum: int, frame) -> None:
     # (deleting staged files, restoring replaced outputs) is never itself cut short.
     for s in SIGNALS:
         signal.signal(s, signal.SIG_IGN)
+    _received.append(int(signum))
     raise Interrupted(signum)
 
 

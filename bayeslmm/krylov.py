@@ -450,12 +450,14 @@ def krylov_model(op, y, X, *, n_probes: int = 30, n_steps: int = 20, seed: int =
     Parameters
     ----------
     op : GenotypeOperator (or any object with ``matmat``, ``trace`` and ``project``)
-        The kernel operator, built with the same covariates ``X`` (projected out).
+        The kernel operator, built with the same covariates ``X`` (projected out). With
+        ``matmat_with_raw`` and ``trace_raw`` (:class:`GenotypeOperator`) the trace needs
+        no pass of its own.
     y, X : ndarray
         Phenotype (N,) and covariates (N, M), aligned with ``op``'s samples.
     n_probes, n_steps : int
-        Rademacher probes and Lanczos steps (passes over the genotypes: ``n_steps + 1``
-        with the trace pass).
+        Rademacher probes and Lanczos steps (one pass over the genotypes each; an
+        operator without ``matmat_with_raw`` takes one more for the trace).
     seed : int
         Seed of the probes (``numpy.random.default_rng``).
     """
@@ -467,8 +469,24 @@ def krylov_model(op, y, X, *, n_probes: int = 30, n_steps: int = 20, seed: int =
     rng = np.random.default_rng(seed)
     Z = rng.choice(np.array([-1.0, 1.0]), size=(op.N, n_probes))
     V0 = op.project(np.column_stack([y, Z]))
-    trace_Kc = op.trace()
-    lz = block_lanczos(op.matmat, V0, n_steps)
+    fused = getattr(op, "matmat_with_raw", None)
+    if fused is None or getattr(op, "Q", None) is None:
+        trace_Kc = op.trace()
+        lz = block_lanczos(op.matmat, V0, n_steps)
+    else:
+        # tr(K_c) = tr(K) - tr(Q'KQ): tr(K) is exact from the genotype counts and KQ rides
+        # along the first Lanczos product, so the trace costs no pass of its own.
+        KQ = []
+
+        def matmat(V):
+            if KQ:
+                return op.matmat(V)
+            out, raw = fused(V, op.Q)
+            KQ.append(raw)
+            return out
+
+        lz = block_lanczos(matmat, V0, n_steps)
+        trace_Kc = op.trace_raw() - float(np.sum(op.Q * KQ[0]))
     return KrylovLMM(lz, y, X, trace_Kc, n_deflate=n_deflate, n_batches=n_batches)
 
 

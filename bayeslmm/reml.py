@@ -27,7 +27,7 @@ from bayeslmm.errors import ConvergenceWarning, IdentifiabilityWarning, InputErr
 from bayeslmm.identifiability import check_data, check_kernels, not_identifiable
 from bayeslmm.liability import liability_h2
 from bayeslmm.likelihood import DenseLMM, SpectralLMM
-from bayeslmm.spectral import Decomposition, check_psd, decompose
+from bayeslmm.spectral import Decomposition, check_psd, decompose, psd_by_cholesky
 
 __all__ = ["VarianceComponentFit", "ml", "reml"]
 
@@ -638,8 +638,11 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
         dec = decompose(data.Ks[0], samples=data.samples, validated=True)
         return _fit_spectral(data, dec, reml_)
     for j, Kj in enumerate(data.Ks):
-        # One eigvalsh per kernel: the dense path has no decomposition to check PSD on.
-        check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j], indefinite=True)
+        # The dense path has no decomposition to check PSD on: a Cholesky proves the common
+        # case; only a kernel it cannot clear pays an eigvalsh (its message needs the
+        # spectrum).
+        if not psd_by_cholesky(Kj, 1e-6):
+            check_psd(np.linalg.eigvalsh(Kj), 1e-6, data.components[j], indefinite=True)
     return _fit_dense(data, reml_, method, constrain, tol, max_iter)
 
 

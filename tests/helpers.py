@@ -25,6 +25,20 @@ def simulate(N: int = 300, P: int = 600, h2: float = 0.5, M: int = 2, seed: int 
     return y, K, X, Z, g
 
 
+def two_kernels(N: int, seed: int = 1, groups: int = 15):
+    """The several-kernel tests' data: a GRM from 2N standard-normal SNPs, a group-indicator
+    kernel, two covariates; true variances (0.4, 0.3, 0.5). Returns (y, K1, K2, X)."""
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((N, 2 * N))
+    K1 = Z @ Z.T / Z.shape[1]
+    grp = rng.integers(0, groups, N)
+    K2 = (grp[:, None] == grp[None, :]).astype(float)
+    X = np.column_stack([np.ones(N), rng.standard_normal(N)])
+    V = 0.4 * K1 + 0.3 * K2 + 0.5 * np.eye(N)
+    y = X @ [1.0, 0.5] + np.linalg.cholesky(V) @ rng.standard_normal(N)
+    return y, K1, K2, X
+
+
 def gemma_log_values(path) -> dict:
     """The ``## key = value`` lines of a GEMMA log as floats where they parse."""
     values = {}

@@ -68,3 +68,29 @@ def run(cmd: list[str], cwd: Path, timeout: float = 600) -> subprocess.Completed
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n"
                              f"{proc.stderr}")
     return proc
+
+
+def r_env_with_boost(tmp_path) -> dict:
+    """Environment for Rscript in which rstan finds Boost.
+
+    Debian's r-cran-bh (1.74.0-2) ships BH without its ``include`` directory (the headers
+    are libboost-dev's, in /usr/include), and rstan then stops with "Boost not found". A
+    private copy of BH whose ``include`` points at /usr/include, first on R_LIBS, fixes it
+    for this process only.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    env = dict(os.environ)
+    probe = subprocess.run(["Rscript", "-e", "cat(system.file('include', 'boost', "
+                            "package = 'BH'), find.package('BH', quiet = TRUE))"],
+                           capture_output=True, text=True)
+    parts = probe.stdout.split()
+    if len(parts) == 1 and os.path.isdir("/usr/include/boost"):
+        lib = tmp_path / "rlib"
+        lib.mkdir()
+        shutil.copytree(parts[0], lib / "BH", symlinks=True)
+        (lib / "BH" / "include").symlink_to("/usr/include")
+        env["R_LIBS"] = f"{lib}:{env['R_LIBS']}" if env.get("R_LIBS") else str(lib)
+    return env

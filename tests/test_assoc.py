@@ -13,7 +13,6 @@ from bayeslmm.assoc import assoc, one_test
 from bayeslmm.errors import InputError
 
 from helpers import simulate
-from peers import require_tool, run
 
 
 def make_genotypes(N, P, seed, missing=0.02):
@@ -266,7 +265,8 @@ def _read_bed(prefix):
 
 @pytest.mark.peer
 @pytest.mark.slow
-def test_exact_against_gemma_lmm1(mouse_dir, tmp_path):
+@pytest.mark.xdist_group("gemma_mouse")
+def test_exact_against_gemma_lmm1(mouse_dir, gemma_mouse):
     """Our exact test vs GEMMA ``-lmm 1`` Wald p-values on the gemma-doc mouse data.
 
     Same kinship (GEMMA's ``-gk 2``, standardized), phenotype column 1, intercept only.
@@ -275,18 +275,14 @@ def test_exact_against_gemma_lmm1(mouse_dir, tmp_path):
     (EMMAX/GCTA --mlma) and uses chi2_1; with SNPs of small effect the two rank SNPs the
     same way, and p-values differ most for the strongest SNPs.
     """
-    gemma = require_tool("gemma")
+    # GEMMA -gk 2 then -lmm 1 -n 1 on the whole fileset, run once (conftest's gemma_mouse)
     prefix = mouse_dir / "mouse_hs1940"
-    run([gemma, "-bfile", str(prefix), "-gk", "2", "-o", "k", "-outdir", str(tmp_path)],
-        cwd=tmp_path)
-    run([gemma, "-bfile", str(prefix), "-k", str(tmp_path / "k.sXX.txt"), "-lmm", "1",
-         "-n", "1", "-o", "a", "-outdir", str(tmp_path)], cwd=tmp_path)
-    gem = pd.read_csv(tmp_path / "a.assoc.txt", sep="\t")
-    log = (tmp_path / "a.log.txt").read_text()
+    gem = pd.read_csv(gemma_mouse["assoc"], sep="\t")
+    log = gemma_mouse["log"].read_text()
     fam = pd.read_csv(f"{prefix}.fam", sep=r"\s+", header=None, na_values=["NA", "-9"])
     pheno = fam[5].to_numpy(float)
     keep = np.isfinite(pheno)
-    K = np.loadtxt(tmp_path / "k.sXX.txt")[np.ix_(keep, keep)]
+    K = np.loadtxt(gemma_mouse["kinship"])[np.ix_(keep, keep)]
     G, sid, _ = _read_bed(prefix)
     fit = bayeslmm.reml(pheno[keep], K)
     # GEMMA prints pve = lambda tr(K)/n / (lambda tr(K)/n + 1) of its null REML.

@@ -65,3 +65,28 @@ def test_needs_the_fit_operator(demo_fits):
     ds, _, fit, _ = demo_fits
     with pytest.raises(InputError, match="covariates projected"):
         assoc_krylov(fit, GenotypeOperator(ds, progress=False))
+
+
+def test_grammar_layout_equals_assoc_per_allele(demo_fits):
+    """The Krylov result carries assoc's columns: beta and se per A1 allele, af and n over
+    the analysed samples, equal to bayeslmm.assoc's GRAMMAR on the exact fit; so the same
+    writers (.assoc.tsv, GCTA .mlma, GEMMA .assoc.txt) take it."""
+    from bayeslmm.io.reports import ASSOC_FORMATS
+
+    ds, ref, fit, op = demo_fits
+    res = assoc_krylov(fit, op, test="grammar")
+    exp = one_test(bayeslmm.assoc(ref, ds, test="grammar"), "grammar")
+    # The Krylov fit's y~ (float32 products, h2 to 1e-6) is exact to ~1e-7 relative: the
+    # statistics agree to that, relative to their largest value (a beta near 0 is a
+    # difference of near-equal numbers).
+    for name in ("beta", "se", "chi2", "p", "af"):
+        scale = float(np.nanmax(np.abs(exp[name])))
+        np.testing.assert_allclose(res[name], exp[name], rtol=1e-5, atol=1e-6 * scale,
+                                   err_msg=name)
+    for name in ("n", "monomorphic", "snp", "a1", "pos"):
+        np.testing.assert_array_equal(res[name], exp[name], err_msg=name)
+    assert res.attrs["test"] == "grammar"
+    for fmt, (table, _) in ASSOC_FORMATS.items():
+        assert len(table(res)) == res.sizes["variant"], fmt
+    with pytest.raises(InputError, match="exact test needs a decomposition"):
+        assoc_krylov(fit, op, test="exact")

@@ -34,7 +34,13 @@ def test_engines_equal_the_grm_route(tmp_path):
     assert 0 < mc < 0.01
     assert abs(kry.loc["V(G)/Vp", "Variance"] - ref.loc["V(G)/Vp", "Variance"]) < 0.003 + 3 * mc
     log = (tmp_path / "kry.log").read_text()
-    assert "passes=16" in log and "bed_bytes_per_pass" in log
+    assert "passes=16" in log and "bed_bytes_per_pass" in log and "precision=float32" in log
+    # --precision float64: the same probes, products in float64; h2 to float32 rounding
+    assert run([*base, "--engine", "krylov", "--probes", "20", "--lanczos-steps", "15",
+                "--threads", "1", "--precision", "float64", "--out", str(tmp_path / "k64")]) == 0
+    assert "precision=float64" in (tmp_path / "k64.log").read_text()
+    k64 = _hsq(tmp_path / "k64.hsq")
+    assert abs(k64.loc["V(G)/Vp", "Variance"] - kry.loc["V(G)/Vp", "Variance"]) < 1e-4
 
 
 def test_lowrank_engine_on_few_snps(tmp_path):
@@ -59,3 +65,59 @@ def test_errors_are_one_line(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.hsq").exists()
+
+
+def test_sample_engine_krylov_posterior_equals_the_exact_quadrature(tmp_path):
+    """`sample --engine krylov`: the .hsq, and the posterior of h2 by quadrature on the
+    Krylov likelihood, whose mean and SD equal the exact quadrature posterior on the GRM
+    (the same priors) within the reported Monte Carlo error; interval named."""
+    import bayeslmm
+    from bayeslmm.bayes import posterior_h2_quadrature
+    from bayeslmm.summaries import interval_label
+
+    out = tmp_path / "s"
+    assert run(["sample", "--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--quiet",
+                "--engine", "krylov", "--probes", "20", "--lanczos-steps", "15",
+                "--threads", "1", "--seed", "3", "--out", str(out)]) == 0
+    for sfx in (".hsq", ".posterior.tsv", ".posterior.nc", ".h2.png"):
+        assert (tmp_path / f"s{sfx}").stat().st_size > 0, sfx
+    tab = pd.read_csv(f"{out}.posterior.tsv", sep="\t", index_col=0)
+    assert f"{interval_label()} lower" in tab.columns
+    y, K = DEMO.phenotype_and_grm()
+    exact = posterior_h2_quadrature(bayeslmm.reml(y, K))
+    row = tab.loc["h2"]
+    assert 0 < row["mean_mc_se"] < 0.01
+    assert abs(row["mean"] - float(exact["mean"])) < 0.003 + 3 * row["mean_mc_se"]
+    assert row["sd"] == pytest.approx(float(exact["sd"]), rel=0.05)
+
+
+def test_sample_and_assoc_engine_eigen_equal_the_grm_route(tmp_path):
+    """With the exact engines the posterior and association files are those of the GRM
+    route (same seed), and `assoc --engine krylov` gives GRAMMAR-Gamma in the same layout;
+    the exact test there is a one-line error."""
+    base = ["--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--quiet"]
+    assert run(["assoc", *base, "--test", "exact", "grammar", "--out",
+                str(tmp_path / "a")]) == 0
+    assert run(["assoc", *base, "--test", "exact", "grammar", "--engine", "eigen", "--out",
+                str(tmp_path / "ae")]) == 0
+    for t in ("exact", "grammar"):
+        a = pd.read_csv(tmp_path / f"a.{t}.assoc.tsv", sep="\t")
+        b = pd.read_csv(tmp_path / f"ae.{t}.assoc.tsv", sep="\t")
+        np.testing.assert_allclose(b["chi2"], a["chi2"], rtol=1e-6, err_msg=t)
+        assert a["snp"].equals(b["snp"])
+    assert run(["assoc", *base, "--test", "grammar-gamma", "--engine", "krylov", "--probes",
+                "20", "--lanczos-steps", "15", "--threads", "1", "--format", "mlma",
+                "--out", str(tmp_path / "ak")]) == 0
+    ak = pd.read_csv(tmp_path / "ak.mlma", sep="\t")
+    assert list(ak.columns) == ["Chr", "SNP", "bp", "A1", "A2", "Freq", "b", "se", "p"]
+    assert len(ak) > 0 and ak["p"].between(0, 1).all()
+    code = run(["assoc", *base, "--engine", "krylov", "--test", "exact", "--out",
+                str(tmp_path / "bad")])
+    assert code == 1 and not (tmp_path / "bad.assoc.tsv").exists()
+    assert run(["sample", *base, "--draws", "200", "--tune", "200", "--chains", "2",
+                "--seed", "5", "--out", str(tmp_path / "s")]) == 0
+    assert run(["sample", *base, "--draws", "200", "--tune", "200", "--chains", "2",
+                "--seed", "5", "--engine", "eigen", "--out", str(tmp_path / "se")]) == 0
+    s = pd.read_csv(tmp_path / "s.posterior.tsv", sep="\t", index_col=0)
+    se = pd.read_csv(tmp_path / "se.posterior.tsv", sep="\t", index_col=0)
+    np.testing.assert_allclose(se.loc["h2", "mean"], s.loc["h2", "mean"], rtol=1e-6)

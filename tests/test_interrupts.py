@@ -197,3 +197,45 @@ def test_signals_raise_in_process(tmp_path):
         time.sleep(5)
     assert exc.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == old
+
+
+def test_signal_whose_exception_a_library_replaced_still_exits_128_plus_signal(
+        monkeypatch, tmp_path, capsys):
+    """numpy's string functions call back into Python and turn an exception raised inside the
+    callback (the signal handler's) into their own TypeError: the run must still end as
+    stopped by the signal, with no output. Without a signal, the same TypeError is a bug and
+    is raised as one."""
+    from bayeslmm import cli, interrupts
+
+    out = tmp_path / "o"
+
+    def command(args, staged, signalled):
+        staged.write_text(f"{out}.hsq", "partial\n")
+        if signalled:
+            interrupts._raise(signal.SIGTERM, None)
+        raise TypeError("result array type does not match underlying function")
+
+    argv = ["grm", "--bfile", str(DEMO.bfile), "--out", str(out)]
+    monkeypatch.setattr(interrupts, "_received", [])
+    with interrupts.signals_raise():
+        monkeypatch.setattr(cli, "cmd_grm", lambda a, s: command(a, s, signalled=False))
+        with pytest.raises(TypeError):
+            cli._main(argv)
+    assert list(tmp_path.iterdir()) == []
+
+    def replaced(args, staged):
+        try:
+            command(args, staged, signalled=True)
+        except Interrupted as exc:  # what numpy does to the handler's exception
+            raise TypeError("result array type does not match underlying function") from exc
+
+    with interrupts.signals_raise():
+        monkeypatch.setattr(cli, "cmd_grm", replaced)
+        with pytest.raises(SystemExit) as stop:
+            cli._main(argv)
+    assert stop.value.code == 143
+    err = capsys.readouterr().err
+    assert err.rstrip("\n").split("\n")[-1] == ("bayeslmm: interrupted by SIGTERM; "
+                                                "no output written")
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

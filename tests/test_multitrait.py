@@ -226,23 +226,23 @@ def _gemma_mv_log(path):
 
 
 @pytest.fixture(scope="module")
-def gemma_mv(mouse_dir, tmp_path_factory):
-    # GEMMA's own -gk 2 kinship (a few seconds; conftest's gemma_mouse would also run a
-    # genome-wide -lmm 1 scan we do not need).
+def gemma_mv(mouse_dir, gemma_mouse, tmp_path_factory):
+    # GEMMA's own -gk 2 kinship, computed once per session (conftest's gemma_mouse; the
+    # tests using it share an xdist group, so it runs on one worker).
     gemma = require_tool("gemma")
     out = tmp_path_factory.mktemp("gemma_mv")
     prefix = str(mouse_dir / "mouse_hs1940")
-    run([gemma, "-bfile", prefix, "-gk", "2", "-outdir", str(out), "-o", "kin"], cwd=out)
     # One SNP keeps GEMMA's per-SNP tests short; the null model is fitted first regardless.
     bim = pd.read_csv(mouse_dir / "mouse_hs1940.bim", sep=r"\s+", header=None)
     (out / "snps.txt").write_text(str(bim.iloc[0, 1]) + "\n")
-    run([gemma, "-bfile", prefix, "-k", str(out / "kin.sXX.txt"), "-lmm", "1", "-n", "1",
+    run([gemma, "-bfile", prefix, "-k", str(gemma_mouse["kinship"]), "-lmm", "1", "-n", "1",
          "6", "-snps", str(out / "snps.txt"), "-outdir", str(out), "-o", "mv"], cwd=out)
-    return {"kinship": out / "kin.sXX.txt", "log": _gemma_mv_log(out / "mv.log.txt")}
+    return {"kinship": gemma_mouse["kinship"], "log": _gemma_mv_log(out / "mv.log.txt")}
 
 
 @pytest.mark.peer
 @pytest.mark.slow
+@pytest.mark.xdist_group("gemma_mouse")
 @pytest.mark.parametrize("restricted", [True, False])
 def test_gemma_mvlmm_null_model(mouse_dir, gemma_mv, restricted):
     fam = pd.read_csv(mouse_dir / "mouse_hs1940.fam", sep=r"\s+", header=None)

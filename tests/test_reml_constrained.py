@@ -71,12 +71,29 @@ def mouse_kernels(mouse_dir):
     return y[idx], K_all, K_half, K_rest
 
 
+@pytest.fixture(scope="module")
+def mouse_boundary_optimum(mouse_kernels):
+    """The brute-force optimum of (genome-wide GRM, chromosomes 1-10), once per module."""
+    y, K_all, K_half, _ = mouse_kernels
+    return brute_force(y, None, [K_all, K_half])
+
+
+@pytest.fixture(scope="module")
+def mouse_interior_optimum(mouse_kernels):
+    """The brute-force optimum of (chromosomes 1-10, chromosomes 11-19), once per module."""
+    y, _, K_half, K_rest = mouse_kernels
+    return brute_force(y, None, [K_half, K_rest])
+
+
+# The mouse tests share their kernels and brute-force optima: one xdist worker runs them.
 @pytest.mark.slow
+@pytest.mark.xdist_group("mouse_kernels")
 @pytest.mark.parametrize("method", ALGORITHMS)
-def test_mouse_boundary_optimum_equals_brute_force(mouse_kernels, method):
+def test_mouse_boundary_optimum_equals_brute_force(mouse_kernels, mouse_boundary_optimum,
+                                                   method):
     y, K_all, K_half, _ = mouse_kernels
     fit = bayeslmm.reml(y, [K_all, K_half], method=method)
-    ll_bf, h_bf = brute_force(y, None, [K_all, K_half])
+    ll_bf, h_bf = mouse_boundary_optimum
     assert h_bf[1] < 1e-6  # the brute force agrees the optimum is on the boundary
     assert fit.loglik == pytest.approx(ll_bf, abs=1e-4)
     assert fit.converged and fit.boundary == "some sigma_g2=0"
@@ -86,11 +103,13 @@ def test_mouse_boundary_optimum_equals_brute_force(mouse_kernels, method):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("mouse_kernels")
 @pytest.mark.parametrize("method", ALGORITHMS)
-def test_mouse_interior_optimum_equals_brute_force(mouse_kernels, method):
+def test_mouse_interior_optimum_equals_brute_force(mouse_kernels, mouse_interior_optimum,
+                                                   method):
     y, _, K_half, K_rest = mouse_kernels
     fit = bayeslmm.reml(y, [K_half, K_rest], method=method)
-    ll_bf, h_bf = brute_force(y, None, [K_half, K_rest])
+    ll_bf, h_bf = mouse_interior_optimum
     assert np.all(h_bf > 0.05)
     assert fit.loglik == pytest.approx(ll_bf, abs=1e-4)
     assert fit.converged and fit.boundary is None
@@ -105,11 +124,20 @@ def null_second_kernel():
     return y, K1, K2, X
 
 
+@pytest.fixture(scope="module")
+def null_second_kernel_optimum(null_second_kernel):
+    y, K1, K2, X = null_second_kernel
+    return brute_force(y, X, [K1, K2])
+
+
+@pytest.mark.xdist_group("null_second_kernel")
 @pytest.mark.parametrize("method", ALGORITHMS)
-def test_simulated_irrelevant_kernel_goes_to_zero_at_the_optimum(null_second_kernel, method):
+def test_simulated_irrelevant_kernel_goes_to_zero_at_the_optimum(null_second_kernel,
+                                                                 null_second_kernel_optimum,
+                                                                 method):
     y, K1, K2, X = null_second_kernel
     fit = bayeslmm.reml(y, [K1, K2], X, method=method)
-    ll_bf, h_bf = brute_force(y, X, [K1, K2])
+    ll_bf, h_bf = null_second_kernel_optimum
     assert fit.loglik == pytest.approx(ll_bf, abs=1e-4)
     assert fit.converged
 

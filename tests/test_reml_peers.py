@@ -32,6 +32,7 @@ def test_glimix_core_reml_and_ml(restricted, h2):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("gemma_mouse")
 def test_gemma_null_model_reml_on_mouse_data(mouse_dir, gemma_mouse):
     """GEMMA -lmm 1 on the gemma-doc mouse data, with GEMMA's own -gk 2 kinship given to us."""
     fam = pd.read_csv(mouse_dir / "mouse_hs1940.fam", sep=r"\s+", header=None)

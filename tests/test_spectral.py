@@ -60,3 +60,25 @@ def test_rounding_negative_eigenvalues_are_clipped(rng):
     K = K - 1e-13 * np.eye(30)
     dec = bayeslmm.decompose(K)
     assert dec.rank == 5 and np.all(dec.S > 0)
+
+
+def test_psd_by_cholesky_clears_exactly_what_check_psd_passes_silently():
+    """A Cholesky of K + 1e-6 max(diag K) I clears a PSD kernel (GRM, group kernel,
+    rounding-level negative eigenvalues) and refuses an indefinite or zero one, which then
+    go to check_psd on the spectrum."""
+    from bayeslmm.spectral import check_psd, psd_by_cholesky
+
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((60, 40))
+    K = Z @ Z.T / 40  # rank 40 < 60: PSD with zero eigenvalues
+    g = rng.integers(0, 5, 60)
+    groups = (g[:, None] == g[None, :]).astype(float)
+    w, U = np.linalg.eigh(K)
+    for ok in (K, groups, (U * np.where(w < 1e-8, -1e-12, w)) @ U.T):
+        assert psd_by_cholesky(ok, 1e-6)
+        check_psd(np.linalg.eigvalsh(ok), 1e-6, "K")  # no error, no warning
+    indefinite = (U * np.where(w < 1e-8, -0.05, w)) @ U.T
+    assert not psd_by_cholesky(indefinite, 1e-6)
+    with pytest.raises(KernelError, match="not positive semi-definite"):
+        check_psd(np.linalg.eigvalsh(indefinite), 1e-6, "K")
+    assert not psd_by_cholesky(np.zeros((5, 5)), 1e-6)

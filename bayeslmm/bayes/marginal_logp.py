@@ -40,42 +40,33 @@ non-Gaussian priors on beta, variables added by the user) return ``None`` from
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import warnings
 from typing import Any
 
 import numba
 import numpy as np
-from numba import njit, types
+from numba import njit
 
+from bayeslmm.bayes.compiled_priors import PRIOR_SLOTS, positive_prior, prior_row, unit_prior
 from bayeslmm.bayes.models import SpectralData, beta_normal_prior, find_info, model_info
-from bayeslmm.bayes.priors import FAMILIES
+from bayeslmm.bayes.nutpie_compiled import (
+    EXPAND_SIG,
+    LOGP_SIG,
+    evaluate,
+    expand,
+    layout,
+    nutpie_model,
+)
 
-__all__ = ["compile_marginal", "supported"]
+__all__ = ["compile_marginal", "evaluate", "expand", "supported"]
 
 LOG2PI = float(np.log(2 * np.pi))
 
-# Prior family codes shared with the compiled code (the family records' ``code``):
-# positive support (log transform) below 20, an interval (PyMC's interval transform) above.
-_POSITIVE = {k: f.code for k, f in FAMILIES.items() if f.code and f.support == "positive"}
-_UNIT = {k: f.code for k, f in FAMILIES.items() if f.code and f.support == "unit"}
 _HEADER = 8  # total length, r, M, n0, parameterisation, n_expanded, reserved x2
-_PRIOR_SLOTS = 5  # code, three parameters, log normalising constant
 
 
 # ---------------------------------------------------------------------- eligibility
-def _prior_row(prior) -> np.ndarray | None:
-    """[code, p0, p1, p2, log constant] of a parsed prior, or None if not covered."""
-    fam = FAMILIES.get(prior.family)
-    if fam is None or fam.code is None:
-        return None
-    if prior.family == "Uniform" and not (0.0 <= prior.params["lower"]
-                                          < prior.params["upper"] <= 1.0):
-        return None
-    return np.array([fam.code, *fam.compiled(prior.params)], dtype=np.float64)
-
-
 def supported(model) -> str | None:
     """Why ``model`` cannot use the compiled log-density, or None when it can."""
     info = find_info(model)
@@ -90,7 +81,7 @@ def supported(model) -> str | None:
         return f"parameterisation {pri.parameterisation!r}"
     names = ("h2", "Vp") if pri.parameterisation == "h2" else ("sigma_g2", "sigma_e2")
     for n in names:
-        if _prior_row(pri[n]) is None:
+        if prior_row(pri[n]) is None:
             return f"prior {pri[n]} on {n}"
     if not pri.beta_mu.size and pri["beta"].family not in ("Normal", "Flat"):
         return f"non-Gaussian prior {pri['beta']} on beta"
@@ -115,7 +106,7 @@ def _pack(info, out_index: np.ndarray) -> np.ndarray:
     # (SpectralData); the prior mean moves with it and b0 is added back to beta on output.
     parts = [head, dec.S, sd.Uy, np.ascontiguousarray(sd.UX).ravel(), sd.cXX.ravel(), sd.cXy,
              [sd.cyy], lam, m0 - sd.b0, sd.b0,
-             _prior_row(pri[names[0]]), _prior_row(pri[names[1]]), out_index]
+             prior_row(pri[names[0]]), prior_row(pri[names[1]]), out_index]
     flat = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts])
     flat[:_HEADER] = [flat.size, r, M, sd.n0, 0 if pri.parameterisation == "h2" else 1,
                       out_index.size, 0, 0]
@@ -126,91 +117,21 @@ def _pack(info, out_index: np.ndarray) -> np.ndarray:
 # Module-level functions with cache=True: numba stores the machine code next to this file
 # (or in NUMBA_CACHE_DIR), so only the first process on a machine pays for compilation.
 @njit(cache=True, error_model="numpy")
-def _positive_prior(p, t):
-    """log p(x) + t (the log transform's Jacobian) and its t-derivative, x = exp(t)."""
-    code = int(p[0])
-    x = np.exp(t)
-    lp, dlp = 0.0, 0.0
-    if code == 1:  # HalfNormal(sigma)
-        s2 = p[1] * p[1]
-        lp = -0.5 * x * x / s2
-        dlp = -x * x / s2
-    elif code == 2:  # HalfStudentT(nu, sigma)
-        nu, s2 = p[1], p[2] * p[2]
-        lp = -0.5 * (nu + 1.0) * np.log1p(x * x / (nu * s2))
-        dlp = -(nu + 1.0) * x * x / (nu * s2 + x * x)
-    elif code == 3:  # HalfCauchy(beta)
-        b2 = p[1] * p[1]
-        lp = -np.log1p(x * x / b2)
-        dlp = -2.0 * x * x / (b2 + x * x)
-    elif code == 4:  # InverseGamma(alpha, beta), with exp(-t) for 1/x (no overflow)
-        e = np.exp(-t)
-        lp = -(p[1] + 1.0) * t - p[2] * e
-        dlp = -(p[1] + 1.0) + p[2] * e
-    elif code == 5:  # Exponential(lam)
-        lp = -p[1] * x
-        dlp = -p[1] * x
-    elif code == 6:  # Gamma(alpha, beta)
-        lp = (p[1] - 1.0) * t - p[2] * x
-        dlp = (p[1] - 1.0) - p[2] * x
-    elif code == 7:  # LogNormal(mu, sigma)
-        s2 = p[2] * p[2]
-        lp = -t - 0.5 * (t - p[1]) ** 2 / s2
-        dlp = -1.0 - (t - p[1]) / s2
-    elif code == 9:  # Jeffreys, 1/x
-        lp = -t
-        dlp = -1.0
-    # code 8, HalfFlat: 0
-    return lp + p[4] + t, dlp + 1.0
-
-
-@njit(cache=True, error_model="numpy")
-def _expit_pair(t):
-    """(expit(t), expit(-t)) without cancellation at either end."""
-    if t >= 0:
-        e = np.exp(-t)
-        return 1.0 / (1.0 + e), e / (1.0 + e)
-    e = np.exp(t)
-    return e / (1.0 + e), 1.0 / (1.0 + e)
-
-
-@njit(cache=True, error_model="numpy")
-def _unit_prior(p, t):
-    """h2 = lo + (hi - lo) expit(t): log p(h2) + log Jacobian and its t-derivative, h2, 1 - h2
-    and dh2/dt."""
-    s, s1 = _expit_pair(t)
-    if int(p[0]) == 20:  # Beta(alpha, beta) on (0, 1)
-        width = 1.0
-        h2, c2 = s, s1
-        lp = (p[1] - 1.0) * np.log(h2) + (p[2] - 1.0) * np.log(c2) + p[4]
-        dlp = (p[1] - 1.0) * c2 - (p[2] - 1.0) * h2
-    else:  # Uniform(lo, hi) with 0 <= lo < hi <= 1
-        width = p[2] - p[1]
-        h2 = p[1] + width * s
-        c2 = (1.0 - p[2]) + width * s1
-        lp = p[4]
-        dlp = 0.0
-    # log |dh2/dt| = log(width) + log s + log s1, whose derivative is s1 - s.
-    lj = np.log(width) + np.log(s) + np.log(s1)
-    return lp + lj, dlp + s1 - s, h2, c2, width * s * s1
-
-
-@njit(cache=True, error_model="numpy")
 def _variances(x, param, p1, p2, J, gprior):
     """sigma_g2, sigma_e2, h2, Vp and the priors (+ Jacobians) at the unconstrained x.
 
     Fills J[a, b] = d(sigma_g2, sigma_e2)[b] / dt_a and gprior = d(log prior) / dt.
     """
     if param == 0:  # (h2, Vp)
-        lp1, d1, h2, c2, dh2 = _unit_prior(p1, x[0])
-        lp2, d2 = _positive_prior(p2, x[1])
+        lp1, d1, h2, c2, dh2 = unit_prior(p1, x[0])
+        lp2, d2 = positive_prior(p2, x[1])
         Vp = np.exp(x[1])
         sg, se = h2 * Vp, c2 * Vp
         J[0, 0], J[0, 1] = dh2 * Vp, -dh2 * Vp
         J[1, 0], J[1, 1] = sg, se
     else:  # (sigma_g2, sigma_e2)
-        lp1, d1 = _positive_prior(p1, x[0])
-        lp2, d2 = _positive_prior(p2, x[1])
+        lp1, d1 = positive_prior(p1, x[0])
+        lp2, d2 = positive_prior(p2, x[1])
         sg, se = np.exp(x[0]), np.exp(x[1])
         J[0, 0], J[0, 1], J[1, 0], J[1, 1] = sg, 0.0, 0.0, se
         Vp = sg + se
@@ -244,9 +165,9 @@ def _core(x, ud, grad, extra):
     o += M
     b0 = ud[o:o + M]
     o += M
-    p1 = ud[o:o + _PRIOR_SLOTS]
-    o += _PRIOR_SLOTS
-    p2 = ud[o:o + _PRIOR_SLOTS]
+    p1 = ud[o:o + PRIOR_SLOTS]
+    o += PRIOR_SLOTS
+    p2 = ud[o:o + PRIOR_SLOTS]
     J = np.empty((2, 2))
     gprior = np.empty(2)
     sg, se, h2, Vp, lprior = _variances(x, int(ud[4]), p1, p2, J, gprior)
@@ -363,13 +284,6 @@ def _core(x, ud, grad, extra):
     return lp
 
 
-_LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
-                        types.CPointer(types.double), types.CPointer(types.double),
-                        types.CPointer(types.double))
-_EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
-                          types.CPointer(types.double), types.CPointer(types.double))
-
-
 def _logp_c(dim, x_, out_, logp_, ud_):
     # nutpie's contract: 0 ok, 3 non-finite gradient, 4 non-finite value (a rejected step).
     n = int(numba.carray(ud_, (1,))[0])
@@ -416,33 +330,21 @@ def _functions():
     with warnings.catch_warnings():
         # A read-only install cannot write the cache: numba then compiles in memory.
         warnings.filterwarnings("ignore", message=".*[Cc]annot cache.*")
-        return (numba.cfunc(_LOGP_SIG, cache=True)(_logp_c),
-                numba.cfunc(_EXPAND_SIG, cache=True)(_expand_c))
+        return (numba.cfunc(LOGP_SIG, cache=True)(_logp_c),
+                numba.cfunc(EXPAND_SIG, cache=True)(_expand_c))
 
 
 # ---------------------------------------------------------------------- nutpie model
-def _layout(model, info) -> tuple[list[str], list[tuple[int, ...]], np.ndarray, list[str]]:
-    """Names and shapes nutpie expects (free values, then the rest) and where each comes from
-    in the canonical vector (t1, t2, z, sigma_g2, sigma_e2, h2, Vp, beta)."""
-    M = info.data.M
-    free = [model.rvs_to_values[rv].name for rv in model.free_RVs]
-    rest = [v.name for v in model.unobserved_value_vars if v.name not in free]
+def _canonical(model, M: int) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """Where each stored name sits in the canonical vector (t1, t2, z, sigma_g2, sigma_e2,
+    h2, Vp, beta)."""
     p1, p2 = [rv.name for rv in model.free_RVs if rv.name != "beta_z"]
-    canon: dict[str, tuple[int, tuple[int, ...]]] = {
+    return {
         model.rvs_to_values[model[p1]].name: (0, ()),
         model.rvs_to_values[model[p2]].name: (1, ()),
         "beta_z": (2, (M,)), "sigma_g2": (2 + M, ()), "sigma_e2": (3 + M, ()),
         "h2": (4 + M, ()), "Vp": (5 + M, ()), "beta": (6 + M, (M,)),
     }
-    names = free + rest
-    shapes, index = [], []
-    for n in names:
-        start, shape = canon[n]
-        shapes.append(shape)
-        index.extend(range(start, start + (M if shape else 1)))
-    reparam = [model.rvs_to_values[rv].name for rv in model.free_RVs
-               if model.rvs_to_transforms.get(rv) is not None]
-    return names, shapes, np.asarray(index, dtype=np.float64), reparam
 
 
 def _initial_point_fn(info, n_dim: int):
@@ -468,72 +370,9 @@ def compile_marginal(model) -> Any | None:
     """
     if supported(model) is not None:
         return None
-    try:
-        # nutpie's container for numba-compiled models; its layout is nutpie's own (checked
-        # against nutpie 0.16), so any mismatch falls back to PyMC's graph with a warning.
-        from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
-    except ImportError as err:
-        warnings.warn(f"nutpie's compiled-model interface changed ({err}); compiling PyMC's "
-                      "graph instead", RuntimeWarning, stacklevel=3)
-        return None
-
     info = model_info(model)
     M = info.data.M
-    names, shapes, index, reparam = _layout(model, info)
-    ud = _pack(info, index)
-    ud.flags.writeable = False
-    logp_cfunc, expand_cfunc = _functions()
-    slices, count = [], 0
-    for shp in shapes:
-        n = int(np.prod(shp)) if shp else 1
-        slices.append(slice(count, count + n))
-        count += n
-    shape_info = (names, slices, shapes)
-    dims, coords = _prepare_dims_and_coords(model, shape_info, reparam)
-    n_dim = 2 + M
-    fields = {f.name for f in dataclasses.fields(CompiledPyMCModel)}
-    needed = {"_n_dim", "compiled_logp_func", "compiled_expand_func", "initial_point_func",
-              "user_data", "n_expanded", "shape_info"}
-    if not needed <= fields:
-        warnings.warn(f"nutpie's CompiledPyMCModel lacks {sorted(needed - fields)}; "
-                      "compiling PyMC's graph instead", RuntimeWarning, stacklevel=3)
-        return None
-    return CompiledPyMCModel(
-        _n_dim=n_dim, dims=dims, _coords=coords,
-        _shapes={n: tuple(s) for n, s in zip(names, shapes, strict=True)},
-        compiled_logp_func=logp_cfunc, compiled_expand_func=expand_cfunc,
-        initial_point_func=_initial_point_fn(info, n_dim), shared_data={},
-        shared_var_keys={}, user_data=ud, n_expanded=len(index), shape_info=shape_info,
-        logp_func=None, expand_func=None, reparameterized_names=reparam)
-
-
-def evaluate(compiled, x: np.ndarray) -> tuple[float, np.ndarray]:
-    """(log density, gradient) of a :func:`compile_marginal` model at x (for tests)."""
-    import ctypes
-
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    grad = np.empty_like(x)
-    lp = np.empty(1)
-    dbl = ctypes.POINTER(ctypes.c_double)
-    rc = compiled.compiled_logp_func.ctypes(
-        x.size, x.ctypes.data_as(dbl), grad.ctypes.data_as(dbl), lp.ctypes.data_as(dbl),
-        compiled.user_data.ctypes.data_as(dbl))
-    if rc not in (0, 3, 4):
-        raise RuntimeError(f"compiled log density returned code {rc}")
-    return float(lp[0]), grad
-
-
-def expand(compiled, x: np.ndarray) -> dict[str, np.ndarray]:
-    """The named values the sampler stores for the unconstrained point x (for tests)."""
-    import ctypes
-
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    out = np.empty(compiled.n_expanded)
-    dbl = ctypes.POINTER(ctypes.c_double)
-    rc = compiled.compiled_expand_func.ctypes(
-        x.size, out.size, x.ctypes.data_as(dbl), out.ctypes.data_as(dbl),
-        compiled.user_data.ctypes.data_as(dbl))
-    if rc != 0:
-        raise RuntimeError(f"compiled expand returned code {rc}")
-    names, slices, shapes = compiled.shape_info
-    return {n: out[s].reshape(shp) for n, s, shp in zip(names, slices, shapes, strict=True)}
+    names, shapes, index, reparam = layout(model, _canonical(model, M))
+    return nutpie_model(model, n_dim=2 + M, functions=_functions(),
+                        user_data=_pack(info, index), names=names, shapes=shapes,
+                        reparam=reparam, initial_point=_initial_point_fn(info, 2 + M))

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import linalg, special
 
 from bayeslmm.bayes.priors import Prior, ResolvedPriors
+from bayeslmm.covariance import DenseCovariance
 from bayeslmm.data import LMMData
 from bayeslmm.errors import InputError
 
@@ -114,6 +115,11 @@ class MultiKernelDensity:
     priors: tuple[Prior, ...]  # k + 1: sigma_1..k, sigma_e2 (independent priors)
     dirichlet: np.ndarray | None = None  # alpha, k + 1 values
     vp_prior: Prior | None = None
+    #: V(sigma) and its Cholesky factor (bayeslmm.covariance owns forming and factoring V)
+    cov: DenseCovariance = field(init=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "cov", DenseCovariance(tuple(self.Ks), self.components))
 
     @classmethod
     def of(cls, data: LMMData, pri: ResolvedPriors, *, dirichlet=None,
@@ -167,21 +173,14 @@ class MultiKernelDensity:
     # ------------------------------------------------------------------ pieces
     def covariance(self, sigma: np.ndarray) -> np.ndarray:
         """V = sum_j sigma_j K_j + sigma_e2 I."""
-        V = np.tensordot(sigma[:-1], self.Ks, axes=1)
-        V[np.diag_indices_from(V)] += sigma[-1]
-        return V
+        return self.cov.matrix(sigma)
 
     def _factor(self, sigma: np.ndarray):
         """Cholesky of V, V^-1 [y X], A's Cholesky and mu; None where V or A is not PD."""
-        try:
-            c = linalg.cholesky(self.covariance(sigma), lower=True, overwrite_a=True,
-                                check_finite=False)
-        except linalg.LinAlgError:
+        c = self.cov.factor(sigma)
+        if c is None:
             return None
-        # LAPACK's potrs directly: scipy's cho_solve copies the N x N factor on every call.
-        Vi_yX, info = linalg.lapack.dpotrs(c, np.column_stack([self.y, self.X]), lower=1)
-        if info != 0:
-            return None
+        Vi_yX = c.solve(np.column_stack([self.y, self.X]))
         Viy, ViX = Vi_yX[:, 0], Vi_yX[:, 1:]
         A = self.X.T @ ViX + np.diag(self.lam)
         b = self.X.T @ Viy + self.lam * self.m0
@@ -191,6 +190,26 @@ class MultiKernelDensity:
             return None
         mu = linalg.cho_solve((LA, True), b, check_finite=False)
         return c, Viy, ViX, LA, mu
+
+    def ray(self, u: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray] | None:
+        """The pieces of V along the ray sigma = sigma_e2 (e^u, 1), i.e. of H(u) = V / sigma_e2
+        = sum_j e^(u_j) K_j + I: (log|H|, y'P_H y, the GLS beta mu = (X'H^-1X)^-1 X'H^-1y,
+        X'H^-1X), with y'P_H y = (y - X mu)'H^-1(y - X mu) formed from the residual (no
+        cancellation when y has a large mean). One Cholesky of H; None where it fails.
+        """
+        c = self.cov.factor(np.append(np.exp(np.asarray(u, dtype=np.float64)), 1.0))
+        if c is None:
+            return None
+        Hi_yX = c.solve(np.column_stack([self.y, self.X]))  # one pass over the factor
+        a, B = Hi_yX[:, 0], Hi_yX[:, 1:]
+        C = self.X.T @ B
+        C = 0.5 * (C + C.T)
+        try:
+            mu = linalg.solve(C, self.X.T @ a, assume_a="pos", check_finite=False)
+        except linalg.LinAlgError:
+            return None
+        r = self.y - self.X @ mu
+        return c.logdet, float(r @ (a - B @ mu)), mu, C
 
     def loglik(self, sigma: np.ndarray) -> float:
         """log p(y | sigma) with beta integrated over its prior (see the module docstring)."""
@@ -206,7 +225,7 @@ class MultiKernelDensity:
         """(log p(y | sigma) with beta integrated, log N(y | X mu, V))."""
         r = self.y - self.X @ mu
         a = Viy - ViX @ mu  # V^-1 r
-        logdetV = 2.0 * np.sum(np.log(np.diag(c)))
+        logdetV = c.logdet
         ll_mu = float(-0.5 * (self.N * LOG2PI + logdetV + r @ a))
         return (ll_mu + self.log_prior_beta(mu) - float(np.sum(np.log(np.diag(LA))))
                 + 0.5 * self.M * LOG2PI), ll_mu
@@ -252,6 +271,23 @@ class MultiKernelDensity:
         g = s / Vp * dvp + (alpha - 1.0) - (a0 - 1.0) * s / Vp
         return lp + float(t.sum()), g + 1.0
 
+    def log_prior_values(self, T: np.ndarray) -> np.ndarray:
+        """:meth:`log_prior`'s value (with the Jacobian sum(t)) for an array of points,
+        t on the last axis; -inf outside the support."""
+        T = np.asarray(T, dtype=np.float64)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            s = np.exp(T)
+            if self.dirichlet is None:
+                lp = sum(p.logpdf(s[..., j]) for j, p in enumerate(self.priors))
+            else:
+                alpha = self.dirichlet
+                a0 = float(alpha.sum())
+                Vp = s.sum(axis=-1)
+                lp = (self.vp_prior.logpdf(Vp) + T @ (alpha - 1.0) - (a0 - 1.0) * np.log(Vp)
+                      - (float(np.sum(special.gammaln(alpha))) - float(special.gammaln(a0))))
+            out = lp + T.sum(axis=-1)
+        return np.where(np.isnan(out), -np.inf, out)
+
     # ------------------------------------------------------------------ density
     def logp(self, t: np.ndarray) -> float:
         """log p(t | y) up to a constant: log-likelihood + log prior + log Jacobian."""
@@ -276,10 +312,7 @@ class MultiKernelDensity:
         c, Viy, ViX, LA, mu = f
         ll = self._loglik(*f)
         a = Viy - ViX @ mu
-        Vi = linalg.lapack.dpotri(c, lower=1)[0]
-        # dpotri fills the lower triangle: tr(V^-1 K) = 2 sum(tril * K) - sum(diag * diag K).
-        Vi = np.tril(Vi)
-        Vi = Vi + Vi.T - np.diag(np.diag(Vi))
+        Vi = c.inverse()
         Ainv = linalg.cho_solve((LA, True), np.eye(self.M), check_finite=False)
         g = np.empty(self.k + 1)
         for j in range(self.k):

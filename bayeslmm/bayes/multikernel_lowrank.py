@@ -51,11 +51,15 @@ def low_rank_factor(K: np.ndarray, max_rank: int) -> np.ndarray | None:
         if first.size <= max_rank and np.array_equal(Z @ Z.T, K):
             return Z
         return None
-    # Pivoted Cholesky (LAPACK dpstrf) stops at the numerical rank: O(N r^2) for rank r, one
-    # plain Cholesky's cost for a full-rank kernel, which is then left to the dense route.
     scale = float(np.max(np.diag(K)))
     if not scale > 0:
         return None
+    # rank(K) >= tr(K)^2 / |K|_F^2 (Cauchy-Schwarz on the non-zero eigenvalues): O(N^2) rules
+    # out a full-rank GRM before any factorisation.
+    if float(np.trace(K)) ** 2 > (max_rank + 0.5) * float(np.vdot(K, K)):
+        return None
+    # Pivoted Cholesky (LAPACK dpstrf) stops at the numerical rank: O(N r^2) for rank r, one
+    # plain Cholesky's cost for a full-rank kernel, which is then left to the dense route.
     L, piv, rank, info = linalg.lapack.dpstrf(K, lower=1, tol=N * np.finfo(float).eps * scale)
     if info < 0 or rank > max_rank:
         return None
@@ -176,3 +180,16 @@ class LowRankDensity(MultiKernelDensity):
         g = np.array([(self.logp(t + e) - self.logp(t - e)) / (2 * h)
                       for e in np.eye(t.size) * h])
         return lp, g
+
+    def ray(self, u: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray] | None:
+        """:meth:`MultiKernelDensity.ray` through Woodbury: the pieces of H(u) = V / sigma_e2
+        at sigma = (e^u, 1), no N x N work."""
+        pc = self._pieces(np.append(np.exp(np.asarray(u, dtype=np.float64)), 1.0))
+        if pc is None:
+            return None
+        logdet, yy, Xy, XX = pc
+        try:
+            mu = linalg.solve(XX, Xy, assume_a="pos", check_finite=False)
+        except linalg.LinAlgError:
+            return None
+        return logdet, float(yy - Xy @ mu), mu, XX

@@ -5,9 +5,10 @@ y ~ N(X beta, sum_j sigma_j K_j + sigma_e2 I) (notes eq. 46 with k kernels). The
 kernels) is the declarative statement of the model and what ``sampler="pymc"`` samples
 (dense Cholesky and its derivative in PyTensor's graph, beta sampled jointly: slow).
 :func:`bayeslmm.sample` with the default nutpie sampler instead routes it to
-:func:`sample_model`: beta integrated out exactly, the k + 1 log-variances sampled by
-Pareto-smoothed importance sampling around the posterior mode (NUTS with the exact gradient
-as a fallback), beta drawn from its Gaussian conditional (see
+:func:`sample_model`: beta and the scale sigma_e2 integrated out exactly along rays of fixed
+variance ratios, the k log variance ratios on a checked quadrature grid (k <= 2) or by
+Pareto-smoothed importance sampling (k >= 3), NUTS with the exact gradient as the last
+fallback; sigma_e2 and beta drawn from their exact conditionals (see
 :mod:`bayeslmm.bayes.multikernel_sampling`). Same posterior.
 
 Priors: ``sigma_g2`` (applied to every component) and ``sigma_e2`` as for one kernel
@@ -127,11 +128,11 @@ def _log_groups(density: MultiKernelDensity, post: xr.Dataset,
     se = post["sigma_e2"].values.reshape(C * D)
     beta = post["beta"].values.reshape(C * D, density.M)
     s = np.column_stack([sg, se])
-    # One Cholesky per distinct draw (importance resampling repeats draws).
+    # One Cholesky per distinct draw (NUTS; the grid and importance sampling pass theirs).
     uniq, inv = np.unique(s, axis=0, return_inverse=True)
     ll = np.empty(C * D)
     inv = inv.reshape(-1)
-    if known is not None:  # importance sampling kept it from its own factorisations
+    if known is not None:  # the grid / importance sampling kept it from their ray pieces
         uniq = []
         ll = known["y"].values.reshape(C * D)
     for u, su in enumerate(uniq):
@@ -174,8 +175,8 @@ def sample_model(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: i
     xarray.DataTree
         ``posterior`` (``sigma_g2``, ``h2`` over ``component``, ``sigma_e2``, ``Vp``,
         ``h2_total``, ``beta``), ``observed_data``, ``log_likelihood`` (one total per draw),
-        ``log_prior``, and for importance sampling the group ``importance``; the method and
-        its diagnostics in ``posterior.attrs``.
+        ``log_prior``, and the group ``grid`` (or ``importance``); the method and its
+        diagnostics in ``posterior.attrs``.
     """
     density = density_of(model)
     out = sample_multikernel(density, draws=draws, chains=chains, seed=seed, method=method,

@@ -1,33 +1,34 @@
-"""Posterior of several variance components: Pareto-smoothed importance sampling, NUTS fallback.
+"""Posterior of several variance components: a quadrature grid, importance sampling, NUTS.
 
 With k kernels V = sum_j sigma_j K_j + sigma_e2 I cannot be diagonalised once, so every
-evaluation of the density costs a Cholesky of V (O(N^3 / 3)); a gradient adds an inverse
-(another ~N^3 / 2). Measured on one core (OpenBLAS): Cholesky 4.5 ms at N = 800, 72 ms at N =
-2,000; with the inverse 15 ms and 200 ms. NUTS needs about 4-8 gradients per draw, so 4 x
-(500 + 1,000) iterations at N = 800 cost ~6 minutes. The parameter space, though, is small:
-beta is integrated out exactly (:mod:`bayeslmm.bayes.multikernel_logp`) and only t =
-log(sigma_1..k, sigma_e2), k + 1 numbers, is left. Its posterior is close to Gaussian once N
-is in the hundreds, so the default method is importance sampling:
+evaluation of the density costs a Cholesky of V (N^3 / 3 flops: ~50-90 ms at N = 2,000 on
+one core). The posterior is therefore computed from as few factorisations as possible:
 
-1. the posterior mode of t (L-BFGS with the exact gradient) and the Hessian there (central
-   differences of the gradient);
-2. a pilot of 400 proposals from a multivariate Student-t (7 degrees of freedom) centred at
-   the mode with the inverse negative Hessian as scale; then proposals from a Student-t with
-   the pilot's weighted mean and covariance (x 1.2), which follows the skew of log-variances
-   towards zero that the curvature at the mode misses; 15% of the proposals come from a 3x
-   wider Student-t (defensive importance sampling: bounded weights). Each proposal is
-   weighted by p(t | y) / q(t): one Cholesky, no gradient;
-3. Pareto-smoothed weights (PSIS, Vehtari et al. 2024; ``arviz_stats``): its k-hat says
-   whether the weights can be trusted (k-hat < 0.7), their effective sample size how many
-   independent draws they are worth. Batches are drawn until that ESS reaches ``min_ess``;
-4. ``chains x draws`` posterior draws resampled from the weighted proposals, and beta drawn
-   from its exact Gaussian conditional given each one (notes eq. 13-14).
+* beta is integrated out exactly (:mod:`bayeslmm.bayes.multikernel_logp`), and so is the
+  scale: along the ray sigma = sigma_e2 (e^u, 1) one Cholesky gives the density for every
+  sigma_e2 (:mod:`bayeslmm.bayes.multikernel_rays`). What costs a Cholesky is the density
+  of the k log variance ratios u = log(sigma_j / sigma_e2); s = log sigma_e2 and beta are
+  drawn from their exact conditionals given u;
+* ``method="grid"`` (the default for k <= 2; :mod:`bayeslmm.bayes.multikernel_grid`):
+  the mode of p(u | y) from stencil quadratics (~15-20 Choleskys), log p(u | y) and the ray
+  pieces tabulated on a grid in the Laplace-whitened frame (49-81 for a near-Gaussian
+  posterior, more where it is skewed), a cubic-spline interpolant, iid draws from it
+  (ESS = number of draws). The interpolant is checked against exact evaluations at
+  ``n_check`` random posterior draws (attrs ``grid_check_logp``, ``grid_check_loglik``,
+  ``grid_check_beta``); when a check fails, or the grid cannot enclose the posterior, a
+  :class:`~bayeslmm.errors.SamplingWarning` says so and importance sampling runs instead;
+* ``method="importance"`` (the default for k >= 3): proposals for u from a Student-t around
+  the mode (a pilot from the stencil curvature, then matched to the pilot's weighted
+  moments, 15% from a 3x wider one: defensive importance sampling), each weighted by the
+  exact p(u | y) / q(u); Pareto-smoothed weights (PSIS, ``arviz_stats``) until their
+  effective sample size reaches ``min_ess``; draws resampled from the proposals, with s and
+  beta drawn exactly from each proposal's own factorisation;
+* ``method="nuts"``, and the fallback when PSIS k-hat >= 0.7: NUTS (nutpie) on t = log
+  sigma with the exact gradient (one inverse of V per step: slow).
 
-When k-hat >= 0.7 (a posterior far from Gaussian: a component piled at zero with little
-data), a :class:`~bayeslmm.errors.SamplingWarning` says so and NUTS (nutpie, same density and
-exact gradient) runs instead. The diagnostics (method, k-hat, importance ESS, number of
-proposals) are in ``posterior.attrs``; the proposals and their smoothed log weights in the
-group ``importance``.
+The diagnostics (method, factorisations spent, checks or k-hat and importance ESS) are in
+``posterior.attrs``; the grid (or the proposals and their smoothed log weights) in the
+group ``grid`` (or ``importance``).
 """
 
 from __future__ import annotations
@@ -39,11 +40,29 @@ import numpy as np
 import xarray as xr
 from scipy import optimize, stats
 
+from bayeslmm.bayes.multikernel_grid import (
+    CHECK_TOL,
+    SPACING,
+    Mode,
+    build_grid,
+    check_grid,
+    interpolate_rays,
+    sample_grid,
+)
+from bayeslmm.bayes.multikernel_grid import find_mode as find_ratio_mode
 from bayeslmm.bayes.multikernel_logp import MultiKernelDensity
+from bayeslmm.bayes.multikernel_rays import (
+    Rays,
+    draw_scale_and_beta,
+    log_marginal,
+    loglik_at,
+    rays_at,
+)
 from bayeslmm.errors import InputError, SamplingWarning
 
-__all__ = ["PARETO_K_MAX", "find_mode", "sample_multikernel"]
+__all__ = ["METHODS", "PARETO_K_MAX", "find_mode", "sample_multikernel"]
 
+METHODS = ("auto", "grid", "importance", "nuts")
 PARETO_K_MAX = 0.7  # PSIS reliability threshold (Vehtari et al., "Pareto smoothed IS")
 PROPOSAL_DF = 7.0
 PROPOSAL_INFLATION = 1.2  # widen the moment-matched proposal a little: tails matter more
@@ -51,6 +70,7 @@ PILOT = 400
 DEFENSIVE_SHARE = 0.15  # of the proposals drawn from a 3x wider Student-t
 DEFENSIVE_SCALE = 3.0
 BATCH = 250
+N_CHECK = 8  # exact evaluations that check the grid's interpolant
 
 
 def find_mode(density: MultiKernelDensity, t0: np.ndarray | None = None
@@ -125,70 +145,82 @@ class _Defensive:
                             np.log(self.share) + self.wide.logpdf(T).reshape(-1))
 
 
-def _weighted(density, q, n, rng):
-    """n proposals from q with their log densities, beta conditionals and log weights."""
-    T = q.rvs(size=n, random_state=rng).reshape(n, -1)
-    lps, mus, Ls, lls = [], [], [], []
-    for t in T:  # one Cholesky of V each: LAPACK does the work
-        lp, mu, L, ll = density.logp_beta(t)
-        lps.append(lp)
-        mus.append(mu)
-        Ls.append(L)
-        lls.append(ll)
-    lps = np.asarray(lps)
-    logw = lps - q.logpdf(T).reshape(-1)
+class _Bar:
+    """A progress bar over factorisations whose total grows as the work is discovered."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="several-kernel posterior", unit="Cholesky",
+                            leave=False)
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            if self.bar.n + n > self.bar.total:
+                self.bar.total = self.bar.n + n
+            self.bar.update(n)
+
+    def grow(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.total = self.bar.n + n
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _weighted(density, q, n, rng, progress):
+    """n proposals from q with their exact log densities, ray pieces and log weights."""
+    U = q.rvs(size=n, random_state=rng).reshape(n, -1)
+    rays = rays_at(density, U)
+    progress(n)
+    lps = log_marginal(density, rays)
+    logw = lps - q.logpdf(U).reshape(-1)
     logw[~np.isfinite(logw)] = -np.inf
-    return T, lps, mus, Ls, logw, np.asarray(lls)
+    return rays, lps, logw
 
 
-def _importance(density, mode, cov, rng, min_ess, max_proposals, progressbar):
-    """Adaptive importance sampling: a pilot from the Laplace approximation, then batches
-    from a Student-t matched to the pilot's weighted moments until the PSIS ESS reaches
-    min_ess. The pilot only shapes the proposal; its draws are not used."""
-    bar = None
-    if progressbar:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=PILOT + max_proposals, desc="importance sampling", leave=False)
-    try:
-        T, _, _, _, logw, _ = _weighted(density, _Defensive(mode, cov), PILOT, rng)
-        if bar is not None:
-            bar.update(PILOT)
-        lw, _, ess = _psis(logw)
-        loc, shape = mode, cov
-        if ess >= 20:
-            # The posterior of log variances is skewed (long tail towards a component's
-            # zero): the weighted moments capture that, the curvature at the mode does not.
-            w = np.exp(lw)
-            m = w @ T
-            C = (T - m).T @ ((T - m) * w[:, None])
-            try:
-                np.linalg.cholesky(C)
-                loc, shape = m, C * PROPOSAL_INFLATION
-            except np.linalg.LinAlgError:
-                pass
-        q = _Defensive(loc, shape)
-        parts: list = []
-        n = 0
-        while n < max_proposals:
-            b = min(BATCH, max_proposals - n)
-            parts.append(_weighted(density, q, b, rng))
-            n += b
-            if bar is not None:
-                bar.update(b)
-            logw = np.concatenate([p[4] for p in parts])
-            lw, khat, ess = _psis(logw)
-            if ess >= min_ess:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    T = np.concatenate([p[0] for p in parts])
+def _importance(density, mode: Mode, rng, min_ess, max_proposals, progress):
+    """Adaptive importance sampling of u: a pilot from the stencil's Laplace approximation,
+    then batches from a Student-t matched to the pilot's weighted moments until the PSIS
+    ESS reaches min_ess. The pilot only shapes the proposal; its draws are not used."""
+    progress.grow(PILOT + max_proposals)
+    rays, _, logw = _weighted(density, _Defensive(mode.u, mode.cov), PILOT, rng, progress)
+    lw, _, ess = _psis(logw)
+    loc, shape = mode.u, mode.cov
+    if ess >= 20:
+        # log variance ratios are skewed (a long tail towards a component's zero): the
+        # weighted moments capture that, the curvature at the mode does not.
+        w = np.exp(lw)
+        m = w @ rays.u
+        C = (rays.u - m).T @ ((rays.u - m) * w[:, None])
+        try:
+            np.linalg.cholesky(C)
+            loc, shape = m, C * PROPOSAL_INFLATION
+        except np.linalg.LinAlgError:
+            pass
+    q = _Defensive(loc, shape)
+    parts: list = []
+    n = 0
+    while n < max_proposals:
+        b = min(BATCH, max_proposals - n)
+        parts.append(_weighted(density, q, b, rng, progress))
+        n += b
+        logw = np.concatenate([p[2] for p in parts])
+        lw, khat, ess = _psis(logw)
+        if ess >= min_ess:
+            break
+    rays = Rays.concat([p[0] for p in parts])
     lps = np.concatenate([p[1] for p in parts])
-    mus = [m for p in parts for m in p[2]]
-    Ls = [L for p in parts for L in p[3]]
-    lls = np.concatenate([p[5] for p in parts])
-    return T, lps, mus, Ls, lls, lw, khat, ess
+    return rays, lps, lw, khat, ess
+
+
+def _t_of(s: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """t = log(sigma_1..k, sigma_e2) from s = log sigma_e2 and u = log(sigma_j / sigma_e2)."""
+    return np.column_stack([U + s[:, None], s])
 
 
 def _dataset(density, T, beta, chains, draws) -> xr.Dataset:
@@ -207,6 +239,84 @@ def _dataset(density, T, beta, chains, draws) -> xr.Dataset:
          "beta": (dims2 + ("covariate",), beta.reshape(shape + (density.M,)))},
         coords={"chain": np.arange(chains), "draw": np.arange(draws),
                 "component": list(density.components), "covariate": list(density.covariates)})
+
+
+def _tree(density, T, beta, ll, chains, draws, extra: dict) -> xr.DataTree:
+    post = _dataset(density, T, beta, chains, draws)
+    coords = {"chain": post.chain, "draw": post.draw}
+    groups = {
+        "posterior": post,
+        # Independent draws: no trajectories, so no divergences.
+        "sample_stats": xr.Dataset(
+            {"diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool))},
+            coords=coords),
+        "log_likelihood": xr.Dataset({"y": (("chain", "draw"), ll.reshape(chains, draws))},
+                                     coords=coords)}
+    groups.update(extra)
+    return xr.DataTree.from_dict(groups)
+
+
+def _grid_method(density, mode, S, chains, draws, rng, n_check, progress):
+    """The grid posterior (module docstring), or (None, reason) when it cannot be trusted.
+
+    A failed check is met once by halving the spacing (the coarse nodes are reused) before
+    giving up."""
+    known: dict = {}
+    attrs: dict = {}
+    for spacing in (SPACING, SPACING / 2):
+        fit = build_grid(density, mode, spacing=spacing, progress=progress, known=known)
+        attrs.update(n_grid_nodes=fit.n_nodes, grid_shape=[a.size for a in fit.axes],
+                     grid_spacing=spacing)
+        if not np.all(np.isfinite(fit.logp)):
+            return None, "V is not positive definite at some grid nodes", attrs
+        if not fit.complete:
+            return None, "the grid did not enclose the posterior (a tail too long)", attrs
+        Z, violations = sample_grid(fit, S, rng)
+        m = min(n_check, S)
+        progress.grow(m)
+        chk = check_grid(density, fit, Z[:m], rng)
+        progress(m)
+        attrs.update(grid_check_logp=chk["logp"], grid_check_loglik=chk["loglik"],
+                     grid_check_beta=chk["beta"], grid_check_points=chk["n_check"],
+                     grid_envelope_violations=violations)
+        bad = [f"{name} off by {chk[name]:.3g} > {tol}" for name, tol in CHECK_TOL.items()
+               if not chk[name] <= tol]
+        if not bad:
+            break
+    else:
+        return None, "the grid's interpolant disagrees with exact evaluations (" + \
+            "; ".join(bad) + ")", attrs
+    rays = interpolate_rays(fit, density, Z)
+    s, beta = draw_scale_and_beta(density, rays, rng)
+    ll = loglik_at(density, rays, s, beta)
+    grid = xr.Dataset(
+        {"log_ratio": (("node", "component"), fit.nodes_u()),
+         "log_density": (("node",), fit.logp.ravel())},
+        coords={"component": list(density.components)})
+    tree = _tree(density, _t_of(s, rays.u), beta, ll, chains, draws, {"grid": grid})
+    return tree, None, attrs
+
+
+def _importance_method(density, mode, S, chains, draws, rng, min_ess, max_proposals,
+                       progress):
+    rays, lps, lw, khat, ess = _importance(density, mode, rng, min_ess, max_proposals,
+                                           progress)
+    attrs = {"pareto_k": khat, "ess_importance": ess, "n_proposals": len(rays)}
+    if not khat < PARETO_K_MAX:
+        return None, f"PSIS k-hat = {khat:.2f} >= 0.7", attrs
+    w = np.exp(lw)
+    idx = rng.choice(w.size, size=S, replace=True, p=w / w.sum())
+    chosen = rays.take(idx)
+    s, beta = draw_scale_and_beta(density, chosen, rng)  # exact pieces of each proposal
+    ll = loglik_at(density, chosen, s, beta)
+    imp = xr.Dataset(
+        {"log_ratio": (("proposal", "component"), rays.u),
+         "log_density": (("proposal",), lps),
+         "log_weight": (("proposal",), lw)},
+        coords={"component": list(density.components)})
+    tree = _tree(density, _t_of(s, chosen.u), beta, ll, chains, draws, {"importance": imp})
+    tree["sample_stats"]["proposal"] = (("chain", "draw"), idx.reshape(chains, draws))
+    return tree, None, attrs
 
 
 def _draw_beta(mus, Ls, idx, rng, M) -> np.ndarray:
@@ -271,18 +381,22 @@ def sample_multikernel(density: MultiKernelDensity, draws: int = 1000, chains: i
                        seed: int | np.random.Generator | None = None, *,
                        method: str = "auto", tune: int = 1000, min_ess: float | None = None,
                        max_proposals: int | None = None, progressbar: bool = True,
-                       target_accept: float | None = None) -> xr.DataTree:
+                       target_accept: float | None = None, n_check: int = N_CHECK
+                       ) -> xr.DataTree:
     """Posterior draws of (sigma_1..k, sigma_e2, beta) for the several-kernel marginal model.
 
     Parameters
     ----------
     density : MultiKernelDensity
     draws, chains : int
-        ``chains x draws`` draws are returned (for importance sampling, resampled from the
-        weighted proposals; the chains are then only a layout).
+        ``chains x draws`` draws are returned (independent draws for the grid and importance
+        sampling; the chains are then only a layout).
     seed : int or Generator, optional
-    method : {"auto", "importance", "nuts"}
-        ``"auto"``: importance sampling, NUTS with a warning when PSIS k-hat >= 0.7.
+    method : {"auto", "grid", "importance", "nuts"}
+        ``"auto"``: the grid for k <= 2 kernels, importance sampling for more; a failed
+        grid check falls back to importance sampling, PSIS k-hat >= 0.7 to NUTS, each with
+        a :class:`~bayeslmm.errors.SamplingWarning`. A named method raises instead of
+        falling back.
     tune : int
         NUTS warm-up per chain.
     min_ess : float, optional
@@ -292,72 +406,102 @@ def sample_multikernel(density: MultiKernelDensity, draws: int = 1000, chains: i
         At most this many proposals (default ``4 * chains * draws``).
     target_accept : float, optional
         For NUTS.
+    n_check : int
+        Exact evaluations at random posterior draws that check the grid's interpolant.
 
     Returns
     -------
     xarray.DataTree
         ``posterior`` with ``sigma_g2`` and ``h2`` over ``component``, ``sigma_e2``, ``Vp``,
-        ``h2_total``, ``beta`` over ``covariate``; ``posterior.attrs``: ``method``,
-        ``pareto_k``, ``ess_importance``, ``n_proposals``, ``min_ess_bulk``, ``max_rhat``,
-        ``n_divergences``, ``wall_time_s``.
+        ``h2_total``, ``beta`` over ``covariate``; ``log_likelihood`` (log N(y | X beta, V)
+        per draw); ``sample_stats``; ``grid`` or ``importance``. ``posterior.attrs``:
+        ``method``, ``n_cholesky`` (factorisations of V), ``mode_log_sigma``,
+        ``min_ess_bulk``, ``max_rhat``, ``n_divergences``, ``wall_time_s`` and the method's
+        diagnostics (``grid_check_*``, ``n_grid_nodes``; ``pareto_k``, ``ess_importance``,
+        ``n_proposals``).
     """
-    if method not in ("auto", "importance", "nuts"):
-        raise InputError(f"method must be 'auto', 'importance' or 'nuts', got {method!r}")
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(map(repr, METHODS))}, got "
+                         f"{method!r}")
     if draws < 1 or chains < 1:
         raise InputError("draws and chains must be positive")
+    if method == "grid" and density.k > 2:
+        raise InputError(f"method='grid' is for one or two kernels, not {density.k}; use "
+                         "'importance'")
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     S = draws * chains
     min_ess = S / 4 if min_ess is None else float(min_ess)
     max_proposals = 4 * S if max_proposals is None else int(max_proposals)
-    mode, cov = find_mode(density)
-    attrs: dict = {"mode_log_sigma": mode.tolist()}
-    if method in ("auto", "importance"):
-        if not np.all(np.isfinite(cov)):
-            reason = "the Hessian at the mode is not negative definite"
-        else:
-            T, lps, mus, Ls, lls, lw, khat, ess = _importance(density, mode, cov, rng, min_ess,
-                                                         max_proposals, progressbar)
-            attrs.update(pareto_k=khat, ess_importance=ess, n_proposals=int(T.shape[0]))
-            reason = None if khat < PARETO_K_MAX else f"PSIS k-hat = {khat:.2f} >= 0.7"
-        if reason is None:
-            w = np.exp(lw)
-            idx = rng.choice(w.size, size=S, replace=True, p=w / w.sum())
-            beta = _draw_beta(mus, Ls, idx, rng, density.M)
-            post = _dataset(density, T[idx], beta, chains, draws)
-            # log N(y | X beta, V) of each draw from the pieces kept at its proposal.
-            ll = np.array([density.loglik_at_beta(lls[j], mus[j], Ls[j], b)[0]
-                           for j, b in zip(idx, beta, strict=True)])
-            out = xr.DataTree.from_dict({
-                "posterior": post,
-                # No trajectories, so no divergences; the proposal each draw came from.
-                "sample_stats": xr.Dataset(
-                    {"diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool)),
-                     "proposal": (("chain", "draw"), idx.reshape(chains, draws))},
-                    coords={"chain": post.chain, "draw": post.draw}),
-                "log_likelihood": xr.Dataset(
-                    {"y": (("chain", "draw"), ll.reshape(chains, draws))},
-                    coords={"chain": post.chain, "draw": post.draw}),
-                "importance": xr.Dataset(
-                    {"log_sigma": (("proposal", "parameter"), T),
-                     "log_density": (("proposal",), lps),
-                     "log_weight": (("proposal",), lw)},
-                    coords={"parameter": [*density.components, "residual"]})})
-            attrs.update(method="importance", n_divergences=0, max_rhat=float("nan"),
-                         min_ess_bulk=float(ess))
-            out["posterior"].attrs.update(attrs, wall_time_s=time.perf_counter() - t0)
-            return out
-        if method == "importance":
-            raise InputError(f"importance sampling is unreliable here ({reason}); use "
-                             "method='nuts'")
-        warnings.warn(f"importance sampling around the mode is unreliable ({reason}); "
-                      "sampling with NUTS instead (slower: one inverse of V per gradient)",
-                      SamplingWarning, stacklevel=2)
-    if isinstance(seed, np.random.Generator) or seed is None:
-        seed = int(rng.integers(2**31))
-    out = _nuts(density, draws, tune, chains, seed, progressbar, mode, target_accept)
+    bar = _Bar(progressbar, 120 if density.k <= 2 else PILOT + max_proposals)
+    count = {"n": 0}
+
+    def progress(n: int) -> None:
+        count["n"] += n
+        bar(n)
+
+    progress.grow = bar.grow
+    try:
+        mode = find_ratio_mode(density, progress=progress)
+        attrs: dict = {}
+        if np.all(np.isfinite(mode.u)):
+            ray = mode.ray
+            s0 = np.log(ray.q / max(density.N - density.M, 1)) if ray.ok[0] else np.zeros(1)
+            attrs["mode_log_sigma"] = _t_of(s0, mode.u[None])[0].tolist()
+        plan = method if method != "auto" else ("grid" if density.k <= 2 else "importance")
+        tree = None
+        if plan == "grid":
+            if not np.all(np.isfinite(mode.cov)):
+                reason = "the curvature at the mode is not negative definite"
+            else:
+                tree, reason, extra = _grid_method(density, mode, S, chains, draws, rng,
+                                                      n_check, progress)
+                attrs.update(extra)
+            if tree is not None:
+                attrs["method"] = "grid"
+            elif method == "grid":
+                raise InputError(f"the grid posterior is unreliable here ({reason}); use "
+                                 "method='importance' or 'nuts'")
+            else:
+                warnings.warn(f"grid posterior unreliable ({reason}); sampling by importance "
+                              "sampling instead", SamplingWarning, stacklevel=2)
+                plan = "importance"
+        if tree is None and plan == "importance":
+            if not np.all(np.isfinite(mode.cov)):
+                reason = "the curvature at the mode is not negative definite"
+            else:
+                tree, reason, extra = _importance_method(density, mode, S, chains, draws, rng,
+                                                         min_ess, max_proposals, progress)
+                attrs.update(extra)
+            if tree is not None:
+                attrs["method"] = "importance"
+            elif method == "importance":
+                raise InputError(f"importance sampling is unreliable here ({reason}); use "
+                                 "method='nuts'")
+            else:
+                warnings.warn(f"importance sampling around the mode is unreliable ({reason}); "
+                              "sampling with NUTS instead (slower: one inverse of V per "
+                              "gradient)", SamplingWarning, stacklevel=2)
+    finally:
+        bar.close()
     from bayeslmm.bayes.sampling import check_diagnostics
 
-    attrs.update(method="nuts", **check_diagnostics(out, warn=True))
+    if tree is not None:
+        if attrs["method"] == "grid":
+            # Independent draws: their bulk ESS (~ the number of draws) and R-hat, measured
+            # and reported; no warning, since R-hat of iid draws exceeds 1.01 by chance at a
+            # few hundred draws per chain.
+            attrs.update(check_diagnostics(tree, warn=False))
+        else:
+            attrs.update(n_divergences=0, max_rhat=float("nan"),
+                         min_ess_bulk=float(attrs["ess_importance"]))
+        attrs["n_cholesky"] = count["n"]
+        tree["posterior"].attrs.update(attrs, wall_time_s=time.perf_counter() - t0)
+        return tree
+    if isinstance(seed, np.random.Generator) or seed is None:
+        seed = int(rng.integers(2**31))
+    start = np.array(attrs["mode_log_sigma"]) if "mode_log_sigma" in attrs else None
+    out = _nuts(density, draws, tune, chains, seed, progressbar, start, target_accept)
+    attrs.update(method="nuts", n_cholesky=count["n"], **check_diagnostics(out, warn=True))
     out["posterior"].attrs.update(attrs, wall_time_s=time.perf_counter() - t0)
     return out

@@ -29,20 +29,12 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayeslmm.bayes.models import attach_info
-from bayeslmm.bayes.priors import Prior, parse_prior
+from bayeslmm.bayes.priors import Prior, parse_priors
 from bayeslmm.errors import InputError
 
 __all__ = ["multitrait_marginal"]
 
 LOG2PI = float(np.log(2 * np.pi))
-
-
-def _prior(spec, default: Prior) -> Prior:
-    if spec is None:
-        return default
-    if isinstance(spec, Prior):
-        return spec
-    return parse_prior(str(spec))
 
 
 def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None,
@@ -60,8 +52,9 @@ def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None
     X : array_like, shape (N, M), optional
         Shared covariates (default an intercept), given a flat prior and integrated out.
     priors : dict, optional
-        ``"h2"`` and ``"Vp"``: prior strings or :class:`~bayeslmm.bayes.priors.Prior`
-        (per trait, the same family for both traits).
+        ``"h2"`` and ``"Vp"``: prior strings, :class:`~bayeslmm.bayes.priors.Prior` or
+        unnamed PyMC distributions (per trait, the same prior for both traits); h2 needs a
+        distribution on (0, 1), Vp one on the positive reals.
     eta : float
         LKJ shape of the genetic and residual correlation priors (1: uniform; larger values
         shrink towards 0).
@@ -89,9 +82,10 @@ def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None
     unknown = set(pri) - {"h2", "Vp"}
     if unknown:
         raise InputError(f"unknown prior names {sorted(unknown)}; use 'h2' and 'Vp' (and eta=)")
+    parsed = parse_priors(pri, allowed=("h2", "Vp"))
     vy = np.var(mt.Y_res, axis=0, ddof=data.M)
-    h2_prior = _prior(pri.get("h2"), Prior("Beta", {"alpha": 1.0, "beta": 1.0}))
-    Vp_prior = _prior(pri.get("Vp"), None)
+    h2_prior = parsed.get("h2", Prior("Beta", {"alpha": 1.0, "beta": 1.0}))
+    Vp_prior = parsed.get("Vp")
     traits = list(Yc.columns)
     coords = {"trait": traits, "trait_": traits}
     N, M, T = mt.N, mt.M, 2
@@ -133,7 +127,11 @@ def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None
         model=mt, samples=samples, eta=eta,
         priors={"h2": str(h2_prior),
                 "Vp": str(Vp_prior) if Vp_prior else
-                f"HalfNormal(sigma=2.5 var(y_t)) = {2.5 * vy}"}))
+                f"HalfNormal(sigma=2.5 var(y_t)) = {2.5 * vy}"},
+        h2_prior=h2_prior,
+        Vp_priors=(Vp_prior, Vp_prior) if Vp_prior else
+        tuple(Prior("HalfNormal", {"sigma": float(2.5 * v)}) for v in vy),
+        fixed=bool(fixed)))
     return model
 
 
@@ -146,6 +144,9 @@ class MultiTraitInfo:
     samples: Any
     eta: float
     priors: dict
+    h2_prior: Prior | None = None
+    Vp_priors: tuple[Prior, Prior] | None = None  # per trait (the default scales with var y_t)
+    fixed: bool = False
     kind: str = "multitrait"
 
 

@@ -9,6 +9,7 @@ reproducibility, and the R-hat / ESS / divergence checks turned into a
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 
@@ -22,6 +23,8 @@ from bayeslmm.errors import InputError, SamplingWarning
 
 __all__ = ["check_diagnostics", "posterior_predictive", "sample"]
 
+log = logging.getLogger(__name__)
+
 SAMPLERS = ("nutpie", "pymc")
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100  # ArviZ's rule of thumb: bulk ESS >= 100 per chain
@@ -30,7 +33,7 @@ ESS_PER_CHAIN_MIN = 100  # ArviZ's rule of thumb: bulk ESS >= 100 per chain
 def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4,
            seed: int | np.random.Generator | None = None, sampler: str = "nutpie",
            progressbar: bool = True, *, cores: int | None = None,
-           target_accept: float | None = None, log_likelihood: bool = True,
+           target_accept: float | None = None, log_likelihood: bool = False,
            log_prior: bool = True, check: bool = True, compiled_logp: bool = True,
            random_seed: int | np.random.Generator | None = None, **kwargs) -> xr.DataTree:
     """Sample the posterior of a bayeslmm model with NUTS and check the result.
@@ -53,22 +56,36 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         Chains run in parallel on this many cores.
     target_accept : float, optional
         NUTS target acceptance; raise (e.g. 0.95) if divergences are reported.
-    log_likelihood, log_prior : bool
-        Store the pointwise ``log_likelihood`` and ``log_prior`` groups (needed by
-        power-scaling sensitivity, :func:`arviz_stats.psense`).
+    log_likelihood : bool
+        Store the pointwise ``log_likelihood`` group, for PSIS-LOO (``arviz_stats.loo``) and
+        likelihood power scaling. Off by default, as in ``pm.sample`` (``idata_kwargs=
+        {"log_likelihood": True}``): for the one-kernel marginal model the terms are the
+        exact leave-one-out densities p(y_i | y_-i, theta) (:mod:`bayeslmm.bayes.loo`),
+        O(N r) per draw -- at N = 5,000 several times the cost of sampling -- and N values
+        per draw to store.
+    log_prior : bool
+        Store the ``log_prior`` group (prior power scaling, :func:`arviz_stats.psense`).
     check : bool
         Warn (:class:`~bayeslmm.errors.SamplingWarning`) on R-hat > 1.01, bulk ESS below 100
         per chain, or any divergence.
     compiled_logp : bool
         With nutpie, sample the standard one-kernel marginal model (``marginal_grm`` with
-        free variances and the default conditional beta) through its hand-written log-density
-        (:mod:`bayeslmm.bayes.marginal_logp`, compiled once per machine) instead of compiling
-        PyMC's graph in every process (several seconds). Same density, same output; False
-        forces PyMC's graph. The probit threshold model likewise
-        (:mod:`bayeslmm.bayes.threshold_logp`). Several-kernel models go to
-        :func:`bayeslmm.bayes.multikernel_models.sample_model` (beta integrated out,
-        importance sampling of the log-variances with a NUTS fallback; its options
-        ``method``, ``min_ess``, ``max_proposals`` pass through ``**kwargs``).
+        free variances and the default conditional beta) and the two-trait model
+        (``multitrait_marginal`` with its built-in priors) through their hand-written
+        log-densities (:mod:`bayeslmm.bayes.marginal_logp`,
+        :mod:`bayeslmm.bayes.multitrait_logp`, compiled once per machine) instead of
+        compiling PyMC's graph in every process (several seconds; about half a minute for two
+        traits), and likewise the probit threshold model
+        (:mod:`bayeslmm.bayes.threshold_logp`). Same density, same output; other models, and
+        False, use PyMC's graph (the reason is logged at INFO level). Two-trait models are sampled with nutpie's low-rank
+        modified mass matrix (``adaptation="low_rank"``) unless ``nuts={"adaptation":
+        "diag"}``.
+        Several-kernel models go to
+        :func:`bayeslmm.bayes.multikernel_models.sample_model` (beta and the scale
+        integrated out, a checked quadrature grid over the log variance ratios for two
+        kernels, importance sampling for more, NUTS as the last fallback; its options
+        ``method``, ``min_ess``, ``max_proposals``, ``n_check`` pass through
+        ``**kwargs``).
     **kwargs
         Passed to :func:`pymc.sample`.
 
@@ -101,8 +118,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     info = find_info(model)
     if sampler == "nutpie" and compiled_logp and info is not None and \
             info.kind == "marginal-dense":
-        # Several kernels: beta integrated out, importance sampling of the log-variances
-        # (NUTS fallback), O(N^3) per draw instead of per gradient step.
+        # Several kernels: beta and the scale integrated out, the log variance ratios on a
+        # grid (or importance-sampled), ~100 factorisations of V instead of one per step.
         from bayeslmm.bayes.multikernel_models import sample_model
 
         nuts = kwargs.pop("nuts", {})
@@ -124,9 +141,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
                               nuts_sampler=sampler, progressbar=progressbar, model=model,
                               compute_convergence_checks=False, quiet=not progressbar,
                               **kwargs)
-        if log_likelihood and model.observed_RVs:
+        if log_likelihood and model.observed_RVs and not _per_sample_loo_loglik(idata, model):
             idata = pm.stats.compute_log_likelihood(idata, model=model, progressbar=False)
-            _per_sample_loo_loglik(idata, model)
         if log_prior and model.free_RVs:
             idata = pm.stats.compute_log_prior(idata, model=model, progressbar=False)
             _log_prior_of_conditional_beta(idata, model)
@@ -159,19 +175,19 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
     from pymc.backends.arviz import patch_nutpie_idata
 
     nuts = dict(kwargs.pop("nuts", {}))
+    info = find_info(model)
+    if info is not None and getattr(info, "kind", None) == "multitrait":
+        # h2, Vp and the correlations are correlated a posteriori; nutpie's low-rank mass
+        # matrix follows that: at N = 5,000, 27% less sampling time and twice the ESS of
+        # r_g of the diagonal one (benchmarks/bench_multitrait.py).
+        if "low_rank_modified_mass_matrix" not in nuts:
+            nuts.setdefault("adaptation", "low_rank")
     if "max_treedepth" in nuts:
         nuts["maxdepth"] = nuts.pop("max_treedepth")
     if kwargs:
         raise InputError(f"options {sorted(kwargs)} are for sampler='pymc'; nutpie takes "
                          "target_accept and nuts={'max_treedepth': ...}")
-    compiled = None
-    if compiled_logp:
-        from bayeslmm.bayes.marginal_logp import compile_marginal
-        from bayeslmm.bayes.threshold_logp import compile_threshold
-
-        compiled = compile_marginal(model)
-        if compiled is None:
-            compiled = compile_threshold(model)
+    compiled = _hand_compiled(model) if compiled_logp else None
     if compiled is None:
         compiled = nutpie.compile_pymc_model(model)
     t0 = time.perf_counter()
@@ -189,13 +205,36 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
     return idata
 
 
-def _per_sample_loo_loglik(idata: xr.DataTree, model: pm.Model) -> None:
+def _hand_compiled(model: pm.Model):
+    """The model's hand-written log-density as a nutpie model (one-kernel marginal model, two
+    traits, probit threshold model), or None -- with the reason logged -- when the model is not covered."""
+    info = find_info(model)
+    kind = getattr(info, "kind", None)
+    if kind == "multitrait":
+        from bayeslmm.bayes.multitrait_logp import compile_multitrait as compile_model
+        from bayeslmm.bayes.multitrait_logp import supported
+    elif kind == "threshold":
+        from bayeslmm.bayes.threshold_logp import compile_threshold as compile_model
+        from bayeslmm.bayes.threshold_logp import supported
+    else:
+        from bayeslmm.bayes.marginal_logp import compile_marginal as compile_model
+        from bayeslmm.bayes.marginal_logp import supported
+    reason = supported(model)
+    if reason is not None:
+        log.info("No hand-written log-density for this model (%s): compiling PyMC's graph.",
+                 reason)
+        return None
+    return compile_model(model)
+
+
+def _per_sample_loo_loglik(idata: xr.DataTree, model: pm.Model) -> bool:
     """The marginal model's observed terms are rotated eigen-components, which is not what
     PSIS-LOO leaves out: store instead, per sample, the exact leave-one-out predictive
-    densities log p(y_i | y_-i, theta) (bayes/loo.py), and y on the sample scale."""
+    densities log p(y_i | y_-i, theta) (bayes/loo.py), and y on the sample scale. False
+    (nothing stored) for the other models, whose observed terms PyMC computes."""
     info = find_info(model)
     if info is None or getattr(info, "kind", None) != "marginal" or info.latent:
-        return
+        return False
     from bayeslmm.bayes.loo import marginal_loo_loglik
 
     ll = marginal_loo_loglik(idata["posterior"].to_dataset(), info.data, info.decomposition,
@@ -205,6 +244,7 @@ def _per_sample_loo_loglik(idata: xr.DataTree, model: pm.Model) -> None:
         else xr.Dataset()
     obs["y"] = xr.DataArray(info.data.y, dims="sample", coords={"sample": info.data.samples})
     idata["observed_data"] = xr.DataTree(obs)
+    return True
 
 
 def _log_prior_of_conditional_beta(idata: xr.DataTree, model: pm.Model) -> None:

@@ -268,7 +268,8 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
     several = fit.decomposition is None
     if several and method == "quadrature":
         raise InputError("method='quadrature' is for one kernel; with several kernels use "
-                         "method='nuts' (sampled by importance sampling with a NUTS fallback)")
+                         "method='nuts' (sampled by the several-kernel route: a checked grid "
+                         "or importance sampling)")
     dec = fit.decomposition if not several else list(fit.data.Ks)
     kw = {"component_names": list(fit.components)} if several else {}
     h2_name = "h2_total" if several else "h2"
@@ -308,8 +309,10 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         data_y = fit.data.y
         Xd = fit.data.X
         model = marginal_grm(data_y, dec, Xd, priors=spec, **kw)
+        # Several kernels: likelihood power scaling reads the stored (per-draw) totals; one
+        # kernel: the joint is computed from the decomposition (_psense), nothing stored.
         idata = sample(model, draws=draws, tune=tune, chains=chains, seed=s, sampler=sampler,
-                       progressbar=progressbar)
+                       progressbar=progressbar, log_likelihood=several)
         posteriors[label] = idata
         info = model_info(model)
         h2 = posterior_draws(idata, h2_name)

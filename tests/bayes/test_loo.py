@@ -69,7 +69,8 @@ def test_loo_densities_equal_brute_force_conditioning(rng, P):
 def test_sample_stores_per_sample_loo_terms():
     y, K, X, *_ = simulate(N=60, P=200, h2=0.5, seed=2)
     model = marginal_grm(y, K, X)
-    idata = sample(model, draws=200, tune=200, chains=2, seed=1, progressbar=False)
+    idata = sample(model, draws=200, tune=200, chains=2, seed=1, progressbar=False,
+                   log_likelihood=True)
     ll = idata["log_likelihood"]
     assert list(ll.data_vars) == ["y"] and ll["y"].sizes["sample"] == 60
     info = model_info(model)
@@ -91,17 +92,17 @@ def test_loo_prefers_the_true_model_of_two_nested_ones():
     # Truth with a GRM (h2 = 0.6): loo prefers the GRM model over the linear model, clearly.
     y, K, X, *_ = simulate(N=200, P=400, h2=0.6, seed=8)
     with_grm = sample(marginal_grm(y, K, X), draws=500, tune=500, chains=2, seed=1,
-                      progressbar=False)
+                      progressbar=False, log_likelihood=True)
     without = sample(fixed_effects(y, X), draws=500, tune=500, chains=2, seed=1,
-                     progressbar=False)
+                     progressbar=False, log_likelihood=True)
     diff = elpd(with_grm) - elpd(without)
     assert diff.sum() > 2 * np.sqrt(diff.size * diff.var())  # elpd_diff > 2 SE
     # Truth without (h2 = 0): the extra kernel buys nothing; loo does not prefer it beyond
     # noise (the difference is within two standard errors, or favours the simpler model).
     y0, K0, X0, *_ = simulate(N=200, P=400, h2=0.0, seed=9)
     with_grm = sample(marginal_grm(y0, K0, X0), draws=500, tune=500, chains=2, seed=1,
-                      progressbar=False)
+                      progressbar=False, log_likelihood=True)
     without = sample(fixed_effects(y0, X0), draws=500, tune=500, chains=2, seed=1,
-                     progressbar=False)
+                     progressbar=False, log_likelihood=True)
     diff0 = elpd(with_grm) - elpd(without)
     assert diff0.sum() < 2 * np.sqrt(diff0.size * diff0.var())

@@ -15,6 +15,9 @@ from bayeslmm.bayes.models import model_info
 
 from helpers import simulate
 
+# Small graphs: PyTensor's Python implementations beat compiling them (seconds each).
+FAST = "FAST_COMPILE"
+
 PRIORS = [
     None,  # defaults: h2 ~ Beta(1, 1), Vp ~ HalfNormal(2.5 var y), beta data-scaled Normal
     {"h2": "Beta(2, 5)", "Vp": "InverseGamma(2, 1)", "beta": "Flat()"},
@@ -87,8 +90,8 @@ def test_logp_and_gradient_equal_references(spec, M, singular):
     model = marginal_grm(y, K, X, priors=spec)
     assert supported(model) is None
     compiled = compile_marginal(model)
-    logp = model.compile_logp(jacobian=True)
-    dlogp = model.compile_dlogp(jacobian=True)
+    logp = model.compile_logp(jacobian=True, mode=FAST)
+    dlogp = model.compile_dlogp(jacobian=True, mode=FAST)
     rng = np.random.default_rng(M + 10 * singular)
     points = [rng.normal(scale=1.5, size=2 + M) for _ in range(4)]
     ours = [evaluate(compiled, x) for x in points]
@@ -123,7 +126,7 @@ def test_stored_values_equal_pymc(spec):
     compiled = compile_marginal(model)
     uv = model.unobserved_value_vars
     fn = model.compile_fn(uv, inputs=model.value_vars, on_unused_input="ignore",
-                          point_fn=False)
+                          point_fn=False, mode=FAST)
     rng = np.random.default_rng(5)
     for _ in range(3):
         x = rng.normal(size=4)
@@ -173,8 +176,9 @@ def test_posterior_equals_pymc_graph(sim300):
     error, and the two DataTrees have the same variables, dims and coordinates."""
     y, K, X, Z, fit = sim300
     model = marginal_grm(y, fit.decomposition, X)
-    fast = sample(model, draws=1000, chains=4, seed=3, progressbar=False)
-    slow = sample(model, draws=1000, chains=4, seed=4, progressbar=False, compiled_logp=False)
+    fast = sample(model, draws=1000, chains=4, seed=3, progressbar=False, log_likelihood=True)
+    slow = sample(model, draws=1000, chains=4, seed=4, progressbar=False, compiled_logp=False,
+                  log_likelihood=True)
     pf, ps = fast["posterior"], slow["posterior"]
     assert set(pf.data_vars) == set(ps.data_vars)
     for name in pf.data_vars:
@@ -204,7 +208,8 @@ def _loglik_at(model, idata, n):
     post = idata["posterior"]
     obs = [model[n] for n in ("y_rot", "y_null") if n in model.named_vars]
     f = model.compile_fn(model.logp(vars=obs, sum=True, jacobian=False),
-                         inputs=model.value_vars, on_unused_input="ignore", point_fn=False)
+                         inputs=model.value_vars, on_unused_input="ignore", point_fn=False,
+                         mode=FAST)
     out = []
     for d in range(n):
         vals = {}

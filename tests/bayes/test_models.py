@@ -13,13 +13,23 @@ from bayeslmm.errors import InputError
 
 from .conftest import to_values
 
+# Small graphs: PyTensor's Python implementations beat compiling them (seconds each).
+FAST = "FAST_COMPILE"
+
 PRI = {"h2": "Beta(2, 3)", "Vp": "InverseGamma(3, 2)", "beta": "Normal(0, 5)"}
 PRI_VAR = {"sigma_g2": "HalfNormal(1.5)", "sigma_e2": "HalfStudentT(4, 1)",
            "beta": "Normal(1, 10)"}
 
 
+_COMPILED: dict = {}
+
+
 def _logp(model, natural):
-    return float(model.compile_logp(jacobian=False)(to_values(model, natural)))
+    # One compilation per model (each costs seconds), kept with the model it belongs to.
+    hit = _COMPILED.get(id(model))
+    if hit is None or hit[0] is not model:
+        hit = _COMPILED[id(model)] = (model, model.compile_logp(jacobian=False, mode=FAST))
+    return float(hit[1](to_values(model, natural)))
 
 
 def _points(rng, M, n=3):
@@ -78,7 +88,7 @@ def test_marginal_matches_spectral_ml(sim300, rng):
     y, K, X, Z, fit = sim300
     m = marginal_grm(y, fit.decomposition, X, priors={**PRI, "beta": "Flat()"},
                      beta_param="direct")
-    ll = m.compile_fn(m.datalogp, inputs=m.value_vars)
+    ll = m.compile_fn(m.datalogp, inputs=m.value_vars, mode=FAST)
     for p in _points(rng, 2):
         vals = to_values(m, p)
         ref = fit.model.loglik(p["h2"] * p["Vp"], (1 - p["h2"]) * p["Vp"], reml=False,
@@ -134,8 +144,8 @@ def test_several_kernels_dense_path(small, rng):
     assert _logp(m, {"sigma_g2": sg, "sigma_e2": se, "beta": b}) == pytest.approx(ref)
     # With the second variance at 0, the dense path equals the spectral one.
     m1 = marginal_grm(y, K, X, priors=PRI_VAR, beta_param="direct")
-    l1 = m1.compile_fn(m1.datalogp, inputs=m1.value_vars)
-    l2 = m.compile_fn(m.datalogp, inputs=m.value_vars)
+    l1 = m1.compile_fn(m1.datalogp, inputs=m1.value_vars, mode=FAST)
+    l2 = m.compile_fn(m.datalogp, inputs=m.value_vars, mode=FAST)
     v1 = to_values(m1, {"sigma_g2": 0.4, "sigma_e2": se, "beta": b})
     v2 = to_values(m, {"sigma_g2": np.array([0.4, 1e-300]), "sigma_e2": se, "beta": b})
     assert float(l1(v1)) == pytest.approx(float(l2(v2)), rel=1e-10)
@@ -167,7 +177,10 @@ def test_conditional_beta_is_the_same_model(small, rng, beta_prior):
     cond = marginal_grm(y, K, X, priors=pri)
     assert "beta_z" in [rv.name for rv in cond.free_RVs]
     beta_graph = cond.replace_rvs_by_values([cond["beta"]])[0]
-    beta_of = cond.compile_fn(beta_graph, inputs=cond.value_vars, on_unused_input="ignore")
+    beta_of = cond.compile_fn(beta_graph, inputs=cond.value_vars, on_unused_input="ignore",
+                               mode=FAST)
+    logp_cond = cond.compile_logp(jacobian=False, mode=FAST)
+    logp_direct = direct.compile_logp(jacobian=False, mode=FAST)
     for p in _points(rng, M):
         z = rng.normal(size=M)
         point = to_values(cond, {"h2": p["h2"], "Vp": p["Vp"], "beta_z": z})
@@ -183,8 +196,9 @@ def test_conditional_beta_is_the_same_model(small, rng, beta_prior):
         L = np.linalg.cholesky(A)
         np.testing.assert_allclose(beta, mean + np.linalg.solve(L.T, z), rtol=1e-8)
         log_jac = -np.log(np.diag(L)).sum()
-        want = _logp(direct, {"h2": p["h2"], "Vp": p["Vp"], "beta": beta}) + log_jac
-        got = float(cond.compile_logp(jacobian=False)(point))
+        want = float(logp_direct(to_values(direct, {"h2": p["h2"], "Vp": p["Vp"],
+                                                     "beta": beta}))) + log_jac
+        got = float(logp_cond(point))
         assert got == pytest.approx(want, rel=1e-9, abs=1e-7)
 
 
@@ -199,7 +213,8 @@ def test_conditional_beta_many_covariates_uses_lapack_path(rng):
     y = X @ rng.normal(size=M) + rng.standard_normal(N)
     cond = marginal_grm(y, K, X, priors={"beta": "Flat()"})
     beta_graph = cond.replace_rvs_by_values([cond["beta"]])[0]
-    beta_of = cond.compile_fn(beta_graph, inputs=cond.value_vars, on_unused_input="ignore")
+    beta_of = cond.compile_fn(beta_graph, inputs=cond.value_vars, on_unused_input="ignore",
+                               mode=FAST)
     z = rng.normal(size=M)
     point = to_values(cond, {"h2": 0.4, "Vp": 1.3, "beta_z": z})
     V = 1.3 * (0.4 * K + 0.6 * np.eye(N))
@@ -207,3 +222,30 @@ def test_conditional_beta_many_covariates_uses_lapack_path(rng):
     mean = np.linalg.solve(A, X.T @ np.linalg.solve(V, y))
     L = np.linalg.cholesky(A)
     np.testing.assert_allclose(beta_of(point), mean + np.linalg.solve(L.T, z), rtol=1e-8)
+
+
+def test_metadata_survives_do_observe_and_clone(small):
+    """Issue 10: what a builder knew (data, decomposition, priors) is found again on models
+    PyMC derives from it -- pm.do, pm.observe, clone_model -- with no attribute patched
+    onto pm.Model; a model not built here has none."""
+    import pymc as pm
+    from pymc.model.fgraph import clone_model
+
+    from bayeslmm.bayes.models import find_info, model_info
+
+    y, K, X, Z, g = small
+    model = marginal_grm(y, K, X)
+    info = model_info(model)
+    derived = {"do": pm.do(model, {"h2": 0.4}),
+               "observe": pm.observe(model, {"h2": 0.4}),
+               "clone": clone_model(model)}
+    for how, m in derived.items():
+        assert find_info(m) is info, how
+    # the intervention really happened (so the check above is about a different model)
+    assert "h2" not in [rv.name for rv in derived["do"].free_RVs]
+    assert "h2" in [rv.name for rv in derived["observe"].observed_RVs]
+    with pm.Model() as plain:
+        pm.Normal("x")
+    assert find_info(plain) is None
+    with pytest.raises(InputError, match="not built by bayeslmm"):
+        model_info(plain)

@@ -1,10 +1,11 @@
 """The several-kernel marginal model: its log-density against scipy's dense MvNormal, its
 gradient against finite differences, k = 1 against the one-kernel compiled density and
-posterior, and the importance-sampling posterior against brute-force grid integration over
-(sigma_1, sigma_2, sigma_e2)."""
+posterior, and the grid and importance-sampling posteriors against brute-force integration
+over (sigma_1, sigma_2, sigma_e2) (independent of the ray decomposition both use)."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -20,22 +21,7 @@ from bayeslmm.bayes.priors import default_priors
 from bayeslmm.data import prepare
 from bayeslmm.errors import InputError, SamplingWarning
 
-from helpers import simulate
-
-
-def _two_kernels(N: int, seed: int = 1, groups: int = 15):
-    """A GRM from 2N SNPs, a group-indicator kernel, two covariates; true variances
-    (0.4, 0.3, 0.5)."""
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((N, 2 * N))
-    K1 = Z @ Z.T / Z.shape[1]
-    grp = rng.integers(0, groups, N)
-    K2 = (grp[:, None] == grp[None, :]).astype(float)
-    X = np.column_stack([np.ones(N), rng.standard_normal(N)])
-    V = 0.4 * K1 + 0.3 * K2 + 0.5 * np.eye(N)
-    y = X @ [1.0, 0.5] + np.linalg.cholesky(V) @ rng.standard_normal(N)
-    return y, K1, K2, X
-
+from helpers import simulate, two_kernels
 
 PRIORS = [
     None,
@@ -48,7 +34,7 @@ PRIORS = [
 @pytest.mark.parametrize("spec", PRIORS)
 @pytest.mark.parametrize("dirichlet", [None, [2.0, 1.0, 3.0]])
 def test_logp_equals_scipy_mvnormal_and_gradient_equals_finite_differences(spec, dirichlet):
-    y, K1, K2, X = _two_kernels(80)
+    y, K1, K2, X = two_kernels(80)
     data = prepare(y, [K1, K2], X)
     if dirichlet is not None:
         spec = {"beta": "Normal(0, 3)"} if spec is None else {"beta": spec.get("beta",
@@ -79,7 +65,7 @@ def test_flat_beta_gives_the_restricted_likelihood():
     """With beta flat the density's likelihood is REML's (notes 4.3.2), up to a constant."""
     from bayeslmm.reml import reml
 
-    y, K1, K2, X = _two_kernels(80)
+    y, K1, K2, X = two_kernels(80)
     data = prepare(y, [K1, K2], X)
     d = MultiKernelDensity.of(data, default_priors({"beta": "Flat()"}, data.y, data.X,
                                                     kind="lmm-variances"))
@@ -116,7 +102,8 @@ def test_one_kernel_equals_the_compiled_one_kernel_density():
         np.testing.assert_allclose(gr, g1[:2], rtol=1e-8, atol=1e-9)
 
 
-def test_one_kernel_posterior_reproduces_todays_one_kernel_posterior():
+@pytest.mark.parametrize("method", ["grid", "importance"])
+def test_one_kernel_posterior_reproduces_todays_one_kernel_posterior(method):
     y, K, X, Z, g = simulate(N=150, P=300, h2=0.5, seed=5)
     spec = {"sigma_g2": "HalfNormal(2)", "sigma_e2": "HalfNormal(2)"}
     one = sample(marginal_grm(y, K, X, priors=spec), draws=1000, chains=2, seed=1,
@@ -125,14 +112,22 @@ def test_one_kernel_posterior_reproduces_todays_one_kernel_posterior():
     data = prepare(y, [K], X)
     d = MultiKernelDensity.of(data, default_priors(spec, data.y, data.X,
                                                    kind="lmm-variances"))
-    mk = mks.sample_multikernel(d, draws=1000, chains=2, seed=2, progressbar=False)
-    assert mk["posterior"].attrs["method"] == "importance"
-    a = one["posterior"]["h2"].values.ravel()
-    b = mk["posterior"]["h2"].values[..., 0].ravel()
-    ess = min(one["posterior"].attrs["min_ess_bulk"], mk["posterior"].attrs["ess_importance"])
-    mcse = np.std(a) * np.sqrt(2.0 / ess)
-    assert abs(a.mean() - b.mean()) < 4 * mcse
-    assert np.std(b) == pytest.approx(np.std(a), rel=0.15)
+    mk = mks.sample_multikernel(d, draws=1000, chains=2, seed=2, progressbar=False,
+                                method=method)
+    post = mk["posterior"]
+    assert post.attrs["method"] == method
+    if method == "grid":  # k = 1: a one-dimensional grid, a few dozen factorisations
+        assert len(post.attrs["grid_shape"]) == 1 and post.attrs["n_cholesky"] < 60
+    for name, a, b in (("h2", one["posterior"]["h2"].values.ravel(),
+                        post["h2"].values[..., 0].ravel()),
+                       ("sigma_e2", one["posterior"]["sigma_e2"].values.ravel(),
+                        post["sigma_e2"].values.ravel()),
+                       ("beta", one["posterior"]["beta"].values[..., 0].ravel(),
+                        post["beta"].values[..., 0].ravel())):
+        ess = min(one["posterior"].attrs["min_ess_bulk"], post.attrs["min_ess_bulk"])
+        mcse = np.std(a) * np.sqrt(2.0 / ess)
+        assert abs(a.mean() - b.mean()) < 4 * mcse, name
+        assert np.std(b) == pytest.approx(np.std(a), rel=0.15), name
 
 
 def _grid_posterior(d: MultiKernelDensity, mode, cov, n: int = 18, width: float = 5.0):
@@ -153,50 +148,74 @@ def _grid_posterior(d: MultiKernelDensity, mode, cov, n: int = 18, width: float 
 
 
 @pytest.mark.slow
-def test_importance_posterior_matches_grid_integration():
-    y, K1, K2, X = _two_kernels(150, seed=4)
+@pytest.mark.parametrize("method", ["grid", "importance"])
+@pytest.mark.parametrize("dirichlet", [None, [2.0, 1.0, 3.0]])
+def test_importance_posterior_matches_grid_integration(method, dirichlet):
+    """Both fast paths (the u-grid with its spline, importance sampling in u) against a
+    brute-force 18^3 grid over t = log(sigma_1, sigma_2, sigma_e2) that evaluates the dense
+    density directly; independent priors and a Dirichlet prior on the proportions."""
+    y, K1, K2, X = two_kernels(150, seed=4)
     data = prepare(y, [K1, K2], X)
     d = MultiKernelDensity.of(data, default_priors(None, data.y, data.X,
-                                                   kind="lmm-variances"))
-    out = mks.sample_multikernel(d, draws=1000, chains=4, seed=3, progressbar=False)
+                                                   kind="lmm-variances"), dirichlet=dirichlet)
+    out = mks.sample_multikernel(d, draws=1000, chains=4, seed=3, progressbar=False,
+                                 method=method)
     post = out["posterior"]
-    assert post.attrs["method"] == "importance"
-    assert post.attrs["pareto_k"] < mks.PARETO_K_MAX
-    mode, cov = mks.find_mode(d)
-    mean, sd, total = _grid_posterior(d, mode, cov)
+    assert post.attrs["method"] == method
+    if method == "importance":
+        assert post.attrs["pareto_k"] < mks.PARETO_K_MAX
+    else:
+        assert post.attrs["grid_check_logp"] < 0.02 and post.attrs["n_cholesky"] < 400
+    mean, sd, total, mean2 = _brute_force_reference(None if dirichlet is None
+                                                    else tuple(dirichlet))
     h2 = post["h2"].values.reshape(-1, 2)
-    ess = post.attrs["ess_importance"]
+    ess = post.attrs["min_ess_bulk"]
     mcse = sd / np.sqrt(ess)
     np.testing.assert_array_less(np.abs(h2.mean(0) - mean), 4 * mcse)
     np.testing.assert_allclose(h2.std(0), sd, rtol=0.1)
     assert abs(post["h2_total"].values.mean() - total) < 4 * np.std(h2.sum(1)) / np.sqrt(ess)
-    # The other direction: a grid of a different model (y scaled) is far outside the error.
     # The other direction: the same check against the posterior of other data (fresh noise,
     # same kernels) fails by far.
+    assert np.max(np.abs(h2.mean(0) - mean2)) > 10 * np.max(mcse)
+
+
+@functools.lru_cache(maxsize=4)
+def _brute_force_reference(dirichlet):
+    """Brute-force moments for the test above (computed once per prior): h2 mean, SD and
+    h2_total's mean of the data, and h2's mean for other data (fresh noise)."""
+    y, K1, K2, X = two_kernels(150, seed=4)
+    d = MultiKernelDensity.of(prepare(y, [K1, K2], X), default_priors(
+        None, y, X, kind="lmm-variances"), dirichlet=dirichlet)
+    mean, sd, total = _grid_posterior(d, *mks.find_mode(d))
     y2 = np.random.default_rng(0).standard_normal(150)
     d2 = MultiKernelDensity.of(prepare(y2, [K1, K2], X), default_priors(
-        None, y2, X, kind="lmm-variances"))
+        None, y2, X, kind="lmm-variances"), dirichlet=dirichlet)
     mean2, _, _ = _grid_posterior(d2, *mks.find_mode(d2), n=10)
-    assert np.max(np.abs(h2.mean(0) - mean2)) > 10 * np.max(mcse)
+    return mean, sd, total, mean2
 
 
 @pytest.mark.slow
 def test_nuts_fallback_when_pareto_k_fails_agrees_with_the_grid(monkeypatch):
-    """N = 60 and 6 groups (a posterior far from Gaussian in log-variances). When PSIS k-hat
-    fails the threshold (forced here: with the defensive mixture it passes on this data) the
-    sampler warns and runs NUTS on the same density; NUTS then agrees with brute-force
-    integration."""
+    """N = 60 and 6 groups (a posterior far from Gaussian in log-variances). When the grid's
+    check fails, the sampler warns and importance-samples; when PSIS k-hat fails too (both
+    forced here: they pass on this data) it warns and runs NUTS on the same density; NUTS
+    then agrees with brute-force integration."""
     monkeypatch.setattr(mks, "PARETO_K_MAX", -np.inf)
-    y, K1, K2, X = _two_kernels(60, seed=7, groups=6)
+    monkeypatch.setattr(mks, "CHECK_TOL", {"logp": -1.0, "loglik": -1.0, "beta": -1.0})
+    y, K1, K2, X = two_kernels(60, seed=7, groups=6)
     data = prepare(y, [K1, K2], X)
     d = MultiKernelDensity.of(data, default_priors(None, data.y, data.X,
                                                    kind="lmm-variances"))
-    with pytest.warns(SamplingWarning, match="k-hat"):
+    with pytest.warns(SamplingWarning) as record:
         out = mks.sample_multikernel(d, draws=200, tune=200, chains=2, seed=1,
                                      progressbar=False)
+    messages = [str(r.message) for r in record]
+    assert any("interpolant disagrees" in m for m in messages)
+    assert any("k-hat" in m for m in messages)
     post = out["posterior"]
     assert post.attrs["method"] == "nuts"
-    assert np.isfinite(post.attrs["pareto_k"])
+    assert np.isfinite(post.attrs["pareto_k"]) and np.isfinite(post.attrs["grid_check_logp"])
+    assert post.attrs["grid_spacing"] == pytest.approx(mks.SPACING / 2)  # refined once
     assert post.attrs["n_divergences"] == 0
     mean, sd, _ = _grid_posterior(d, np.array(post.attrs["mode_log_sigma"]),
                                   np.diag([1.0, 4.0, 0.2]), n=24, width=4.0)
@@ -206,37 +225,50 @@ def test_nuts_fallback_when_pareto_k_fails_agrees_with_the_grid(monkeypatch):
     with pytest.raises(InputError, match="importance sampling is unreliable"):
         mks.sample_multikernel(d, draws=100, chains=1, method="importance",
                                progressbar=False)
+    with pytest.raises(InputError, match="grid posterior is unreliable"):
+        mks.sample_multikernel(d, draws=100, chains=1, method="grid", progressbar=False)
 
 
 def test_sample_routes_several_kernels_to_the_fast_path():
-    y, K1, K2, X = _two_kernels(100, seed=2)
+    y, K1, K2, X = two_kernels(100, seed=2)
     model = marginal_grm(y, [K1, K2], X, component_names=["grm", "group"])
-    idata = sample(model, draws=250, chains=2, seed=1, progressbar=False)
+    idata = sample(model, draws=250, chains=2, seed=1, progressbar=False, log_likelihood=True)
     post = idata["posterior"]
-    assert post.attrs["method"] == "importance"
+    assert post.attrs["method"] == "grid"
     assert list(post["h2"].component.values) == ["grm", "group"]
-    for group in ("log_likelihood", "log_prior", "observed_data", "importance"):
+    for group in ("log_likelihood", "log_prior", "observed_data", "grid"):
         assert group in idata.children
-    # The stored log-likelihood is log N(y | X beta, V) of each draw.
-    s = post.isel(chain=0, draw=0)
-    V = (float(s["sigma_g2"][0]) * K1 + float(s["sigma_g2"][1]) * K2
-         + float(s["sigma_e2"]) * np.eye(100))
-    ref = stats.multivariate_normal(X @ s["beta"].values, V).logpdf(y)
-    assert float(idata["log_likelihood"]["y"].isel(chain=0, draw=0)) == pytest.approx(
-        ref, abs=1e-8)
+    imp = sample(model, draws=250, chains=2, seed=1, progressbar=False, method="importance",
+                 log_likelihood=True)
+    assert "importance" in imp.children
+    # The stored log-likelihood is log N(y | X beta, V) of each draw: exactly for importance
+    # sampling (each proposal's own factorisation), to the checked accuracy of the
+    # interpolated pieces for the grid.
+    for tree, tol in ((imp, 1e-8), (idata, post.attrs["grid_check_loglik"] + 0.01)):
+        for d in range(3):
+            s = tree["posterior"].isel(chain=0, draw=d)
+            V = (float(s["sigma_g2"][0]) * K1 + float(s["sigma_g2"][1]) * K2
+                 + float(s["sigma_e2"]) * np.eye(100))
+            ref = stats.multivariate_normal(X @ s["beta"].values, V).logpdf(y)
+            ll = float(tree["log_likelihood"]["y"].isel(chain=0, draw=d))
+            assert ll == pytest.approx(ref, abs=tol)
+    assert post.attrs["grid_check_loglik"] < 0.05
     # Same model object, Dirichlet on the proportions: a different prior, same machinery.
     m2 = marginal_multikernel(y, [K1, K2], X, dirichlet=1.0)
     assert density_of(m2).dirichlet.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_bad_inputs_are_one_line_errors():
-    y, K1, K2, X = _two_kernels(40)
+    y, K1, K2, X = two_kernels(40)
     data = prepare(y, [K1, K2], X)
     pri = default_priors(None, data.y, data.X, kind="lmm-variances")
     with pytest.raises(InputError, match="Dirichlet concentrations must be positive"):
         MultiKernelDensity.of(data, pri, dirichlet=[1.0, -1.0, 1.0])
     with pytest.raises(InputError, match="method must be"):
         mks.sample_multikernel(MultiKernelDensity.of(data, pri), method="gibbs")
+    with pytest.raises(InputError, match="for one or two kernels"):
+        mks.sample_multikernel(MultiKernelDensity.of(prepare(y, [K1, K2, K1 + K2], X), pri),
+                               method="grid")
     with pytest.raises(InputError, match="not covered by the several-kernel"):
         MultiKernelDensity.of(data, default_priors({"sigma_g2": pm.HalfNormal.dist(1.0)},
                                                    data.y, data.X, kind="lmm-variances"))
@@ -255,7 +287,7 @@ def test_low_rank_route_equals_the_dense_density(second, dirichlet):
     stacked factors gives the dense Cholesky's density to 1e-9."""
     from bayeslmm.bayes.multikernel_lowrank import LowRankDensity, low_rank_factor
 
-    y, K1, K2, X = _two_kernels(90, seed=3)
+    y, K1, K2, X = two_kernels(90, seed=3)
     if second == "snps":
         Zs = np.random.default_rng(1).standard_normal((90, 20))
         K2 = Zs @ Zs.T / 20
@@ -274,6 +306,10 @@ def test_low_rank_route_equals_the_dense_density(second, dirichlet):
         assert ll1 == pytest.approx(ll2, abs=1e-9)
         np.testing.assert_allclose(low.logp_grad(t)[1], dense.logp_grad(t)[1], rtol=1e-5,
                                    atol=1e-5)
+        # the ray pieces (the grid's and importance sampler's unit of work) agree too
+        u = t[:2] - t[2]
+        for a, b in zip(low.ray(u), dense.ray(u), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
     # Two full-rank kernels: no low-rank form (the dense route is used).
     assert low_rank_factor(K1, 45) is None
     pri = default_priors(None, data.y, data.X, kind="lmm-variances")

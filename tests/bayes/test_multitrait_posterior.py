@@ -1,5 +1,8 @@
 """NUTS posterior of r_g against brute-force numerical integration on a tiny data set.
 
+NUTS runs on the hand-written log-density (:mod:`bayeslmm.bayes.multitrait_logp`, what
+``sample`` uses by default); tests/bayes/test_multitrait_logp.py ties that density to PyMC's.
+
 The reference integrates the posterior over all six variance parameters (h2_1, h2_2, Vp_1,
 Vp_2, r_g, r_e) by importance sampling, independently of MCMC and of PyMC: 400,000 points
 from a heavy-tailed (multivariate t, 4 df) proposal in the unconstrained coordinates (logit
@@ -13,6 +16,7 @@ import pytest
 from scipy import special, stats
 
 import bayeslmm
+from bayeslmm.bayes.multitrait_logp import supported
 from bayeslmm.bayes.multitrait_models import multitrait_marginal
 from bayeslmm.multitrait_likelihood import dense_multitrait_loglik
 
@@ -131,8 +135,10 @@ def test_nuts_rg_equals_numerical_integration(tiny):
     w, rg_pts = _reference_posterior(Y, dec, vy)
     # A good proposal: many effective points and no single point dominating the integral.
     assert 1 / np.sum(w**2) > 50_000 and w.max() < 1e-3
-    idata = bayeslmm.sample(multitrait_marginal(Y, dec), draws=1000, tune=1000, chains=4,
-                            seed=2, progressbar=False, log_prior=False, target_accept=0.9)
+    model = multitrait_marginal(Y, dec)
+    assert supported(model) is None  # sampled through the hand-written log-density
+    idata = bayeslmm.sample(model, draws=1000, tune=1000, chains=4, seed=2,
+                            progressbar=False, log_prior=False, target_accept=0.9)
     rg = idata["posterior"]["r_g"].values.ravel()
     ess = float(azs.ess(idata, var_names=["r_g"], method="bulk")["r_g"])
     mcse = rg.std() / np.sqrt(ess)

@@ -119,11 +119,14 @@ def test_no_divergences_default_priors(h2):
 def test_sample_layout_reproducible_and_pymc_sampler(small):
     y, K, X, Z, g = small
     m = marginal_grm(y, K, X)
-    a = sample(m, draws=200, tune=300, chains=2, seed=42, progressbar=False, check=False)
+    a = sample(m, draws=200, tune=300, chains=2, seed=42, progressbar=False, check=False,
+               log_likelihood=True)
     b = sample(m, draws=200, tune=300, chains=2, seed=42, progressbar=False, check=False)
     np.testing.assert_array_equal(a["posterior"]["h2"].values, b["posterior"]["h2"].values)
     for grp in ("posterior", "sample_stats", "log_likelihood", "log_prior", "observed_data"):
         assert grp in a.children, grp
+    # log_likelihood is opt-in, as in pm.sample (N values per draw, O(N r) each)
+    assert "log_likelihood" not in b.children and "log_prior" in b.children
     post = a["posterior"]
     for name in ("h2", "Vp", "sigma_g2", "sigma_e2", "beta"):
         assert name in post
@@ -133,7 +136,7 @@ def test_sample_layout_reproducible_and_pymc_sampler(small):
     ps = azs.psense(a, var_names=["h2"], group="prior")
     assert np.isfinite(float(ps["h2"]))
     c = sample(m, draws=100, tune=200, chains=2, seed=1, sampler="pymc", progressbar=False,
-               check=False)
+               check=False, log_likelihood=True)
     assert c["posterior"].attrs["sampler"] == "pymc" and "log_likelihood" in c.children
     with pytest.raises(InputError):
         sample(m, sampler="stan")

@@ -272,32 +272,6 @@ cat(sprintf("%f %f %f\n", as.numeric(difftime(t1, t0, units = "secs")), sum(st),
 """
 
 
-def _r_libs_with_boost(tmp_path) -> dict:
-    """Environment for Rscript in which rstan finds Boost.
-
-    Debian's r-cran-bh (1.74.0-2) ships BH without its ``include`` directory (the headers
-    are libboost-dev's, in /usr/include), and rstan then stops with "Boost not found". A
-    private copy of BH whose ``include`` points at /usr/include, first on R_LIBS, fixes it
-    for this process only.
-    """
-    import os
-    import shutil
-    import subprocess
-
-    env = dict(os.environ)
-    probe = subprocess.run(["Rscript", "-e", "cat(system.file('include', 'boost', "
-                            "package = 'BH'), find.package('BH', quiet = TRUE))"],
-                           capture_output=True, text=True)
-    parts = probe.stdout.split()
-    if len(parts) == 1 and os.path.isdir("/usr/include/boost"):
-        lib = tmp_path / "rlib"
-        lib.mkdir()
-        shutil.copytree(parts[0], lib / "BH", symlinks=True)
-        (lib / "BH" / "include").symlink_to("/usr/include")
-        env["R_LIBS"] = f"{lib}:{env['R_LIBS']}" if env.get("R_LIBS") else str(lib)
-    return env
-
-
 def run_brms(y, K, tmp_path, chains=2, draws=500, timeout=1800):
     """brms bernoulli(probit) + (1 | gr(id, cov = K)) with bayeslmm's default priors; returns
     the draws (h2, intercept) and (wall s incl. compile, sampling s, ESS bulk of h2)."""
@@ -305,7 +279,7 @@ def run_brms(y, K, tmp_path, chains=2, draws=500, timeout=1800):
 
     import pandas as pd
 
-    from peers import missing, require_tool
+    from peers import missing, r_env_with_boost, require_tool
 
     rscript = require_tool("Rscript")
     probe = subprocess.run([rscript, "-e", "cat(requireNamespace('brms', quietly=TRUE))"],
@@ -317,7 +291,7 @@ def run_brms(y, K, tmp_path, chains=2, draws=500, timeout=1800):
     np.savetxt(tmp_path / "K.txt", K, fmt="%.17g")
     (tmp_path / "fit.R").write_text(BRMS_SCRIPT)
     proc = subprocess.run([rscript, "fit.R", str(chains), str(draws)], cwd=tmp_path,
-                          env=_r_libs_with_boost(tmp_path), capture_output=True, text=True,
+                          env=r_env_with_boost(tmp_path), capture_output=True, text=True,
                           timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"brms failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -46,7 +46,8 @@ import bayeslmm  # noqa: E402
 from bayeslmm.bayes import sample  # noqa: E402
 from bayeslmm.bayes.threshold import compare_liability, threshold  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "bayes"))
+# run_brms (tests/bayes/test_threshold.py) and the peer helpers it imports (tests/peers.py)
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("bayes", "")]
 
 
 def simulate(N: int, P: int, h2: float, prevalence: float, seed: int):
@@ -67,10 +68,30 @@ def ess_h2(idata) -> float:
 
 
 def speed(args) -> None:
+    import threading
+
     y, K = simulate(args.n, args.p, 0.5, 0.3, seed=1)
     # Centred genotypes leave K singular (rank N - 1); brms needs a positive-definite K, so
     # both models get K + 1e-4 I (a negligible ridge) and fit exactly the same kernel.
     K = K + 1e-4 * np.eye(args.n)
+    brms_out: dict = {}
+    if args.brms:
+        # brms runs alongside (same data, same machine, same load): at N = 2,000 it takes
+        # far longer than bayeslmm, and a shared machine's load drifts between runs.
+        from test_threshold import run_brms
+
+        tmp = tempfile.mkdtemp()
+        bc, bd = args.brms_chains or args.chains, args.brms_draws or args.draws
+
+        def _brms():
+            try:
+                brms_out["result"] = run_brms(y, K, Path(tmp), chains=bc, draws=bd,
+                                              timeout=args.brms_timeout)
+            except Exception as err:  # reported below; bayeslmm's row is printed anyway
+                brms_out["error"] = err
+
+        thread = threading.Thread(target=_brms)
+        thread.start()
     t0 = time.perf_counter()
     dec = bayeslmm.decompose(K)
     t_dec = time.perf_counter() - t0
@@ -86,23 +107,31 @@ def speed(args) -> None:
     samp = float(post.attrs.get("sampling_time", np.nan))
     ess = ess_h2(idata)
     h2 = post["h2"].values.reshape(-1)
-    rows = [("bayeslmm threshold (nutpie)", wall, samp, ess, h2.mean(), h2.std())]
+    ss = idata["sample_stats"]
+    rows = [(f"bayeslmm threshold (nutpie, {args.chains} x {args.draws})", wall, samp, ess,
+             h2.mean(), h2.std())]
     print(f"N = {args.n}, eigendecomposition {t_dec:.1f} s, max R-hat "
-          f"{post.attrs['max_rhat']:.3f}, divergences {post.attrs['n_divergences']}")
+          f"{post.attrs['max_rhat']:.3f}, divergences {post.attrs['n_divergences']}; "
+          f"tree depth {float(ss['depth'].mean()):.2f}, step size "
+          f"{float(ss['step_size'].mean()):.3f}, leapfrog steps per draw "
+          f"{float(ss['n_steps'].mean()):.1f}; load average {os.getloadavg()[0]:.1f}")
+    print(f"bayeslmm: wall {wall:.1f} s, sampling {samp:.1f} s, ESS(h2) {ess:.0f}, ESS/s "
+          f"{ess / wall:.3f}, h2 {h2.mean():.3f} +/- {h2.std():.3f}", flush=True)
     if args.brms:
-        from test_threshold import run_brms
-
-        with tempfile.TemporaryDirectory() as tmp:
-            draws, (bwall, bsamp, bess) = run_brms(y, K, Path(tmp), chains=args.chains,
-                                                   draws=args.draws)
-        rows.append(("brms probit + gr(cov = K) (rstan)", bwall, bsamp, bess,
-                     draws["h2"].mean(), draws["h2"].std()))
-    print(f"\n{args.chains} chains x {args.draws} draws, OPENBLAS_NUM_THREADS={THREADS}\n")
+        thread.join()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if "error" in brms_out:
+            print(f"brms did not finish: {brms_out['error']}")
+        else:
+            draws, (bwall, bsamp, bess) = brms_out["result"]
+            rows.append((f"brms probit + gr(cov = K) (rstan, {bc} x {bd})", bwall, bsamp,
+                         bess, draws["h2"].mean(), draws["h2"].std()))
+    print(f"\nOPENBLAS_NUM_THREADS={THREADS}; load average {os.getloadavg()[0]:.1f}\n")
     print("| model | wall s (incl. compile) | sampling s | ESS bulk h2 | ESS/s (wall) | "
           "h2 mean | h2 sd |")
     print("|---|---|---|---|---|---|---|")
     for name, w, s, e, mu, sd in rows:
-        print(f"| {name} | {w:.1f} | {s:.1f} | {e:.0f} | {e / w:.2f} | {mu:.3f} | {sd:.3f} |")
+        print(f"| {name} | {w:.1f} | {s:.1f} | {e:.0f} | {e / w:.3f} | {mu:.3f} | {sd:.3f} |")
     if len(rows) == 2:
         ratio = (rows[0][3] / rows[0][1]) / (rows[1][3] / rows[1][1])
         print(f"\nESS(h2)/s (wall) ratio bayeslmm / brms: {ratio:.1f}")
@@ -128,7 +157,7 @@ def mouse_grm() -> np.ndarray:
     return K / np.mean(np.diag(K))
 
 
-def one_replicate(K_all, dec_all, h2, prev, design, n, seed, draws):
+def one_replicate(K_all, dec_all, h2, prev, design, n, seed, draws, cores=None):
     rng = np.random.default_rng(seed)
     N_all = K_all.shape[0]
     if design == "population":
@@ -140,22 +169,31 @@ def one_replicate(K_all, dec_all, h2, prev, design, n, seed, draws):
     else:
         g = dec_all.U @ (np.sqrt(h2 * dec_all.S) * rng.standard_normal(dec_all.rank))
         yall = (g + rng.normal(0, np.sqrt(1 - h2), N_all) > stats.norm.isf(prev))
-        cases = np.flatnonzero(yall)
-        controls = rng.choice(np.flatnonzero(~yall), cases.size, replace=False)
-        idx = np.sort(np.concatenate([cases, controls]))
-        y = yall[idx].astype(float)
-        dec = bayeslmm.decompose(K_all[np.ix_(idx, idx)])
+        if design == "case-control+unselected":
+            # The same ascertained sample, with the unselected genotyped animals added as
+            # what the design makes them: known controls (all cases were selected). This is
+            # the exact likelihood of the design: the whole cohort.
+            y, dec = yall.astype(float), dec_all
+        else:
+            cases = np.flatnonzero(yall)
+            controls = rng.choice(np.flatnonzero(~yall), cases.size, replace=False)
+            idx = np.sort(np.concatenate([cases, controls]))
+            y = yall[idx].astype(float)
+            dec = bayeslmm.decompose(K_all[np.ix_(idx, idx)])
     m = threshold(y, dec, prevalence=prev, store_g=False)
+    t0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = sample(m, draws=draws, tune=draws, chains=2, seed=seed, progressbar=False,
-                       check=False)
+                       check=False, cores=cores, log_likelihood=False, log_prior=False)
+    cpu = time.process_time() - t0
     tab = compare_liability(bayeslmm.reml(y, dec), idata, prev, true_h2=h2)
     th, rl = tab.loc["threshold posterior"], tab.loc["REML (Lee transform)"]
     return {"N": int(y.size), "P": float(y.mean()), "post_mean": float(th.h2),
             "covered": bool(th.lower <= h2 <= th.upper), "reml_lee": float(rl.h2),
             "reml_covered": bool(rl.lower <= h2 <= rl.upper),
-            "rhat": float(idata["posterior"].attrs["max_rhat"])}
+            "rhat": float(idata["posterior"].attrs["max_rhat"]), "ess_h2": ess_h2(idata),
+            "cpu_s": cpu}
 
 
 def coverage(args) -> None:
@@ -166,16 +204,21 @@ def coverage(args) -> None:
     results: dict[str, list] = {f"{d} h2={h2} K={prev}": [] for d, h2, prev in settings}
     t0 = time.perf_counter()
     # Replicates outermost, so that a run stopped by --max-minutes still covers every setting.
-    for r in range(args.reps):
+    for r in range(args.start_rep, args.start_rep + args.reps):
         if time.perf_counter() - t0 > 60 * args.max_minutes:
             print(f"stopped after {r} replicates (--max-minutes {args.max_minutes})")
             break
         for design, h2, prev in settings:
             rep = one_replicate(K_all, dec_all, h2, prev, design, args.n, 1000 * r + 7,
-                                args.draws)
+                                args.draws, args.cores)
             results[f"{design} h2={h2} K={prev}"].append(rep)
             print(f"rep {r} {design} h2={h2} K={prev}: {rep} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        if args.json:  # after every round, so that a stopped run keeps what it did
+            Path(args.json).write_text(json.dumps(results, indent=1))
+    for f in args.merge:
+        for k, v in json.loads(Path(f).read_text()).items():
+            results.setdefault(k, []).extend(v)
     results = {k: v for k, v in results.items() if v}
     n_reps = min(len(v) for v in results.values())
     print(f"\n{n_reps} replicates per setting, 2 chains x {args.draws} draws\n")
@@ -207,6 +250,10 @@ def main() -> None:
     s.add_argument("--draws", type=int, default=1000)
     s.add_argument("--chains", type=int, default=4)
     s.add_argument("--brms", action="store_true", help="also fit brms on the same data")
+    s.add_argument("--brms-chains", type=int, default=None, help="default: --chains")
+    s.add_argument("--brms-draws", type=int, default=None,
+                   help="default: --draws (brms is slow at N = 2,000: ESS/s is the fair ratio)")
+    s.add_argument("--brms-timeout", type=float, default=4 * 3600, help="seconds")
     c = sub.add_parser("coverage")
     c.add_argument("--reps", type=int, default=200)
     c.add_argument("--n", type=int, default=500, help="samples per population replicate")
@@ -214,7 +261,12 @@ def main() -> None:
     c.add_argument("--h2", type=float, nargs="+", default=[0.3, 0.6])
     c.add_argument("--prevalence", type=float, nargs="+", default=[0.1, 0.3])
     c.add_argument("--designs", nargs="+", default=["population", "case-control"],
-                   choices=["population", "case-control"])
+                   choices=["population", "case-control", "case-control+unselected"])
+    c.add_argument("--cores", type=int, default=1, help="chains run on this many cores")
+    c.add_argument("--start-rep", type=int, default=0,
+                   help="first replicate (seeds 1000 r + 7): continue an earlier run")
+    c.add_argument("--merge", nargs="*", default=[],
+                   help="JSON files of earlier runs to summarise together with this one")
     c.add_argument("--json", default=None)
     c.add_argument("--max-minutes", type=float, default=float("inf"),
                    help="stop starting new replicates after this long; summarise what ran")

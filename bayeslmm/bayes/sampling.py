@@ -75,8 +75,9 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         log-densities (:mod:`bayeslmm.bayes.marginal_logp`,
         :mod:`bayeslmm.bayes.multitrait_logp`, compiled once per machine) instead of
         compiling PyMC's graph in every process (several seconds; about half a minute for two
-        traits). Same density, same output; other models, and False, use PyMC's graph (the
-        reason is logged at INFO level). Two-trait models are sampled with nutpie's low-rank
+        traits), and likewise the probit threshold model
+        (:mod:`bayeslmm.bayes.threshold_logp`). Same density, same output; other models, and
+        False, use PyMC's graph (the reason is logged at INFO level). Two-trait models are sampled with nutpie's low-rank
         modified mass matrix (``adaptation="low_rank"``) unless ``nuts={"adaptation":
         "diag"}``.
         Several-kernel models go to
@@ -205,12 +206,16 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
 
 
 def _hand_compiled(model: pm.Model):
-    """The model's hand-written log-density as a nutpie model (one-kernel marginal model or
-    two traits), or None -- with the reason logged -- when the model is not covered."""
+    """The model's hand-written log-density as a nutpie model (one-kernel marginal model, two
+    traits, probit threshold model), or None -- with the reason logged -- when the model is not covered."""
     info = find_info(model)
-    if info is not None and getattr(info, "kind", None) == "multitrait":
+    kind = getattr(info, "kind", None)
+    if kind == "multitrait":
         from bayeslmm.bayes.multitrait_logp import compile_multitrait as compile_model
         from bayeslmm.bayes.multitrait_logp import supported
+    elif kind == "threshold":
+        from bayeslmm.bayes.threshold_logp import compile_threshold as compile_model
+        from bayeslmm.bayes.threshold_logp import supported
     else:
         from bayeslmm.bayes.marginal_logp import compile_marginal as compile_model
         from bayeslmm.bayes.marginal_logp import supported

@@ -17,7 +17,11 @@ columns, a low-rank K = ZZ'/P included), non-centred in the eigenbasis:
 so each log-density and gradient costs O(N r) and no dense Cholesky factor of K is ever
 formed (brms and MCMCglmm factor K densely). z is what NUTS samples; with binary data each
 sample carries little information on its own g_i, the regime where the non-centred form
-avoids the funnel between sigma_g2 and g.
+avoids the funnel between sigma_g2 and g. With nutpie the probit model is sampled through a
+hand-written compiled log-density (:mod:`bayeslmm.bayes.threshold_logp`, the same density;
+no graph compilation per process). At large N of unrelated samples h2 mixes slowly whatever
+the parametrisation (docs/binary.md, "Mixing"): given z the N weakly informed components
+pin the scale of g, while binary data carry little information on h2.
 
 Priors: h2 ~ Beta(1, 1) by default (``priors={"h2": ...}``), sigma_g2 = h2 / (1 - h2) times
 the residual variance. Non-intercept covariates are centred (so that the intercept is the
@@ -46,14 +50,21 @@ prevalence, each factor has expectation s_0 + (s_1 - s_0) K whatever theta is, s
 independent g_i the normaliser is constant and the ascertained likelihood equals the
 ordinary probit likelihood used here (no weights, no correction of the threshold to the
 sample's case proportion). What is neglected is the dependence of Pr(selected | theta) on
-the covariance of the g_i between relatives (second order in sigma_g2 K_ij): with strong
-ascertainment in closely related samples h2 can be biased; ``benchmarks/bench_threshold.py``
-measures it by simulation. With ``prevalence=None`` no ascertainment correction is made:
-the estimate refers to a population with the sample's case proportion.
+the covariance of the g_i between relatives: the factor
+E[prod over the unselected j of (1 - s(y_j)) | y_sample, theta]. When every case of a
+genotyped cohort was kept (s_1 = 1) it is Pr(every unselected animal is a control |
+y_sample, theta), so fitting the whole cohort with the unselected animals as controls is
+the design's exact likelihood. Without them, intervals in ascertained samples of relatives
+are not calibrated (``benchmarks/bench_threshold.py coverage``, docs/binary.md), and
+:func:`threshold` logs a warning when the sample looks like one
+(:func:`bayeslmm.bayes.ascertainment.ascertainment_check`: P >= 2 K and close relatives).
+With ``prevalence=None`` no ascertainment correction is made: the estimate refers to a
+population with the sample's case proportion.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +76,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special, stats
 
+from bayeslmm.bayes.ascertainment import ascertainment_check
 from bayeslmm.bayes.models import attach_info, find_info
 from bayeslmm.bayes.priors import Prior, parse_prior
 from bayeslmm.binary import as_binary
@@ -74,6 +86,8 @@ from bayeslmm.spectral import Decomposition, decompose, decompose_genotypes
 
 __all__ = ["ThresholdInfo", "compare_liability", "posterior_predictive_cases", "threshold",
            "threshold_logp"]
+
+log = logging.getLogger(__name__)
 
 LINKS = ("probit", "logit")
 #: residual variance of the liability under each link
@@ -257,6 +271,14 @@ def threshold(y, K=None, X=None, *, prevalence: float | str | Prior | None = Non
     else:
         pri["intercept"] = _prior(pri_in.get("intercept", "Normal(0, 1)" if link == "probit"
                                              else "Normal(0, 1.8)"), "intercept")
+    K_ref = fixed_K if fixed_K is not None else (
+        float(np.mean(pri["prevalence"].rvs(4000, np.random.default_rng(0))))
+        if "prevalence" in pri else None)
+    if K_ref is not None:
+        check = ascertainment_check(data.y, dec if isinstance(K, Decomposition)
+                                    else data.Ks[0], K_ref)
+        if check.uncalibrated:
+            log.warning(check.message())
     coords = {"sample": list(data.samples), "eigen": np.arange(dec.rank),
               "covariate": list(data.covariates),
               "covariate_x": [data.covariates[j] for j in others]}

@@ -272,7 +272,7 @@ cat(sprintf("%f %f %f\n", as.numeric(difftime(t1, t0, units = "secs")), sum(st),
 """
 
 
-def run_brms(y, K, tmp_path, chains=2, draws=500):
+def run_brms(y, K, tmp_path, chains=2, draws=500, timeout=1800):
     """brms bernoulli(probit) + (1 | gr(id, cov = K)) with bayeslmm's default priors; returns
     the draws (h2, intercept) and (wall s incl. compile, sampling s, ESS bulk of h2)."""
     import subprocess
@@ -292,7 +292,7 @@ def run_brms(y, K, tmp_path, chains=2, draws=500):
     (tmp_path / "fit.R").write_text(BRMS_SCRIPT)
     proc = subprocess.run([rscript, "fit.R", str(chains), str(draws)], cwd=tmp_path,
                           env=r_env_with_boost(tmp_path), capture_output=True, text=True,
-                          timeout=1800)
+                          timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"brms failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     draws_df = pd.read_csv(tmp_path / "draws.csv")

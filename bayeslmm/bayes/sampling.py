@@ -77,9 +77,9 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         compiling PyMC's graph in every process (several seconds; about half a minute for two
         traits), and likewise the probit threshold model
         (:mod:`bayeslmm.bayes.threshold_logp`). Same density, same output; other models, and
-        False, use PyMC's graph (the reason is logged at INFO level). Two-trait models are sampled with nutpie's low-rank
-        modified mass matrix (``adaptation="low_rank"``) unless ``nuts={"adaptation":
-        "diag"}``.
+        False, use PyMC's graph (the reason is logged at INFO level). Two-trait models are
+        sampled with nutpie's low-rank modified mass matrix (``adaptation="low_rank"``)
+        unless ``nuts={"adaptation": "diag"}``.
         Several-kernel models go to
         :func:`bayeslmm.bayes.multikernel_models.sample_model` (beta and the scale
         integrated out, a checked quadrature grid over the log variance ratios for two
@@ -207,7 +207,8 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
 
 def _hand_compiled(model: pm.Model):
     """The model's hand-written log-density as a nutpie model (one-kernel marginal model, two
-    traits, probit threshold model), or None -- with the reason logged -- when the model is not covered."""
+    traits, probit threshold model), or None -- with the reason logged -- when the model is
+    not covered."""
     info = find_info(model)
     kind = getattr(info, "kind", None)
     if kind == "multitrait":

@@ -230,7 +230,7 @@ def test_recovers_liability_h2_on_mouse_genotypes(mouse):
     g = dec.U @ (np.sqrt(h2 * dec.S) * rng.standard_normal(dec.rank))
     y = (g + rng.normal(0, np.sqrt(1 - h2), len(idx)) > stats.norm.isf(prev)).astype(float)
     m = threshold(y, dec, prevalence=prev, store_g=False)
-    idata = sample(m, draws=500, tune=500, chains=2, seed=9, progressbar=False, check=False)
+    idata = sample(m, draws=1000, tune=1000, chains=2, seed=9, progressbar=False, check=False)
     # One replicate: a 95% interval misses 1 time in 20 by design, so the assertion uses the
     # 99% HDI; calibration over many replicates is benchmarks/bench_threshold.py --coverage.
     tab = compare_liability(bayeslmm.reml(y, dec), idata, prev, true_h2=h2, hdi_prob=0.99)

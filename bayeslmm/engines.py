@@ -46,12 +46,15 @@ def choose_engine(N: int, P: int, memory: int | None = None) -> tuple[str, str]:
     """The engine ``auto`` picks for N samples and P SNPs, with the reason.
 
     ``eigen`` while N <= ``EIGEN_MAX_N`` and three N x N float64 matrices fit in half the
-    free memory; else ``lowrank`` when P < N and Z (N x P) plus two P x P matrices fit; else
-    ``krylov``.
+    free memory; else ``lowrank`` when P < N and two N x P plus two P x P matrices fit in half
+    of it; else ``krylov``.
     """
     mem = _available_memory() if memory is None else int(memory)
     eigen_bytes = 3 * 8 * N * N
-    low_bytes = 8 * (N * P + 2 * P * P)
+    # U (N x r, r <= P) exists twice at the peak, as dask's blocks and their concatenation,
+    # next to Z'Z and its eigenvectors: at N = 50,000, P = 20,000 that is 22 GiB, and the
+    # process was measured (and killed) at 24 GiB.
+    low_bytes = 8 * (2 * N * P + 2 * P * P)
     if N <= EIGEN_MAX_N and eigen_bytes < mem / 2:
         return "eigen", (f"N={N} <= {EIGEN_MAX_N} and the dense eigendecomposition needs "
                          f"{eigen_bytes / 2**30:.1f} GiB of {mem / 2**30:.1f} GiB free")

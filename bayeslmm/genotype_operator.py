@@ -562,6 +562,11 @@ class GenotypeOperator:
 
         vbar = V.mean(axis=0)
         Vw = np.ascontiguousarray(V - vbar, dtype=dtype)
+        if self.client is not None:
+            # Sent to every worker once, ahead of the graph: embedded in the graph, the block
+            # (N x b, 12 MB at N = 100,000) goes through the scheduler on every pass.
+            future = self.client.scatter(Vw, broadcast=True, hash=False)
+            return da.from_delayed(future, shape=Vw.shape, dtype=Vw.dtype), vbar
         return da.from_array(Vw, chunks=Vw.shape, name=False), vbar
 
     def product(self, V: np.ndarray):

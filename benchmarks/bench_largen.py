@@ -190,8 +190,32 @@ def peer(N: int, P: int, workdir: Path, threads: int, probes: int, steps: int) -
     row.update({k: v for k, v in bolt.items() if not k.startswith("_")})
     if "_h2" in bolt:
         row["|dh2| / BOLT SE"] = f"{abs(fit.h2 - bolt['_h2']) / bolt['_se']:.2f}"
+        c = bolt_scale(path)
+        h2_b = c * fit.h2 / (c * fit.h2 + 1 - fit.h2)
+        row["ours on BOLT's scale (c)"] = f"{h2_b:.4f} ({c:.4f})"
+        row["|dh2| / BOLT SE, same scale"] = f"{abs(h2_b - bolt['_h2']) / bolt['_se']:.2f}"
         row["wall time ours / BOLT"] = f"{t_kry / bolt['_t']:.2f}"
     return row
+
+
+def bolt_scale(path: Path, every: int = 4) -> float:
+    """How much larger our GRM's genetic variance is on BOLT's kernel: c with
+    K_ours ~ K_BOLT / c, so that sigma_g2 on BOLT's scale is c sigma_g2.
+
+    GCTA's GRM (ours) divides each SNP by sqrt(2 p (1 - p)), BOLT-LMM by the SNP's observed
+    SD. Under population structure genotypes are out of Hardy-Weinberg proportions (the
+    Wahlund effect: var > 2 p (1 - p)), so BOLT's kernel is smaller by the harmonic mean of
+    var / (2 p (1 - p)) over SNPs, and h2 = sigma_g2 / (sigma_g2 + sigma_e2) is not invariant to
+    a kernel's scale. Estimated from every ``every``-th SNP.
+    """
+    import numpy as np
+    from bed_reader import open_bed
+
+    with open_bed(path) as bed:
+        G = bed.read(index=np.s_[:, ::every], dtype="float32")
+    p = np.nanmean(G, axis=0) / 2
+    ratio = np.nanvar(G, axis=0) / (2 * p * (1 - p))
+    return float(1 / np.mean(1 / ratio))
 
 
 def run_bolt(path: Path, y, labels, workdir: Path, threads: int) -> dict:

@@ -23,6 +23,8 @@ GiB = 2**30
     (20_000, 5_000, 16 * GiB, "lowrank"),
     (20_000, 50_000, 16 * GiB, "krylov"),
     (200_000, 8_000, 16 * GiB, "krylov"),   # Z (N x P, 12 GiB) does not fit in half the memory
+    (50_000, 20_000, 40 * GiB, "krylov"),   # 22 GiB at the peak (measured: 24 GiB)
+    (50_000, 20_000, 48 * GiB, "lowrank"),
     (10_000, 50_000, 2 * GiB, "krylov"),    # 2.2 GiB of N x N matrices do not fit
 ])
 def test_choose_engine(N, P, mem, engine):

@@ -15,13 +15,15 @@ from bayeslmm.io import read_grm
 from helpers import gemma_log_values
 from peers import gunzip_example, require_tool, run
 
-# One worker runs the module, so its HLC fixture (GEMMA kinship and REML, 20 s) runs once.
+# One worker runs the module and its HLC fixture (GEMMA kinship and REML, 15-20 s) is kept for
+# the session: a module-scoped one was torn down and rebuilt when the worker ran other tests
+# between these.
 pytestmark = [pytest.mark.peer, pytest.mark.slow, pytest.mark.xdist_group("hlc")]
 
 HLC = ["HLC.bed", "HLC.bim", "HLC.fam"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hlc(tmp_path_factory) -> dict:
     """HLC decompressed, GEMMA's -gk 2 kinship and its null-model REML (-lmm on one SNP, so
     the log carries the null fit without a genome-wide pass); phenotype = .fam column 6."""

@@ -41,7 +41,6 @@ non-Gaussian priors on beta, variables added by the user) return ``None`` from
 from __future__ import annotations
 
 import functools
-import warnings
 from typing import Any
 
 import numba
@@ -51,8 +50,7 @@ from numba import njit
 from bayeslmm.bayes.compiled_priors import PRIOR_SLOTS, positive_prior, prior_row, unit_prior
 from bayeslmm.bayes.models import SpectralData, beta_normal_prior, find_info, model_info
 from bayeslmm.bayes.nutpie_compiled import (
-    EXPAND_SIG,
-    LOGP_SIG,
+    compile_callbacks,
     evaluate,
     expand,
     layout,
@@ -327,11 +325,7 @@ def _expand_c(dim, expanded, x_, out_, ud_):
 @functools.cache
 def _functions():
     """The two C callbacks (compiled on first use, from numba's disk cache afterwards)."""
-    with warnings.catch_warnings():
-        # A read-only install cannot write the cache: numba then compiles in memory.
-        warnings.filterwarnings("ignore", message=".*[Cc]annot cache.*")
-        return (numba.cfunc(LOGP_SIG, cache=True)(_logp_c),
-                numba.cfunc(EXPAND_SIG, cache=True)(_expand_c))
+    return compile_callbacks(_logp_c, _expand_c)
 
 
 # ---------------------------------------------------------------------- nutpie model

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from numba import types
 
-__all__ = ["EXPAND_SIG", "LOGP_SIG", "evaluate", "expand", "layout", "nutpie_model"]
+__all__ = ["EXPAND_SIG", "LOGP_SIG", "compile_callbacks", "evaluate", "expand", "layout",
+           "nutpie_model"]
 
 LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
                        types.CPointer(types.double), types.CPointer(types.double),
@@ -60,6 +61,19 @@ def layout(model, canon: Mapping[str, tuple[int, tuple[int, ...]]]
     reparam = [model.rvs_to_values[rv].name for rv in model.free_RVs
                if model.rvs_to_transforms.get(rv) is not None]
     return names, shapes, np.asarray(index, dtype=np.float64), reparam
+
+
+def compile_callbacks(logp_c: Callable, expand_c: Callable) -> tuple[Any, Any]:
+    """The two C callbacks of a hand-written density (numba ``cfunc`` with :data:`LOGP_SIG`
+    and :data:`EXPAND_SIG`), from numba's disk cache after the first compilation; callers
+    keep the result (``functools.cache``) so each process compiles or loads it once."""
+    import numba
+
+    with warnings.catch_warnings():
+        # A read-only install cannot write the cache: numba then compiles in memory.
+        warnings.filterwarnings("ignore", message=".*[Cc]annot cache.*")
+        return (numba.cfunc(LOGP_SIG, cache=True)(logp_c),
+                numba.cfunc(EXPAND_SIG, cache=True)(expand_c))
 
 
 def nutpie_model(model, *, n_dim: int, functions: tuple[Any, Any], user_data: np.ndarray,

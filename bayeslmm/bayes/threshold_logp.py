@@ -29,18 +29,17 @@ prevalence, another prior family, variables added to the model) returns ``None``
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-import warnings
 from typing import Any
 
 import numba
 import numpy as np
-from numba import njit, types
+from numba import njit
 from scipy import special, stats
 
 from bayeslmm.bayes.models import find_info
+from bayeslmm.bayes.nutpie_compiled import compile_callbacks, nutpie_model
 
 __all__ = ["compile_threshold", "supported"]
 
@@ -229,13 +228,6 @@ def _core(x, ud, grad, extra):
     return lp
 
 
-_LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
-                        types.CPointer(types.double), types.CPointer(types.double),
-                        types.CPointer(types.double))
-_EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
-                          types.CPointer(types.double), types.CPointer(types.double))
-
-
 @njit(cache=True)
 def _sizes(ud):
     N, r, Mx, M = int(ud[1]), int(ud[2]), int(ud[3]), int(ud[4])
@@ -287,10 +279,7 @@ def _expand_c(dim, expanded, x_, out_, ud_):
 @functools.cache
 def _functions():
     """The two C callbacks (compiled on first use, from numba's disk cache afterwards)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Cc]annot cache.*")
-        return (numba.cfunc(_LOGP_SIG, cache=True)(_logp_c),
-                numba.cfunc(_EXPAND_SIG, cache=True)(_expand_c))
+    return compile_callbacks(_logp_c, _expand_c)
 
 
 # ---------------------------------------------------------------------- nutpie model
@@ -352,36 +341,9 @@ def compile_threshold(model) -> Any | None:
     the hand-written log-density; None when :func:`supported` says it is not covered."""
     if supported(model) is not None:
         return None
-    try:
-        from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords
-    except ImportError as err:
-        warnings.warn(f"nutpie's compiled-model interface changed ({err}); compiling PyMC's "
-                      "graph instead", RuntimeWarning, stacklevel=3)
-        return None
     info = find_info(model)
     store_g = "g" in model.named_vars
     names, shapes, index, reparam, n_dim = _layout(model, info, store_g)
-    ud = _pack(info, index, store_g)
-    ud.flags.writeable = False
-    logp_cfunc, expand_cfunc = _functions()
-    slices, count = [], 0
-    for shp in shapes:
-        n = int(np.prod(shp)) if shp else 1
-        slices.append(slice(count, count + n))
-        count += n
-    shape_info = (names, slices, shapes)
-    dims, coords = _prepare_dims_and_coords(model, shape_info, reparam)
-    fields = {f.name for f in dataclasses.fields(CompiledPyMCModel)}
-    needed = {"_n_dim", "compiled_logp_func", "compiled_expand_func", "initial_point_func",
-              "user_data", "n_expanded", "shape_info"}
-    if not needed <= fields:
-        warnings.warn(f"nutpie's CompiledPyMCModel lacks {sorted(needed - fields)}; "
-                      "compiling PyMC's graph instead", RuntimeWarning, stacklevel=3)
-        return None
-    return CompiledPyMCModel(
-        _n_dim=n_dim, dims=dims, _coords=coords,
-        _shapes={n: tuple(s) for n, s in zip(names, shapes, strict=True)},
-        compiled_logp_func=logp_cfunc, compiled_expand_func=expand_cfunc,
-        initial_point_func=_initial_point_fn(n_dim), shared_data={},
-        shared_var_keys={}, user_data=ud, n_expanded=len(index), shape_info=shape_info,
-        logp_func=None, expand_func=None, reparameterized_names=reparam)
+    return nutpie_model(model, n_dim=n_dim, functions=_functions(),
+                        user_data=_pack(info, index, store_g), names=names, shapes=shapes,
+                        reparam=reparam, initial_point=_initial_point_fn(n_dim))

@@ -39,7 +39,7 @@ from numba import njit
 from scipy import special, stats
 
 from bayeslmm.bayes.models import find_info
-from bayeslmm.bayes.nutpie_compiled import compile_callbacks, nutpie_model
+from bayeslmm.bayes.nutpie_compiled import compile_callbacks, layout, nutpie_model
 
 __all__ = ["compile_threshold", "supported"]
 
@@ -312,18 +312,8 @@ def _layout(model, info, store_g: bool):
         canon["prevalence"] = (k, ())
         k += 1
     canon["beta"] = (k, (M,))
-    free = [model.rvs_to_values[rv].name for rv in model.free_RVs]
-    rest = [v.name for v in model.unobserved_value_vars if v.name not in free]
-    names = free + rest
-    shapes, index = [], []
-    for n in names:
-        start, shape = canon[n]
-        shapes.append(shape)
-        index.extend(range(start, start + (int(np.prod(shape)) if shape else 1)))
-    reparam = [model.rvs_to_values[rv].name for rv in model.free_RVs
-               if model.rvs_to_transforms.get(rv) is not None]
-    n_dim = 1 + r + int(free_mu) + Mx
-    return names, shapes, np.asarray(index, dtype=np.float64), reparam, n_dim
+    names, shapes, index, reparam = layout(model, canon)
+    return names, shapes, index, reparam, 1 + r + int(free_mu) + Mx
 
 
 def _initial_point_fn(n_dim: int):

@@ -15,8 +15,11 @@ chains and draws) in the same run, and the ratio is printed.
 ``coverage``: on the GRM of the gemma-doc HS mice (/usr/share/doc/gemma/example), for each
 setting in liability h2 {0.3, 0.6} x prevalence {0.1, 0.3} x {population, case-control}
 and each replicate: simulate liabilities on a random subset of mice; "population" keeps
-``--n`` mice with y = 1 above the threshold; "case-control" draws the liabilities of all
-1,940 mice and keeps every case plus as many controls (P = 0.5, the ascertained design).
+``--n`` mice with y = 1 above the threshold; "case-control" draws the liabilities of a
+cohort (all 1,940 mice, or ``--cohort`` random ones) and keeps every case plus as many
+controls (P = 0.5, the ascertained design); "case-control+unselected" fits the same cohort
+with the unselected animals as what the design makes them, known controls (the design's
+exact likelihood; the same seed gives the same cohort, liabilities and sample).
 Fit REML (then Lee's transformation with the true K) and the threshold model (threshold
 placed from K), and report the coverage of the 95% HDI, the mean posterior and the REML-Lee
 bias. The summary is printed as a markdown table (and written as JSON with ``--json``).
@@ -157,7 +160,8 @@ def mouse_grm() -> np.ndarray:
     return K / np.mean(np.diag(K))
 
 
-def one_replicate(K_all, dec_all, h2, prev, design, n, seed, draws, cores=None):
+def one_replicate(K_all, dec_all, h2, prev, design, n, seed, draws, cores=None,
+                  cohort=None):
     rng = np.random.default_rng(seed)
     N_all = K_all.shape[0]
     if design == "population":
@@ -167,19 +171,28 @@ def one_replicate(K_all, dec_all, h2, prev, design, n, seed, draws, cores=None):
         g = dec.U @ (np.sqrt(h2 * dec.S) * rng.standard_normal(dec.rank))
         y = (g + rng.normal(0, np.sqrt(1 - h2), n) > stats.norm.isf(prev)).astype(float)
     else:
-        g = dec_all.U @ (np.sqrt(h2 * dec_all.S) * rng.standard_normal(dec_all.rank))
-        yall = (g + rng.normal(0, np.sqrt(1 - h2), N_all) > stats.norm.isf(prev))
+        # The cohort: every mouse (cohort None) or a random subset, drawn first so that the
+        # two case-control designs of one seed see the same cohort, liabilities and sample.
+        if cohort is None or cohort >= N_all:
+            K_c, dec_c = K_all, dec_all
+        else:
+            keep = np.sort(rng.choice(N_all, cohort, replace=False))
+            K_c = K_all[np.ix_(keep, keep)]
+            dec_c = bayeslmm.decompose(K_c)
+        N_c = K_c.shape[0]
+        g = dec_c.U @ (np.sqrt(h2 * dec_c.S) * rng.standard_normal(dec_c.rank))
+        yall = (g + rng.normal(0, np.sqrt(1 - h2), N_c) > stats.norm.isf(prev))
+        cases = np.flatnonzero(yall)
+        controls = rng.choice(np.flatnonzero(~yall), cases.size, replace=False)
         if design == "case-control+unselected":
             # The same ascertained sample, with the unselected genotyped animals added as
-            # what the design makes them: known controls (all cases were selected). This is
-            # the exact likelihood of the design: the whole cohort.
-            y, dec = yall.astype(float), dec_all
+            # what the design makes them: known controls (all cases were selected). The
+            # selection then depends on recorded phenotypes only: the exact likelihood.
+            y, dec = yall.astype(float), dec_c
         else:
-            cases = np.flatnonzero(yall)
-            controls = rng.choice(np.flatnonzero(~yall), cases.size, replace=False)
             idx = np.sort(np.concatenate([cases, controls]))
             y = yall[idx].astype(float)
-            dec = bayeslmm.decompose(K_all[np.ix_(idx, idx)])
+            dec = bayeslmm.decompose(K_c[np.ix_(idx, idx)])
     m = threshold(y, dec, prevalence=prev, store_g=False)
     t0 = time.process_time()
     with warnings.catch_warnings():
@@ -187,10 +200,16 @@ def one_replicate(K_all, dec_all, h2, prev, design, n, seed, draws, cores=None):
         idata = sample(m, draws=draws, tune=draws, chains=2, seed=seed, progressbar=False,
                        check=False, cores=cores, log_likelihood=False, log_prior=False)
     cpu = time.process_time() - t0
-    tab = compare_liability(bayeslmm.reml(y, dec), idata, prev, true_h2=h2)
+    fit = bayeslmm.reml(y, dec)
+    tab = compare_liability(fit, idata, prev, true_h2=h2)  # the convention: 95% HDI
     th, rl = tab.loc["threshold posterior"], tab.loc["REML (Lee transform)"]
+    draws = idata["posterior"]["h2"].values.reshape(-1)
+    eti = np.quantile(draws, [0.025, 0.975])
     return {"N": int(y.size), "P": float(y.mean()), "post_mean": float(th.h2),
-            "covered": bool(th.lower <= h2 <= th.upper), "reml_lee": float(rl.h2),
+            "post_sd": float(th.se), "hdi": [float(th.lower), float(th.upper)],
+            "eti": [float(eti[0]), float(eti[1])],
+            "covered": bool(th.lower <= h2 <= th.upper),
+            "eti_covered": bool(eti[0] <= h2 <= eti[1]), "reml_lee": float(rl.h2),
             "reml_covered": bool(rl.lower <= h2 <= rl.upper),
             "rhat": float(idata["posterior"].attrs["max_rhat"]), "ess_h2": ess_h2(idata),
             "cpu_s": cpu}
@@ -210,7 +229,7 @@ def coverage(args) -> None:
             break
         for design, h2, prev in settings:
             rep = one_replicate(K_all, dec_all, h2, prev, design, args.n, 1000 * r + 7,
-                                args.draws, args.cores)
+                                args.draws, args.cores, args.cohort)
             results[f"{design} h2={h2} K={prev}"].append(rep)
             print(f"rep {r} {design} h2={h2} K={prev}: {rep} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -222,20 +241,23 @@ def coverage(args) -> None:
     results = {k: v for k, v in results.items() if v}
     n_reps = min(len(v) for v in results.values())
     print(f"\n{n_reps} replicates per setting, 2 chains x {args.draws} draws\n")
-    print("| design | h2 | K | mean N | threshold: 95% HDI coverage | posterior mean - h2 | "
-          "REML-Lee - h2 | REML-Lee Wald 95% coverage |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| design | h2 | K | mean N | threshold: 95% HDI coverage | 95% ETI coverage | "
+          "posterior mean - h2 | REML-Lee - h2 | REML-Lee Wald 95% coverage |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key, reps in results.items():
         design, h2s, ks = key.split()
         h2 = float(h2s.split("=")[1])
         cov = np.mean([r["covered"] for r in reps])
         se = np.sqrt(cov * (1 - cov) / len(reps))
+        # runs before the ETI was recorded have none: shown as "-"
+        et = [r["eti_covered"] for r in reps if "eti_covered" in r]
+        et_s = f"{np.mean(et):.3f} ({len(et)})" if et else "-"
         bias = np.mean([r["post_mean"] for r in reps]) - h2
         bse = np.std([r["post_mean"] for r in reps]) / np.sqrt(len(reps))
         rbias = np.mean([r["reml_lee"] for r in reps]) - h2
         rbse = np.std([r["reml_lee"] for r in reps]) / np.sqrt(len(reps))
         print(f"| {design} | {h2} | {ks.split('=')[1]} | {np.mean([r['N'] for r in reps]):.0f} "
-              f"| {cov:.3f} +/- {se:.3f} | {bias:+.3f} +/- {bse:.3f} | {rbias:+.3f} +/- "
+              f"| {cov:.3f} +/- {se:.3f} | {et_s} | {bias:+.3f} +/- {bse:.3f} | {rbias:+.3f} +/- "
               f"{rbse:.3f} | {np.mean([r['reml_covered'] for r in reps]):.3f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
@@ -262,6 +284,9 @@ def main() -> None:
     c.add_argument("--prevalence", type=float, nargs="+", default=[0.1, 0.3])
     c.add_argument("--designs", nargs="+", default=["population", "case-control"],
                    choices=["population", "case-control", "case-control+unselected"])
+    c.add_argument("--cohort", type=int, default=None,
+                   help="case-control designs: ascertain from a random cohort of this many "
+                        "mice in each replicate (default: all 1,940)")
     c.add_argument("--cores", type=int, default=1, help="chains run on this many cores")
     c.add_argument("--start-rep", type=int, default=0,
                    help="first replicate (seeds 1000 r + 7): continue an earlier run")

@@ -130,3 +130,37 @@ def test_sample_threshold_model(demo_grm, cc_pheno, tmp_path):
     assert run(["sample", "--grm", str(demo_grm), "--pheno", str(cc_pheno), "--model",
                 "threshold", "--prior", "Vp=HalfNormal(1)", "--out", str(out),
                 "--quiet"]) != 0
+
+
+@pytest.mark.slow
+def test_compare_threshold_model_on_the_liability_scale(demo_grm, cc_pheno, tmp_path):
+    """compare --model threshold: the posterior of liability h2 next to REML transformed with
+    the same K (Lee et al.), the row and the interval named; without K, refused before any
+    work."""
+    from bayeslmm.liability import liability_factor
+
+    out = tmp_path / "c"
+    assert run(["compare", "--grm", str(demo_grm), "--pheno", str(cc_pheno), "--model",
+                "threshold", "--prevalence", "0.3", "--draws", "200", "--tune", "300",
+                "--chains", "2", "--seed", "1", "--out", str(out), "--quiet"]) == 0
+    tab = pd.read_csv(f"{out}.compare.tsv", sep="\t", index_col=0)
+    assert list(tab.index) == ["h2"]
+    row = tab.loc["h2"]
+    assert row.reml_interval == "Wald (Lee transform)"
+    # the REML side is GCTA's V(G)/Vp_L line of `reml --prevalence` on the same file, which
+    # is the observed-scale h2 times Lee's factor
+    assert run(["reml", "--grm", str(demo_grm), "--pheno", str(cc_pheno), "--prevalence",
+                "0.3", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    hsq = pd.read_csv(tmp_path / "r.hsq", sep="\t", index_col=0)
+    ph = pd.read_csv(cc_pheno, sep=r"\s+")["y"]
+    P = float((ph == 2).sum() / ((ph == 1) | (ph == 2)).sum())
+    assert row.reml == pytest.approx(float(hsq.loc["V(G)/Vp_L", "Variance"]), abs=2e-6)
+    c = liability_factor(0.3, P)
+    assert row.reml == pytest.approx(float(hsq.loc["V(G)/Vp", "Variance"]) * c, abs=2e-6 * c)
+    assert 0 < row.post_mean < 1 and row.hdi_lower < row.post_mean < row.hdi_upper
+    assert Path(f"{out}.compare.png").stat().st_size > 0
+    # without --prevalence: one line, non-zero, no outputs
+    bad = tmp_path / "bad"
+    assert run(["compare", "--grm", str(demo_grm), "--pheno", str(cc_pheno), "--model",
+                "threshold", "--out", str(bad), "--quiet"]) != 0
+    assert not Path(f"{bad}.compare.tsv").exists()

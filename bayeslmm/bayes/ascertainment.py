@@ -8,8 +8,9 @@ unrelated (each factor of Pr(selected | theta) has expectation s_0 + (s_1 - s_0)
 theta is). Among relatives it is not: the sample's likelihood has the further factor
 Pr(the unselected relatives are what the design made them | y_sample, theta), which depends
 on h2 through the genetic covariance sigma_g2 K_ij between selected and unselected animals.
-Dropping it made 95% intervals cover the true h2 in only 58-60% of replicates (98 each) in
-simulations on the HS mice, against 0.96 for population samples of the same mice
+Dropping it made 95% intervals cover the true h2 in only 33-86% of replicates in
+simulations on the HS mice; fitting the whole cohort the sample was selected from (the
+unselected animals with their case status) covered in 0.93, population samples in 0.96
 (``benchmarks/bench_threshold.py coverage``, docs/binary.md).
 
 :func:`ascertainment_check` flags the design -- a case proportion far above the prevalence
@@ -75,9 +76,10 @@ class AscertainmentCheck:
                 f"and {self.n_with_relative} of {self.N} samples have a close relative "
                 f"(K_ij >= {RELATIVE_K}): the threshold model's credible intervals for h2 are "
                 "not calibrated for this design (in simulations on related mice 95% intervals "
-                "covered the true h2 in 33-60% of replicates; docs/binary.md). If every case of "
-                "a genotyped cohort was kept, fit the whole cohort with the unselected animals "
-                "as controls: that is the design's exact likelihood.")
+                "covered the true h2 in 33-86% of replicates; docs/binary.md). If the cohort the "
+                "sample was selected from is genotyped, fit all of it (the unselected animals "
+                "with their case status, controls if every case was kept): the selection is "
+                "then ignorable and the intervals calibrated.")
 
 
 def close_relatives(K: np.ndarray | Decomposition, cutoff: float = RELATIVE_K) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 
 from bayeslmm.covariance import Covariates
 from bayeslmm.errors import InputError
@@ -50,6 +51,9 @@ class Comparison:
     reml_h2: float = 0.0
     reml_h2_ci: tuple[float, float] | None = None
     quadrature: xr.Dataset | None = field(default=None, repr=False)
+    #: how the figure names the REML estimate and its interval
+    reml_label: str = "REML"
+    reml_ci_label: str = "REML 95% profile CI"
 
     def agreement(self, quantity: str = "h2") -> str:
         """A sentence on how far the posterior mean lies from the REML estimate."""
@@ -77,11 +81,11 @@ class Comparison:
         row = self.table.loc["h2"]
         ax.axvspan(row.hdi_lower, row.hdi_upper, color="C0", alpha=0.12,
                    label=interval_label(self.hdi_prob))
-        ax.axvline(self.reml_h2, color="C3", lw=2, label="REML")
+        ax.axvline(self.reml_h2, color="C3", lw=2, label=self.reml_label)
         if self.reml_h2_ci is not None:
             for b in self.reml_h2_ci:
                 ax.axvline(b, color="C3", ls="--", lw=1)
-            ax.plot([], [], color="C3", ls="--", lw=1, label="REML 95% profile CI")
+            ax.plot([], [], color="C3", ls="--", lw=1, label=self.reml_ci_label)
         ax.set_xlim(0, 1)
         ax.set_xlabel("h2")
         ax.set_ylabel("density")
@@ -134,7 +138,8 @@ def _check_compare_inputs(fit, posterior) -> None:
 
 
 def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
-            quadrature: xr.Dataset | None = None) -> Comparison:
+            quadrature: xr.Dataset | None = None,
+            prevalence: float | None = None) -> Comparison:
     """Compare a REML fit (empirical Bayes) with a full posterior of the same model.
 
     Parameters
@@ -149,6 +154,11 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
     quadrature : xarray.Dataset, optional
         The exact posterior of h2 (:func:`bayeslmm.posterior_h2_quadrature`), drawn in the
         figure when given.
+    prevalence : float, optional
+        K, required for the posterior of the threshold model
+        (:func:`bayeslmm.bayes.threshold.threshold`), whose h2 is on the liability scale:
+        the REML estimate of the 0/1 trait is then transformed to that scale (Lee et al.
+        2011, eq. 23, with the fit's case proportion) and compared with it, Wald interval.
 
     Returns
     -------
@@ -158,6 +168,12 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
     post = posterior
     if isinstance(post, xr.DataTree) and "posterior" in post.children:
         post = post["posterior"]
+    if post.attrs.get("model_kind") == "threshold":
+        return _compare_liability_scale(fit, post, prevalence, hdi_prob)
+    if prevalence is not None:
+        raise InputError("prevalence= is for the posterior of the threshold model; the linear "
+                         "model's posterior gets h2 on the liability scale from "
+                         "bayeslmm.liability.liability_posterior")
     rows = []
     z = 1.959963984540054
     ci_h2 = None
@@ -222,3 +238,36 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
     return Comparison(table=table, genetic_values=genetic, hdi_prob=interval_prob(hdi_prob),
                       h2_draws=h2_draws, reml_h2=float(np.sum(fit.h2)),
                       reml_h2_ci=ci_h2 if fit.k == 1 else None, quadrature=quadrature)
+
+
+def _compare_liability_scale(fit, post, prevalence: float | None,
+                             hdi_prob: float | None) -> Comparison:
+    """The threshold model's h2 (liability scale) against the REML estimate transformed to
+    it (Lee et al. 2011), in :func:`compare`'s table layout."""
+    from bayeslmm.liability import liability_h2
+
+    if prevalence is None:
+        raise InputError("this is a posterior of the threshold model, whose h2 is on the "
+                         "liability scale: give prevalence=K (--prevalence) so that the REML "
+                         "estimate of the 0/1 trait is transformed to that scale")
+    if fit.k != 1:
+        raise InputError("the threshold model has one kernel; compare it with a one-kernel "
+                         "REML fit")
+    lia = liability_h2(fit, prevalence)
+    draws = posterior_draws(post, "h2")
+    p = interval_prob(hdi_prob)
+    z = float(stats.norm.ppf(0.5 + p / 2))
+    ci = (float(lia.h2 - z * lia.h2_se), float(lia.h2 + z * lia.h2_se))
+    lo, hi = credible_interval(draws, p)
+    mean, sd = float(np.mean(draws)), float(np.std(draws, ddof=1))
+    table = pd.DataFrame([{
+        "quantity": "h2", "reml": float(lia.h2), "reml_se": float(lia.h2_se),
+        "reml_lower": ci[0], "reml_upper": ci[1], "reml_interval": "Wald (Lee transform)",
+        "post_interval": interval_label(p), "post_mean": mean,
+        "post_median": float(np.median(draws)), "post_sd": sd, "hdi_lower": lo,
+        "hdi_upper": hi, "shift_sd": (mean - float(lia.h2)) / sd if sd > 0 else np.nan,
+    }]).set_index("quantity")
+    return Comparison(table=table, genetic_values=None, hdi_prob=p, h2_draws=draws,
+                      reml_h2=float(lia.h2), reml_h2_ci=ci,
+                      reml_label=f"REML, Lee transform (K = {prevalence:g})",
+                      reml_ci_label=f"REML {p:.0%} Wald CI")

@@ -62,6 +62,11 @@ def test_small_n_divergence_matches_the_exact_posterior(tmp_path):
     assert cmp.table.loc["h2", "post_sd"] == pytest.approx(float(q["sd"]), rel=0.1)
     cmp.plot(tmp_path / "small.png")
     assert_png(tmp_path / "small.png")
+    # a prevalence belongs to the threshold model's posterior, not to this one
+    from bayeslmm.errors import InputError
+
+    with pytest.raises(InputError, match="threshold model"):
+        compare(fit, idata, prevalence=0.1)
 
 
 def test_genetic_values_compared_with_blup():

@@ -209,9 +209,66 @@ def test_compare_liability_table(groups_fit):
     assert tab.loc["REML (Lee transform)", "h2"] == pytest.approx(lia.h2)
     assert tab.loc["threshold posterior", "h2"] == pytest.approx(
         float(idata["posterior"]["h2"].mean()))
-    assert list(tab["interval"]) == ["Wald 95%", "HDI 95%"]
+    assert list(tab["interval"]) == ["95% Wald", "95% HDI"]
     assert tab.loc["threshold posterior", "lower"] < tab.loc["threshold posterior", "upper"]
     assert "error" in tab.columns
+
+
+def test_compare_liability_follows_the_interval_convention(groups_fit):
+    """Under set_interval(kind="eti") the posterior row is the equal-tailed interval (the
+    draws' 2.5% and 97.5% quantiles, computed here directly), named so; the HDI differs."""
+    import bayeslmm
+    from bayeslmm.summaries import INTERVAL, set_interval
+
+    y, K, grp, m, idata = groups_fit
+    fit = bayeslmm.reml(y, K)
+    draws = idata["posterior"]["h2"].values.reshape(-1)
+    hdi_row = compare_liability(fit, idata, 0.3).loc["threshold posterior"]
+    saved = (INTERVAL.prob, INTERVAL.kind)
+    try:
+        set_interval(kind="eti")
+        tab = compare_liability(fit, idata, 0.3, prob=0.9)
+    finally:
+        set_interval(*saved)
+    row = tab.loc["threshold posterior"]
+    np.testing.assert_allclose([row.lower, row.upper], np.quantile(draws, [0.05, 0.95]),
+                               rtol=1e-12)
+    assert list(tab["interval"]) == ["90% Wald", "90% ETI"]
+    lia = fit.liability_h2(0.3)
+    assert tab.loc["REML (Lee transform)", "upper"] == pytest.approx(
+        lia.h2 + stats.norm.ppf(0.95) * lia.h2_se)
+    # the default convention is unchanged afterwards, and the 95% HDI is another interval
+    assert (INTERVAL.prob, INTERVAL.kind) == saved
+    assert (hdi_row.lower, hdi_row.upper) != (row.lower, row.upper)
+
+
+
+def test_compare_puts_liability_reml_next_to_the_threshold_posterior(groups_fit):
+    """compare() on a threshold posterior: REML transformed with K (Lee et al., computed here
+    from the fit's observed-scale h2) against the posterior of liability h2; without K, or
+    with K and a linear model's posterior, a clear error."""
+    import bayeslmm
+    from bayeslmm.bayes import compare
+    from bayeslmm.errors import InputError
+
+    y, K, grp, m, idata = groups_fit
+    fit = bayeslmm.reml(y, K)
+    cmp = compare(fit, idata, prevalence=0.3)
+    row = cmp.table.loc["h2"]
+    P = y.mean()
+    z = stats.norm.pdf(stats.norm.isf(0.3))
+    factor = 0.3**2 * 0.7**2 / (z**2 * P * (1 - P))
+    assert row.reml == pytest.approx(fit.h2 * factor, rel=1e-10)
+    assert row.reml_se == pytest.approx(fit.h2_se * factor, rel=1e-10)
+    draws = idata["posterior"]["h2"].values.reshape(-1)
+    assert row.post_mean == pytest.approx(draws.mean())
+    assert row.reml_lower == pytest.approx(row.reml - 1.959964 * row.reml_se, rel=1e-6)
+    assert list(cmp.table.index) == ["h2"] and row.post_interval == "95% HDI"
+    fig = cmp.plot()
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "REML, Lee transform (K = 0.3)" in labels and "REML 95% Wald CI" in labels
+    with pytest.raises(InputError, match="prevalence"):
+        compare(fit, idata)
 
 
 # ------------------------------------------------------------------ real genotypes
@@ -233,7 +290,7 @@ def test_recovers_liability_h2_on_mouse_genotypes(mouse):
     idata = sample(m, draws=1000, tune=1000, chains=2, seed=9, progressbar=False, check=False)
     # One replicate: a 95% interval misses 1 time in 20 by design, so the assertion uses the
     # 99% HDI; calibration over many replicates is benchmarks/bench_threshold.py --coverage.
-    tab = compare_liability(bayeslmm.reml(y, dec), idata, prev, true_h2=h2, hdi_prob=0.99)
+    tab = compare_liability(bayeslmm.reml(y, dec), idata, prev, true_h2=h2, prob=0.99)
     print(tab.to_string())
     row = tab.loc["threshold posterior"]
     assert row.lower < h2 < row.upper

@@ -47,7 +47,8 @@ from scipy import stats  # noqa: E402
 
 import bayeslmm  # noqa: E402
 from bayeslmm.bayes import sample  # noqa: E402
-from bayeslmm.bayes.threshold import compare_liability, threshold  # noqa: E402
+from bayeslmm.bayes.compare import compare_liability  # noqa: E402
+from bayeslmm.bayes.threshold import threshold  # noqa: E402
 
 # run_brms (tests/bayes/test_threshold.py) and the peer helpers it imports (tests/peers.py)
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("bayes", "")]

@@ -1,7 +1,7 @@
 """Bayesian layer: priors, PyMC model builders, sampling, empirical Bayes and the exact
 quadrature posterior of h2 -- all sharing the one decomposition of K with REML."""
 
-from bayeslmm.bayes.compare import Comparison, compare
+from bayeslmm.bayes.compare import Comparison, compare, compare_liability
 from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes
 from bayeslmm.bayes.models import fixed_effects, marginal_grm, random_effects
 from bayeslmm.bayes.priors import (
@@ -14,7 +14,7 @@ from bayeslmm.bayes.priors import (
 from bayeslmm.bayes.quadrature import posterior_h2_quadrature
 from bayeslmm.bayes.sampling import check_diagnostics, posterior_predictive, sample
 from bayeslmm.bayes.sensitivity import Sensitivity, prior_sensitivity
-from bayeslmm.bayes.threshold import compare_liability, posterior_predictive_cases, threshold
+from bayeslmm.bayes.threshold import posterior_predictive_cases, threshold
 
 __all__ = [
     "Comparison",

@@ -26,7 +26,7 @@ from bayeslmm.summaries import (
     reflected_kde,
 )
 
-__all__ = ["Comparison", "compare"]
+__all__ = ["Comparison", "compare", "compare_liability"]
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
@@ -240,8 +240,50 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
                       reml_h2_ci=ci_h2 if fit.k == 1 else None, quadrature=quadrature)
 
 
-def _compare_liability_scale(fit, post, prevalence: float | None,
-                             hdi_prob: float | None) -> Comparison:
+def compare_liability(fit, idata: xr.DataTree, prevalence: float, *,
+                      case_proportion: float | None = None, prob: float | None = None,
+                      true_h2: float | None = None) -> pd.DataFrame:
+    """The REML estimate transformed to the liability scale next to the threshold posterior,
+    as two rows (the h2 row of :func:`compare` with ``prevalence``, laid out per method).
+
+    Parameters
+    ----------
+    fit : VarianceComponentFit
+        REML fit of the linear model to the same 0/1 trait.
+    idata : DataTree
+        Posterior of :func:`bayeslmm.bayes.threshold.threshold` (h2 on the liability scale).
+    prevalence : float
+        K for the transformation (Lee et al. 2011, :func:`bayeslmm.liability.liability_h2`).
+    case_proportion : float, optional
+        P for the transformation; by default the fit's proportion of cases.
+    prob : float, optional
+        Probability of the intervals; the posterior interval's kind (HDI or equal-tailed) is
+        the package's convention (:func:`bayeslmm.summaries.set_interval`), the REML row's
+        is Wald (estimate -/+ z SE). Both are named in the column ``interval``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``REML (Lee transform)`` and ``threshold posterior``; columns ``h2``
+        (estimate / posterior mean), ``se`` (SE / posterior SD), ``lower``, ``upper``,
+        ``interval`` and, with ``true_h2``, ``error``.
+    """
+    _check_compare_inputs(fit, idata)
+    post = idata["posterior"] if "posterior" in idata.children else idata
+    r = _compare_liability_scale(fit, post, prevalence, prob, case_proportion).table.loc["h2"]
+    df = pd.DataFrame(
+        [{"h2": r.reml, "se": r.reml_se, "lower": r.reml_lower, "upper": r.reml_upper,
+          "interval": f"{interval_prob(prob):.0%} Wald"},
+         {"h2": r.post_mean, "se": r.post_sd, "lower": r.hdi_lower, "upper": r.hdi_upper,
+          "interval": r.post_interval}],
+        index=["REML (Lee transform)", "threshold posterior"])
+    if true_h2 is not None:
+        df["error"] = df["h2"] - true_h2
+    return df
+
+
+def _compare_liability_scale(fit, post, prevalence: float | None, hdi_prob: float | None,
+                             case_proportion: float | None = None) -> Comparison:
     """The threshold model's h2 (liability scale) against the REML estimate transformed to
     it (Lee et al. 2011), in :func:`compare`'s table layout."""
     from bayeslmm.liability import liability_h2
@@ -253,7 +295,7 @@ def _compare_liability_scale(fit, post, prevalence: float | None,
     if fit.k != 1:
         raise InputError("the threshold model has one kernel; compare it with a one-kernel "
                          "REML fit")
-    lia = liability_h2(fit, prevalence)
+    lia = liability_h2(fit, prevalence, case_proportion)
     draws = posterior_draws(post, "h2")
     p = interval_prob(hdi_prob)
     z = float(stats.norm.ppf(0.5 + p / 2))

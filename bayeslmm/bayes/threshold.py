@@ -72,7 +72,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
@@ -86,7 +85,7 @@ from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import InputError
 from bayeslmm.spectral import Decomposition, decompose, decompose_genotypes
 
-__all__ = ["ThresholdInfo", "compare_liability", "posterior_predictive_cases", "threshold",
+__all__ = ["ThresholdInfo", "posterior_predictive_cases", "threshold",
            "threshold_logp"]
 
 log = logging.getLogger(__name__)
@@ -395,49 +394,3 @@ def posterior_predictive_cases(idata: xr.DataTree, model: pm.Model, *,
     out = idata.copy()
     out["posterior_predictive"] = xr.DataTree(ds)
     return out
-
-
-def compare_liability(fit, idata: xr.DataTree, prevalence: float, *,
-                      case_proportion: float | None = None, prob: float | None = None,
-                      true_h2: float | None = None) -> pd.DataFrame:
-    """The REML estimate transformed to the liability scale next to the threshold posterior.
-
-    Parameters
-    ----------
-    fit : VarianceComponentFit
-        REML fit of the linear model to the same 0/1 trait.
-    idata : DataTree
-        Posterior of :func:`threshold` (its ``h2`` is on the liability scale).
-    prevalence : float
-        K for the transformation (Lee et al. 2011, :func:`bayeslmm.liability.liability_h2`).
-    prob : float, optional
-        Probability of the posterior interval, whose kind (HDI or equal-tailed) is the
-        package's convention (:func:`bayeslmm.summaries.set_interval`; default 95% HDI). The
-        REML row shows the Wald interval of the same level (estimate -/+ z SE); both are
-        named in the column ``interval``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Rows ``REML (Lee transform)`` and ``threshold posterior``; columns ``h2``
-        (estimate / posterior mean), ``se`` (SE / posterior SD), ``lower``, ``upper``,
-        ``interval`` and, with ``true_h2``, ``error``.
-    """
-    from bayeslmm.liability import liability_h2
-    from bayeslmm.summaries import credible_interval, interval_label, interval_prob
-
-    p = interval_prob(prob)
-    lia = liability_h2(fit, prevalence, case_proportion)
-    q = stats.norm.ppf(0.5 + p / 2)
-    draws = np.asarray(idata["posterior"]["h2"].values).reshape(-1)
-    lo, hi = credible_interval(draws, p)
-    rows = [
-        {"h2": float(lia.h2), "se": float(lia.h2_se), "lower": float(lia.h2 - q * lia.h2_se),
-         "upper": float(lia.h2 + q * lia.h2_se), "interval": f"{p:.0%} Wald"},
-        {"h2": float(draws.mean()), "se": float(draws.std(ddof=1)), "lower": lo,
-         "upper": hi, "interval": interval_label(p)},
-    ]
-    df = pd.DataFrame(rows, index=["REML (Lee transform)", "threshold posterior"])
-    if true_h2 is not None:
-        df["error"] = df["h2"] - true_h2
-    return df

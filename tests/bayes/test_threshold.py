@@ -18,9 +18,9 @@ import pytest
 from scipy import special, stats
 
 from bayeslmm.bayes import sample
+from bayeslmm.bayes.compare import compare_liability
 from bayeslmm.bayes.models import model_info
 from bayeslmm.bayes.threshold import (
-    compare_liability,
     posterior_predictive_cases,
     threshold,
     threshold_logp,

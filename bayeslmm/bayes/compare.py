@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from bayeslmm.covariance import Covariates
 from bayeslmm.errors import InputError
@@ -269,7 +268,9 @@ def compare_liability(fit, idata: xr.DataTree, prevalence: float, *,
         ``interval`` and, with ``true_h2``, ``error``.
     """
     _check_compare_inputs(fit, idata)
-    post = idata["posterior"] if "posterior" in idata.children else idata
+    post = idata
+    if isinstance(post, xr.DataTree) and "posterior" in post.children:
+        post = post["posterior"]
     r = _compare_liability_scale(fit, post, prevalence, prob, case_proportion).table.loc["h2"]
     df = pd.DataFrame(
         [{"h2": r.reml, "se": r.reml_se, "lower": r.reml_lower, "upper": r.reml_upper,
@@ -298,8 +299,7 @@ def _compare_liability_scale(fit, post, prevalence: float | None, hdi_prob: floa
     lia = liability_h2(fit, prevalence, case_proportion)
     draws = posterior_draws(post, "h2")
     p = interval_prob(hdi_prob)
-    z = float(stats.norm.ppf(0.5 + p / 2))
-    ci = (float(lia.h2 - z * lia.h2_se), float(lia.h2 + z * lia.h2_se))
+    ci = tuple(float(b) for b in lia.conf_int(p))
     lo, hi = credible_interval(draws, p)
     mean, sd = float(np.mean(draws)), float(np.std(draws, ddof=1))
     table = pd.DataFrame([{

@@ -977,18 +977,13 @@ def cmd_compare(args: argparse.Namespace, staged) -> Path:
     from bayeslmm.bayes import compare, parse_priors
 
     prefix = _prefix(args.out)
-    if args.model == "threshold" and args.prevalence is None:
-        # checked before any work: the comparison needs K for the REML side
-        raise InputError("compare --model threshold needs --prevalence K: the threshold "
-                         "model's h2 is on the liability scale, and K transforms REML's to it")
     priors = _priors(args.prior)
     parse_priors(priors)
     inp = _load(args)
     fit = _fit(args, inp)
     idata = _posterior(args, inp, fit, priors, staged, prefix)
     # the threshold model's h2 is on the liability scale: REML's is transformed to it
-    thresh = getattr(args, "model", "linear") == "threshold"
-    cmp = compare(fit, idata, prevalence=args.prevalence if thresh else None)
+    cmp = compare(fit, idata, prevalence=args.prevalence if args.model == "threshold" else None)
     staged.write_text(f"{prefix}.compare.tsv", cmp.table.to_csv(sep="\t"))
 
     def png(p: Path) -> None:

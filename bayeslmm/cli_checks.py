@@ -79,6 +79,11 @@ def check_args(args: argparse.Namespace) -> None:
         _need(0.0 <= a["maf"] <= 0.5, f"--maf must be in [0, 0.5], got {a['maf']}")
     if a.get("geno") is not None:
         _need(0.0 <= a["geno"] <= 1.0, f"--geno must be in [0, 1], got {a['geno']}")
+    # compare's REML side is transformed to the threshold model's liability scale with K
+    _need(not (a.get("command") == "compare" and a.get("model") == "threshold"
+               and a.get("prevalence") is None),
+          "compare --model threshold needs --prevalence K: the threshold model's h2 is on the "
+          "liability scale, and K transforms REML's to it")
     _check_out(args)
 
 

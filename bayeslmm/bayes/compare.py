@@ -268,10 +268,7 @@ def compare_liability(fit, idata: xr.DataTree, prevalence: float, *,
         ``interval`` and, with ``true_h2``, ``error``.
     """
     _check_compare_inputs(fit, idata)
-    post = idata
-    if isinstance(post, xr.DataTree) and "posterior" in post.children:
-        post = post["posterior"]
-    r = _compare_liability_scale(fit, post, prevalence, prob, case_proportion).table.loc["h2"]
+    r = _compare_liability_scale(fit, idata, prevalence, prob, case_proportion).table.loc["h2"]
     df = pd.DataFrame(
         [{"h2": r.reml, "se": r.reml_se, "lower": r.reml_lower, "upper": r.reml_upper,
           "interval": f"{interval_prob(prob):.0%} Wald"},

@@ -242,7 +242,6 @@ def test_compare_liability_follows_the_interval_convention(groups_fit):
     assert (hdi_row.lower, hdi_row.upper) != (row.lower, row.upper)
 
 
-
 def test_compare_puts_liability_reml_next_to_the_threshold_posterior(groups_fit):
     """compare() on a threshold posterior: REML transformed with K (Lee et al., computed here
     from the fit's observed-scale h2) against the posterior of liability h2; without K, or

@@ -19,7 +19,7 @@ import pandas as pd
 
 from bayeslmm.errors import InputError
 
-__all__ = ["BinaryPhenotype", "as_binary", "binary_coding"]
+__all__ = ["BinaryPhenotype", "as_binary", "binary_coding", "check_fraction"]
 
 log = logging.getLogger("bayeslmm.binary")
 
@@ -61,6 +61,18 @@ class BinaryPhenotype:
                 f"({'1 = control, 2 = case' if self.coding == '1/2' else '0 = control, 1 = case'}"
                 f"; missing: {missing}): {self.n_cases} cases, {self.n_controls} controls, "
                 f"{self.n_missing} missing; case proportion P = {self.case_proportion:.6f}")
+
+
+def check_fraction(value, name: str) -> float:
+    """``value`` as a float strictly inside (0, 1) -- a prevalence K or a case proportion P --
+    or an InputError naming it."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number in (0, 1), got {value!r}") from None
+    if not 0.0 < v < 1.0:
+        raise InputError(f"{name} must lie strictly between 0 and 1, got {v:g}")
+    return v
 
 
 def _values(y) -> np.ndarray:

@@ -27,15 +27,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslmm.covariance import DenseCovariance
+from bayeslmm.covariance.structures import DenseCovariance
 from bayeslmm.data import labels_of, sample_index
 from bayeslmm.errors import InputError
-from bayeslmm.genotypes import standardized_genotype_matrix
+from bayeslmm.genotypes.kinship import standardized_genotype_matrix
 from bayeslmm.io.plink import as_dataset
-from bayeslmm.likelihood import DenseLMM, SpectralLMM
+from bayeslmm.likelihood.single import DenseLMM, SpectralLMM
 
 if TYPE_CHECKING:
-    from bayeslmm.reml import VarianceComponentFit
+    from bayeslmm.estimation.reml import VarianceComponentFit
 
 __all__ = ["FittedModel", "allele_effects", "blue", "blup", "model_for", "predict", "snp_blup"]
 
@@ -46,7 +46,7 @@ class FittedModel:
 
     Spectral (one kernel): O(N r) per vector through the shared decomposition. Dense
     (several kernels): V factorised once by Cholesky. Which one is the covariance object's
-    business (:mod:`bayeslmm.covariance`); nothing here forms V.
+    business (:mod:`bayeslmm.covariance.structures`); nothing here forms V.
     """
 
     def __init__(self, fit: VarianceComponentFit):

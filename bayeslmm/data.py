@@ -1,4 +1,8 @@
-"""Validation and alignment of in-memory inputs.
+"""Validation and alignment of in-memory inputs: the package's one alignment rule.
+
+:func:`sample_index` is the rule (labels in, an index out); :func:`prepare` applies it to a
+fit's phenotype, kernel(s) and covariates, :func:`align_samples` to any number of labelled
+inputs at once (files as read, GRMs, genotypes), keeping the samples all of them share.
 
 Every public estimator passes its inputs through this module first, so that the numerical
 core can assume clean, aligned float64 arrays. Inputs may be numpy arrays, pandas objects or
@@ -8,26 +12,33 @@ to the results.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayeslmm.errors import AlignmentError, CollinearityError, InputError, KernelError
-from bayeslmm.io.plink import sample_labels
+from bayeslmm.io.grm_files import GRM
+from bayeslmm.labels import duplicated_labels, positional_labels, sample_labels
+
+log = logging.getLogger("bayeslmm.data")
 
 __all__ = [
+    "AlignedSamples",
     "LMMData",
+    "align_samples",
+    "sample_ids",
     "labels_of",
     "as_design",
     "as_kernel",
     "as_phenotype",
     "check_full_rank",
     "covariate_design",
-    "positional_labels",
-    "prepare",
+        "prepare",
     "sample_index",
 ]
 
@@ -176,7 +187,7 @@ def as_kernel(K, N: int, name: str = "K") -> tuple[np.ndarray, np.ndarray | None
     """Return a kernel as a symmetric float64 array and its sample labels.
 
     Checks shape, finiteness and symmetry here; positive semi-definiteness is checked on the
-    eigenvalues when the kernel is decomposed (:mod:`bayeslmm.spectral`), so it costs nothing
+    eigenvalues when the kernel is decomposed (:mod:`bayeslmm.covariance.decomposition`), so it costs nothing
     extra.
     """
     labels = labels_of(K)
@@ -220,16 +231,6 @@ class LMMData:
         return self.X.shape[1]
 
 
-def _duplicates(labels: np.ndarray) -> list[str]:
-    u, c = np.unique(labels, return_counts=True)
-    return [str(x) for x in u[c > 1]]
-
-
-def positional_labels(N: int) -> np.ndarray:
-    """The labels given to unlabelled samples: "0", "1", ..."""
-    return np.array([str(i) for i in range(N)])
-
-
 def sample_index(want: np.ndarray, have: np.ndarray | None, what: str) -> np.ndarray | None:
     """Index into ``have`` giving the samples ``want``, in that order; None when no reordering
     is needed (same labels in the same order, or ``have`` unlabelled: positional).
@@ -245,7 +246,7 @@ def sample_index(want: np.ndarray, have: np.ndarray | None, what: str) -> np.nda
     have = np.asarray(have)
     if np.array_equal(want, have):
         return None
-    dup = _duplicates(have)
+    dup = duplicated_labels(have)
     if dup:
         raise AlignmentError(f"{what} has duplicated sample IDs: {dup[:5]!r}")
     pos = {s: i for i, s in enumerate(have)}
@@ -254,9 +255,16 @@ def sample_index(want: np.ndarray, have: np.ndarray | None, what: str) -> np.nda
         if len(missing) == len(want) and np.array_equal(want, positional_labels(len(want))) \
                 and len(have) == len(want):
             return None  # unlabelled phenotype: positional
+        if len(missing) == len(want):
+            raise AlignmentError(
+                f"{what} and the phenotype share 0 of the {len(want)} sample IDs; first "
+                f"phenotyped ID is {want[0]!r}, first ID of {what} is "
+                f"{have[0] if len(have) else None!r}. Check that both use the same FID and "
+                "IID")
         raise AlignmentError(
             f"{what} lacks {len(missing)} of the {len(want)} phenotyped samples, e.g. "
-            f"{missing[0]!r}; align the inputs first (bayeslmm.io.align does this for files)")
+            f"{missing[0]!r}; align the inputs first (bayeslmm.data.align_samples, or "
+            "bayeslmm.load_inputs for files)")
     return np.fromiter((pos[s] for s in want), dtype=np.intp, count=len(want))
 
 
@@ -276,17 +284,54 @@ def _kernel_labels(K, name: str) -> np.ndarray | None:
     return rows if rows is not None else cols
 
 
+def _drop_missing_phenotypes(y, K, X):
+    """A labelled phenotype (pandas or xarray with sample labels) loses its missing values,
+    with a logged count, as the command line does; kernels and covariates without labels
+    lose the same rows by position. An unlabelled array with NaN stays an error
+    (:func:`as_phenotype`): which sample it was cannot be said."""
+    if labels_of(y) is None:
+        return y, K, X
+    try:
+        arr = np.asarray(y.values if hasattr(y, "values") else y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return y, K, X  # as_phenotype says what is wrong
+    arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
+    if arr.ndim != 1 or np.isfinite(arr).all():
+        return y, K, X
+    keep = np.isfinite(arr)
+    log.info("%d of %d samples dropped for a missing phenotype.", int((~keep).sum()), arr.size)
+    N0 = arr.size
+    y = y[keep] if isinstance(y, pd.Series) else y.isel({y.dims[0]: np.flatnonzero(keep)})
+
+    def positional(a, two_d: bool):
+        if a is None or isinstance(a, GRM) or labels_of(a) is not None:
+            return a  # labelled: aligned by label later
+        if hasattr(a, "shape") and len(a.shape) >= 1 and a.shape[0] == N0:
+            arr_ = np.asarray(a)
+            return arr_[np.ix_(keep, keep)] if two_d and arr_.ndim == 2 else arr_[keep]
+        return a
+
+    if isinstance(K, list | tuple):
+        K = [positional(Kk, True) for Kk in K]
+    elif not hasattr(K, "aligned_to"):  # a Decomposition cannot be subset: it says so later
+        K = positional(K, True)
+    X = positional(X, False)
+    return y, K, X
+
+
 def prepare(y, K=None, X=None, component_names: Sequence[str] | None = None) -> LMMData:
     """Validate y, X and K (a matrix or a list of matrices) and align them by sample label.
 
     When y carries sample labels (pandas index or xarray ``sample`` coordinate) and X or K
-    carry labels too, X and K are reordered to y's order; samples of K absent from y are
-    dropped, samples of y absent from K are an error.
+    carry labels too (a :class:`~bayeslmm.io.GRM` always does), X and K are reordered to y's
+    order; samples of K absent from y are dropped, samples of y absent from K are an error.
+    A labelled y loses its missing values (logged); an unlabelled one with NaN is an error.
     """
+    y, K, X = _drop_missing_phenotypes(y, K, X)
     y_arr, y_labels = as_phenotype(y)
     N = y_arr.size
-    if y_labels is not None and _duplicates(y_labels):
-        raise AlignmentError(f"y has duplicated sample IDs: {_duplicates(y_labels)[:5]!r}")
+    if y_labels is not None and duplicated_labels(y_labels):
+        raise AlignmentError(f"y has duplicated sample IDs: {duplicated_labels(y_labels)[:5]!r}")
     samples = y_labels if y_labels is not None else positional_labels(N)
     if K is None:
         Ks_in: list = []
@@ -295,6 +340,7 @@ def prepare(y, K=None, X=None, component_names: Sequence[str] | None = None) -> 
     else:
         Ks_in = [K]
     Ks = []
+    Ks_in = [Kk.K if isinstance(Kk, GRM) else Kk for Kk in Ks_in]  # GRM: its labelled matrix
     for k, Kk in enumerate(Ks_in):
         name = "K" if len(Ks_in) == 1 else f"K[{k}]"
         labels = _kernel_labels(Kk, name)
@@ -318,3 +364,224 @@ def prepare(y, K=None, X=None, component_names: Sequence[str] | None = None) -> 
         raise InputError(f"X has {X_arr.shape[1]} columns for {N} samples; REML needs N > M")
     return LMMData(y=y_arr, X=X_arr, Ks=tuple(Ks), covariates=tuple(names),
                    samples=np.asarray(samples), components=tuple(component_names))
+
+
+# --------------------------------------------------------------------------- several inputs
+
+
+def sample_ids(obj: Any) -> pd.MultiIndex:
+    """The ``(fid, iid)`` IDs of any input :func:`align_samples` accepts.
+
+    Accepted: a :class:`~bayeslmm.io.GRM`; an xarray Dataset/DataArray with ``fid``
+    and ``iid`` coordinates on ``sample`` (e.g. from ``read_plink``); a pandas
+    Series/DataFrame indexed by a 2-level ``(fid, iid)`` MultiIndex (phenotypes,
+    covariates); a DataFrame with ``fid`` and ``iid`` columns (e.g. ``read_fam``);
+    a 2-level MultiIndex.
+    """
+    if isinstance(obj, GRM):
+        f, i = obj.ids["fid"], obj.ids["iid"]
+    elif isinstance(obj, (xr.Dataset, xr.DataArray)):
+        f, i = obj["fid"].to_numpy(), obj["iid"].to_numpy()
+    elif isinstance(obj, pd.MultiIndex):
+        f, i = obj.get_level_values(0), obj.get_level_values(1)
+    elif isinstance(obj, (pd.Series, pd.DataFrame)) and isinstance(obj.index, pd.MultiIndex):
+        f, i = obj.index.get_level_values(0), obj.index.get_level_values(1)
+    elif isinstance(obj, pd.DataFrame) and {"fid", "iid"} <= set(obj.columns):
+        f, i = obj["fid"], obj["iid"]
+    else:
+        raise InputError(
+            f"cannot find (FID, IID) sample IDs in an object of type {type(obj).__name__}"
+        )
+    return pd.MultiIndex.from_arrays(
+        [np.asarray(f).astype(str), np.asarray(i).astype(str)], names=["fid", "iid"]
+    )
+
+
+def labels_of_ids(obj: Any) -> np.ndarray:
+    """The sample labels (:func:`bayeslmm.labels.sample_labels`) of an input's IDs."""
+    mi = sample_ids(obj)
+    return sample_labels(mi.get_level_values(0), mi.get_level_values(1))
+
+
+def _missing_mask(obj: Any) -> np.ndarray | None:
+    if isinstance(obj, (pd.Series, pd.DataFrame)) and isinstance(obj.index, pd.MultiIndex):
+        v = obj.to_numpy(dtype=float, na_value=np.nan)
+        return np.isnan(v) if v.ndim == 1 else np.isnan(v).any(axis=1)
+    return None
+
+
+def _take(obj: Any, pos: np.ndarray) -> Any:
+    if isinstance(obj, GRM):
+        return obj.subset(pos)
+    if isinstance(obj, (xr.Dataset, xr.DataArray)):
+        return obj.isel(sample=pos)
+    if isinstance(obj, pd.MultiIndex):
+        return obj[pos]
+    if isinstance(obj, (pd.Series, pd.DataFrame)) and isinstance(obj.index, pd.MultiIndex):
+        return obj.iloc[pos]
+    return obj.iloc[pos].reset_index(drop=True)
+
+
+@dataclass(frozen=True, eq=False)
+class AlignedSamples:
+    """Inputs restricted to their common, complete samples, in one order.
+
+    Attributes
+    ----------
+    ids : pandas.DataFrame
+        ``fid``, ``iid`` of the kept samples, in the order of the first input.
+    positions : dict[str, numpy.ndarray]
+        For each input, the row positions of ``ids`` in it.
+    data : dict[str, Any]
+        Each input subset and reordered (same type as given).
+    report : pandas.DataFrame
+        One row per input: ``n_input``, ``n_missing`` (dropped for a missing
+        value in that input), ``n_not_shared`` (dropped because absent or
+        incomplete in another input) and ``n_kept``.
+    """
+
+    ids: pd.DataFrame
+    positions: dict[str, np.ndarray]
+    data: dict[str, Any]
+    report: pd.DataFrame
+
+    def __getitem__(self, name: str) -> Any:
+        return self.data[name]
+
+    @property
+    def N(self) -> int:  # noqa: N802 - the notes' name
+        """Number of kept samples."""
+        return len(self.ids)
+
+    def summary(self) -> pd.DataFrame:
+        """The drop-count report table."""
+        return self.report
+
+
+def align_samples(
+    inputs: Mapping[str, Any],
+    *,
+    phenotype: str | Iterable[str] | None = None,
+    drop_missing: bool = True,
+) -> AlignedSamples:
+    """Match samples by (FID, IID) across inputs and drop incomplete ones.
+
+    Parameters
+    ----------
+    inputs : mapping of name -> object
+        E.g. ``{"GRM": grm, "phenotype": y, "covariates": X, "fam": fam}``; any
+        object :func:`sample_ids` accepts.  The **first** input fixes the order
+        of the result.  The names are used in messages and the report.
+    phenotype : str or list of str, optional
+        Input(s) holding phenotypes, which must not be constant after alignment.
+        Default: every input whose name contains ``"pheno"`` (case-insensitive).
+    drop_missing : bool, default True
+        Drop samples with a NaN in any pandas input indexed by (fid, iid)
+        (phenotypes, covariates).
+
+    Returns
+    -------
+    AlignedSamples
+
+    Raises
+    ------
+    AlignmentError
+        Duplicated IDs within an input, or no sample shared, e.g. "GRM and phenotype
+        share 0 of 1410 sample IDs; first GRM ID is '1_3 A048005080', first
+        phenotype ID is 'A048005080 A048005080'".
+    InputError
+        A phenotype is constant over the kept samples.
+    """
+    if not inputs:
+        raise InputError("align_samples needs at least one input")
+    names = list(inputs)
+    labels: dict[str, np.ndarray] = {}
+    for name in names:
+        lab = labels_of_ids(inputs[name])
+        dup = duplicated_labels(lab)
+        if dup:
+            raise AlignmentError(f"{name}: sample ID '{dup[0]}' appears more than once")
+        labels[name] = lab
+    first = names[0]
+    set0 = set(labels[first])
+    for name in names[1:]:
+        shared = len(set0.intersection(labels[name]))
+        if shared == 0:
+            raise AlignmentError(
+                f"{first} and {name} share 0 of {len(labels[name])} sample IDs; "
+                f"first {first} ID is '{_first(labels[first])}', first {name} ID is "
+                f"'{_first(labels[name])}'. Check that both use the same FID and IID "
+                "columns."
+            )
+    complete: dict[str, set] = {}
+    n_missing: dict[str, int] = {}
+    for name in names:
+        mask = _missing_mask(inputs[name]) if drop_missing else None
+        lab = labels[name]
+        if mask is None:
+            complete[name] = set(lab)
+            n_missing[name] = 0
+        else:
+            complete[name] = set(lab[~mask])
+            n_missing[name] = int(mask.sum())
+    keep_set = set.intersection(*complete.values())
+    order = np.array([lab for lab in labels[first] if lab in keep_set], dtype=object)
+    rows = []
+    positions: dict[str, np.ndarray] = {}
+    for name in names:
+        idx = sample_index(order, labels[name], name)
+        positions[name] = (np.arange(len(order), dtype=np.int64) if idx is None
+                           else idx.astype(np.int64))
+        n_in = len(labels[name])
+        rows.append(
+            {
+                "n_input": n_in,
+                "n_missing": n_missing[name],
+                "n_not_shared": n_in - n_missing[name] - len(order),
+                "n_kept": len(order),
+            }
+        )
+    report = pd.DataFrame(rows, index=pd.Index(names, name="input"))
+    for name, r in report.iterrows():
+        log.info(
+            "%s: %d samples, %d dropped for missing values, %d not in every other input, %d kept",
+            name,
+            r.n_input,
+            r.n_missing,
+            r.n_not_shared,
+            r.n_kept,
+        )
+    if len(order) == 0:
+        raise AlignmentError(
+            "no sample has complete data in all inputs: "
+            + "; ".join(
+                f"{n}: {r.n_input} samples, {r.n_missing} with missing values"
+                for n, r in report.iterrows()
+            )
+        )
+    data = {name: _take(inputs[name], positions[name]) for name in names}
+    ids = pd.DataFrame([lab.split(" ", 1) for lab in order], columns=["fid", "iid"], dtype=str)
+    if phenotype is None:
+        pheno_names = [n for n in names if "pheno" in n.lower()]
+    else:
+        pheno_names = [phenotype] if isinstance(phenotype, str) else list(phenotype)
+    for pn in pheno_names:
+        if pn not in data:
+            raise InputError(f"phenotype input '{pn}' is not among the inputs {names}")
+        obj = data[pn]
+        frame = obj.to_frame() if isinstance(obj, pd.Series) else obj
+        if not isinstance(frame, pd.DataFrame):
+            continue
+        for col in frame.columns:
+            v = frame[col].to_numpy(dtype=float, na_value=np.nan)
+            v = v[~np.isnan(v)]
+            if v.size and np.all(v == v[0]):
+                raise InputError(
+                    f"phenotype '{col}' ({pn}) is constant (= {v[0]:g}) over the "
+                    f"{len(order)} aligned samples; nothing to model"
+                )
+    return AlignedSamples(ids, positions, data, report)
+
+
+def _first(lab: np.ndarray) -> str:
+    return str(lab[0]) if len(lab) else "<none>"

@@ -258,8 +258,8 @@ def fit(formula: str, data: pd.DataFrame, kernels: Mapping[str, Any] | None = No
     >>> list(fit.beta.index)
     ['Intercept', 'sex[M]']
     """
-    from bayeslmm.reml import ml as ml_fit
-    from bayeslmm.reml import reml
+    from bayeslmm.estimation.reml import ml as ml_fit
+    from bayeslmm.estimation.reml import reml
 
     d = design(formula, data, kernels, id=id)
     K, kw = _matrix_args(d)
@@ -272,8 +272,8 @@ def model(formula: str, data: pd.DataFrame, kernels: Mapping[str, Any] | None = 
     """The PyMC marginal model of a formula (:func:`bayeslmm.models.marginal_grm`, or with
     ``dirichlet`` the several-kernel model with a Dirichlet prior on the variance
     proportions); sample it with :func:`bayeslmm.sample`."""
-    from bayeslmm.bayes.models import marginal_grm
-    from bayeslmm.bayes.multikernel_models import marginal_multikernel
+    from bayeslmm.bayes.models.marginal import marginal_grm
+    from bayeslmm.bayes.models.multikernel import marginal_multikernel
 
     d = design(formula, data, kernels, id=id)
     K, kw = _matrix_args(d)

@@ -44,7 +44,7 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 import bayeslmm  # noqa: E402
-from bayeslmm.assoc import assoc, one_test  # noqa: E402
+from bayeslmm.association.fixed_variance import assoc, one_test  # noqa: E402
 from bayeslmm.io import read_plink  # noqa: E402
 
 EXAMPLE = Path("/usr/share/doc/gemma/example")

@@ -112,7 +112,7 @@ def accuracy(N: int, workdir: Path, threads: int, probes: int, steps: int, bolt:
 
     import bayeslmm
     from bayeslmm.bayes.quadrature_krylov import posterior_h2_krylov
-    from bayeslmm.genotypes import grm
+    from bayeslmm.genotypes.kinship import grm
     from bayeslmm.io import read_plink
 
     P = int(1.6 * N)
@@ -281,7 +281,7 @@ def legacy_pass(ds, threads: int):
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from bayeslmm.genotype_operator import standardize_inplace
+    from bayeslmm.genotypes.operator import standardize_inplace
 
     N, P = ds.sizes["sample"], ds.sizes["variant"]
     chunk = max(1, min(P, 64 * 2**20 // (8 * N)))
@@ -301,7 +301,7 @@ def stage_breakdown(ds, block: int, c: int = 1024) -> list[dict]:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from bayeslmm.genotype_operator import decode_chunk, standardize_inplace
+    from bayeslmm.genotypes.operator import decode_chunk, standardize_inplace
     from bayeslmm.io.plink import iter_variant_blocks
 
     N = ds.sizes["sample"]
@@ -356,7 +356,7 @@ def profile(N: int, P: int, workdir: Path, threads: int, block: int, passes: int
     """Per-pass time before / after, interleaved in one run, and the one-chunk stages."""
     import numpy as np
 
-    from bayeslmm.genotype_operator import GenotypeOperator
+    from bayeslmm.genotypes.operator import GenotypeOperator
     from bayeslmm.io import read_plink
 
     path, _ = simulate_once(workdir / f"scale_{N}_{P}.bed", N, P, missing=missing)
@@ -472,7 +472,7 @@ def scale_passes(N: int, P: int, workdir: Path, threads: int, block: int, passes
     """Timed passes only, and the projected REML (decode + steps passes)."""
     import numpy as np
 
-    from bayeslmm.genotype_operator import GenotypeOperator
+    from bayeslmm.genotypes.operator import GenotypeOperator
     from bayeslmm.io import read_plink
 
     path, _ = simulate_once(workdir / f"scale_{N}_{P}.bed", N, P, missing=missing)

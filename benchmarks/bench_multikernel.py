@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 import bayeslmm  # noqa: E402
 from bayeslmm.bayes import marginal_grm, sample  # noqa: E402
-from bayeslmm.bayes.multikernel_models import density_of  # noqa: E402
+from bayeslmm.bayes.models.multikernel import density_of  # noqa: E402
 
 
 def simulate(N: int, scenario: str = "grms", seed: int = 0):

@@ -14,7 +14,7 @@ r_g = 0.5, r_e = 0.2; decomposes K once; then times, in the same process,
   leave-one-out log-likelihood group (O(N r) per draw; the two-trait model has none),
 * two traits: ``multitrait_reml(Y, dec)`` (with LRTs and the profile CI of r_g) and
   ``multitrait_marginal(Y, dec)`` sampled the same way (hand-written log-density,
-  :mod:`bayeslmm.bayes.multitrait_logp`; nutpie's low-rank modified mass matrix, the
+  :mod:`bayeslmm.bayes.compiled.multitrait`; nutpie's low-rank modified mass matrix, the
   default for two traits); with ``--graph`` also through PyMC's graph and with
   ``--diagonal`` with nutpie's diagonal mass matrix (the default before),
 
@@ -41,8 +41,8 @@ import numpy as np  # noqa: E402
 
 import bayeslmm  # noqa: E402
 from bayeslmm.bayes import marginal_grm, sample  # noqa: E402
-from bayeslmm.bayes.multitrait_models import multitrait_marginal  # noqa: E402
-from bayeslmm.multitrait import multitrait_reml  # noqa: E402
+from bayeslmm.bayes.models.multitrait import multitrait_marginal  # noqa: E402
+from bayeslmm.estimation.multitrait import multitrait_reml  # noqa: E402
 
 
 def simulate(N: int, P: int, h2=(0.5, 0.3), rg=0.5, re=0.2, seed=0):

@@ -5,7 +5,7 @@ Run:
     OPENBLAS_NUM_THREADS=2 python benchmarks/bench_threshold.py coverage [--reps 200]
 
 ``speed``: simulate N samples (K = ZZ'/P from standardized genotypes, liability h2 = 0.5,
-prevalence 0.3, population sample), fit the threshold model (``bayeslmm.bayes.threshold`` +
+prevalence 0.3, population sample), fit the threshold model (``bayeslmm.bayes.models.threshold`` +
 ``bayeslmm.bayes.sample``: nutpie, 4 chains x 1,000 draws after 1,000 tuning steps, model
 compilation included; free intercept ~ Normal(0, 1), h2 ~ Beta(1, 1)) and report wall
 time, bulk ESS of h2 and ESS(h2)/s. With ``--brms`` the same data go to R's brms
@@ -48,7 +48,7 @@ from scipy import stats  # noqa: E402
 import bayeslmm  # noqa: E402
 from bayeslmm.bayes import sample  # noqa: E402
 from bayeslmm.bayes.compare import compare_liability  # noqa: E402
-from bayeslmm.bayes.threshold import threshold  # noqa: E402
+from bayeslmm.bayes.models.threshold import threshold  # noqa: E402
 
 # run_brms (tests/bayes/test_threshold.py) and the peer helpers it imports (tests/peers.py)
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("bayes", "")]

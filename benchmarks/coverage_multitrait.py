@@ -7,11 +7,11 @@ Run: ``OPENBLAS_NUM_THREADS=1 python benchmarks/coverage_multitrait.py --bfile
 The GRM of the first N gemma-doc mouse_hs1940 samples is decomposed once; for each true
 r_g in {0, 0.5, 0.9} (h2 = 0.5 for both traits, r_e = 0.2) ``--reps`` replicate trait pairs
 are drawn exactly from N(0, Sigma_g (x) K + Sigma_e (x) I) through the decomposition (seeded),
-fitted by :func:`bayeslmm.multitrait.multitrait_reml`, and the share of intervals holding the
+fitted by :func:`bayeslmm.estimation.multitrait.multitrait_reml`, and the share of intervals holding the
 truth is printed with its binomial standard error (the replicates run round-robin over the
 true r_g values, each from its own seeded stream). ``--posterior R`` also samples the full
 posterior (4 x 1,000 draws after 1,000 tuning steps, default priors, one core) for the first R
-replicates per r_g through the hand-written log-density (:mod:`bayeslmm.bayes.multitrait_logp`,
+replicates per r_g through the hand-written log-density (:mod:`bayeslmm.bayes.compiled.multitrait`,
 a few seconds each) and counts how often its 95% equal-tailed credible interval holds the
 truth. ``--csv`` writes one row per replicate (estimates, intervals, divergences, ESS).
 """
@@ -29,9 +29,9 @@ import warnings  # noqa: E402
 import numpy as np  # noqa: E402
 
 import bayeslmm  # noqa: E402
-from bayeslmm.genotypes import grm  # noqa: E402
+from bayeslmm.estimation.multitrait import multitrait_reml  # noqa: E402
+from bayeslmm.genotypes.kinship import grm  # noqa: E402
 from bayeslmm.io import read_plink  # noqa: E402
-from bayeslmm.multitrait import multitrait_reml  # noqa: E402
 
 TRUE_RG = (0.0, 0.5, 0.9)
 
@@ -109,7 +109,7 @@ def _posterior(Y, dec, seed: int) -> list[float]:
     import arviz_stats as azs
 
     from bayeslmm.bayes import sample
-    from bayeslmm.bayes.multitrait_models import multitrait_marginal
+    from bayeslmm.bayes.models.multitrait import multitrait_marginal
 
     idata = sample(multitrait_marginal(Y, dec), seed=seed, progressbar=False, log_prior=False,
                    cores=1)

@@ -38,17 +38,17 @@ def build(out: Path) -> list[Path]:
         target.write_text(PAGE.format(title=title, body=body))
         written.append(target)
     pdoc.render.configure(docformat="numpy", search=False)
-    modules = ["bayeslmm", "bayeslmm.data", "bayeslmm.spectral", "bayeslmm.likelihood",
+    modules = ["bayeslmm", "bayeslmm.data", "bayeslmm.covariance.decomposition", "bayeslmm.likelihood.single",
                "bayeslmm.ols", "bayeslmm.reml", "bayeslmm.blup", "bayeslmm.assoc",
-               "bayeslmm.genotypes", "bayeslmm.io", "bayeslmm.bayes", "bayeslmm.models",
-               "bayeslmm.summaries", "bayeslmm.plots", "bayeslmm.cli", "bayeslmm.datasets",
-               "bayeslmm.errors", "bayeslmm.multitrait", "bayeslmm.multitrait_likelihood",
-               "bayeslmm.multitrait_plots", "bayeslmm.bayes.multitrait_models",
-               "bayeslmm.errors", "bayeslmm.filters", "bayeslmm.identifiability",
-               "bayeslmm.interrupts", "bayeslmm.cli_checks",
-               "bayeslmm.errors", "bayeslmm.binary", "bayeslmm.liability",
-               "bayeslmm.errors", "bayeslmm.engines", "bayeslmm.genotype_operator",
-               "bayeslmm.lowrank", "bayeslmm.krylov",
+               "bayeslmm.genotypes.kinship", "bayeslmm.io", "bayeslmm.bayes", "bayeslmm.models",
+               "bayeslmm.bayes.summaries", "bayeslmm.reports.plots", "bayeslmm.cli.app", "bayeslmm.datasets",
+               "bayeslmm.errors", "bayeslmm.estimation.multitrait", "bayeslmm.likelihood.multitrait",
+               "bayeslmm.reports.multitrait_plots", "bayeslmm.bayes.models.multitrait",
+               "bayeslmm.errors", "bayeslmm.genotypes.filters", "bayeslmm.identifiability",
+               "bayeslmm.cli.interrupts", "bayeslmm.cli.checks",
+               "bayeslmm.errors", "bayeslmm.binary", "bayeslmm.estimation.liability",
+               "bayeslmm.errors", "bayeslmm.estimation.engines", "bayeslmm.genotypes.operator",
+               "bayeslmm.covariance.lowrank", "bayeslmm.estimation.krylov",
                "!bayeslmm.datasets.make_demo"]
     pdoc.pdoc(*modules, output_directory=out / "api")
     written.append(out / "api" / "bayeslmm.html")

@@ -28,7 +28,7 @@ def main(argv=None):
     fit = bayeslmm.reml(y, K)
     eb = bayeslmm.empirical_bayes(fit, mcmc=False)   # exact: mean = BLUP, cov = PEV
     print(f"EB posterior of g equals BLUP: max |diff| = "
-          f"{abs(eb.blup.values - fit.blup()['g'].values).max():.2e}")
+          f"{abs(eb.blup.values - bayeslmm.blup(fit)['g'].values).max():.2e}")
 
     # latent=True keeps g in the model so its full posterior can be compared with BLUP.
     model = bayeslmm.models.marginal_grm(y, fit.decomposition, latent=True)

@@ -14,9 +14,10 @@ import arviz_stats as azs
 import pandas as pd
 
 import bayeslmm
+from bayeslmm.data import align_samples
 from bayeslmm.datasets import load_demo
-from bayeslmm.genotypes import grm
-from bayeslmm.io import align_samples, read_phenotype, read_plink
+from bayeslmm.genotypes.kinship import grm
+from bayeslmm.io import read_phenotype, read_plink
 
 
 def main(argv=None):
@@ -48,7 +49,7 @@ def main(argv=None):
     table.to_csv(out / "posterior_summary.tsv", sep="\t")
 
     from bayeslmm.bayes.priors import parse_prior
-    from bayeslmm.plots import plot_h2_posterior
+    from bayeslmm.reports.plots import plot_h2_posterior
 
     plot_h2_posterior(posterior, prior=parse_prior(priors["h2"]), reml=fit,
                       path=out / "h2_posterior.png")

@@ -25,7 +25,7 @@ import pandas as pd
 
 import bayeslmm
 from bayeslmm.bayes.components import component_table, plot_components
-from bayeslmm.genotypes import grm
+from bayeslmm.genotypes.kinship import grm
 from bayeslmm.io import read_plink
 
 EXAMPLE = Path("/usr/share/doc/gemma/example")

@@ -70,7 +70,7 @@ def simulate_two(N=200, P=400, h2=(0.6, 0.4), rg=0.5, re=0.2, seed=0):
 
 def run_cli(argv: list[str]) -> int:
     """``bayeslmm`` in-process: the exit status whether main() returns or exits."""
-    from bayeslmm.cli import main
+    from bayeslmm.cli.app import main
 
     try:
         return main(argv)

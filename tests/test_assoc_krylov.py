@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 import bayeslmm
-from bayeslmm.assoc import one_test
-from bayeslmm.assoc_krylov import assoc_krylov
+from bayeslmm.association.fixed_variance import one_test
+from bayeslmm.association.grammar import assoc_krylov
 from bayeslmm.datasets import load_demo
-from bayeslmm.engines import reml_genotypes
 from bayeslmm.errors import InputError
-from bayeslmm.genotype_operator import GenotypeOperator
-from bayeslmm.genotypes import variant_qc
+from bayeslmm.estimation.engines import reml_genotypes
+from bayeslmm.estimation.krylov import fit_krylov, krylov_model
+from bayeslmm.genotypes.kinship import variant_qc
+from bayeslmm.genotypes.operator import GenotypeOperator
 from bayeslmm.io import read_plink
-from bayeslmm.krylov import fit_krylov, krylov_model
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_grammar_layout_equals_assoc_per_allele(demo_fits):
     """The Krylov result carries assoc's columns: beta and se per A1 allele, af and n over
     the analysed samples, equal to bayeslmm.assoc's GRAMMAR on the exact fit; so the same
     writers (.assoc.tsv, GCTA .mlma, GEMMA .assoc.txt) take it."""
-    from bayeslmm.io.reports import ASSOC_FORMATS
+    from bayeslmm.reports.writers import ASSOC_FORMATS
 
     ds, ref, fit, op = demo_fits
     res = assoc_krylov(fit, op, test="grammar")

@@ -2,7 +2,7 @@
 
 Every case is generated from the embedded demo data (truncations, byte flips, shuffled and
 duplicated lines, encodings, extreme values, bad arguments) and run in-process through
-``bayeslmm.cli.main``. For each one the run must end either
+``bayeslmm.cli.app.main``. For each one the run must end either
 
 * in a clean error: non-zero exit status, exactly one line on stderr starting with
   ``bayeslmm`` and containing ``error:``, no traceback, and no new file in the output folder
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayeslmm.cli import main
+from bayeslmm.cli.app import main
 from bayeslmm.datasets import load_demo
 
 DEMO = load_demo()

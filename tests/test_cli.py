@@ -14,10 +14,12 @@ import pytest
 
 import bayeslmm
 from bayeslmm.blup import blup
-from bayeslmm.cli import main
+from bayeslmm.cli.app import main
+from bayeslmm.data import align_samples
 from bayeslmm.datasets import load_demo
-from bayeslmm.genotypes import grm
-from bayeslmm.io import GRM, align_samples, read_grm, read_phenotype, read_plink, write_grm
+from bayeslmm.genotypes.kinship import grm
+from bayeslmm.io import GRM, read_grm, read_phenotype, read_plink, write_grm
+from bayeslmm.reports.hsq import hsq_text
 
 from helpers import run_cli
 
@@ -86,7 +88,7 @@ def test_reml_hsq_equals_api_and_gcta_layout(demo_grm, tmp_path):
     assert all(len(ln.split("\t")) == 2 for ln in lines[5:])
     hsq = pd.read_csv(f"{out}.hsq", sep="\t", index_col="Source")
     fit = _api_fit(demo_grm)
-    assert text == fit.to_hsq()
+    assert text == hsq_text(fit)
     summ = fit.summary()
     np.testing.assert_allclose(hsq["Variance"], summ["Variance"], rtol=1e-5)
     np.testing.assert_allclose(hsq["SE"].iloc[:4], summ["SE"].iloc[:4], rtol=1e-5)

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 import bayeslmm
+from bayeslmm.data import align_samples
 from bayeslmm.datasets import load_demo
-from bayeslmm.io import align_samples, read_grm, read_phenotype
+from bayeslmm.io import read_grm, read_phenotype
+from bayeslmm.reports.hsq import hsq_text
 
 from helpers import run_cli
 
@@ -69,7 +71,7 @@ def test_reml_prevalence_writes_liability_row(demo_grm, cc_pheno, tmp_path):
     assert lia.case_proportion == pytest.approx(float((y == 2).mean()))
     assert float(hsq.loc["V(G)/Vp_L", "Variance"]) == pytest.approx(lia.h2, abs=1e-6)
     assert float(hsq.loc["V(G)/Vp_L", "SE"]) == pytest.approx(lia.h2_se, abs=1e-6)
-    assert text == fit.to_hsq(0.05)
+    assert text == hsq_text(fit, 0.05)
     assert "User-specified disease prevalence = 0.050000" in text
 
 
@@ -97,7 +99,7 @@ def test_quantitative_trait_with_prevalence_is_an_error(demo_grm, tmp_path, caps
 def test_sample_prevalence_adds_h2_liability(demo_grm, cc_pheno, tmp_path):
     import xarray as xr
 
-    from bayeslmm.liability import liability_factor
+    from bayeslmm.estimation.liability import liability_factor
 
     out = tmp_path / "s"
     assert run(["sample", "--grm", str(demo_grm), "--pheno", str(cc_pheno), "--prevalence",
@@ -137,7 +139,7 @@ def test_compare_threshold_model_on_the_liability_scale(demo_grm, cc_pheno, tmp_
     """compare --model threshold: the posterior of liability h2 next to REML transformed with
     the same K (Lee et al.), the row and the interval named; without K, refused before any
     work."""
-    from bayeslmm.liability import liability_factor
+    from bayeslmm.estimation.liability import liability_factor
 
     out = tmp_path / "c"
     assert run(["compare", "--grm", str(demo_grm), "--pheno", str(cc_pheno), "--model",

@@ -1,5 +1,5 @@
 """Checks of a command-line run before any work and before its files are committed
-(bayeslmm.cli_checks, the commit of bayeslmm.io.reports.StagedOutputs)."""
+(bayeslmm.cli.checks, the commit of bayeslmm.reports.writers.StagedOutputs)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bayeslmm.cli import build_parser, main
-from bayeslmm.cli_checks import SEED_MAX, check_args, stale_outputs
+from bayeslmm.cli.app import build_parser, main
+from bayeslmm.cli.checks import SEED_MAX, check_args, stale_outputs
 from bayeslmm.datasets import load_demo
 from bayeslmm.errors import InputError
-from bayeslmm.io.reports import StagedOutputs
+from bayeslmm.reports.writers import StagedOutputs
 
 DEMO = load_demo()
 

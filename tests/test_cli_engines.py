@@ -73,7 +73,7 @@ def test_sample_engine_krylov_posterior_equals_the_exact_quadrature(tmp_path):
     (the same priors) within the reported Monte Carlo error; interval named."""
     import bayeslmm
     from bayeslmm.bayes import posterior_h2_quadrature
-    from bayeslmm.summaries import interval_label
+    from bayeslmm.bayes.summaries import interval_label
 
     out = tmp_path / "s"
     assert run(["sample", "--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--quiet",

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayeslmm.cli import main
+from bayeslmm.cli.app import main
+from bayeslmm.data import align_samples
 from bayeslmm.datasets import load_demo
-from bayeslmm.io import align_samples, read_grm, read_phenotype
-from bayeslmm.multitrait import multitrait_reml
+from bayeslmm.estimation.multitrait import multitrait_reml
+from bayeslmm.io import read_grm, read_phenotype
 
 DEMO = load_demo()
 BIVAR_ROWS = ["V(G)_tr1", "V(G)_tr2", "C(G)_tr12", "V(e)_tr1", "V(e)_tr2", "C(e)_tr12",

@@ -7,13 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayeslmm
-from bayeslmm.covariance import (
+from bayeslmm.covariance.structures import (
     Covariates,
     DenseCovariance,
     SpectralCovariance,
     inverse_cholesky,
 )
-from bayeslmm.likelihood import DenseLMM, dense_loglik
+from bayeslmm.likelihood.single import DenseLMM, dense_loglik
 
 
 def _problem(seed: int, N: int, P: int, M: int):

@@ -10,10 +10,11 @@ import pytest
 
 import bayeslmm
 from bayeslmm.datasets import load_demo
-from bayeslmm.engines import choose_engine, reml_genotypes
 from bayeslmm.errors import AlignmentError, InputError
-from bayeslmm.genotype_operator import GenotypeOperator
+from bayeslmm.estimation.engines import choose_engine, reml_genotypes
+from bayeslmm.genotypes.operator import GenotypeOperator
 from bayeslmm.io import read_plink
+from bayeslmm.reports.hsq import hsq_text
 
 GiB = 2**30
 
@@ -36,7 +37,7 @@ def test_choose_engine(N, P, mem, engine):
 def test_eigen_path_is_reml_on_the_grm(caplog):
     demo = load_demo()
     y, K = demo.phenotype_and_grm()
-    with caplog.at_level(logging.INFO, logger="bayeslmm.engines"):
+    with caplog.at_level(logging.INFO, logger="bayeslmm.estimation.engines"):
         fit = reml_genotypes(demo.bfile, y, progress=False)
     assert "chose 'eigen'" in caplog.text
     ref = bayeslmm.reml(y, K)
@@ -52,7 +53,7 @@ def test_krylov_on_demo_close_to_eigen():
     ref = bayeslmm.reml(y, K)
     assert fit.info["passes"] == 16 and fit.info["bed_bytes_per_pass"] == 100 * 3000
     assert abs(fit.h2 - ref.h2) < 0.003 + 3 * fit.h2_mc_se
-    assert "V(G)/Vp MC error" in fit.to_hsq()
+    assert "V(G)/Vp MC error" in hsq_text(fit)
 
 
 def test_bad_input():

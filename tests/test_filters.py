@@ -1,4 +1,4 @@
-"""PLINK/GCTA sample and SNP filters (bayeslmm.filters and the CLI flags).
+"""PLINK/GCTA sample and SNP filters (bayeslmm.genotypes.filters and the CLI flags).
 
 Counts are checked against a brute-force computation on the loaded genotype matrix, and the
 filtered GRM and the removal counts against plink1.9 run with the same flags."""
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayeslmm.cli import main
+from bayeslmm.cli.app import main
 from bayeslmm.datasets import load_demo
 from bayeslmm.errors import FileFormatError, InputError
-from bayeslmm.filters import (
+from bayeslmm.genotypes.filters import (
     filter_samples,
     filter_variants,
     read_sample_list,
@@ -150,7 +150,7 @@ def test_keep_remove_with_a_grm_restrict_the_phenotype(lists, tmp_path):
 
 
 def test_every_genotype_command_takes_the_filters():
-    from bayeslmm.cli import build_parser
+    from bayeslmm.cli.app import build_parser
 
     p = build_parser()
     for cmd in ("grm", "reml", "blup", "assoc", "sample", "compare", "sensitivity"):
@@ -165,7 +165,7 @@ def test_chr_takes_plink_ranges_lists_and_aliases():
     form selects exactly the SNPs the plain list selects. A chromosome named on its own
     that the data lack, or a range with none of them, is an error naming what the data
     have (plain codes, natural order)."""
-    from bayeslmm.genotypes import chromosome_mask
+    from bayeslmm.genotypes.kinship import chromosome_mask
 
     chrom = np.array(["1", "2", "3", "10", "11", "X", "23", "MT"])
     want = np.isin(chrom, ["1", "2", "3", "10"])

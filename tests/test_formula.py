@@ -68,7 +68,7 @@ def test_formula_fit_equals_the_matrix_interface():
 
 
 def test_formula_model_equals_the_matrix_interface():
-    from bayeslmm.bayes.multikernel_models import density_of
+    from bayeslmm.bayes.models.multikernel import density_of
 
     df, Kdf, K, Kc = _frame(N=80)
     m = bayeslmm.model("weight ~ age + sex + (1 | grm) + (1 | cage)", data=df,
@@ -81,7 +81,7 @@ def test_formula_model_equals_the_matrix_interface():
     m1 = bayeslmm.model("weight ~ age + sex + (1 | grm)", data=df, kernels={"grm": Kdf},
                         id="iid")
     r1 = bayeslmm.models.marginal_grm(y, K2, X)
-    from bayeslmm.bayes.marginal_logp import compile_marginal, evaluate
+    from bayeslmm.bayes.compiled.marginal import compile_marginal, evaluate
 
     x = np.array([0.3, -0.2, 0.1, -0.4, 0.2])
     assert evaluate(compile_marginal(m1), x)[0] == pytest.approx(

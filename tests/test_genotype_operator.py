@@ -11,13 +11,18 @@ from test_genotypes import make_dataset
 
 from bayeslmm.datasets import load_demo
 from bayeslmm.errors import InputError
-from bayeslmm.genotype_operator import (
+from bayeslmm.genotypes.kinship import (
+    allele_stats,
+    grm,
+    standardize_block,
+    standardized_genotype_matrix,
+)
+from bayeslmm.genotypes.operator import (
     GenotypeOperator,
     decode_chunk,
     genotype_array,
     standardize_inplace,
 )
-from bayeslmm.genotypes import allele_stats, grm, standardize_block, standardized_genotype_matrix
 from bayeslmm.io import read_plink
 
 F64 = {"progress": False, "precision": "float64"}

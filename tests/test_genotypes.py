@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bayeslmm.errors import InputError
-from bayeslmm.genotypes import (
+from bayeslmm.genotypes.kinship import (
     allele_stats,
     grm,
     grm_by_chromosome,

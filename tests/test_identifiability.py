@@ -21,7 +21,7 @@ from bayeslmm.errors import (
     InputError,
     KernelError,
 )
-from bayeslmm.io.reports import fmt_number
+from bayeslmm.reports.hsq import fmt_number, hsq_text
 
 
 def _problem(seed: int, N: int = 80, P: int = 120, h2: float = 0.5):
@@ -46,7 +46,7 @@ def test_ones_kernel_with_intercept_is_flagged_and_a_grm_is_not():
     assert fit.not_identifiable and "span of the covariates" in fit.not_identifiable
     assert np.isnan(fit.h2_se) and np.isnan(fit.sigma_g2_se) and np.isnan(fit.Vp_se)
     assert len(warn) == 1
-    hsq = dict(ln.split("\t", 1) for ln in fit.to_hsq().splitlines())
+    hsq = dict(ln.split("\t", 1) for ln in hsq_text(fit).splitlines())
     assert hsq["V(G)/Vp"].split("\t")[1] == "nan"  # never 0.000000
     ok, warn = _fit(y, K)
     assert ok.not_identifiable is None and not warn and np.isfinite(ok.h2_se) and ok.h2_se > 0
@@ -149,7 +149,7 @@ def test_hsq_numbers_tiny_and_huge_in_scientific_notation(x, text):
 def test_hsq_of_tiny_variances_is_not_zero():
     y, K, _ = _problem(9)
     fit = bayeslmm.reml(y * 1e-6, K)
-    rows = dict(ln.split("\t", 1) for ln in fit.to_hsq().splitlines())
+    rows = dict(ln.split("\t", 1) for ln in hsq_text(fit).splitlines())
     vg, se = (float(v) for v in rows["V(G)"].split("\t"))
     assert vg == pytest.approx(fit.sigma_g2, rel=1e-5) and vg > 0
     assert se == pytest.approx(fit.sigma_g2_se, rel=1e-5) and se > 0

@@ -19,7 +19,7 @@ import pytest
 
 from bayeslmm.datasets import load_demo
 from bayeslmm.errors import Interrupted
-from bayeslmm.io.reports import StagedOutputs
+from bayeslmm.reports.writers import StagedOutputs
 
 DEMO = load_demo()
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def _assert_stopped(proc, err: str, sig: int, out_dir: Path, before: set[str]) -
 
 @pytest.fixture(scope="module")
 def demo_grm(tmp_path_factory) -> Path:
-    from bayeslmm.cli import main
+    from bayeslmm.cli.app import main
 
     d = tmp_path_factory.mktemp("sig_grm")
     main(["grm", "--bfile", str(DEMO.bfile), "--out", str(d / "g"), "--quiet"])
@@ -189,7 +189,7 @@ def test_interrupted_exit_status():
 
 def test_signals_raise_in_process(tmp_path):
     """The handler turns a signal into Interrupted in the main thread and is removed after."""
-    from bayeslmm.interrupts import signals_raise
+    from bayeslmm.cli.interrupts import signals_raise
 
     old = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted) as exc, signals_raise():
@@ -205,7 +205,8 @@ def test_signal_whose_exception_a_library_replaced_still_exits_128_plus_signal(
     callback (the signal handler's) into their own TypeError: the run must still end as
     stopped by the signal, with no output. Without a signal, the same TypeError is a bug and
     is raised as one."""
-    from bayeslmm import cli, interrupts
+    from bayeslmm.cli import app as cli
+    from bayeslmm.cli import interrupts
 
     out = tmp_path / "o"
 

@@ -7,8 +7,8 @@ from scipy import optimize
 
 import bayeslmm
 from bayeslmm.errors import KernelError
-from bayeslmm.kernel_remedies import bend, bend_eigenvalues, relatedness_cutoff
-from bayeslmm.likelihood import dense_loglik
+from bayeslmm.genotypes.remedies import bend, bend_eigenvalues, relatedness_cutoff
+from bayeslmm.likelihood.single import dense_loglik
 
 from helpers import simulate
 
@@ -63,7 +63,7 @@ def test_indefinite_kernel_is_decomposed_with_its_negative_eigenvalues(indefinit
 
 def test_indefinite_kernel_logs_its_smallest_eigenvalue(indefinite, caplog):
     _, K, _ = indefinite
-    with caplog.at_level("INFO", logger="bayeslmm.spectral"):
+    with caplog.at_level("INFO", logger="bayeslmm.covariance.decomposition"):
         bayeslmm.decompose(K)
     assert "indefinite" in caplog.text and "-0.05" in caplog.text
     assert "h2 < 0.952381" in caplog.text

@@ -9,7 +9,7 @@ import pytest
 from test_kernel_remedies import brute_force_h2
 
 import bayeslmm
-from bayeslmm.cli import main
+from bayeslmm.cli.app import main
 from bayeslmm.io import read_grm
 
 from helpers import gemma_log_values
@@ -73,7 +73,7 @@ def test_indefinite_hlc_grm_fits_at_the_dense_optimum_and_near_gemma(hlc):
     assert abs(fit.h2 - gem["pve estimate in the null model"]) < 0.25 * gem[
         "se(pve) in the null model"]
     # Bending (GCTA's rule) barely moves this estimate: one eigenvalue of -0.0167 -> 0.
-    from bayeslmm.kernel_remedies import bend
+    from bayeslmm.genotypes.remedies import bend
 
     assert bayeslmm.reml(hlc["y"], bend(K).K).h2 == pytest.approx(fit.h2, abs=1e-3)
 
@@ -97,7 +97,7 @@ def test_default_grm_equals_plink19_autosomes(hlc, tmp_path, caplog):
     # plink1.9 --make-grm-bin leaves chromosome 23 (X) out; so do we by default. On
     # chromosomes 22 and 23 only, to keep it quick; missing genotypes make this a test of the
     # per-pair counts too.
-    from bayeslmm.genotypes import grm
+    from bayeslmm.genotypes.kinship import grm
     from bayeslmm.io import read_plink
 
     plink = require_tool("plink1.9")
@@ -106,7 +106,7 @@ def test_default_grm_equals_plink19_autosomes(hlc, tmp_path, caplog):
     ds = read_plink(hlc["prefix"])
     chrom = ds["chrom"].to_numpy().astype(str)
     sub = ds.isel(variant=np.flatnonzero(np.isin(chrom, ["22", "23"])))
-    with caplog.at_level("INFO", logger="bayeslmm.genotypes"):
+    with caplog.at_level("INFO", logger="bayeslmm.genotypes.kinship"):
         ours = grm(sub, progress=False)
     ref = read_grm(tmp_path / "plink")
     assert ours.ids.equals(ref.ids)

@@ -12,17 +12,13 @@ from simulated_plink import simulate_plink
 
 import bayeslmm
 from bayeslmm.bayes.quadrature_krylov import posterior_h2_krylov
+from bayeslmm.covariance.lanczos import block_lanczos
 from bayeslmm.errors import ConvergenceWarning, InputError
-from bayeslmm.genotype_operator import GenotypeOperator
+from bayeslmm.estimation.krylov import blup_krylov, fit_krylov, krylov_model
+from bayeslmm.genotypes.operator import GenotypeOperator
 from bayeslmm.io import read_plink
-from bayeslmm.krylov import (
-    KrylovLMM,
-    block_lanczos,
-    blup_krylov,
-    fit_krylov,
-    krylov_model,
-)
-from bayeslmm.likelihood import SpectralLMM
+from bayeslmm.likelihood.krylov import KrylovLMM
+from bayeslmm.likelihood.single import SpectralLMM
 
 
 class DenseOp:
@@ -143,7 +139,7 @@ def structured(tmp_path_factory):
     y, _ = simulate_plink(path, N=2000, P=3200, h2=0.4, seed=11)
     ds = read_plink(path)
     X = np.column_stack([np.ones(y.size), np.random.default_rng(5).standard_normal(y.size)])
-    from bayeslmm.genotypes import grm
+    from bayeslmm.genotypes.kinship import grm
 
     fit = bayeslmm.reml(y, bayeslmm.decompose(np.asarray(grm(ds).K)), X)
     return ds, y, X, fit

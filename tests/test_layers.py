@@ -1,9 +1,14 @@
 """The package's layers point one way, and no private name crosses a module.
 
-io -> data -> spectral -> covariance -> likelihood -> fitting (reml, ols, bayes) ->
-blup / assoc -> reports / plots -> cli. Every import is read from the source (function-level
-ones included, since a deferred import still makes a cycle); imports under
-``if TYPE_CHECKING:`` are annotations only and are allowed in any direction.
+Folders are layers, in the direction the data flow: errors / labels / registry -> io ->
+data -> genotypes -> inputs -> covariance -> likelihood -> estimation ->
+blup -> bayes -> association / formula -> reports -> cli (BLUP follows a fit, and the
+posterior is compared with it). Every import is read from the source
+(function-level ones included, since a deferred import still makes a cycle); imports under
+``if TYPE_CHECKING:`` are annotations only and are allowed in any direction. Inside
+``bayes/``, the model families (``models/*``, ``compiled/*``, ``multikernel/``) are rooms of
+their own: a family imports no other family, and ``bayes/sampling.py`` imports none (it finds
+them in :mod:`bayeslmm.registry`).
 """
 
 import ast
@@ -19,47 +24,46 @@ ROOT = Path(bayeslmm.__file__).parent
 #: below, never above.
 LAYERS = {
     "bayeslmm.errors": 0,
-    "bayeslmm.io.reports": 8,  # writers of result objects: above the results they write
-    "bayeslmm.io.multitrait_reports": 8,
+    "bayeslmm.labels": 0,
+    "bayeslmm.registry": 0,
     "bayeslmm.io": 1,
     "bayeslmm.data": 2,
-    "bayeslmm.identifiability": 2,
-    "bayeslmm.filters": 2,
-    "bayeslmm.genotypes": 2,
-    "bayeslmm.spectral": 3,
-    "bayeslmm.kernel_remedies": 3,
-    "bayeslmm.genotype_operator": 3,
-    "bayeslmm.lowrank": 3,
-    "bayeslmm.krylov": 5,
-    "bayeslmm.engines": 6,
-    "bayeslmm.ldak": 6,  # LDAK-weighted GRMs and the profile likelihood of alpha (fits)
-    "bayeslmm.assoc_krylov": 7,
-    "bayeslmm.covariance": 4,
-    "bayeslmm.likelihood": 5,
-    "bayeslmm.multitrait_likelihood": 5,
-    "bayeslmm.multitrait": 6,
-    "bayeslmm.multitrait_plots": 8,
-    "bayeslmm.ols": 6,
-    "bayeslmm.reml": 6,
-    "bayeslmm.liability": 6,
     "bayeslmm.binary": 2,
-    "bayeslmm.summaries": 6,
-    "bayeslmm.bayes": 6,
-    "bayeslmm.models": 6,
-    "bayeslmm.blup": 7,
-    "bayeslmm.assoc": 7,
-    "bayeslmm.datasets": 8,
-    "bayeslmm.formula": 8,  # a front door over data frames: fits (reml) and models (bayes)
-    "bayeslmm.plots": 8,
-    "bayeslmm.cli": 9,
-    "bayeslmm.cli_checks": 9,
-    "bayeslmm.interrupts": 9,
+    "bayeslmm.identifiability": 2,
+    "bayeslmm.genotypes": 3,
+    "bayeslmm.inputs": 4,
+    "bayeslmm.datasets": 4,
+    "bayeslmm.covariance": 5,
+    "bayeslmm.likelihood": 6,
+    "bayeslmm.estimation": 7,
+    "bayeslmm.blup": 8,  # BLUE/BLUP/prediction from a fit: what the posterior is compared to
+    "bayeslmm.bayes": 9,
+    "bayeslmm.association": 10,
+    "bayeslmm.formula": 10,
+    "bayeslmm.reports": 11,
+    "bayeslmm.cli": 12,
 }
+
+#: the model families inside bayes/: each a room that imports no other (the registry joins
+#: them); the key is the family, the values the module prefixes that belong to it.
+FAMILIES = {
+    "linear": ("bayeslmm.bayes.models.marginal", "bayeslmm.bayes.compiled.marginal"),
+    "multikernel": ("bayeslmm.bayes.models.multikernel", "bayeslmm.bayes.multikernel"),
+    "multitrait": ("bayeslmm.bayes.models.multitrait", "bayeslmm.bayes.compiled.multitrait"),
+    "threshold": ("bayeslmm.bayes.models.threshold", "bayeslmm.bayes.compiled.threshold"),
+}
+
+
+def _family(module: str) -> str | None:
+    for fam, prefixes in FAMILIES.items():
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return fam
+    return None
 
 
 def _layer(module: str) -> int:
     if module == "bayeslmm":
-        return 9  # the front door: imports every library layer, is used by the CLI
+        return 12  # the front door: imports every library layer
     for prefix in sorted(LAYERS, key=len, reverse=True):
         if module == prefix or module.startswith(prefix + "."):
             return LAYERS[prefix]
@@ -107,11 +111,7 @@ def _imports():
 def test_every_import_points_down_the_layers():
     bad = []
     for src, dst, names, line in _imports():
-        # "from bayeslmm.x import y" where y is a submodule counts as importing bayeslmm.x.y
-        targets = [f"{dst}.{n}" if (ROOT / Path(*dst.split(".")[1:], n)).exists()
-                   or (ROOT / Path(*dst.split(".")[1:], f"{n}.py")).exists() else dst
-                   for n in names] or [dst]
-        for t in targets:
+        for t in _targets(dst, names):
             if src == t or t.startswith(src + ".") and src != "bayeslmm":
                 continue  # a package importing its own submodules
             if _layer(t) > _layer(src):
@@ -126,19 +126,99 @@ def test_no_private_name_crosses_a_module():
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("src,dst", [("bayeslmm.reml", "bayeslmm.blup"),
-                                     ("bayeslmm.io.plink", "bayeslmm.data")])
+def _targets(dst: str, names: list[str]) -> list[str]:
+    """"from bayeslmm.x import y" where y is a submodule counts as importing bayeslmm.x.y."""
+    return [f"{dst}.{n}" if (ROOT / Path(*dst.split(".")[1:], n)).exists()
+            or (ROOT / Path(*dst.split(".")[1:], f"{n}.py")).exists() else dst
+            for n in names] or [dst]
+
+
+def test_families_import_no_other_family_and_sampling_imports_none():
+    bad = []
+    for src, dst, names, line in _imports():
+        for t in _targets(dst, names):
+            fs, ft = _family(src), _family(t)
+            if ft is not None and fs is not None and fs != ft:
+                bad.append(f"{src}:{line} (family {fs}) imports {t} (family {ft})")
+            if src in ("bayeslmm.bayes.sampling", "bayeslmm.bayes.diagnostics",
+                       "bayeslmm.bayes.model_info") and ft is not None:
+                bad.append(f"{src}:{line} imports the family module {t}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_circle():
+    """Module-level imports between modules of the package form no circle (a circle of
+    deferred imports is caught by the layer rule above, and here too)."""
+    graph: dict[str, set[str]] = {}
+    for src, dst, names, _ in _imports():
+        for t in _targets(dst, names):
+            if t != src and not (src == "bayeslmm" or t.startswith(src + ".")):
+                graph.setdefault(src, set()).add(t)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if state.get(m) is None:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if state.get(n) is None:
+            circle = visit(n)
+            assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def test_registry_knows_every_family_and_test():
+    """Every family module registers itself, and the registry holds assoc's tests."""
+    import bayeslmm.association  # noqa: F401
+    import bayeslmm.bayes.models  # noqa: F401
+    from bayeslmm.registry import ASSOC_TESTS, MODEL_FAMILIES
+
+    assert set(MODEL_FAMILIES) == set(FAMILIES)
+    assert {"exact", "grammar", "grammar-gamma"} <= set(ASSOC_TESTS)
+
+
+def test_module_sizes():
+    """No module over 800 lines; the command line under 900 lines in all."""
+    sizes = {f: len(f.read_text().splitlines()) for f in ROOT.rglob("*.py")}
+    big = {str(f.relative_to(ROOT)): n for f, n in sizes.items() if n > 800}
+    assert not big, f"modules over 800 lines: {big}"
+    cli = sum(n for f, n in sizes.items() if "cli" in f.relative_to(ROOT).parts[:1])
+    assert cli < 900, f"the command line holds {cli} lines"
+
+
+@pytest.mark.parametrize("src,dst", [("bayeslmm.estimation.reml", "bayeslmm.blup"),
+                                     ("bayeslmm.io.plink", "bayeslmm.data"),
+                                     ("bayeslmm.data", "bayeslmm.inputs"),
+                                     ("bayeslmm.bayes.sampling", "bayeslmm.reports.plots")])
 def test_the_layer_check_catches_a_back_edge(src, dst):
     """The rule itself, both directions: a back-edge is caught, a forward one is not."""
     assert _layer(dst) > _layer(src)
     assert not _layer(src) > _layer(dst)
 
 
+def test_the_family_check_catches_a_cross_import():
+    """Both directions: two families differ, a family's own floors do not."""
+    assert _family("bayeslmm.bayes.models.threshold") != _family("bayeslmm.bayes.models.marginal")
+    assert _family("bayeslmm.bayes.compiled.threshold") == \
+        _family("bayeslmm.bayes.models.threshold")
+    assert _family("bayeslmm.bayes.sampling") is None
+
+
 def test_importing_the_package_leaves_matplotlib_alone():
     import subprocess
     import sys
 
-    code = ("import matplotlib; b = matplotlib.get_backend(); import bayeslmm, bayeslmm.plots;"
+    code = ("import matplotlib; b = matplotlib.get_backend(); import bayeslmm, bayeslmm.reports.plots;"
             "import matplotlib as m; print(b == m.get_backend() or m.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"MPLBACKEND": "svg", "PATH": ""}, check=True)

@@ -10,9 +10,9 @@ import pytest
 from test_genotypes import make_dataset
 
 from bayeslmm.errors import InputError
-from bayeslmm.genotypes import grm
+from bayeslmm.estimation.ldak import alpha_profile, grm_alpha, grms_alpha
+from bayeslmm.genotypes.kinship import grm
 from bayeslmm.io import genotype_dataset
-from bayeslmm.ldak import alpha_profile, grm_alpha, grms_alpha
 
 
 def _complete(ds):

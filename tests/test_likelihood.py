@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import bayeslmm
-from bayeslmm.likelihood import SpectralLMM, dense_loglik
+from bayeslmm.likelihood.single import SpectralLMM, dense_loglik
 
 from helpers import simulate
 

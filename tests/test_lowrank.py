@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 import bayeslmm
+from bayeslmm.covariance.lowrank import decompose_lowrank
 from bayeslmm.errors import InputError
-from bayeslmm.genotype_operator import GenotypeOperator
-from bayeslmm.genotypes import grm
+from bayeslmm.genotypes.kinship import grm
+from bayeslmm.genotypes.operator import GenotypeOperator
 from bayeslmm.io import read_fam, read_plink
-from bayeslmm.lowrank import decompose_lowrank
 
 
 @pytest.fixture(scope="module")

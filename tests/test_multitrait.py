@@ -8,7 +8,7 @@ import pytest
 from scipy import linalg
 
 import bayeslmm
-from bayeslmm.multitrait import multitrait_ml, multitrait_reml
+from bayeslmm.estimation.multitrait import multitrait_ml, multitrait_reml
 
 from helpers import simulate, simulate_two
 from peers import require_tool, run
@@ -70,7 +70,7 @@ def test_observed_information_equals_dense_hessian(two):
 
 def test_fit_is_the_maximum_and_matches_dense(fit2, two):
     Y, K, X, _ = two
-    from bayeslmm.multitrait_likelihood import dense_multitrait_loglik
+    from bayeslmm.likelihood.multitrait import dense_multitrait_loglik
 
     Sg, Se = fit2.Sigma_g.values, fit2.Sigma_e.values
     assert fit2.loglik == pytest.approx(dense_multitrait_loglik(Y, X, K, Sg, Se), rel=1e-10)
@@ -121,7 +121,7 @@ def test_lrt_and_profile_ci_both_directions():
     lo, hi = fit0.rg_ci
     assert lo < 0 < hi
     # The profile bounds are where the profile drops by chi2_1(0.95)/2 below the maximum.
-    from bayeslmm.multitrait import profile_rg
+    from bayeslmm.estimation.multitrait import profile_rg
 
     Sg, Se = fit0.Sigma_g.values, fit0.Sigma_e.values
     for bound in (lo, hi):
@@ -172,7 +172,7 @@ def test_complete_cases_logged_and_labels_aligned(two, caplog):
     frame.iloc[[5, 9], 1] = np.nan
     Kdf = pd.DataFrame(K, index=ids, columns=ids)
     Xdf = pd.DataFrame(X, index=ids, columns=["intercept", "age"])
-    with caplog.at_level(logging.INFO, logger="bayeslmm.multitrait"):
+    with caplog.at_level(logging.INFO, logger="bayeslmm.estimation.multitrait"):
         fit = multitrait_reml(frame.iloc[::-1], Kdf, Xdf, tests=False)
     assert "197 of 200 samples kept; 3 dropped" in caplog.text
     assert "height: 1, weight: 2" in caplog.text
@@ -267,7 +267,7 @@ def test_gemma_mvlmm_null_model(mouse_dir, gemma_mv, restricted):
         # GEMMA's printed ML log-likelihood (-2866.78) is not the Gaussian log-density of the
         # data at its own printed ML estimates, which is -2867.0745 by a dense NT x NT
         # evaluation (test below); ours is the maximum of that density.
-        from bayeslmm.multitrait_likelihood import dense_multitrait_loglik
+        from bayeslmm.likelihood.multitrait import dense_multitrait_loglik
 
         keep = np.isfinite(Y).all(axis=1)
         est_g, _ = g["MLE estimate for Vg"]
@@ -285,7 +285,7 @@ def test_gemma_mvlmm_null_model(mouse_dir, gemma_mv, restricted):
 
 
 def test_trait_without_genetic_variance_is_a_result_not_an_error():
-    from bayeslmm.io.multitrait_reports import bivar_hsq_text
+    from bayeslmm.reports.hsq import hsq_text
 
     Y, K, X, _ = simulate_two(N=150, h2=(0.6, 1e-12), rg=0.0, seed=9)
     fit = multitrait_reml(Y, K, X)
@@ -294,5 +294,5 @@ def test_trait_without_genetic_variance_is_a_result_not_an_error():
     # Without an interval (r_g undefined at Vg = 0) the .hsq is still written, minus its row.
     import dataclasses
 
-    text = bivar_hsq_text(dataclasses.replace(fit, rg_ci=None))
+    text = hsq_text(dataclasses.replace(fit, rg_ci=None))
     assert text.startswith("Source\tVariance\tSE\n") and text.endswith("\nn\t150\n")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bayeslmm
-from bayeslmm.multitrait_likelihood import MultiTraitSpectral, dense_multitrait_loglik
+from bayeslmm.likelihood.multitrait import MultiTraitSpectral, dense_multitrait_loglik
 
 
 def _random_psd(rng, T, floor=0.0):

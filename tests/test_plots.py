@@ -1,4 +1,4 @@
-"""Every figure of bayeslmm.plots is saved, reopened and checked to be a non-empty image of
+"""Every figure of bayeslmm.reports.plots is saved, reopened and checked to be a non-empty image of
 the expected size."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 
 import bayeslmm
-from bayeslmm import plots
 from bayeslmm.bayes.priors import parse_prior
+from bayeslmm.reports import plots
 
 
 def _tree(draws: np.ndarray) -> xr.DataTree:

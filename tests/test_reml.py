@@ -9,7 +9,8 @@ from scipy import optimize, stats
 
 import bayeslmm
 from bayeslmm.errors import CollinearityError, ConvergenceWarning, InputError, KernelError
-from bayeslmm.likelihood import dense_loglik
+from bayeslmm.likelihood.single import dense_loglik
+from bayeslmm.reports.hsq import hsq_text
 
 from helpers import simulate
 
@@ -195,7 +196,7 @@ def test_summary_is_laid_out_like_gcta_hsq(small):
     assert list(table.index) == ["V(G)", "V(e)", "Vp", "V(G)/Vp", "logL", "logL0", "LRT", "df",
                                  "Pval", "n"]
     assert list(table.columns) == ["Variance", "SE"]
-    text = fit.to_hsq()
+    text = hsq_text(fit)
     assert text.splitlines()[0] == "Source\tVariance\tSE"
     assert text.splitlines()[-1] == f"n\t{len(y)}"
 
@@ -263,3 +264,38 @@ def test_xarray_inputs_carry_labels(small):
     assert list(fit.beta.index) == ["mu", "age"]
     assert fit.data.samples[0] == "id0"
     assert fit.h2 == pytest.approx(bayeslmm.reml(y, K, X).h2, abs=1e-7)
+
+
+def test_a_grm_read_from_files_is_aligned_by_its_labels_and_missing_values_dropped(
+        tmp_path, caplog):
+    """reml(y, read_grm(prefix)) when the GRM holds more samples than y, in another order,
+    and y (labelled) has missing values: the fit equals the one on the matrix subset and
+    ordered by hand, and the drop is logged."""
+    import logging
+
+    from bayeslmm.datasets import load_demo
+    from bayeslmm.genotypes import grm
+    from bayeslmm.io import read_grm, read_phenotype, write_grm
+
+    demo = load_demo()
+    write_grm(grm(demo.bfile), tmp_path / "k")
+    K = read_grm(tmp_path / "k")
+    y_all = read_phenotype(demo.pheno)
+    rng = np.random.default_rng(3)
+    y = y_all.iloc[rng.permutation(len(y_all))[:300]].copy()  # fewer samples, shuffled
+    y.iloc[[4, 17, 99]] = np.nan
+    with caplog.at_level(logging.INFO, logger="bayeslmm"):
+        fit = bayeslmm.reml(y, K)
+    kept = y.dropna()
+    assert "dropped for a missing phenotype" in caplog.text
+    # the reference, aligned by hand: positions of the kept (FID, IID) pairs in the GRM
+    pos = {(f, i): j for j, (f, i) in enumerate(zip(K.ids["fid"], K.ids["iid"], strict=True))}
+    idx = np.array([pos[t] for t in kept.index])
+    ref = bayeslmm.reml(kept.to_numpy(), K.values[np.ix_(idx, idx)])
+    assert fit.nobs == len(kept) == ref.nobs
+    np.testing.assert_allclose(fit.h2, ref.h2, rtol=1e-10)
+    np.testing.assert_allclose(fit.llf, ref.llf, rtol=1e-12)
+    # both directions: an unlabelled phenotype with NaN is still refused
+    idx_all = np.array([pos[t] for t in y.index])
+    with pytest.raises(InputError, match="missing or non-finite"):
+        bayeslmm.reml(y.to_numpy(), K.values[np.ix_(idx_all, idx_all)])

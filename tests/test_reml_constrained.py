@@ -58,7 +58,7 @@ def mouse_kernels(mouse_dir):
     """GEMMA's mouse phenotype with the genome-wide GRM and the GRM of chromosomes 1-10, on
     the first 400 phenotyped mice (dense REML is O(N^3) per iteration). Their REML optimum
     puts the second component at 0, the case that used to stop at a non-optimal point."""
-    from bayeslmm.genotypes import grm
+    from bayeslmm.genotypes.kinship import grm
     from bayeslmm.io import read_plink
 
     ds = read_plink(mouse_dir / "mouse_hs1940")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bayeslmm
-from bayeslmm.covariance import SpectralCovariance
+from bayeslmm.covariance.structures import SpectralCovariance
 from bayeslmm.errors import KernelError
 
 
@@ -66,7 +66,7 @@ def test_psd_by_cholesky_clears_exactly_what_check_psd_passes_silently():
     """A Cholesky of K + 1e-6 max(diag K) I clears a PSD kernel (GRM, group kernel,
     rounding-level negative eigenvalues) and refuses an indefinite or zero one, which then
     go to check_psd on the spectrum."""
-    from bayeslmm.spectral import check_psd, psd_by_cholesky
+    from bayeslmm.covariance.decomposition import check_psd, psd_by_cholesky
 
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((60, 40))

@@ -5,8 +5,8 @@ import pytest
 import xarray as xr
 
 import bayeslmm
-from bayeslmm import summaries
-from bayeslmm.io.reports import posterior_summary
+from bayeslmm.bayes import summaries
+from bayeslmm.reports.writers import posterior_summary
 
 
 @pytest.fixture

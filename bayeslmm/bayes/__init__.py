@@ -3,7 +3,8 @@ quadrature posterior of h2 -- all sharing the one decomposition of K with REML."
 
 from bayeslmm.bayes.compare import Comparison, compare, compare_liability
 from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes
-from bayeslmm.bayes.models import fixed_effects, marginal_grm, random_effects
+from bayeslmm.bayes.models.marginal import fixed_effects, marginal_grm, random_effects
+from bayeslmm.bayes.models.threshold import posterior_predictive_cases, threshold
 from bayeslmm.bayes.priors import (
     Prior,
     implied_h2_prior,
@@ -14,7 +15,6 @@ from bayeslmm.bayes.priors import (
 from bayeslmm.bayes.quadrature import posterior_h2_quadrature
 from bayeslmm.bayes.sampling import check_diagnostics, posterior_predictive, sample
 from bayeslmm.bayes.sensitivity import Sensitivity, prior_sensitivity
-from bayeslmm.bayes.threshold import posterior_predictive_cases, threshold
 
 __all__ = [
     "Comparison",

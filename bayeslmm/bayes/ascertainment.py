@@ -1,7 +1,7 @@
 """Is a case-control sample ascertained among relatives? The design the threshold model's
 intervals are not calibrated for.
 
-The threshold model (:mod:`bayeslmm.bayes.threshold`) places the threshold from the
+The threshold model (:mod:`bayeslmm.bayes.models.threshold`) places the threshold from the
 population prevalence K and uses the ordinary probit likelihood of the sample. For a sample
 selected on case status that is the right likelihood when the selected samples are
 unrelated (each factor of Pr(selected | theta) has expectation s_0 + (s_1 - s_0) K whatever
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayeslmm.spectral import Decomposition
+from bayeslmm.covariance.decomposition import Decomposition
 
 __all__ = ["ASCERTAINED_RATIO", "RELATIVE_K", "AscertainmentCheck", "ascertainment_check",
            "close_relatives"]

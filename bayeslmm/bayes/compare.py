@@ -15,15 +15,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslmm.covariance import Covariates
-from bayeslmm.errors import InputError
-from bayeslmm.summaries import (
+from bayeslmm.bayes.summaries import (
     credible_interval,
     interval_label,
     interval_prob,
     posterior_draws,
     reflected_kde,
 )
+from bayeslmm.blup import blup as blup_of
+from bayeslmm.covariance.structures import Covariates
+from bayeslmm.errors import InputError
 
 __all__ = ["Comparison", "compare", "compare_liability"]
 
@@ -103,7 +104,7 @@ class Comparison:
 
 def _check_compare_inputs(fit, posterior) -> None:
     """Types, and that the posterior was sampled on the fit's data (its observed values)."""
-    from bayeslmm.reml import VarianceComponentFit
+    from bayeslmm.estimation.reml import VarianceComponentFit
 
     if not isinstance(fit, VarianceComponentFit):
         raise InputError(f"compare() needs a REML/ML fit (bayeslmm.reml) first, got "
@@ -155,7 +156,7 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
         figure when given.
     prevalence : float, optional
         K, required for the posterior of the threshold model
-        (:func:`bayeslmm.bayes.threshold.threshold`), whose h2 is on the liability scale:
+        (:func:`bayeslmm.bayes.models.threshold.threshold`), whose h2 is on the liability scale:
         the REML estimate of the 0/1 trait is then transformed to that scale (Lee et al.
         2011, eq. 23, with the fit's case proportion) and compared with it, Wald interval.
 
@@ -172,7 +173,7 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
     if prevalence is not None:
         raise InputError("prevalence= is for the posterior of the threshold model; the linear "
                          "model's posterior gets h2 on the liability scale from "
-                         "bayeslmm.liability.liability_posterior")
+                         "bayeslmm.estimation.liability.liability_posterior")
     rows = []
     z = 1.959963984540054
     ci_h2 = None
@@ -223,7 +224,7 @@ def compare(fit, posterior: xr.DataTree, *, hdi_prob: float | None = None,
     post_ds = post.to_dataset() if isinstance(post, xr.DataTree) else post
     if "g" in post_ds:
         g_mean = posterior_draws(post, "g").mean(axis=0)
-        blup = np.asarray(fit.blup()["g"].values)
+        blup = np.asarray(blup_of(fit)["g"].values)
         if blup.ndim > 1:  # several kernels: compare the total genetic value
             blup = blup.sum(axis=tuple(range(1, blup.ndim)))
         slope = float(np.polyfit(blup, g_mean, 1)[0])
@@ -250,14 +251,14 @@ def compare_liability(fit, idata: xr.DataTree, prevalence: float, *,
     fit : VarianceComponentFit
         REML fit of the linear model to the same 0/1 trait.
     idata : DataTree
-        Posterior of :func:`bayeslmm.bayes.threshold.threshold` (h2 on the liability scale).
+        Posterior of :func:`bayeslmm.bayes.models.threshold.threshold` (h2 on the liability scale).
     prevalence : float
-        K for the transformation (Lee et al. 2011, :func:`bayeslmm.liability.liability_h2`).
+        K for the transformation (Lee et al. 2011, :func:`bayeslmm.estimation.liability.liability_h2`).
     case_proportion : float, optional
         P for the transformation; by default the fit's proportion of cases.
     prob : float, optional
         Probability of the intervals; the posterior interval's kind (HDI or equal-tailed) is
-        the package's convention (:func:`bayeslmm.summaries.set_interval`), the REML row's
+        the package's convention (:func:`bayeslmm.bayes.summaries.set_interval`), the REML row's
         is Wald (estimate -/+ z SE). Both are named in the column ``interval``.
 
     Returns
@@ -284,7 +285,7 @@ def _compare_liability_scale(fit, post, prevalence: float | None, hdi_prob: floa
                              case_proportion: float | None = None) -> Comparison:
     """The threshold model's h2 (liability scale) against the REML estimate transformed to
     it (Lee et al. 2011), in :func:`compare`'s table layout."""
-    from bayeslmm.liability import liability_h2
+    from bayeslmm.estimation.liability import liability_h2
 
     if prevalence is None:
         raise InputError("this is a posterior of the threshold model, whose h2 is on the "
@@ -296,7 +297,7 @@ def _compare_liability_scale(fit, post, prevalence: float | None, hdi_prob: floa
     lia = liability_h2(fit, prevalence, case_proportion)
     draws = posterior_draws(post, "h2")
     p = interval_prob(hdi_prob)
-    ci = tuple(float(b) for b in lia.conf_int(p))
+    ci = tuple(float(b) for b in lia.conf_int(alpha=1 - p).loc["h2"])
     lo, hi = credible_interval(draws, p)
     mean, sd = float(np.mean(draws)), float(np.std(draws, ddof=1))
     table = pd.DataFrame([{

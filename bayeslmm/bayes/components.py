@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayeslmm.summaries import (
+from bayeslmm.bayes.summaries import (
     credible_interval,
     interval_label,
     posterior_draws,

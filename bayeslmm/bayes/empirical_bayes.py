@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from bayeslmm.errors import InputError
-from bayeslmm.likelihood import SpectralLMM
+from bayeslmm.likelihood.single import SpectralLMM
 
 __all__ = ["EmpiricalBayes", "empirical_bayes", "exact_gaussian_posterior"]
 
@@ -156,7 +156,7 @@ def empirical_bayes(fit, *, draws: int = 1000, chains: int = 4, tune: int = 1000
                                      seed=s_exact, full_cov=full_cov)
     sampled = None
     if mcmc:
-        from bayeslmm.bayes.models import marginal_grm
+        from bayeslmm.bayes.models.marginal import marginal_grm
         from bayeslmm.bayes.sampling import sample
 
         y = pd.Series(fit.data.y, index=fit.data.samples)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from bayeslmm.covariance.decomposition import Decomposition
 from bayeslmm.data import LMMData
-from bayeslmm.spectral import Decomposition
 
 __all__ = ["joint_loglik", "marginal_loo_loglik"]
 

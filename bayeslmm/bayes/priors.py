@@ -72,7 +72,7 @@ class Family:
     ppf : callable (u, params) -> quantile, or None (improper, or drawn otherwise)
     code : int or None
         The family's code in the compiled one-kernel log-density
-        (:mod:`bayeslmm.bayes.marginal_logp`); None where it has no compiled form.
+        (:mod:`bayeslmm.bayes.compiled.marginal`); None where it has no compiled form.
     compiled : callable params -> (p0, p1, p2, log normalising constant), or None
         The parameters as the compiled code reads them.
     """

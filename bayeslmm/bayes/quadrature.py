@@ -12,7 +12,7 @@ integrates out too:
     p(h2 | y) ∝ p(h2) |H|^{-1/2} |X'H^-1X|^{-1/2} Gamma(a + n/2) (b + Q/2)^{-(a + n/2)},
 
 n = N - M; for a = b = 0 this is exp(REML profile log-likelihood) times p(h2), which
-:meth:`~bayeslmm.likelihood.SpectralLMM.profile` already gives, vectorised over h2. Other
+:meth:`~bayeslmm.likelihood.single.SpectralLMM.profile` already gives, vectorised over h2. Other
 priors (on Vp, or independent priors on sigma_g2 and sigma_e2) are integrated numerically on
 a 2-D grid in (h2, log Vp). Either way the answer is exact to grid accuracy, which is what
 validates NUTS.
@@ -28,10 +28,10 @@ import xarray as xr
 from scipy import special
 
 from bayeslmm.bayes.priors import Prior, default_priors
+from bayeslmm.covariance.decomposition import Decomposition, decompose
 from bayeslmm.data import prepare
 from bayeslmm.errors import InputError
-from bayeslmm.likelihood import LOG2PI, SpectralLMM
-from bayeslmm.spectral import Decomposition, decompose
+from bayeslmm.likelihood.single import LOG2PI, SpectralLMM
 
 __all__ = ["posterior_h2_quadrature"]
 

@@ -1,7 +1,7 @@
 """The posterior of h2 on the matrix-free (Krylov/SLQ) likelihood, with its Monte Carlo error.
 
 The quadrature is :func:`bayeslmm.bayes.quadrature.posterior_h2_quadrature` itself, given a
-:class:`bayeslmm.krylov.KrylovLMM` in place of the spectral model: beta (flat) and Vp
+:class:`bayeslmm.likelihood.krylov.KrylovLMM` in place of the spectral model: beta (flat) and Vp
 integrated exactly as there, the same priors, grid and output.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslmm.bayes.quadrature import posterior_h2_quadrature
-from bayeslmm.krylov import KrylovLMM
+from bayeslmm.likelihood.krylov import KrylovLMM
 
 __all__ = ["posterior_h2_krylov", "posterior_h2_table"]
 
@@ -28,7 +28,7 @@ def posterior_h2_krylov(model: KrylovLMM, *, priors=None, n_grid: int = 2001,
     """
     import copy
 
-    from bayeslmm.summaries import interval_prob
+    from bayeslmm.bayes.summaries import interval_prob
 
     prob = interval_prob(prob)
     post = posterior_h2_quadrature(model, priors=priors, n_grid=n_grid, prob=prob)
@@ -52,10 +52,10 @@ def posterior_h2_krylov(model: KrylovLMM, *, priors=None, n_grid: int = 2001,
 
 def posterior_h2_table(post) -> pd.DataFrame:
     """One row (``h2``) summarising a quadrature posterior: mean, SD and the package's
-    interval (:mod:`bayeslmm.summaries`, named in the column headers: HDI, or equal-tailed
+    interval (:mod:`bayeslmm.bayes.summaries`, named in the column headers: HDI, or equal-tailed
     from the grid's CDF), with the Monte Carlo errors of the mean and SD when the posterior
     comes from :func:`posterior_h2_krylov`."""
-    from bayeslmm.summaries import INTERVAL, interval_label, interval_prob
+    from bayeslmm.bayes.summaries import INTERVAL, interval_label, interval_prob
 
     h2 = post["h2"].to_numpy()
     mass = post["density"].to_numpy() * np.gradient(h2)

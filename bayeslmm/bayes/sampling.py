@@ -17,17 +17,17 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from bayeslmm.bayes.models import find_info, model_info
-from bayeslmm.covariance import DenseCovariance, SpectralCovariance
-from bayeslmm.errors import InputError, SamplingWarning
+from bayeslmm.bayes.diagnostics import check_diagnostics
+from bayeslmm.bayes.model_info import find_info, model_info
+from bayeslmm.covariance.structures import DenseCovariance, SpectralCovariance
+from bayeslmm.errors import InputError
+from bayeslmm.registry import family_for_kind
 
 __all__ = ["check_diagnostics", "posterior_predictive", "sample"]
 
 log = logging.getLogger(__name__)
 
 SAMPLERS = ("nutpie", "pymc")
-RHAT_MAX = 1.01
-ESS_PER_CHAIN_MIN = 100  # ArviZ's rule of thumb: bulk ESS >= 100 per chain
 
 
 def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4,
@@ -72,16 +72,16 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         With nutpie, sample the standard one-kernel marginal model (``marginal_grm`` with
         free variances and the default conditional beta) and the two-trait model
         (``multitrait_marginal`` with its built-in priors) through their hand-written
-        log-densities (:mod:`bayeslmm.bayes.marginal_logp`,
-        :mod:`bayeslmm.bayes.multitrait_logp`, compiled once per machine) instead of
+        log-densities (:mod:`bayeslmm.bayes.compiled.marginal`,
+        :mod:`bayeslmm.bayes.compiled.multitrait`, compiled once per machine) instead of
         compiling PyMC's graph in every process (several seconds; about half a minute for two
         traits), and likewise the probit threshold model
-        (:mod:`bayeslmm.bayes.threshold_logp`). Same density, same output; other models, and
+        (:mod:`bayeslmm.bayes.compiled.threshold`). Same density, same output; other models, and
         False, use PyMC's graph (the reason is logged at INFO level). Two-trait models are
         sampled with nutpie's low-rank modified mass matrix (``adaptation="low_rank"``)
         unless ``nuts={"adaptation": "diag"}``.
         Several-kernel models go to
-        :func:`bayeslmm.bayes.multikernel_models.sample_model` (beta and the scale
+        :func:`bayeslmm.bayes.models.multikernel.sample_model` (beta and the scale
         integrated out, a checked quadrature grid over the log variance ratios for two
         kernels, importance sampling for more, NUTS as the last fallback; its options
         ``method``, ``min_ess``, ``max_proposals``, ``n_check`` pass through
@@ -116,16 +116,15 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     if isinstance(seed, np.random.Generator):
         seed = int(seed.integers(2**31))
     info = find_info(model)
-    if sampler == "nutpie" and compiled_logp and info is not None and \
-            info.kind == "marginal-dense":
-        # Several kernels: beta and the scale integrated out, the log variance ratios on a
-        # grid (or importance-sampled), ~100 factorisations of V instead of one per step.
-        from bayeslmm.bayes.multikernel_models import sample_model
-
+    family = family_for_kind(getattr(info, "kind", None))
+    if sampler == "nutpie" and compiled_logp and family is not None and \
+            family.sample is not None:
+        # A family with a sampler of its own (several kernels: beta and the scale integrated
+        # out, the log variance ratios on a grid, ~100 factorisations of V, not one per step).
         nuts = kwargs.pop("nuts", {})
-        return sample_model(model, draws=draws, tune=tune, chains=chains, seed=seed,
-                            progressbar=progressbar, target_accept=nuts.get("target_accept"),
-                            log_likelihood=log_likelihood, log_prior=log_prior, **kwargs)
+        return family.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
+                             progressbar=progressbar, target_accept=nuts.get("target_accept"),
+                             log_likelihood=log_likelihood, log_prior=log_prior, **kwargs)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # PyMC's own convergence messages go to the logger; we warn once, ourselves, below.
@@ -141,7 +140,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
                               nuts_sampler=sampler, progressbar=progressbar, model=model,
                               compute_convergence_checks=False, quiet=not progressbar,
                               **kwargs)
-        if log_likelihood and model.observed_RVs and not _per_sample_loo_loglik(idata, model):
+        if log_likelihood and model.observed_RVs and not _pointwise_loglik(idata, model):
             idata = pm.stats.compute_log_likelihood(idata, model=model, progressbar=False)
         if log_prior and model.free_RVs:
             idata = pm.stats.compute_log_prior(idata, model=model, progressbar=False)
@@ -175,13 +174,10 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
     from pymc.backends.arviz import patch_nutpie_idata
 
     nuts = dict(kwargs.pop("nuts", {}))
-    info = find_info(model)
-    if info is not None and getattr(info, "kind", None) == "multitrait":
-        # h2, Vp and the correlations are correlated a posteriori; nutpie's low-rank mass
-        # matrix follows that: at N = 5,000, 27% less sampling time and twice the ESS of
-        # r_g of the diagonal one (benchmarks/bench_multitrait.py).
-        if "low_rank_modified_mass_matrix" not in nuts:
-            nuts.setdefault("adaptation", "low_rank")
+    family = family_for_kind(getattr(find_info(model), "kind", None))
+    if family is not None and "low_rank_modified_mass_matrix" not in nuts:
+        for key, value in family.nuts_defaults.items():
+            nuts.setdefault(key, value)
     if "max_treedepth" in nuts:
         nuts["maxdepth"] = nuts.pop("max_treedepth")
     if kwargs:
@@ -206,46 +202,28 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
 
 
 def _hand_compiled(model: pm.Model):
-    """The model's hand-written log-density as a nutpie model (one-kernel marginal model, two
-    traits, probit threshold model), or None -- with the reason logged -- when the model is
-    not covered."""
-    info = find_info(model)
-    kind = getattr(info, "kind", None)
-    if kind == "multitrait":
-        from bayeslmm.bayes.multitrait_logp import compile_multitrait as compile_model
-        from bayeslmm.bayes.multitrait_logp import supported
-    elif kind == "threshold":
-        from bayeslmm.bayes.threshold_logp import compile_threshold as compile_model
-        from bayeslmm.bayes.threshold_logp import supported
+    """The model's hand-written log-density as a nutpie model (from its family's registered
+    ``compile``), or None -- with the reason logged -- when the model is not covered."""
+    family = family_for_kind(getattr(find_info(model), "kind", None))
+    if family is None or family.compile is None:
+        reason = "no family of bayeslmm with a compiled density built it"
     else:
-        from bayeslmm.bayes.marginal_logp import compile_marginal as compile_model
-        from bayeslmm.bayes.marginal_logp import supported
-    reason = supported(model)
+        reason = family.supported(model) if family.supported is not None else None
     if reason is not None:
         log.info("No hand-written log-density for this model (%s): compiling PyMC's graph.",
                  reason)
         return None
-    return compile_model(model)
+    return family.compile(model)
 
 
-def _per_sample_loo_loglik(idata: xr.DataTree, model: pm.Model) -> bool:
-    """The marginal model's observed terms are rotated eigen-components, which is not what
-    PSIS-LOO leaves out: store instead, per sample, the exact leave-one-out predictive
-    densities log p(y_i | y_-i, theta) (bayes/loo.py), and y on the sample scale. False
-    (nothing stored) for the other models, whose observed terms PyMC computes."""
-    info = find_info(model)
-    if info is None or getattr(info, "kind", None) != "marginal" or info.latent:
+def _pointwise_loglik(idata: xr.DataTree, model: pm.Model) -> bool:
+    """Per-sample log-likelihoods from the model's family where PyMC's observed terms are not
+    what PSIS-LOO leaves out (the marginal model's rotated eigen-components); False (nothing
+    stored) for the other models, whose observed terms PyMC computes."""
+    family = family_for_kind(getattr(find_info(model), "kind", None))
+    if family is None or family.pointwise_loglik is None:
         return False
-    from bayeslmm.bayes.loo import marginal_loo_loglik
-
-    ll = marginal_loo_loglik(idata["posterior"].to_dataset(), info.data, info.decomposition,
-                             info.fixed)
-    idata["log_likelihood"] = xr.DataTree(xr.Dataset({"y": ll}))
-    obs = idata["observed_data"].to_dataset() if "observed_data" in idata.children \
-        else xr.Dataset()
-    obs["y"] = xr.DataArray(info.data.y, dims="sample", coords={"sample": info.data.samples})
-    idata["observed_data"] = xr.DataTree(obs)
-    return True
+    return family.pointwise_loglik(idata, model)
 
 
 def _log_prior_of_conditional_beta(idata: xr.DataTree, model: pm.Model) -> None:
@@ -272,68 +250,6 @@ def _log_prior_of_conditional_beta(idata: xr.DataTree, model: pm.Model) -> None:
     group = group.drop_vars("beta_z", errors="ignore")
     group["beta"] = beta.copy(data=lp)
     idata["log_prior"] = xr.DataTree(group)
-
-
-def _free_names(idata: xr.DataTree) -> list[str]:
-    post = idata["posterior"].to_dataset()
-    keep = []
-    for name, da in post.data_vars.items():
-        if name.endswith("_raw") or name == "g":  # per-sample latents: many, checked via h2
-            continue
-        if float(np.ptp(da.values)) == 0.0:  # fixed at a value (empirical Bayes)
-            continue
-        keep.append(name)
-    return keep
-
-
-def _min_max(ess, rh, out: dict) -> None:
-    if ess is not None:
-        ess_vals = np.concatenate([np.ravel(v.values) for v in ess.data_vars.values()])
-        out["min_ess_bulk"] = float(np.nanmin(ess_vals))
-        if rh is not None:
-            rh_vals = np.concatenate([np.ravel(v.values) for v in rh.data_vars.values()])
-            out["max_rhat"] = float(np.nanmax(rh_vals))
-
-
-def check_diagnostics(idata: xr.DataTree, *, warn: bool = True) -> dict[str, float | int]:
-    """R-hat (rank-normalised), bulk ESS and divergences of the scalar-ish parameters.
-
-    Returns a dict ``n_divergences``, ``max_rhat``, ``min_ess_bulk`` and, when ``warn``,
-    issues one :class:`~bayeslmm.errors.SamplingWarning` listing every problem found.
-    """
-    import arviz_stats as azs
-
-    names = _free_names(idata)
-    n_chains = idata["posterior"].sizes["chain"]
-    out: dict[str, float | int] = {"n_divergences": 0, "max_rhat": float("nan"),
-                                   "min_ess_bulk": float("nan")}
-    if "sample_stats" in idata.children and "diverging" in idata["sample_stats"]:
-        out["n_divergences"] = int(idata["sample_stats"]["diverging"].sum())
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Found dimension named 'sample'")
-        ess = azs.ess(idata, var_names=names, method="bulk") if names else None
-        rh = azs.rhat(idata, var_names=names) if names and n_chains > 1 else None
-        # All NaN (one draw): reported below as "could not be computed", not as numpy noise.
-        warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
-        _min_max(ess, rh, out)
-    problems = []
-    if out["n_divergences"]:
-        problems.append(f"{out['n_divergences']} divergent transitions (raise target_accept "
-                        "or reconsider the priors)")
-    if np.isfinite(out["max_rhat"]) and out["max_rhat"] > RHAT_MAX:
-        problems.append(f"R-hat up to {out['max_rhat']:.3f} > {RHAT_MAX} (chains disagree; "
-                        "sample longer)")
-    if np.isfinite(out["min_ess_bulk"]) and out["min_ess_bulk"] < ESS_PER_CHAIN_MIN * n_chains:
-        problems.append(f"bulk ESS as low as {out['min_ess_bulk']:.0f} < "
-                        f"{ESS_PER_CHAIN_MIN * n_chains} (draw more)")
-    if names and not np.isfinite(out["min_ess_bulk"]):
-        problems.append("bulk ESS could not be computed (too few draws; draw more)")
-    if names and n_chains > 1 and not np.isfinite(out["max_rhat"]):
-        problems.append("R-hat could not be computed (too few draws; draw more)")
-    if warn and problems:
-        warnings.warn("unreliable posterior: " + "; ".join(problems), SamplingWarning,
-                      stacklevel=3)
-    return out
 
 
 # ---------------------------------------------------------------------- prediction

@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayeslmm.errors import InputError
-from bayeslmm.summaries import (
+from bayeslmm.bayes.summaries import (
     credible_interval,
     interval_label,
     interval_prob,
     posterior_draws,
     reflected_kde,
 )
+from bayeslmm.errors import InputError
 
 __all__ = ["Sensitivity", "prior_sensitivity"]
 
@@ -234,11 +234,12 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
     -------
     Sensitivity
     """
-    from bayeslmm.bayes.models import marginal_grm, model_info
+    from bayeslmm.bayes.model_info import model_info
+    from bayeslmm.bayes.models.marginal import marginal_grm
     from bayeslmm.bayes.priors import implied_h2_prior
     from bayeslmm.bayes.quadrature import posterior_h2_quadrature
     from bayeslmm.bayes.sampling import sample
-    from bayeslmm.reml import VarianceComponentFit, reml
+    from bayeslmm.estimation.reml import VarianceComponentFit, reml
 
     if not priors:
         raise InputError("give at least one prior, e.g. priors={'flat': {'h2': 'Beta(1, 1)'}}")
@@ -264,7 +265,7 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
     else:
         fit = reml(y, K, X)
     # Several kernels: the summaries are of h2_total, each refit samples through the
-    # several-kernel route (bayeslmm.bayes.multikernel_models).
+    # several-kernel route (bayeslmm.bayes.models.multikernel).
     several = fit.decomposition is None
     if several and method == "quadrature":
         raise InputError("method='quadrature' is for one kernel; with several kernels use "

@@ -61,8 +61,9 @@ class DemoData:
         (pandas.Series, xarray.DataArray)
             y (5 samples with a missing phenotype dropped) and K over the same samples.
         """
-        from bayeslmm.genotypes import grm
-        from bayeslmm.io import align_samples, read_phenotype
+        from bayeslmm.data import align_samples
+        from bayeslmm.genotypes.kinship import grm
+        from bayeslmm.io import read_phenotype
 
         aligned = align_samples({"GRM": grm(self.bfile), "phenotype": read_phenotype(self.pheno)})
         return aligned["phenotype"], aligned["GRM"].K

@@ -1,14 +1,12 @@
-"""File formats: PLINK filesets, GCTA GRM files, phenotype and covariate files."""
+"""File formats, read and written: PLINK filesets, GCTA GRM files, phenotype and covariate
+files. No statistics, no alignment (:mod:`bayeslmm.data`), no reports (:mod:`bayeslmm.reports`)."""
 
 from bayeslmm.io.grm_files import GRM, read_grm, read_grm_ids, write_grm
 from bayeslmm.io.phenotypes import (
-    AlignedSamples,
-    align_samples,
     read_covar,
     read_phenotype,
     read_phenotypes,
     read_qcovar,
-    sample_ids,
 )
 from bayeslmm.io.plink import (
     GenotypeBlock,
@@ -21,9 +19,7 @@ from bayeslmm.io.plink import (
 
 __all__ = [
     "GRM",
-    "AlignedSamples",
     "GenotypeBlock",
-    "align_samples",
     "genotype_dataset",
     "iter_variant_blocks",
     "read_bim",
@@ -35,6 +31,5 @@ __all__ = [
     "read_phenotypes",
     "read_plink",
     "read_qcovar",
-    "sample_ids",
     "write_grm",
 ]

@@ -27,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from bayeslmm.errors import FileFormatError, InputError
-from bayeslmm.io.plink import sample_labels
+from bayeslmm.labels import sample_labels
 
 __all__ = ["GRM", "atomic_write", "read_grm", "read_grm_ids", "write_grm"]
 

@@ -1,4 +1,4 @@
-"""Phenotype and covariate files the GCTA/PLINK way, and sample alignment by (FID, IID).
+"""Phenotype and covariate files the GCTA/PLINK way.
 
 File layout: whitespace-separated, one sample per line, ``FID IID value1 value2 ...``.
 An optional header line is detected (see :func:`read_phenotypes`).  Missing values
@@ -11,35 +11,29 @@ are ``NA``, ``-9``, ``nan`` and ``.`` (case-insensitive).
   dropped: :func:`read_covar`.
 
 All readers return pandas objects indexed by a ``(fid, iid)`` MultiIndex;
-:func:`align_samples` intersects any number of inputs in the order of the first.
+:func:`bayeslmm.data.align_samples` intersects any number of inputs in the order of the
+first.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from bayeslmm.errors import AlignmentError, FileFormatError, InputError
-from bayeslmm.io.grm_files import GRM
 from bayeslmm.io.text import read_lines
 
 __all__ = [
     "MISSING_TOKENS",
-    "AlignedSamples",
-    "align_samples",
     "read_covar",
     "read_phenotype",
     "read_phenotypes",
     "read_qcovar",
-    "sample_ids",
 ]
 
 log = logging.getLogger(__name__)
@@ -302,218 +296,3 @@ def _level_key(v: str) -> tuple[int, float, str]:
         return (0, float(v), v)
     except ValueError:
         return (1, 0.0, v)
-
-
-# --------------------------------------------------------------------------- alignment
-
-
-def sample_ids(obj: Any) -> pd.MultiIndex:
-    """The ``(fid, iid)`` IDs of any input :func:`align_samples` accepts.
-
-    Accepted: a :class:`~bayeslmm.io.GRM`; an xarray Dataset/DataArray with ``fid``
-    and ``iid`` coordinates on ``sample`` (e.g. from ``read_plink``); a pandas
-    Series/DataFrame indexed by a 2-level ``(fid, iid)`` MultiIndex (phenotypes,
-    covariates); a DataFrame with ``fid`` and ``iid`` columns (e.g. ``read_fam``);
-    a 2-level MultiIndex.
-    """
-    if isinstance(obj, GRM):
-        f, i = obj.ids["fid"], obj.ids["iid"]
-    elif isinstance(obj, (xr.Dataset, xr.DataArray)):
-        f, i = obj["fid"].to_numpy(), obj["iid"].to_numpy()
-    elif isinstance(obj, pd.MultiIndex):
-        f, i = obj.get_level_values(0), obj.get_level_values(1)
-    elif isinstance(obj, (pd.Series, pd.DataFrame)) and isinstance(obj.index, pd.MultiIndex):
-        f, i = obj.index.get_level_values(0), obj.index.get_level_values(1)
-    elif isinstance(obj, pd.DataFrame) and {"fid", "iid"} <= set(obj.columns):
-        f, i = obj["fid"], obj["iid"]
-    else:
-        raise InputError(
-            f"cannot find (FID, IID) sample IDs in an object of type {type(obj).__name__}"
-        )
-    return pd.MultiIndex.from_arrays(
-        [np.asarray(f).astype(str), np.asarray(i).astype(str)], names=["fid", "iid"]
-    )
-
-
-def _missing_mask(obj: Any) -> np.ndarray | None:
-    if isinstance(obj, (pd.Series, pd.DataFrame)) and isinstance(obj.index, pd.MultiIndex):
-        v = obj.to_numpy(dtype=float, na_value=np.nan)
-        return np.isnan(v) if v.ndim == 1 else np.isnan(v).any(axis=1)
-    return None
-
-
-def _take(obj: Any, pos: np.ndarray) -> Any:
-    if isinstance(obj, GRM):
-        return obj.subset(pos)
-    if isinstance(obj, (xr.Dataset, xr.DataArray)):
-        return obj.isel(sample=pos)
-    if isinstance(obj, pd.MultiIndex):
-        return obj[pos]
-    if isinstance(obj, (pd.Series, pd.DataFrame)) and isinstance(obj.index, pd.MultiIndex):
-        return obj.iloc[pos]
-    return obj.iloc[pos].reset_index(drop=True)
-
-
-@dataclass(frozen=True, eq=False)
-class AlignedSamples:
-    """Inputs restricted to their common, complete samples, in one order.
-
-    Attributes
-    ----------
-    ids : pandas.DataFrame
-        ``fid``, ``iid`` of the kept samples, in the order of the first input.
-    positions : dict[str, numpy.ndarray]
-        For each input, the row positions of ``ids`` in it.
-    data : dict[str, Any]
-        Each input subset and reordered (same type as given).
-    report : pandas.DataFrame
-        One row per input: ``n_input``, ``n_missing`` (dropped for a missing
-        value in that input), ``n_not_shared`` (dropped because absent or
-        incomplete in another input) and ``n_kept``.
-    """
-
-    ids: pd.DataFrame
-    positions: dict[str, np.ndarray]
-    data: dict[str, Any]
-    report: pd.DataFrame
-
-    def __getitem__(self, name: str) -> Any:
-        return self.data[name]
-
-    @property
-    def N(self) -> int:  # noqa: N802 - the notes' name
-        """Number of kept samples."""
-        return len(self.ids)
-
-    def summary(self) -> pd.DataFrame:
-        """The drop-count report table."""
-        return self.report
-
-
-def align_samples(
-    inputs: Mapping[str, Any],
-    *,
-    phenotype: str | Iterable[str] | None = None,
-    drop_missing: bool = True,
-) -> AlignedSamples:
-    """Match samples by (FID, IID) across inputs and drop incomplete ones.
-
-    Parameters
-    ----------
-    inputs : mapping of name -> object
-        E.g. ``{"GRM": grm, "phenotype": y, "covariates": X, "fam": fam}``; any
-        object :func:`sample_ids` accepts.  The **first** input fixes the order
-        of the result.  The names are used in messages and the report.
-    phenotype : str or list of str, optional
-        Input(s) holding phenotypes, which must not be constant after alignment.
-        Default: every input whose name contains ``"pheno"`` (case-insensitive).
-    drop_missing : bool, default True
-        Drop samples with a NaN in any pandas input indexed by (fid, iid)
-        (phenotypes, covariates).
-
-    Returns
-    -------
-    AlignedSamples
-
-    Raises
-    ------
-    AlignmentError
-        Duplicated IDs within an input, or no sample shared, e.g. "GRM and phenotype
-        share 0 of 1410 sample IDs; first GRM ID is '1_3 A048005080', first
-        phenotype ID is 'A048005080 A048005080'".
-    InputError
-        A phenotype is constant over the kept samples.
-    """
-    if not inputs:
-        raise InputError("align_samples needs at least one input")
-    names = list(inputs)
-    labels: dict[str, np.ndarray] = {}
-    for name in names:
-        mi = sample_ids(inputs[name])
-        lab = np.array([f"{f} {i}" for f, i in mi], dtype=object)
-        if len(set(lab)) != len(lab):
-            u, c = np.unique(lab.astype(str), return_counts=True)
-            raise AlignmentError(f"{name}: sample ID '{u[c > 1][0]}' appears more than once")
-        labels[name] = lab
-    first = names[0]
-    set0 = set(labels[first])
-    for name in names[1:]:
-        shared = len(set0.intersection(labels[name]))
-        if shared == 0:
-            raise AlignmentError(
-                f"{first} and {name} share 0 of {len(labels[name])} sample IDs; "
-                f"first {first} ID is '{_first(labels[first])}', first {name} ID is "
-                f"'{_first(labels[name])}'. Check that both use the same FID and IID "
-                "columns."
-            )
-    complete: dict[str, set] = {}
-    n_missing: dict[str, int] = {}
-    for name in names:
-        mask = _missing_mask(inputs[name]) if drop_missing else None
-        lab = labels[name]
-        if mask is None:
-            complete[name] = set(lab)
-            n_missing[name] = 0
-        else:
-            complete[name] = set(lab[~mask])
-            n_missing[name] = int(mask.sum())
-    keep_set = set.intersection(*complete.values())
-    order = np.array([lab for lab in labels[first] if lab in keep_set], dtype=object)
-    rows = []
-    positions: dict[str, np.ndarray] = {}
-    for name in names:
-        where = {lab: k for k, lab in enumerate(labels[name])}
-        positions[name] = np.array([where[lab] for lab in order], dtype=np.int64)
-        n_in = len(labels[name])
-        rows.append(
-            {
-                "n_input": n_in,
-                "n_missing": n_missing[name],
-                "n_not_shared": n_in - n_missing[name] - len(order),
-                "n_kept": len(order),
-            }
-        )
-    report = pd.DataFrame(rows, index=pd.Index(names, name="input"))
-    for name, r in report.iterrows():
-        log.info(
-            "%s: %d samples, %d dropped for missing values, %d not in every other input, %d kept",
-            name,
-            r.n_input,
-            r.n_missing,
-            r.n_not_shared,
-            r.n_kept,
-        )
-    if len(order) == 0:
-        raise AlignmentError(
-            "no sample has complete data in all inputs: "
-            + "; ".join(
-                f"{n}: {r.n_input} samples, {r.n_missing} with missing values"
-                for n, r in report.iterrows()
-            )
-        )
-    data = {name: _take(inputs[name], positions[name]) for name in names}
-    ids = pd.DataFrame([lab.split(" ", 1) for lab in order], columns=["fid", "iid"], dtype=str)
-    if phenotype is None:
-        pheno_names = [n for n in names if "pheno" in n.lower()]
-    else:
-        pheno_names = [phenotype] if isinstance(phenotype, str) else list(phenotype)
-    for pn in pheno_names:
-        if pn not in data:
-            raise InputError(f"phenotype input '{pn}' is not among the inputs {names}")
-        obj = data[pn]
-        frame = obj.to_frame() if isinstance(obj, pd.Series) else obj
-        if not isinstance(frame, pd.DataFrame):
-            continue
-        for col in frame.columns:
-            v = frame[col].to_numpy(dtype=float, na_value=np.nan)
-            v = v[~np.isnan(v)]
-            if v.size and np.all(v == v[0]):
-                raise InputError(
-                    f"phenotype '{col}' ({pn}) is constant (= {v[0]:g}) over the "
-                    f"{len(order)} aligned samples; nothing to model"
-                )
-    return AlignedSamples(ids, positions, data, report)
-
-
-def _first(lab: np.ndarray) -> str:
-    return str(lab[0]) if len(lab) else "<none>"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslmm.errors import AlignmentError, FileFormatError, InputError
+from bayeslmm.errors import FileFormatError, InputError
+from bayeslmm.labels import sample_labels
 
 __all__ = [
     "MISSING_INT8",
@@ -142,22 +143,6 @@ def read_bim(path: str | os.PathLike[str]) -> pd.DataFrame:
             f"PLINK .bim file '{path}': non-numeric centimorgan or bp position"
         ) from None
     return df
-
-
-def sample_labels(fid: Sequence[str], iid: Sequence[str]) -> np.ndarray:
-    """The ``"FID IID"`` labels used as the ``sample`` coordinate.
-
-    The join is one-to-one only because IDs hold no whitespace (as in PLINK and GCTA, whose
-    files are whitespace-delimited): ("a b", "c") and ("a", "b c") would both become
-    "a b c". Such IDs are refused here, naming the first, instead of silently colliding.
-    """
-    fid = [str(f) for f in fid]
-    iid = [str(i) for i in iid]
-    for f, i in zip(fid, iid, strict=True):
-        if any(ch.isspace() for ch in f + i):
-            raise AlignmentError(f"sample ID ({f!r}, {i!r}) contains whitespace; FID and IID "
-                                 "must be single words, as in PLINK and GCTA files")
-    return np.array([f"{f} {i}" for f, i in zip(fid, iid, strict=True)], dtype=object)
 
 
 def _check_unique_samples(labels: np.ndarray, where: str) -> None:

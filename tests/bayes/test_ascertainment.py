@@ -16,8 +16,8 @@ from bayeslmm.bayes.ascertainment import (
     ascertainment_check,
     close_relatives,
 )
-from bayeslmm.bayes.threshold import threshold
-from bayeslmm.spectral import decompose
+from bayeslmm.bayes.models.threshold import threshold
+from bayeslmm.covariance.decomposition import decompose
 
 N = 120
 
@@ -67,7 +67,7 @@ def test_verdicts_both_directions():
 
 def test_threshold_logs_the_warning_only_for_that_design(caplog):
     related, cc = _sibs(), _trait(60)
-    name = "bayeslmm.bayes.threshold"
+    name = "bayeslmm.bayes.models.threshold"
     with caplog.at_level(logging.WARNING, logger=name):
         threshold(cc, related, prevalence=0.05)
     assert any("not calibrated" in r.getMessage() for r in caplog.records)

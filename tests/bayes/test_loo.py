@@ -11,9 +11,9 @@ import xarray as xr
 import bayeslmm
 from bayeslmm.bayes import fixed_effects, marginal_grm, sample
 from bayeslmm.bayes.loo import joint_loglik, marginal_loo_loglik
-from bayeslmm.bayes.models import model_info
+from bayeslmm.bayes.model_info import model_info
 from bayeslmm.data import prepare
-from bayeslmm.likelihood import dense_loglik
+from bayeslmm.likelihood.single import dense_loglik
 
 from helpers import simulate
 

@@ -10,8 +10,8 @@ import pymc as pm
 import pytest
 
 from bayeslmm.bayes import marginal_grm, sample
-from bayeslmm.bayes.marginal_logp import compile_marginal, evaluate, expand, supported
-from bayeslmm.bayes.models import model_info
+from bayeslmm.bayes.compiled.marginal import compile_marginal, evaluate, expand, supported
+from bayeslmm.bayes.model_info import model_info
 
 from helpers import simulate
 
@@ -49,7 +49,7 @@ def _dense_reference(model, K, x) -> float:
     transforms' Jacobians and beta = A^-1 b + L^-T z written out (notes eq. 13-14, 46)."""
     from scipy import linalg, special, stats
 
-    from bayeslmm.bayes.models import beta_normal_prior
+    from bayeslmm.bayes.spectral_data import beta_normal_prior
 
     info = model_info(model)
     pri, y, X = info.priors, info.data.y, info.data.X

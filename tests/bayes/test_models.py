@@ -204,7 +204,7 @@ def test_conditional_beta_is_the_same_model(small, rng, beta_prior):
 
 def test_conditional_beta_many_covariates_uses_lapack_path(rng):
     """More covariates than SMALL_M: the LAPACK-based branch defines the same beta map."""
-    from bayeslmm.bayes.models import SMALL_M
+    from bayeslmm.bayes.models.marginal import SMALL_M
 
     N, M = 60, SMALL_M + 2
     Z = rng.standard_normal((N, 100))
@@ -231,7 +231,7 @@ def test_metadata_survives_do_observe_and_clone(small):
     import pymc as pm
     from pymc.model.fgraph import clone_model
 
-    from bayeslmm.bayes.models import find_info, model_info
+    from bayeslmm.bayes.model_info import find_info, model_info
 
     y, K, X, Z, g = small
     model = marginal_grm(y, K, X)

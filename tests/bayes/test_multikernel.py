@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 
 from bayeslmm.bayes import marginal_grm, sample
-from bayeslmm.bayes import multikernel_sampling as mks
-from bayeslmm.bayes.multikernel_logp import MultiKernelDensity
-from bayeslmm.bayes.multikernel_models import density_of, marginal_multikernel
+from bayeslmm.bayes.models.multikernel import density_of, marginal_multikernel
+from bayeslmm.bayes.multikernel import sampling as mks
+from bayeslmm.bayes.multikernel.logp import MultiKernelDensity
 from bayeslmm.bayes.priors import default_priors
 from bayeslmm.data import prepare
 from bayeslmm.errors import InputError, SamplingWarning
@@ -63,7 +63,7 @@ def test_logp_equals_scipy_mvnormal_and_gradient_equals_finite_differences(spec,
 
 def test_flat_beta_gives_the_restricted_likelihood():
     """With beta flat the density's likelihood is REML's (notes 4.3.2), up to a constant."""
-    from bayeslmm.reml import reml
+    from bayeslmm.estimation.reml import reml
 
     y, K1, K2, X = two_kernels(80)
     data = prepare(y, [K1, K2], X)
@@ -85,7 +85,7 @@ def test_flat_beta_gives_the_restricted_likelihood():
 def test_one_kernel_equals_the_compiled_one_kernel_density():
     """k = 1: this density is the one-kernel model's at z = 0 plus (M/2) log 2 pi (z
     integrated out), to 1e-9, for the same priors."""
-    from bayeslmm.bayes.marginal_logp import compile_marginal, evaluate
+    from bayeslmm.bayes.compiled.marginal import compile_marginal, evaluate
 
     y, K, X, Z, g = simulate(N=60, P=150, h2=0.5, seed=2)
     spec = {"sigma_g2": "HalfCauchy(1)", "sigma_e2": "InverseGamma(2, 1)"}
@@ -285,7 +285,7 @@ def test_bad_inputs_are_one_line_errors():
 def test_low_rank_route_equals_the_dense_density(second, dirichlet):
     """GRM + a group kernel (rank 15) or a GRM from 20 SNPs (rank 20): Woodbury over the
     stacked factors gives the dense Cholesky's density to 1e-9."""
-    from bayeslmm.bayes.multikernel_lowrank import LowRankDensity, low_rank_factor
+    from bayeslmm.bayes.multikernel.lowrank import LowRankDensity, low_rank_factor
 
     y, K1, K2, X = two_kernels(90, seed=3)
     if second == "snps":

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from bayeslmm.bayes import multikernel_grid as mg
-from bayeslmm.bayes import multikernel_rays as mr
-from bayeslmm.bayes import multikernel_sampling as mks
-from bayeslmm.bayes.multikernel_logp import MultiKernelDensity
+from bayeslmm.bayes.multikernel import grid as mg
+from bayeslmm.bayes.multikernel import rays as mr
+from bayeslmm.bayes.multikernel import sampling as mks
+from bayeslmm.bayes.multikernel.logp import MultiKernelDensity
 from bayeslmm.bayes.priors import default_priors
 from bayeslmm.data import prepare
 from bayeslmm.errors import SamplingWarning
@@ -191,7 +191,7 @@ def test_three_kernels_use_importance_sampling():
 def mouse_two_grms(mouse_dir):
     """GEMMA's mouse phenotype on its first 300 phenotyped mice, with the GRMs of chromosomes
     1-10 and 11-19 (each GRM from ~5,000 SNPs)."""
-    from bayeslmm.genotypes import grm
+    from bayeslmm.genotypes.kinship import grm
     from bayeslmm.io import read_plink
 
     ds = read_plink(mouse_dir / "mouse_hs1940")

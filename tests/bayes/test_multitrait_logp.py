@@ -15,11 +15,11 @@ from scipy import special, stats
 
 import bayeslmm
 from bayeslmm.bayes import sample
-from bayeslmm.bayes.models import model_info
-from bayeslmm.bayes.multitrait_logp import compile_multitrait, supported
-from bayeslmm.bayes.multitrait_models import multitrait_marginal
-from bayeslmm.bayes.nutpie_compiled import evaluate, expand
-from bayeslmm.multitrait_likelihood import dense_multitrait_loglik
+from bayeslmm.bayes.compiled.multitrait import compile_multitrait, supported
+from bayeslmm.bayes.compiled.shell import evaluate, expand
+from bayeslmm.bayes.model_info import model_info
+from bayeslmm.bayes.models.multitrait import multitrait_marginal
+from bayeslmm.likelihood.multitrait import dense_multitrait_loglik
 
 from helpers import simulate_two
 

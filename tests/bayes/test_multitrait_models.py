@@ -5,9 +5,9 @@ import pytensor
 import pytest
 
 import bayeslmm
-from bayeslmm.bayes.multitrait_models import multitrait_marginal
-from bayeslmm.multitrait import multitrait_reml
-from bayeslmm.multitrait_likelihood import MultiTraitSpectral
+from bayeslmm.bayes.models.multitrait import multitrait_marginal
+from bayeslmm.estimation.multitrait import multitrait_reml
+from bayeslmm.likelihood.multitrait import MultiTraitSpectral
 
 from helpers import simulate_two
 

@@ -1,6 +1,6 @@
 """NUTS posterior of r_g against brute-force numerical integration on a tiny data set.
 
-NUTS runs on the hand-written log-density (:mod:`bayeslmm.bayes.multitrait_logp`, what
+NUTS runs on the hand-written log-density (:mod:`bayeslmm.bayes.compiled.multitrait`, what
 ``sample`` uses by default); tests/bayes/test_multitrait_logp.py ties that density to PyMC's.
 
 The reference integrates the posterior over all six variance parameters (h2_1, h2_2, Vp_1,
@@ -16,9 +16,9 @@ import pytest
 from scipy import special, stats
 
 import bayeslmm
-from bayeslmm.bayes.multitrait_logp import supported
-from bayeslmm.bayes.multitrait_models import multitrait_marginal
-from bayeslmm.multitrait_likelihood import dense_multitrait_loglik
+from bayeslmm.bayes.compiled.multitrait import supported
+from bayeslmm.bayes.models.multitrait import multitrait_marginal
+from bayeslmm.likelihood.multitrait import dense_multitrait_loglik
 
 from helpers import simulate_two
 

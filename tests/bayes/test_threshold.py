@@ -19,8 +19,8 @@ from scipy import special, stats
 
 from bayeslmm.bayes import sample
 from bayeslmm.bayes.compare import compare_liability
-from bayeslmm.bayes.models import model_info
-from bayeslmm.bayes.threshold import (
+from bayeslmm.bayes.model_info import model_info
+from bayeslmm.bayes.models.threshold import (
     posterior_predictive_cases,
     threshold,
     threshold_logp,
@@ -218,7 +218,7 @@ def test_compare_liability_follows_the_interval_convention(groups_fit):
     """Under set_interval(kind="eti") the posterior row is the equal-tailed interval (the
     draws' 2.5% and 97.5% quantiles, computed here directly), named so; the HDI differs."""
     import bayeslmm
-    from bayeslmm.summaries import INTERVAL, set_interval
+    from bayeslmm.bayes.summaries import INTERVAL, set_interval
 
     y, K, grp, m, idata = groups_fit
     fit = bayeslmm.reml(y, K)

@@ -1,4 +1,4 @@
-"""The hand-written threshold log-density (bayeslmm.bayes.threshold_logp) against references.
+"""The hand-written threshold log-density (bayeslmm.bayes.compiled.threshold) against references.
 
 Value: a direct scipy computation written from the model's definition (Beta prior on h2
 with the logit Jacobian, standard-normal z, probit likelihood, the intercept's prior and
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from bayeslmm.bayes.marginal_logp import evaluate, expand
-from bayeslmm.bayes.models import model_info
-from bayeslmm.bayes.threshold import threshold
-from bayeslmm.bayes.threshold_logp import compile_threshold, supported
+from bayeslmm.bayes.compiled.marginal import evaluate, expand
+from bayeslmm.bayes.compiled.threshold import compile_threshold, supported
+from bayeslmm.bayes.model_info import model_info
+from bayeslmm.bayes.models.threshold import threshold
 
 FAST = "FAST_COMPILE"
 

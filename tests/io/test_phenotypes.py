@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayeslmm.data import align_samples
 from bayeslmm.errors import AlignmentError, FileFormatError, InputError
 from bayeslmm.io import (
     GRM,
-    align_samples,
     read_covar,
     read_phenotype,
     read_phenotypes,
@@ -94,7 +94,7 @@ def test_alignment_order_and_drop_counts(tmp_path, caplog):
     K = GRM.from_arrays(np.eye(5), _ids(grm_ids), M=10)
     y = read_phenotype(_write(tmp_path, "y.txt", "e 5 1\nc 3 2\nb 2 NA\nz 9 4\na 1 5\n"))
     q = read_qcovar(_write(tmp_path, "q.txt", "a 1 1\nb 2 2\nc 3 3\ne 5 NA\n"))
-    with caplog.at_level(logging.INFO, logger="bayeslmm.io.phenotypes"):
+    with caplog.at_level(logging.INFO, logger="bayeslmm.data"):
         al = align_samples({"GRM": K, "phenotype": y, "qcovar": q})
     assert list(al.ids.itertuples(index=False, name=None)) == [("a", "1"), ("c", "3")]
     assert al["GRM"].sample_labels.tolist() == ["a 1", "c 3"]

@@ -7,7 +7,7 @@ import pytest
 from bed_reader import to_bed
 
 from bayeslmm.errors import FileFormatError
-from bayeslmm.genotypes import grm
+from bayeslmm.genotypes.kinship import grm
 from bayeslmm.io import iter_variant_blocks, read_grm, read_plink
 
 

@@ -11,7 +11,8 @@ import xarray as xr
 
 import bayeslmm
 from bayeslmm.blup import blup
-from bayeslmm.io import reports
+from bayeslmm.reports import writers as reports
+from bayeslmm.reports.hsq import write_hsq
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_staged_prefix_with_write_grm(tmp_path):
 
 
 def test_hsq_layout(fit, tmp_path):
-    reports.write_hsq(fit, tmp_path / "x.hsq")
+    write_hsq(fit, tmp_path / "x.hsq")
     lines = (tmp_path / "x.hsq").read_text().splitlines()
     assert lines[0].split("\t") == ["Source", "Variance", "SE"]
     assert lines[4].startswith("V(G)/Vp\t")

@@ -1,0 +1,7 @@
+"""``python -m bayeslmm.cli``."""
+
+import sys
+
+from bayeslmm.cli.app import main
+
+sys.exit(main())

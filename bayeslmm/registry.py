@@ -1,0 +1,129 @@
+"""What the house knows how to do, by name: model families, association tests, engines.
+
+A model family, association test or engine is a module that registers itself here when it is
+imported; the modules that dispatch (:mod:`bayeslmm.bayes.sampling`, the command line) look it
+up by name and import no family. This module knows no family itself and imports nothing of
+the package, so every layer may register into it.
+
+Each entry also says which command-line options apply to it (``options``): the command line
+refuses an option that applies to none of the chosen model, engine and number of traits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ASSOC_TESTS", "ENGINES", "MODEL_FAMILIES", "AssocTest", "Engine", "ModelFamily",
+           "assoc_test", "engine", "family_for_kind", "model_family", "register_assoc_test",
+           "register_engine", "register_model_family"]
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A Bayesian model family: how its models are built, compiled and sampled.
+
+    Attributes
+    ----------
+    name : str
+        The family's name (the command line's ``--model`` value where it has one).
+    kinds : tuple of str
+        The ``ModelInfo.kind`` values of the models its builders make.
+    build : callable
+        The builder (``marginal_grm``, ``threshold``, ...).
+    sample : callable, optional
+        Replaces NUTS altogether for this family (several kernels: beta and the scale
+        integrated out, a grid over the variance ratios); called as ``sample(model, draws=,
+        tune=, chains=, seed=, progressbar=, target_accept=, log_likelihood=, log_prior=,
+        **options)``.
+    compile : callable, optional
+        ``compile(model)`` -> a nutpie compiled model from a hand-written log-density, or None.
+    supported : callable, optional
+        ``supported(model)`` -> why ``compile`` cannot serve ``model``, or None when it can.
+    pointwise_loglik : callable, optional
+        ``pointwise_loglik(idata, model)`` -> True after storing per-sample log-likelihoods
+        that PSIS-LOO can use in place of PyMC's observed terms.
+    nuts_defaults : mapping
+        nutpie options this family samples best with (a user's own options win).
+    traits : tuple of int
+        The numbers of traits the family models.
+    options : frozenset of str
+        Command-line options (argparse ``dest`` names) that apply to it.
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    build: Callable[..., Any]
+    sample: Callable[..., Any] | None = None
+    compile: Callable[[Any], Any] | None = None
+    supported: Callable[[Any], str | None] | None = None
+    pointwise_loglik: Callable[[Any, Any], bool] | None = None
+    nuts_defaults: Mapping[str, Any] = field(default_factory=dict)
+    traits: tuple[int, ...] = (1,)
+    options: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AssocTest:
+    """An association test by name, with the columns it writes and the options it reads."""
+
+    name: str
+    description: str
+    columns: tuple[str, ...] = ()
+    engines: tuple[str, ...] = ("eigen", "lowrank", "krylov")
+    options: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A REML engine from genotypes (``--engine``) and the options that apply to it."""
+
+    name: str
+    description: str
+    options: frozenset[str] = frozenset()
+
+
+MODEL_FAMILIES: dict[str, ModelFamily] = {}
+ASSOC_TESTS: dict[str, AssocTest] = {}
+ENGINES: dict[str, Engine] = {}
+
+
+def register_model_family(family: ModelFamily) -> ModelFamily:
+    """Add (or replace, on a module's reload) a model family."""
+    MODEL_FAMILIES[family.name] = family
+    return family
+
+
+def register_assoc_test(test: AssocTest) -> AssocTest:
+    ASSOC_TESTS[test.name] = test
+    return test
+
+
+def register_engine(e: Engine) -> Engine:
+    ENGINES[e.name] = e
+    return e
+
+
+def model_family(name: str) -> ModelFamily:
+    """The family registered under ``name``; KeyError naming the known ones otherwise."""
+    try:
+        return MODEL_FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"no model family {name!r}; known: {sorted(MODEL_FAMILIES)}") from None
+
+
+def family_for_kind(kind: str | None) -> ModelFamily | None:
+    """The family whose builders make models of ``kind`` (a ``ModelInfo.kind``), or None."""
+    for fam in MODEL_FAMILIES.values():
+        if kind in fam.kinds:
+            return fam
+    return None
+
+
+def assoc_test(name: str) -> AssocTest:
+    return ASSOC_TESTS[name]
+
+
+def engine(name: str) -> Engine:
+    return ENGINES[name]

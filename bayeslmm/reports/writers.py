@@ -1,0 +1,390 @@
+"""Writers of the result files of the command line: GCTA ``.hsq``, ``.indi.blp`` and
+``.snp.blp``, the association table, the posterior (netCDF) and its summary table.
+
+Every file is written to a temporary file in the destination folder and renamed into place
+(:func:`~bayeslmm.io.grm_files.atomic_write`), so a failure never leaves a partial file.
+A command that writes several files stages them all with :class:`StagedOutputs` and renames
+them only once every one has been written: either all of a run's files appear or none does.
+
+File layouts
+------------
+``PREFIX.hsq`` (GCTA ``--reml``)
+    Tab-separated ``Source Variance SE`` header, then ``V(G)``, ``V(e)``, ``Vp``, ``V(G)/Vp``
+    (one ``V(Gk)`` and ``V(Gk)/Vp`` row per kernel and a ``Sum of V(G)/Vp`` row with several),
+    ``logL``, ``logL0``, ``LRT``, ``df``, ``Pval``, ``n``; single-valued rows have no SE field.
+``PREFIX.indi.blp`` (GCTA ``--reml-pred-rand``; no header)
+    ``FID IID`` then, for each genetic component k, ``sigma_k2 * (P y)_i`` (GCTA's
+    "intermediate variable") and the BLUP ``g_k,i = sigma_k2 (K_k P y)_i``, then for the
+    residual ``sigma_e2 * (P y)_i`` and the BLUP residual ``e_i = sigma_e2 (P y)_i`` (the two
+    residual columns are equal, as in GCTA). With one GRM: 6 columns, the 4th is the
+    genetic value. This is GCTA's own ``o_rand_eff << Py[i]*varcmp[j] << u(i, j)`` loop.
+``PREFIX.snp.blp`` (GCTA ``--blup-snp``; no header)
+    ``SNP A1 effect``: the BLUP of each SNP's effect per copy of A1 (column 5 of the
+    ``.bim``), ``b_j = (sigma_g2 / M) sum_i (x_ij - 2 p_j) (P y)_i / (2 p_j (1 - p_j))``,
+    GCTA's formula; ``plink --score PREFIX.snp.blp 1 2 3`` gives the genetic values.
+    GCTA adds one more column (the residual's "intermediate variable" mapped the same way,
+    which is not an effect); it is not written.
+``PREFIX.assoc.tsv``
+    Header ``chrom snp pos a1 a2 af n beta se chi2 p``, one row per variant, tab-separated.
+``PREFIX.posterior.nc``, ``PREFIX.posterior.tsv``
+    The ArviZ DataTree as netCDF4 (h5netcdf engine) and its ``arviz.summary`` table.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayeslmm.bayes.summaries import INTERVAL
+from bayeslmm.errors import InputError
+from bayeslmm.io.grm_files import atomic_write, ordinary_file_mode
+
+__all__ = [
+    "ASSOC_COLUMNS",
+    "StagedOutputs",
+    "assoc_table",
+    "indi_blp_table",
+    "posterior_summary",
+    "snp_blp_table",
+    "write_assoc",
+    "write_indi_blp",
+    "write_posterior",
+    "write_snp_blp",
+    "write_text",
+]
+
+ASSOC_COLUMNS = ("chrom", "snp", "pos", "a1", "a2", "af", "n", "beta", "se", "chi2", "p")
+
+
+# ----------------------------------------------------------------------------- staging
+class StagedOutputs:
+    """Write several files so that either all of them appear or none does.
+
+    Each ``write_*`` goes to a hidden temporary file beside its destination; :meth:`commit`
+    renames them all into place (``os.replace``, atomic per file). Used as a context
+    manager, the staged files are committed on success and deleted on any exception.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with StagedOutputs() as out:
+    ...     out.write_text(d / "a.txt", "hello\\n")
+    >>> (d / "a.txt").read_text()
+    'hello\\n'
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+        self.committed: list[Path] = []
+
+    def _temp(self, path: Path) -> Path:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        return Path(tmp)
+
+    def write_bytes(self, path: str | os.PathLike[str],
+                    write: Callable[[IO[bytes]], None]) -> Path:
+        """Stage ``path``; ``write(fh)`` writes its content to a binary file handle."""
+        path = Path(path)
+        tmp = self._temp(path)
+        self._pending.append((tmp, path))  # registered first, so a failing write is cleaned
+        with open(tmp, "wb") as fh:
+            write(fh)
+        return path
+
+    def write_text(self, path: str | os.PathLike[str], text: str) -> Path:
+        """Stage a UTF-8 text file."""
+        return self.write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
+
+    def write_with(self, path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+        """Stage a file written by a library that wants a path (netCDF, PNG): ``write(tmp)``."""
+        path = Path(path)
+        tmp = self._temp(path)
+        self._pending.append((tmp, path))
+        write(tmp)
+        return path
+
+    def write_prefix(self, prefix: str | os.PathLike[str], suffixes: Sequence[str],
+                     write: Callable[[str], None]) -> list[Path]:
+        """Stage a set of files ``prefix + suffix`` written by ``write(tmp_prefix)`` (e.g.
+        :func:`~bayeslmm.io.write_grm`, which writes ``.grm.bin``, ``.grm.N.bin``, ``.grm.id``)."""
+        prefix = Path(prefix)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{prefix.name}.", dir=prefix.parent))
+        tmp_prefix = tmp_dir / prefix.name
+        targets = [Path(f"{prefix}{s}") for s in suffixes]
+        for s, t in zip(suffixes, targets, strict=True):
+            self._pending.append((Path(f"{tmp_prefix}{s}"), t))
+        self._pending.append((tmp_dir, tmp_dir))  # the folder itself, removed at the end
+        write(str(tmp_prefix))
+        return targets
+
+    @property
+    def destinations(self) -> list[Path]:
+        """The files that :meth:`commit` will create or replace."""
+        return [dest for tmp, dest in self._pending if tmp != dest]
+
+    def commit(self) -> list[Path]:
+        """Rename every staged file into place; return the destinations.
+
+        All or nothing: an existing destination is first moved aside, and if any rename
+        fails (or the run is interrupted meanwhile) the files already renamed are removed
+        and the ones moved aside are put back, so the folder is as it was before the run.
+        """
+        files = [(tmp, dest) for tmp, dest in self._pending if tmp != dest]
+        dirs = [tmp for tmp, dest in self._pending if tmp == dest]
+        for _, dest in files:
+            if dest.is_dir():
+                self.abort()
+                raise InputError(f"cannot write '{dest}': a folder of that name exists")
+        mode = ordinary_file_mode()
+        moved: list[tuple[Path, Path]] = []  # (backup, dest)
+        done: list[Path] = []
+        try:
+            for tmp, dest in files:
+                os.chmod(tmp, mode)
+                if dest.exists() or dest.is_symlink():
+                    bak = tmp.with_name(f"{tmp.name}.old")
+                    os.replace(dest, bak)
+                    moved.append((bak, dest))
+                os.replace(tmp, dest)
+                done.append(dest)
+        except BaseException:
+            for dest in done:
+                dest.unlink(missing_ok=True)
+            for bak, dest in moved:
+                os.replace(bak, dest)
+            self.abort()
+            raise
+        for bak, _ in moved:
+            bak.unlink(missing_ok=True)
+        self.committed.extend(done)
+        for d in dirs:
+            _rmtree_quiet(d)
+        self._pending.clear()
+        return list(self.committed)
+
+    def abort(self) -> None:
+        """Delete every staged temporary file; no destination is touched."""
+        for tmp, dest in reversed(self._pending):
+            if tmp == dest:
+                _rmtree_quiet(tmp)
+            else:
+                try:
+                    tmp.unlink()
+                except FileNotFoundError:
+                    pass
+        self._pending.clear()
+
+    def __enter__(self) -> StagedOutputs:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def _rmtree_quiet(d: Path) -> None:
+    import shutil
+
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike[str], text: str,
+               staged: StagedOutputs | None = None) -> Path:
+    """Write UTF-8 text atomically (or stage it in ``staged``)."""
+    if staged is not None:
+        return staged.write_text(path, text)
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    return Path(path)
+
+
+def _ids(samples: Iterable[str]) -> tuple[list[str], list[str]]:
+    fid, iid = [], []
+    for s in samples:
+        f, _, i = str(s).partition(" ")
+        fid.append(f)
+        iid.append(i)
+    return fid, iid
+
+
+def indi_blp_table(blup: xr.Dataset, sigma2: Sequence[float]) -> pd.DataFrame:
+    """GCTA's ``.indi.blp`` table from a :func:`bayeslmm.blup.blup` result.
+
+    Parameters
+    ----------
+    blup : xarray.Dataset
+        ``g`` (and ``g_component`` with several kernels) and ``residual`` over ``sample``,
+        whose labels are ``"FID IID"``.
+    sigma2 : sequence of float
+        ``(sigma_g2_1, ..., sigma_g2_k, sigma_e2)`` (``fit.sigma2``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``fid, iid``, then ``Py_<c>, blup_<c>`` per genetic component ``c`` and
+        ``Py_e, blup_e`` (see the module docstring for their meaning).
+    """
+    sigma2 = np.asarray(sigma2, dtype=float)
+    k = sigma2.size - 1
+    se = sigma2[-1]
+    resid = blup["residual"].to_numpy()
+    # residual = sigma_e2 P y (notes eq. 63), so P y is recovered exactly when sigma_e2 > 0.
+    if se <= 0:
+        raise InputError("sigma_e2 = 0: P y, and so GCTA's .indi.blp, is undefined")
+    Py = resid / se
+    if k == 1:
+        gk = blup["g"].to_numpy()[:, None]
+        names = ["G"]
+    else:
+        gk = blup["g_component"].to_numpy()
+        names = [str(c) for c in blup["component"].to_numpy()]
+    fid, iid = _ids(blup["sample"].to_numpy())
+    cols: dict[str, object] = {"fid": fid, "iid": iid}
+    for j, n in enumerate(names):
+        cols[f"Py_{n}"] = sigma2[j] * Py
+        cols[f"blup_{n}"] = gk[:, j]
+    cols["Py_e"] = se * Py
+    cols["blup_e"] = resid
+    return pd.DataFrame(cols)
+
+
+def _tsv(df: pd.DataFrame, header: bool) -> str:
+    # %.6g as GCTA's setprecision(6); tabs, no index.
+    return df.to_csv(sep="\t", header=header, index=False, float_format="%.6g",
+                     lineterminator="\n")
+
+
+def write_indi_blp(blup: xr.Dataset, sigma2: Sequence[float], path: str | os.PathLike[str],
+                   staged: StagedOutputs | None = None) -> Path:
+    """Write GCTA's ``.indi.blp`` (no header; see :func:`indi_blp_table`)."""
+    return write_text(path, _tsv(indi_blp_table(blup, sigma2), header=False), staged)
+
+
+def snp_blp_table(snp: Sequence[str], a1: Sequence[str], effect: np.ndarray) -> pd.DataFrame:
+    """``SNP A1 effect`` table; ``effect`` per copy of A1 (one column, or (P, k) for k)."""
+    effect = np.asarray(effect, dtype=float)
+    effect = effect[:, None] if effect.ndim == 1 else effect
+    if effect.shape[0] != len(snp) or len(a1) != len(snp):
+        raise InputError(f"snp ({len(snp)}), a1 ({len(a1)}) and effect ({effect.shape[0]}) "
+                         "must have the same length")
+    cols: dict[str, object] = {"snp": list(snp), "a1": list(a1)}
+    for j in range(effect.shape[1]):
+        cols["effect" if effect.shape[1] == 1 else f"effect_{j + 1}"] = effect[:, j]
+    return pd.DataFrame(cols)
+
+
+def write_snp_blp(snp: Sequence[str], a1: Sequence[str], effect: np.ndarray,
+                  path: str | os.PathLike[str], staged: StagedOutputs | None = None) -> Path:
+    """Write GCTA's ``.snp.blp`` (no header): ``SNP A1 effect``."""
+    return write_text(path, _tsv(snp_blp_table(snp, a1, effect), header=False), staged)
+
+
+# ----------------------------------------------------------------------------- association
+def assoc_table(res: xr.Dataset) -> pd.DataFrame:
+    """The association result of :func:`bayeslmm.association.fixed_variance.assoc` as a table (one row per SNP)
+    with columns :data:`ASSOC_COLUMNS`."""
+    missing = [c for c in ASSOC_COLUMNS if c not in res.variables]
+    if missing:
+        raise InputError(f"association result lacks {missing}")
+    return pd.DataFrame({c: res[c].to_numpy() for c in ASSOC_COLUMNS})
+
+
+def write_assoc(res: xr.Dataset, path: str | os.PathLike[str],
+                staged: StagedOutputs | None = None) -> Path:
+    """Write the association table, tab-separated with a header; p-values keep their full
+    precision (%.6g keeps 6 significant digits, also for 1e-300)."""
+    return write_text(path, _tsv(assoc_table(res), header=True), staged)
+
+
+#: GCTA ``--mlma`` columns, and where they come from in an association result
+MLMA_COLUMNS = {"Chr": "chrom", "SNP": "snp", "bp": "pos", "A1": "a1", "A2": "a2",
+                "Freq": "af", "b": "beta", "se": "se", "p": "p"}
+
+
+def mlma_table(res: xr.Dataset) -> pd.DataFrame:
+    """GCTA's ``.mlma`` layout (Chr SNP bp A1 A2 Freq b se p; A1 the counted allele)."""
+    return pd.DataFrame({k: res[v].to_numpy() for k, v in MLMA_COLUMNS.items()})
+
+
+def gemma_assoc_table(res: xr.Dataset) -> pd.DataFrame:
+    """GEMMA's ``-lmm 1`` ``.assoc.txt`` layout: chr rs ps n_miss allele1 allele0 af beta se
+    p_wald (allele1 the counted allele). GEMMA's per-SNP REML columns (logl_H1, l_remle) are
+    not written: the variance components are fixed at the null fit here."""
+    n = res["n"].to_numpy()
+    return pd.DataFrame({
+        "chr": res["chrom"].to_numpy(), "rs": res["snp"].to_numpy(),
+        "ps": res["pos"].to_numpy(), "n_miss": int(res.attrs["n_samples"]) - n,
+        "allele1": res["a1"].to_numpy(), "allele0": res["a2"].to_numpy(),
+        "af": res["af"].to_numpy(), "beta": res["beta"].to_numpy(),
+        "se": res["se"].to_numpy(), "p_wald": res["p"].to_numpy()})
+
+
+ASSOC_FORMATS = {"tsv": (assoc_table, ".assoc.tsv"), "mlma": (mlma_table, ".mlma"),
+                 "gemma": (gemma_assoc_table, ".assoc.txt")}
+
+
+def write_assoc_as(res: xr.Dataset, fmt: str, path: str | os.PathLike[str],
+                   staged: StagedOutputs | None = None) -> Path:
+    """Write one test's result in the layout ``fmt`` ("tsv", "mlma" or "gemma")."""
+    if fmt not in ASSOC_FORMATS:
+        raise InputError(f"format must be one of {sorted(ASSOC_FORMATS)}, got {fmt!r}")
+    return write_text(path, _tsv(ASSOC_FORMATS[fmt][0](res), header=True), staged)
+
+
+# ----------------------------------------------------------------------------- posterior
+def posterior_summary(idata: xr.DataTree, var_names: Sequence[str] | None = None
+                      ) -> pd.DataFrame:
+    """``arviz.summary`` of the scalar and per-covariate parameters (mean, sd, the
+    interval of the package's convention (:mod:`bayeslmm.bayes.summaries`, default 95% HDI), ESS,
+    R-hat); per-sample latent values are left out unless named."""
+    import arviz as az
+
+    post = idata["posterior"]
+    if var_names is None:
+        # beta_z is the sampler's standardised coordinate for beta (marginal_grm's
+        # conditional parameterisation), not a model parameter.
+        var_names = [v for v in post.data_vars if v != "beta_z"
+                     and set(post[v].dims) <= {"chain", "draw", "covariate", "component"}]
+    return az.summary(idata, var_names=list(var_names), ci_prob=INTERVAL.prob,
+                      ci_kind=INTERVAL.kind)
+
+
+def write_posterior(idata: xr.DataTree, nc_path: str | os.PathLike[str],
+                    tsv_path: str | os.PathLike[str], staged: StagedOutputs | None = None,
+                    var_names: Sequence[str] | None = None) -> tuple[Path, Path]:
+    """Write the posterior DataTree as netCDF (h5netcdf) and its summary as a TSV table."""
+    summ = posterior_summary(idata, var_names)
+    text = summ.to_csv(sep="\t", float_format="%.6g", index_label="parameter",
+                       lineterminator="\n")
+
+    def nc(p: Path) -> None:
+        _clean_attrs(idata).to_netcdf(p, engine="h5netcdf")
+
+    own = staged or StagedOutputs()
+    own.write_with(nc_path, nc)
+    own.write_text(tsv_path, text)
+    if staged is None:
+        own.commit()
+    return Path(nc_path), Path(tsv_path)
+
+
+def _clean_attrs(tree: xr.DataTree) -> xr.DataTree:
+    """netCDF attributes must be numbers, strings or arrays; turn anything else (None,
+    dicts, booleans) into text so that writing never fails on metadata."""
+    tree = tree.copy()
+    for node in tree.subtree:
+        for k, v in list(node.attrs.items()):
+            if isinstance(v, bool) or not isinstance(v, (str, int, float, np.number,
+                                                          np.ndarray, list, tuple)):
+                node.attrs[k] = str(v)
+    return tree

@@ -187,7 +187,8 @@ def as_kernel(K, N: int, name: str = "K") -> tuple[np.ndarray, np.ndarray | None
     """Return a kernel as a symmetric float64 array and its sample labels.
 
     Checks shape, finiteness and symmetry here; positive semi-definiteness is checked on the
-    eigenvalues when the kernel is decomposed (:mod:`bayeslmm.covariance.decomposition`), so it costs nothing
+    eigenvalues when the kernel is decomposed (:mod:`bayeslmm.covariance.decomposition`), so it
+    costs nothing
     extra.
     """
     labels = labels_of(K)
@@ -296,9 +297,9 @@ def _drop_missing_phenotypes(y, K, X):
     except (TypeError, ValueError):
         return y, K, X  # as_phenotype says what is wrong
     arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
-    if arr.ndim != 1 or np.isfinite(arr).all():
+    if arr.ndim != 1 or not np.isnan(arr).any():
         return y, K, X
-    keep = np.isfinite(arr)
+    keep = ~np.isnan(arr)  # missing; an infinite value stays an error (as_phenotype)
     log.info("%d of %d samples dropped for a missing phenotype.", int((~keep).sum()), arr.size)
     N0 = arr.size
     y = y[keep] if isinstance(y, pd.Series) else y.isel({y.dims[0]: np.flatnonzero(keep)})

@@ -200,7 +200,8 @@ def load_inputs(pheno, *, mpheno: int | Sequence[int] = 1, grm=None, mgrm: PathO
         A GCTA ``--mgrm`` file listing several GRM prefixes.
     bfile : path or xarray.Dataset, optional
         PLINK fileset (filtered here), or a dataset already opened and filtered (e.g. by
-        :func:`read_genotypes`, used as it is): the GRM is computed from it when no ``grm``/``mgrm``/``grms`` is given
+        :func:`read_genotypes`, used as it is): the GRM is computed from it when no
+        ``grm``/``mgrm``/``grms`` is given
         (GCTA's, autosomes only unless ``include_nonautosomal``); it is also returned as
         :attr:`Inputs.ds`, filtered, for association and BLUP of SNP effects.
     grms : sequence of GRM, optional

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ASSOC_TESTS", "ENGINES", "MODEL_FAMILIES", "AssocTest", "Engine", "ModelFamily",
-           "assoc_test", "engine", "family_for_kind", "model_family", "register_assoc_test",
-           "register_engine", "register_model_family"]
+           "applicable_options", "assoc_test", "engine", "family_for_kind", "model_family",
+           "register_assoc_test", "register_engine", "register_model_family",
+           "specific_options"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,34 @@ def family_for_kind(kind: str | None) -> ModelFamily | None:
         if kind in fam.kinds:
             return fam
     return None
+
+
+def specific_options() -> frozenset[str]:
+    """Every option that some family or engine claims: the ones that apply only where they
+    are claimed (the other options of a command apply everywhere)."""
+    out: set[str] = set()
+    for fam in MODEL_FAMILIES.values():
+        out |= fam.options
+    for e in ENGINES.values():
+        out |= e.options
+    return frozenset(out)
+
+
+def applicable_options(*, model: str | None = None, engine: str | None = None,
+                       traits: int = 1) -> frozenset[str]:
+    """The family- and engine-specific options that apply to a run of ``model`` (a family's
+    name; with several traits the family that models them) with ``engine`` (None: the GRM
+    route). An option of :func:`specific_options` outside this set does not apply."""
+    out: set[str] = set()
+    fams = [f for f in MODEL_FAMILIES.values() if traits in f.traits]
+    if model is not None:
+        fams = [f for f in fams if f.name == model] or \
+            [f for f in MODEL_FAMILIES.values() if traits in f.traits and traits > 1]
+    for fam in fams:
+        out |= fam.options
+    if engine is not None:
+        out |= ENGINES[engine].options
+    return frozenset(out)
 
 
 def assoc_test(name: str) -> AssocTest:

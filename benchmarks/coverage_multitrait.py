@@ -7,7 +7,8 @@ Run: ``OPENBLAS_NUM_THREADS=1 python benchmarks/coverage_multitrait.py --bfile
 The GRM of the first N gemma-doc mouse_hs1940 samples is decomposed once; for each true
 r_g in {0, 0.5, 0.9} (h2 = 0.5 for both traits, r_e = 0.2) ``--reps`` replicate trait pairs
 are drawn exactly from N(0, Sigma_g (x) K + Sigma_e (x) I) through the decomposition (seeded),
-fitted by :func:`bayeslmm.estimation.multitrait.multitrait_reml`, and the share of intervals holding the
+fitted by :func:`bayeslmm.estimation.multitrait.multitrait_reml`, and the share of intervals
+holding the
 truth is printed with its binomial standard error (the replicates run round-robin over the
 true r_g values, each from its own seeded stream). ``--posterior R`` also samples the full
 posterior (4 x 1,000 draws after 1,000 tuning steps, default priors, one core) for the first R

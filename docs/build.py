@@ -38,18 +38,13 @@ def build(out: Path) -> list[Path]:
         target.write_text(PAGE.format(title=title, body=body))
         written.append(target)
     pdoc.render.configure(docformat="numpy", search=False)
-    modules = ["bayeslmm", "bayeslmm.data", "bayeslmm.covariance.decomposition", "bayeslmm.likelihood.single",
-               "bayeslmm.ols", "bayeslmm.reml", "bayeslmm.blup", "bayeslmm.assoc",
-               "bayeslmm.genotypes.kinship", "bayeslmm.io", "bayeslmm.bayes", "bayeslmm.models",
-               "bayeslmm.bayes.summaries", "bayeslmm.reports.plots", "bayeslmm.cli.app", "bayeslmm.datasets",
-               "bayeslmm.errors", "bayeslmm.estimation.multitrait", "bayeslmm.likelihood.multitrait",
-               "bayeslmm.reports.multitrait_plots", "bayeslmm.bayes.models.multitrait",
-               "bayeslmm.errors", "bayeslmm.genotypes.filters", "bayeslmm.identifiability",
-               "bayeslmm.cli.interrupts", "bayeslmm.cli.checks",
-               "bayeslmm.errors", "bayeslmm.binary", "bayeslmm.estimation.liability",
-               "bayeslmm.errors", "bayeslmm.estimation.engines", "bayeslmm.genotypes.operator",
-               "bayeslmm.covariance.lowrank", "bayeslmm.estimation.krylov",
-               "!bayeslmm.datasets.make_demo"]
+    # the packages by layer (pdoc documents their modules too)
+    modules = ["bayeslmm", "bayeslmm.errors", "bayeslmm.labels", "bayeslmm.registry",
+               "bayeslmm.io", "bayeslmm.data", "bayeslmm.binary", "bayeslmm.identifiability",
+               "bayeslmm.genotypes", "bayeslmm.inputs", "bayeslmm.covariance",
+               "bayeslmm.likelihood", "bayeslmm.estimation", "bayeslmm.blup", "bayeslmm.bayes",
+               "bayeslmm.association", "bayeslmm.formula", "bayeslmm.reports", "bayeslmm.cli",
+               "bayeslmm.datasets", "!bayeslmm.datasets.make_demo", "!bayeslmm.cli.__main__"]
     pdoc.pdoc(*modules, output_directory=out / "api")
     written.append(out / "api" / "bayeslmm.html")
     return written

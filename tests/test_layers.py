@@ -218,7 +218,8 @@ def test_importing_the_package_leaves_matplotlib_alone():
     import subprocess
     import sys
 
-    code = ("import matplotlib; b = matplotlib.get_backend(); import bayeslmm, bayeslmm.reports.plots;"
+    code = ("import matplotlib; b = matplotlib.get_backend(); "
+            "import bayeslmm, bayeslmm.reports.plots;"
             "import matplotlib as m; print(b == m.get_backend() or m.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"MPLBACKEND": "svg", "PATH": ""}, check=True)

@@ -9,7 +9,8 @@ needs x'y~ and x_perp'x_perp only (x_perp: x with the covariates projected out):
 over the genotypes gives both for all SNPs, as Z'[y~, Q] and the column sums of Z^2 (the
 latter exact from the operator's genotype counts).
 Standardizing a SNP (missing calls at the mean) changes neither, so the statistic equals
-:func:`bayeslmm.association.fixed_variance.assoc`'s on mean-imputed allele counts. GRAMMAR-Gamma divides by
+:func:`bayeslmm.association.fixed_variance.assoc`'s on mean-imputed allele counts. GRAMMAR-Gamma
+divides by
 c_inf, the mean over random SNPs of (GRAMMAR chi2) / (exact chi2); their exact denominators
 x'Px come from one more block-Lanczos run started at those SNPs (Gauss quadrature of
 x'H_c^-1x, converged like the REML solve).
@@ -53,7 +54,8 @@ def assoc_krylov(fit: KrylovFit, op: GenotypeOperator, *, test: str = "grammar-g
     -------
     xarray.Dataset
         Over ``variant`` (the SNPs passing the operator's QC), in the layout of
-        :func:`bayeslmm.association.fixed_variance.assoc` (so the same writers take it): ``chrom``, ``snp``,
+        :func:`bayeslmm.association.fixed_variance.assoc` (so the same writers take it): ``chrom``,
+        ``snp``,
         ``pos``, ``a1``, ``a2``, ``af`` and ``n`` (A1 frequency and calls among the
         analysed samples), ``beta`` and ``se`` (per A1 allele: beta = x'y~ sigma_e2 / D,
         se = sigma_e2 / sqrt(D), D = c x_perp'x_perp y~'y~ / N, as ``assoc`` computes them),

@@ -253,7 +253,8 @@ def compare_liability(fit, idata: xr.DataTree, prevalence: float, *,
     idata : DataTree
         Posterior of :func:`bayeslmm.bayes.models.threshold.threshold` (h2 on the liability scale).
     prevalence : float
-        K for the transformation (Lee et al. 2011, :func:`bayeslmm.estimation.liability.liability_h2`).
+        K for the transformation (Lee et al. 2011,
+        :func:`bayeslmm.estimation.liability.liability_h2`).
     case_proportion : float, optional
         P for the transformation; by default the fit's proportion of cases.
     prob : float, optional

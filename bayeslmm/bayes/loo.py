@@ -22,10 +22,10 @@ import xarray as xr
 
 from bayeslmm.covariance.decomposition import Decomposition
 from bayeslmm.data import LMMData
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["joint_loglik", "marginal_loo_loglik"]
 
-LOG2PI = float(np.log(2 * np.pi))
 
 
 def _draws(post: xr.Dataset, name: str, fixed: dict[str, float]) -> xr.DataArray:

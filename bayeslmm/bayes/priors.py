@@ -29,7 +29,7 @@ sigma_e2) that is generally not flat; :func:`implied_h2_prior` draws it and
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +37,11 @@ import numpy as np
 from scipy import special, stats
 
 from bayeslmm.errors import InputError
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = [
+    "parse_assignments",
+    "parse_prior_sets",
     "FAMILIES",
     "Family",
     "Prior",
@@ -54,7 +57,6 @@ H2_NAMES = ("h2", "Vp")
 ALL_NAMES = ("beta", "sigma_g2", "sigma_e2", "h2", "Vp")
 
 
-LOG2PI = float(np.log(2 * np.pi))
 
 
 @dataclass(frozen=True)
@@ -543,3 +545,31 @@ def plot_implied_h2_prior(priors, *, y=None, n: int = 20000, seed=None, ax=None,
     ax.set_xlim(0, 1)
     ax.legend(fontsize="small")
     return ax
+
+
+def parse_assignments(specs: Sequence[str], what: str = "--prior") -> dict[str, str]:
+    """``["h2=Beta(1, 1)", "Vp='HalfNormal(2)'"]`` -> ``{"h2": "Beta(1, 1)", ...}``: the
+    command line's NAME=SPEC form (quotes around SPEC dropped); each SPEC is checked by
+    :func:`parse_prior` when the model is built."""
+    out = {}
+    for s in specs:
+        name, eq, spec = s.partition("=")
+        if not eq or not name.strip() or not spec.strip():
+            raise InputError(f"{what} expects NAME=SPEC, e.g. h2='Beta(1, 1)'; got {s!r}")
+        out[name.strip()] = spec.strip().strip("'\"")
+    return out
+
+
+def parse_prior_sets(specs: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``["flat: h2=Beta(1, 1)", "IG: sigma_g2=InverseGamma(1, 1); sigma_e2=..."]`` -> prior
+    sets by label (the ``sensitivity --priors 'LABEL: NAME=SPEC; ...'`` form)."""
+    out: dict[str, dict[str, str]] = {}
+    for s in specs:
+        label, colon, rest = s.partition(":")
+        if not colon or not label.strip():
+            raise InputError(f"--priors expects 'LABEL: NAME=SPEC; ...', got {s!r}")
+        out[label.strip()] = parse_assignments([p for p in rest.split(";") if p.strip()],
+                                               "--priors")
+    if not out:
+        raise InputError("give at least one --priors 'LABEL: NAME=SPEC; ...'")
+    return out

@@ -31,7 +31,8 @@ from bayeslmm.bayes.priors import Prior, default_priors
 from bayeslmm.covariance.decomposition import Decomposition, decompose
 from bayeslmm.data import prepare
 from bayeslmm.errors import InputError
-from bayeslmm.likelihood.single import LOG2PI, SpectralLMM
+from bayeslmm.likelihood.constants import LOG2PI
+from bayeslmm.likelihood.single import SpectralLMM
 
 __all__ = ["posterior_h2_quadrature"]
 

@@ -2,11 +2,8 @@
 
 * :func:`check_args`: every number and the output prefix, before a file is read, so that a
   typo costs no time (``--seed -1``, ``--draws 0``, ``--out results/``...).
-* :func:`input_files` and :func:`check_overwrites`: no output may replace an input file
-  (``--pheno x.hsq --out x`` would otherwise overwrite the phenotype with the results).
-* :func:`stale_outputs`: files named like bayeslmm's outputs with this prefix that the run
-  does not rewrite (a ``.snp.blp`` of an earlier ``blup --bfile`` next to a new ``.hsq``), so
-  that the log can say they do not belong to these results.
+* :func:`input_files`: the run's input files, which no output may replace
+  (:func:`bayeslmm.reports.writers.check_overwrites`) and which are never stale outputs.
 """
 
 from __future__ import annotations
@@ -14,15 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from bayeslmm.errors import InputError
+from bayeslmm.reports.writers import same_file
 
-__all__ = ["COMMAND_OUTPUTS", "SEED_MAX", "check_args", "check_overwrites", "input_files",
-           "stale_outputs"]
+__all__ = ["COMMAND_OUTPUTS", "SEED_MAX", "check_args", "input_files"]
 
 #: largest --seed: numpy's SeedSequence takes any size, but samplers and peers take 32 bits
 SEED_MAX = 2**32 - 1
@@ -41,12 +37,6 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
     "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
 }
-
-_OUTPUT_NAME = re.compile(
-    r"\.(hsq|indi\.blp|snp\.blp|((exact|grammar|grammar-gamma)\.)?assoc\.tsv"
-    r"|posterior\.(nc|tsv)|h2\.png|compare\.(tsv|png)|sensitivity\.(tsv|png)|report\.txt"
-    r"|log|(loco-chr[^./]+\.)?grm\.(bin|N\.bin|id))$")
-
 
 def _need(cond: bool, msg: str) -> None:
     if not cond:
@@ -105,21 +95,14 @@ def _check_out(args: argparse.Namespace) -> None:
           f"output folder '{p.parent}' does not exist (from --out {out})")
     inputs = input_files(args)
     for f in inputs:
-        if _same(p, f):
+        if same_file(p, f):
             raise InputError(f"--out '{out}' is the input file '{f}'; outputs are named "
                              f"'{out}.hsq' etc., give a prefix that is not an input file")
     for sfx in (*COMMAND_OUTPUTS.get(args.command, ()), ".log"):
         for f in inputs:
-            if _same(Path(f"{out}{sfx}"), f):
+            if same_file(Path(f"{out}{sfx}"), f):
                 raise InputError(f"this run writes '{out}{sfx}', which is the input file "
                                  f"'{f}'; choose another --out")
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def input_files(args: argparse.Namespace) -> list[Path]:
@@ -144,40 +127,3 @@ def input_files(args: argparse.Namespace) -> list[Path]:
         if a.get(name):
             files.append(Path(a[name]))
     return [f for f in files if f.is_file()]
-
-
-def check_overwrites(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
-    """Refuse to commit an output that is one of the input files."""
-    inputs = list(inputs)
-    for o in outputs:
-        for f in inputs:
-            if _same(Path(o), f):
-                raise InputError(f"output '{o}' would overwrite the input file '{f}'; choose "
-                                 "another --out")
-
-
-def stale_outputs(prefix: str | os.PathLike[str], written: Iterable[Path],
-                  inputs: Iterable[Path] = ()) -> list[Path]:
-    """Files named like a bayeslmm output of ``prefix`` that this run does not write.
-
-    Parameters
-    ----------
-    prefix : path
-        The run's output prefix.
-    written : iterable of path
-        The files the run writes.
-    inputs : iterable of path
-        Input files (a GRM read with ``--grm P --out P`` is not stale).
-    """
-    prefix = Path(prefix)
-    folder = prefix.parent if str(prefix.parent) else Path(".")
-    if not folder.is_dir():
-        return []
-    keep = {Path(p).resolve() for p in (*written, *inputs)}
-    name = prefix.name
-    out = []
-    for f in sorted(folder.iterdir()):
-        rest = f.name[len(name):] if f.name.startswith(name) else None
-        if rest and _OUTPUT_NAME.fullmatch(rest) and f.is_file() and f.resolve() not in keep:
-            out.append(f)
-    return out

@@ -3,7 +3,8 @@
 With Z'Z / P = W diag(S) W' (P x P, accumulated over variant chunks in one dask pass), the
 non-zero eigenpairs of K = Z Z'/P are S and U = Z W diag(S)^-1/2 / sqrt(P) (one more pass):
 the thin SVD of Z / sqrt(P) (notes section 3; FaST-LMM's low-rank case). The result is an
-ordinary economic :class:`bayeslmm.covariance.decomposition.Decomposition`, so REML, BLUP, association and
+ordinary economic :class:`bayeslmm.covariance.decomposition.Decomposition`, so REML, BLUP,
+association and
 the posterior run on it unchanged and exactly. Cost: O(N P^2) flops, P^2 + N P floats.
 """
 

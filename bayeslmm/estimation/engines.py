@@ -4,7 +4,8 @@
   O(N^3) time and two N x N matrices (exact).
 * ``lowrank``: P < N; Z'Z accumulated over chunks and decomposed (P x P), then the thin SVD
   decomposition of K (exact; :mod:`bayeslmm.covariance.lowrank`).
-* ``krylov``: matrix-free, any N and P; block Lanczos + SLQ (:mod:`bayeslmm.estimation.krylov`), whose
+* ``krylov``: matrix-free, any N and P; block Lanczos + SLQ (:mod:`bayeslmm.estimation.krylov`),
+whose
   Monte Carlo error is reported next to h2.
 
 ``auto`` picks by N, P and the free memory and logs why. The genotype passes run on dask:
@@ -13,8 +14,11 @@ the threaded scheduler, or a ``dask.distributed`` cluster when a ``client`` is g
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,10 +26,10 @@ import xarray as xr
 
 from bayeslmm.data import prepare
 from bayeslmm.errors import AlignmentError, InputError
-from bayeslmm.registry import Engine, register_engine
 from bayeslmm.io.plink import read_plink
+from bayeslmm.registry import Engine, register_engine
 
-__all__ = ["ENGINES", "choose_engine", "reml_genotypes"]
+__all__ = ["ENGINES", "choose_engine", "reml_genotypes", "scheduler_client"]
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,8 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
     -------
     VarianceComponentFit or KrylovFit
         ``eigen`` and ``lowrank`` return the ordinary fit (its ``decomposition`` feeds
-        BLUP, association and the posterior); ``krylov`` a :class:`bayeslmm.estimation.krylov.KrylovFit`
+        BLUP, association and the posterior); ``krylov`` a
+        :class:`bayeslmm.estimation.krylov.KrylovFit`
         with the Monte Carlo error of h2, whose ``model`` feeds
         :func:`bayeslmm.bayes.quadrature_krylov.posterior_h2_krylov`. With
         ``return_operator``, the pair ``(fit, operator)``.
@@ -201,3 +206,23 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
         return (fit, op) if return_operator else fit
     finally:
         op.close()
+
+
+@contextlib.contextmanager
+def scheduler_client(address: str | None) -> Iterator[Any]:
+    """A ``dask.distributed`` client of the scheduler at ``address`` (``--scheduler``),
+    closed afterwards; None without an address (the local threaded scheduler)."""
+    if not address:
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot reach the dask scheduler at '{address}': "
+                         f"{' '.join(str(exc).split())}") from None
+    try:
+        yield client
+    finally:
+        client.close()

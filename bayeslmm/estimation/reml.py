@@ -238,7 +238,8 @@ class VarianceComponentFit(Results):
 
         Columns ``Variance`` and ``SE``; rows with a single value leave SE empty. With a
         ``prevalence`` (a 0/1 trait) the row ``V(G)/Vp_L`` follows ``V(G)/Vp``: h2 on the
-        liability scale (:func:`bayeslmm.estimation.liability.liability_h2`, as GCTA's --prevalence).
+        liability scale (:func:`bayeslmm.estimation.liability.liability_h2`, as GCTA's
+        --prevalence).
         """
         rows: list[tuple[str, float, float]] = []
         names = ["V(G)"] if self.k == 1 else [f"V({c})" for c in self.components]
@@ -652,7 +653,8 @@ def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: flo
         Phenotype; pandas/xarray labels are used to align X and K.
     K : array_like (N, N), list of them, or Decomposition
         Kernel(s), each symmetric PSD (GRM, ZZ'/P, group indicators). A
-        :class:`~bayeslmm.covariance.decomposition.Decomposition` is used as is (shared with other steps).
+        :class:`~bayeslmm.covariance.decomposition.Decomposition` is used as is (shared with other
+        steps).
     X : array_like, shape (N, M), optional
         Fixed-effect covariates, default an intercept.
     method : {"auto", "brent", "ai", "fisher", "em"}

@@ -34,7 +34,8 @@ import numpy as np
 
 from bayeslmm.covariance.lanczos import Lanczos
 from bayeslmm.errors import InputError
-from bayeslmm.likelihood.single import LOG2PI, Profile, SpectralLMM
+from bayeslmm.likelihood.constants import LOG2PI
+from bayeslmm.likelihood.single import Profile, SpectralLMM
 
 __all__ = ["H2_MAX", "KrylovLMM"]
 

@@ -5,7 +5,8 @@ T traits measured on the same N samples, shared covariates X (N x M), one kernel
     Y = X B' + G + E,   vec(Y) ~ N(vec(X B'), Sigma_g (x) K + Sigma_e (x) I_N)
 
 with B (T x M), Sigma_g and Sigma_e (T x T). With K = U diag(S) U' (one
-:class:`~bayeslmm.covariance.decomposition.Decomposition`, shared with every other consumer), rotating every
+:class:`~bayeslmm.covariance.decomposition.Decomposition`, shared with every other consumer),
+rotating every
 trait by U' makes the samples independent: eigen-index i carries the T-vector y_i = (U'Y)_i
 with covariance D_i = s_i Sigma_g + Sigma_e (GEMMA's mvLMM trick). Every quantity below is
 therefore a sum over i of T x T algebra, O(N T^3) per evaluation, and the complement of a
@@ -33,10 +34,10 @@ import numpy as np
 
 from bayeslmm.covariance.decomposition import Decomposition
 from bayeslmm.errors import InputError
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["MultiTraitEval", "MultiTraitSpectral", "dense_multitrait_loglik"]
 
-LOG2PI = float(np.log(2 * np.pi))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from bayeslmm.covariance.structures import (
     SpectralCovariance,
 )
 from bayeslmm.errors import KernelError
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = [
     "GLS",
@@ -45,7 +46,6 @@ __all__ = [
     "dense_loglik",
 ]
 
-LOG2PI = float(np.log(2 * np.pi))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ upper) after ``n``; a parser that reads GCTA's rows by name is unaffected.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -32,7 +33,9 @@ import numpy as np
 from bayeslmm.errors import InputError
 from bayeslmm.reports.writers import StagedOutputs, write_text
 
-__all__ = ["fmt_number", "hsq_rows", "hsq_text", "write_hsq"]
+__all__ = ["fmt_number", "hsq_rows", "hsq_text", "log_fit", "write_hsq"]
+
+log = logging.getLogger("bayeslmm.cli")  # the run's log, where the command line reads it
 
 #: rows that hold one value (no SE column)
 SCALAR_ROWS = frozenset({"logL", "logL0", "LRT", "df", "Pval", "n"})
@@ -118,3 +121,30 @@ def write_hsq(fit, path: str | os.PathLike[str], staged: StagedOutputs | None = 
               prevalence: float | None = None, case_proportion: float | None = None) -> Path:
     """Write :func:`hsq_text` of ``fit`` to ``path`` (staged with the run's other outputs)."""
     return write_text(path, hsq_text(fit, prevalence, case_proportion), staged)
+
+
+def log_fit(fit, prevalence: float | None = None,
+            logger: logging.Logger | None = None) -> None:
+    """Log a REML/ML fit as a user reads it: the ``.hsq`` rows, the profile CI of h2, GEMMA's
+    pve next to h2 (they differ for a kernel whose mean diagonal is not 1), and a boundary
+    estimate; for several traits the covariance table, the r_g interval and the LRTs."""
+    logger = logger or log
+    if hasattr(fit, "traits"):
+        logger.info("Multi-trait %s: %d traits, N=%d (complete cases; %d dropped), "
+                    "logL=%.3f, converged=%s\n%s", "REML" if fit.reml else "ML", fit.T,
+                    fit.nobs, fit.n_dropped, fit.loglik, fit.converged,
+                    fit.summary().to_string())
+        if fit.rg_ci is not None:
+            logger.info("r_g 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.rg_ci)
+        if fit.tests is not None:
+            logger.info("Likelihood-ratio tests:\n%s", fit.tests.to_string())
+        return
+    logger.info("%s (%s): converged=%s, N=%d\n%s", "REML" if fit.reml else "ML",
+                fit.algorithm, fit.converged, fit.N, hsq_text(fit, prevalence).rstrip())
+    if fit.h2_ci is not None:
+        logger.info("h2 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.h2_ci)
+    if fit.k == 1:
+        logger.info("V(G)/Vp = %.6f; GEMMA's pve (K scaled to mean diagonal 1; here tr(K)/N "
+                    "= %.6f) = %.6f.", fit.h2, fit.mean_diag, fit.pve_gemma)
+    if fit.boundary:
+        logger.info("The estimate lies on the boundary (%s).", fit.boundary)

@@ -32,9 +32,11 @@ File layouts
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -46,7 +48,13 @@ from bayeslmm.bayes.summaries import INTERVAL
 from bayeslmm.errors import InputError
 from bayeslmm.io.grm_files import atomic_write, ordinary_file_mode
 
+log = logging.getLogger("bayeslmm.cli")  # the run's log
+
 __all__ = [
+    "check_overwrites",
+    "same_file",
+    "stale_outputs",
+    "write_assoc_tables",
     "ASSOC_COLUMNS",
     "StagedOutputs",
     "assoc_table",
@@ -291,7 +299,8 @@ def write_snp_blp(snp: Sequence[str], a1: Sequence[str], effect: np.ndarray,
 
 # ----------------------------------------------------------------------------- association
 def assoc_table(res: xr.Dataset) -> pd.DataFrame:
-    """The association result of :func:`bayeslmm.association.fixed_variance.assoc` as a table (one row per SNP)
+    """The association result of :func:`bayeslmm.association.fixed_variance.assoc` as a table (one
+    row per SNP)
     with columns :data:`ASSOC_COLUMNS`."""
     missing = [c for c in ASSOC_COLUMNS if c not in res.variables]
     if missing:
@@ -388,3 +397,85 @@ def _clean_attrs(tree: xr.DataTree) -> xr.DataTree:
                                                           np.ndarray, list, tuple)):
                 node.attrs[k] = str(v)
     return tree
+
+
+def write_assoc_tables(per_test: Mapping[str, xr.Dataset], prefix: str | os.PathLike[str],
+                       fmt: str, staged: StagedOutputs, *,
+                       chromosomes: Sequence[str] | None = None) -> list[Path]:
+    """Stage one association table per test (``PREFIX<suffix>`` for one test,
+    ``PREFIX.<test><suffix>`` for several) in the layout ``fmt`` (:data:`ASSOC_FORMATS`),
+    restricted to ``chromosomes`` (PLINK's --chr), each logged with its counts."""
+    from bayeslmm.genotypes.kinship import chromosome_mask
+
+    suffix = ASSOC_FORMATS[fmt][1]
+    out = []
+    for t, r in per_test.items():
+        if chromosomes:
+            r = r.isel(variant=np.flatnonzero(chromosome_mask(r["chrom"].to_numpy(),
+                                                              chromosomes)))
+        name = f"{prefix}{suffix}" if len(per_test) == 1 else f"{prefix}.{t}{suffix}"
+        out.append(write_assoc_as(r, fmt, name, staged))
+        n_filt = int(r["filtered"].sum()) if "filtered" in r else 0
+        n_mono = int((r["monomorphic"] & ~r["filtered"]).sum()) if "filtered" in r else \
+            int(r["monomorphic"].sum())
+        log.info("%s test: %d variants, %d tested, %d skipped (%d filtered by --maf/--geno, "
+                 "%d monomorphic); written to %s; genomic-control lambda %.4f.", t,
+                 r.sizes["variant"], r.sizes["variant"] - n_filt - n_mono, n_filt + n_mono,
+                 n_filt, n_mono, name, float(r.attrs["lambda_gc"]))
+    return out
+
+
+# ----------------------------------------------------------------------------- a run's files
+#: the names bayeslmm gives its outputs, after the prefix
+_OUTPUT_NAME = re.compile(
+    r"\.(hsq|indi\.blp|snp\.blp|((exact|grammar|grammar-gamma)\.)?assoc\.tsv"
+    r"|posterior\.(nc|tsv)|h2\.png|compare\.(tsv|png)|sensitivity\.(tsv|png)|report\.txt"
+    r"|log|(loco-chr[^./]+\.)?grm\.(bin|N\.bin|id))$")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Both exist and are the same file (links followed)."""
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_overwrites(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+    """Refuse to commit an output that is one of the input files (``--pheno x.hsq --out x``
+    would otherwise overwrite the phenotype with the results)."""
+    inputs = list(inputs)
+    for o in outputs:
+        for f in inputs:
+            if same_file(Path(o), f):
+                raise InputError(f"output '{o}' would overwrite the input file '{f}'; choose "
+                                 "another --out")
+
+
+def stale_outputs(prefix: str | os.PathLike[str], written: Iterable[Path],
+                  inputs: Iterable[Path] = ()) -> list[Path]:
+    """Files named like a bayeslmm output of ``prefix`` that this run does not write (a
+    ``.snp.blp`` of an earlier ``blup --bfile`` next to a new ``.hsq``), so that the log can
+    say they do not belong to these results.
+
+    Parameters
+    ----------
+    prefix : path
+        The run's output prefix.
+    written : iterable of path
+        The files the run writes.
+    inputs : iterable of path
+        Input files (a GRM read with ``--grm P --out P`` is not stale).
+    """
+    prefix = Path(prefix)
+    folder = prefix.parent if str(prefix.parent) else Path(".")
+    if not folder.is_dir():
+        return []
+    keep = {Path(p).resolve() for p in (*written, *inputs)}
+    name = prefix.name
+    out = []
+    for f in sorted(folder.iterdir()):
+        rest = f.name[len(name):] if f.name.startswith(name) else None
+        if rest and _OUTPUT_NAME.fullmatch(rest) and f.is_file() and f.resolve() not in keep:
+            out.append(f)
+    return out

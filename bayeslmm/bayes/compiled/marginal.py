@@ -52,15 +52,17 @@ from bayeslmm.bayes.compiled.shell import (
     compile_callbacks,
     evaluate,
     expand,
+    jittered_initial_point,
     layout,
     nutpie_model,
+    write_expanded,
 )
 from bayeslmm.bayes.model_info import find_info, model_info
 from bayeslmm.bayes.spectral_data import SpectralData, beta_normal_prior
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["compile_marginal", "evaluate", "expand", "supported"]
 
-LOG2PI = float(np.log(2 * np.pi))
 
 _HEADER = 8  # total length, r, M, n0, parameterisation, n_expanded, reserved x2
 
@@ -316,10 +318,7 @@ def _expand_c(dim, expanded, x_, out_, ud_):
     grad = np.empty(dim)
     _core(x, ud, grad, extra)
     # The canonical order: t1, t2, z (M), then extra = sigma_g2, sigma_e2, h2, Vp, beta (M).
-    canon = np.concatenate((x, extra))
-    idx = ud[ud.size - expanded:]
-    for k in range(expanded):
-        out[k] = canon[int(idx[k])]
+    write_expanded(x, extra, ud, out)
     return 0
 
 
@@ -343,19 +342,15 @@ def _canonical(model, M: int) -> dict[str, tuple[int, tuple[int, ...]]]:
 
 
 def _initial_point_fn(info, n_dim: int):
-    """PyMC's default: a central point plus U(-1, 1) jitter on every unconstrained value."""
+    """PyMC's default: a central point (h2 = 1/2 or equal variances, Vp = var(y)) plus
+    U(-1, 1) jitter on every unconstrained value."""
     vy = float(np.var(info.data.y))
     centre = np.zeros(n_dim)
     if info.priors.parameterisation == "h2":
         centre[1] = np.log(vy)
     else:
         centre[:2] = np.log(vy / 2)
-
-    def initial_point(seed: int) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        return centre + rng.uniform(-1.0, 1.0, n_dim)
-
-    return initial_point
+    return jittered_initial_point(centre)
 
 
 def compile_marginal(model) -> Any | None:

@@ -51,13 +51,19 @@ import numpy as np
 from numba import njit
 
 from bayeslmm.bayes.compiled.priors import PRIOR_SLOTS, positive_prior, prior_row, unit_prior
-from bayeslmm.bayes.compiled.shell import compile_callbacks, layout, nutpie_model
+from bayeslmm.bayes.compiled.shell import (
+    compile_callbacks,
+    jittered_initial_point,
+    layout,
+    nutpie_model,
+    write_expanded,
+)
 from bayeslmm.bayes.model_info import find_info, model_info
 from bayeslmm.bayes.priors import Prior
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["compile_multitrait", "supported"]
 
-LOG2PI = float(np.log(2 * np.pi))
 _HEADER = 8  # total length, r, M, n0, N, n_expanded, reserved x2
 _N_DIM = 6  # t_h2 (2), t_Vp (2), t_g, t_e
 _N_EXTRA = 16  # h2 (2), Vp (2), u_g, u_e, r_g, r_e, Sigma_g (4), Sigma_e (4)
@@ -362,10 +368,7 @@ def _expand_c(dim, expanded, x_, out_, ud_):
     extra = np.empty(_N_EXTRA)
     grad = np.empty(dim)
     _core(x, ud, grad, extra)
-    canon = np.concatenate((x, extra))
-    idx = ud[ud.size - expanded:]
-    for k in range(expanded):
-        out[k] = canon[int(idx[k])]
+    write_expanded(x, extra, ud, out)
     return 0
 
 
@@ -393,12 +396,7 @@ def _initial_point_fn(info):
     vy = np.sum(mt.Y_res**2, axis=0) / (mt.N - mt.M)
     centre = np.zeros(_N_DIM)
     centre[2:4] = np.log(vy)
-
-    def initial_point(seed: int) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        return centre + rng.uniform(-1.0, 1.0, _N_DIM)
-
-    return initial_point
+    return jittered_initial_point(centre)
 
 
 def compile_multitrait(model) -> Any | None:

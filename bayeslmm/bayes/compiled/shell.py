@@ -11,8 +11,9 @@ model, so that the DataTree is the same whichever route compiled it.
 Callback contract (nutpie's): the log-density returns 0 when fine, 3 for a non-finite
 gradient, 4 for a non-finite value (a rejected step), anything else for an error.
 
-Used by :mod:`bayeslmm.bayes.compiled.marginal` (one kernel) and
-:mod:`bayeslmm.bayes.compiled.multitrait` (two traits).
+Used by :mod:`bayeslmm.bayes.compiled.marginal` (one kernel),
+:mod:`bayeslmm.bayes.compiled.multitrait` (two traits) and
+:mod:`bayeslmm.bayes.compiled.threshold` (the liability-threshold model).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from numba import types
+from numba import njit, types
 
-__all__ = ["EXPAND_SIG", "LOGP_SIG", "compile_callbacks", "evaluate", "expand", "layout",
-           "nutpie_model"]
+__all__ = ["EXPAND_SIG", "LOGP_SIG", "compile_callbacks", "evaluate", "expand",
+           "jittered_initial_point", "layout", "nutpie_model", "write_expanded"]
 
 LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
                        types.CPointer(types.double), types.CPointer(types.double),
@@ -61,6 +62,29 @@ def layout(model, canon: Mapping[str, tuple[int, tuple[int, ...]]]
     reparam = [model.rvs_to_values[rv].name for rv in model.free_RVs
                if model.rvs_to_transforms.get(rv) is not None]
     return names, shapes, np.asarray(index, dtype=np.float64), reparam
+
+
+@njit(cache=True)
+def write_expanded(x, extra, ud, out):
+    """The expand callback's last step: the stored values, gathered from the canonical vector
+    (the unconstrained point ``x``, then the family's derived values ``extra``) at the
+    positions :func:`layout` packed at the end of the user data ``ud``."""
+    canon = np.concatenate((x, extra))
+    expanded = out.size
+    idx = ud[ud.size - expanded:]
+    for k in range(expanded):
+        out[k] = canon[int(idx[k])]
+
+
+def jittered_initial_point(centre: np.ndarray) -> Callable[[int], np.ndarray]:
+    """PyMC's default initialisation: a central point plus U(-1, 1) jitter on every
+    unconstrained value, seeded per chain."""
+    centre = np.asarray(centre, dtype=np.float64)
+
+    def initial_point(seed: int) -> np.ndarray:
+        return centre + np.random.default_rng(seed).uniform(-1.0, 1.0, centre.size)
+
+    return initial_point
 
 
 def compile_callbacks(logp_c: Callable, expand_c: Callable) -> tuple[Any, Any]:

@@ -38,12 +38,18 @@ import numpy as np
 from numba import njit
 from scipy import special, stats
 
-from bayeslmm.bayes.compiled.shell import compile_callbacks, layout, nutpie_model
+from bayeslmm.bayes.compiled.shell import (
+    compile_callbacks,
+    jittered_initial_point,
+    layout,
+    nutpie_model,
+    write_expanded,
+)
 from bayeslmm.bayes.model_info import find_info
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["compile_threshold", "supported"]
 
-LOG2PI = float(np.log(2 * np.pi))
 _HEADER = 12  # length, N, r, Mx, M, free intercept, icol, store_g, n_expanded, 3 reserved
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -269,10 +275,7 @@ def _expand_c(dim, expanded, x_, out_, ud_):
     extra = np.empty(n_extra)
     grad = np.empty(dim)
     _core(x, ud, grad, extra)
-    canon = np.concatenate((x, extra))
-    idx = ud[ud.size - expanded:]
-    for k in range(expanded):
-        out[k] = canon[int(idx[k])]
+    write_expanded(x, extra, ud, out)
     return 0
 
 
@@ -316,16 +319,6 @@ def _layout(model, info, store_g: bool):
     return names, shapes, index, reparam, 1 + r + int(free_mu) + Mx
 
 
-def _initial_point_fn(n_dim: int):
-    """PyMC's default: zero (h2 = 1/2, z = 0, the intercept at the prevalence 1/2) plus
-    U(-1, 1) jitter on every unconstrained value."""
-
-    def initial_point(seed: int) -> np.ndarray:
-        return np.random.default_rng(seed).uniform(-1.0, 1.0, n_dim)
-
-    return initial_point
-
-
 def compile_threshold(model) -> Any | None:
     """A nutpie compiled model for a :func:`~bayeslmm.bayes.models.threshold.threshold` model using
     the hand-written log-density; None when :func:`supported` says it is not covered."""
@@ -336,4 +329,4 @@ def compile_threshold(model) -> Any | None:
     names, shapes, index, reparam, n_dim = _layout(model, info, store_g)
     return nutpie_model(model, n_dim=n_dim, functions=_functions(),
                         user_data=_pack(info, index, store_g), names=names, shapes=shapes,
-                        reparam=reparam, initial_point=_initial_point_fn(n_dim))
+                        reparam=reparam, initial_point=jittered_initial_point(np.zeros(n_dim)))

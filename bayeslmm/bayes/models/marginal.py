@@ -44,11 +44,11 @@ from bayeslmm.bayes.spectral_data import SpectralData, beta_normal_prior
 from bayeslmm.covariance.decomposition import Decomposition, decompose, decompose_genotypes
 from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import InputError, KernelError
+from bayeslmm.likelihood.constants import LOG2PI
 from bayeslmm.registry import ModelFamily, model_family, register_model_family
 
 __all__ = ["fixed_effects", "marginal_grm", "random_effects"]
 
-LOG2PI = float(np.log(2 * np.pi))
 
 
 def _coords(data: LMMData, **extra) -> dict[str, Any]:

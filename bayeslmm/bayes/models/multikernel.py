@@ -33,11 +33,11 @@ from bayeslmm.bayes.multikernel.sampling import sample_multikernel
 from bayeslmm.bayes.priors import Prior, default_priors, parse_priors
 from bayeslmm.data import prepare
 from bayeslmm.errors import InputError
+from bayeslmm.likelihood.constants import LOG2PI
 from bayeslmm.registry import ModelFamily, register_model_family
 
 __all__ = ["density_of", "marginal_multikernel", "sample_model"]
 
-LOG2PI = float(np.log(2 * np.pi))
 
 
 def marginal_multikernel(y, Ks: Sequence, X=None, *, priors: Mapping[str, Any] | None = None,

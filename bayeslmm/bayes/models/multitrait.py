@@ -33,11 +33,11 @@ from bayeslmm.bayes.compiled.multitrait import supported as compiled_supported
 from bayeslmm.bayes.model_info import attach_info
 from bayeslmm.bayes.priors import Prior, parse_priors
 from bayeslmm.errors import InputError
+from bayeslmm.likelihood.constants import LOG2PI
 from bayeslmm.registry import ModelFamily, register_model_family
 
 __all__ = ["multitrait_marginal"]
 
-LOG2PI = float(np.log(2 * np.pi))
 
 
 def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None,
@@ -140,7 +140,8 @@ def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None
 
 @dataclass(frozen=True, eq=False)
 class MultiTraitInfo:
-    """What the two-trait builder knew (found again by :func:`bayeslmm.bayes.models.marginal.model_info`
+    """What the two-trait builder knew (found again by
+    :func:`bayeslmm.bayes.model_info.model_info`
     on the model or on anything PyMC derives from it)."""
 
     model: Any

@@ -41,10 +41,10 @@ from bayeslmm.bayes.priors import Prior, ResolvedPriors
 from bayeslmm.covariance.structures import DenseCovariance
 from bayeslmm.data import LMMData
 from bayeslmm.errors import InputError
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["MultiKernelDensity", "dlog_prior_dlog"]
 
-LOG2PI = float(np.log(2 * np.pi))
 
 _POSITIVE = ("HalfNormal", "HalfStudentT", "HalfCauchy", "InverseGamma", "Exponential",
              "Gamma", "LogNormal", "HalfFlat", "Jeffreys")
@@ -115,7 +115,8 @@ class MultiKernelDensity:
     priors: tuple[Prior, ...]  # k + 1: sigma_1..k, sigma_e2 (independent priors)
     dirichlet: np.ndarray | None = None  # alpha, k + 1 values
     vp_prior: Prior | None = None
-    #: V(sigma) and its Cholesky factor (bayeslmm.covariance.structures owns forming and factoring V)
+    #: V(sigma) and its Cholesky factor (bayeslmm.covariance.structures owns forming and factoring
+    #: V)
     cov: DenseCovariance = field(init=False, repr=False)
 
     def __post_init__(self):

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg
 
-from bayeslmm.bayes.multikernel.logp import LOG2PI, MultiKernelDensity
+from bayeslmm.bayes.multikernel.logp import MultiKernelDensity
 from bayeslmm.covariance.decomposition import decompose
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["LowRankDensity", "low_rank_factor"]
 

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayeslmm.bayes.multikernel.logp import LOG2PI, MultiKernelDensity
+from bayeslmm.bayes.multikernel.logp import MultiKernelDensity
+from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["Rays", "RayTerms", "draw_scale_and_beta", "log_integrand", "log_marginal",
            "loglik_at", "rays_at", "terms_of"]

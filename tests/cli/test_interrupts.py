@@ -22,7 +22,7 @@ from bayeslmm.errors import Interrupted
 from bayeslmm.reports.writers import StagedOutputs
 
 DEMO = load_demo()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(argv: list[str]) -> subprocess.Popen:
@@ -206,7 +206,7 @@ def test_signal_whose_exception_a_library_replaced_still_exits_128_plus_signal(
     stopped by the signal, with no output. Without a signal, the same TypeError is a bug and
     is raised as one."""
     from bayeslmm.cli import app as cli
-    from bayeslmm.cli import interrupts
+    from bayeslmm.cli import commands, interrupts
 
     out = tmp_path / "o"
 
@@ -219,7 +219,7 @@ def test_signal_whose_exception_a_library_replaced_still_exits_128_plus_signal(
     argv = ["grm", "--bfile", str(DEMO.bfile), "--out", str(out)]
     monkeypatch.setattr(interrupts, "_received", [])
     with interrupts.signals_raise():
-        monkeypatch.setattr(cli, "cmd_grm", lambda a, s: command(a, s, signalled=False))
+        monkeypatch.setattr(commands, "cmd_grm", lambda a, s: command(a, s, signalled=False))
         with pytest.raises(TypeError):
             cli._main(argv)
     assert list(tmp_path.iterdir()) == []
@@ -231,7 +231,7 @@ def test_signal_whose_exception_a_library_replaced_still_exits_128_plus_signal(
             raise TypeError("result array type does not match underlying function") from exc
 
     with interrupts.signals_raise():
-        monkeypatch.setattr(cli, "cmd_grm", replaced)
+        monkeypatch.setattr(commands, "cmd_grm", replaced)
         with pytest.raises(SystemExit) as stop:
             cli._main(argv)
     assert stop.value.code == 143

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bayeslmm.cli.app import build_parser, main
-from bayeslmm.cli.checks import SEED_MAX, check_args, stale_outputs
+from bayeslmm.cli.checks import SEED_MAX, check_args
 from bayeslmm.datasets import load_demo
 from bayeslmm.errors import InputError
-from bayeslmm.reports.writers import StagedOutputs
+from bayeslmm.reports.writers import StagedOutputs, stale_outputs
 
 DEMO = load_demo()
 

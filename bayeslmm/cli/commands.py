@@ -1,0 +1,336 @@
+"""The commands of ``bayeslmm``: each is parse -> :func:`bayeslmm.load_inputs` -> library ->
+reports. A command receives the parsed flags and the run's :class:`StagedOutputs` (files are
+committed together at the end, or not at all) and returns its output prefix."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayeslmm.errors import InputError
+from bayeslmm.inputs import Inputs, load_inputs, read_genotypes
+from bayeslmm.reports.hsq import hsq_text, log_fit, write_hsq
+
+log = logging.getLogger("bayeslmm.cli")
+
+
+# ----------------------------------------------------------------------------- helpers
+def progress(args: argparse.Namespace) -> bool | None:
+    return False if args.quiet else None  # None: the library shows bars on long loops
+
+
+def output_prefix(out: str) -> Path:
+    p = Path(out)
+    if p.parent != Path("") and not p.parent.is_dir():
+        raise InputError(f"output folder '{p.parent}' does not exist (from --out {out})")
+    return p
+
+
+def _cores(args: argparse.Namespace) -> int | None:
+    return None if args.threads is None else max(1, min(args.threads, args.chains))
+
+
+def input_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that :func:`bayeslmm.load_inputs` takes, by its argument names."""
+    def g(name, default=None):
+        return getattr(args, name, default)
+
+    return dict(mpheno=g("mpheno", 1), grm=g("grm"), mgrm=g("mgrm"), bfile=g("bfile"),
+                covar=g("covar"), qcovar=g("qcovar"), keep=g("keep"), remove=g("remove"),
+                extract=g("extract"), exclude=g("exclude"), chromosomes=g("chr"),
+                maf=g("maf", 0.0), geno=g("geno", 1.0),
+                include_nonautosomal=g("include_nonautosomal", False),
+                grm_cutoff=g("grm_cutoff"), grm_bend=g("grm_bend", False),
+                prevalence=g("prevalence"), progress=progress(args))
+
+
+def load(args: argparse.Namespace, **override) -> Inputs:
+    """:func:`bayeslmm.load_inputs` with this run's flags (``override`` replaces some)."""
+    return load_inputs(args.pheno, **{**input_options(args), **override})
+
+
+def genotypes(args: argparse.Namespace):
+    """--bfile with PLINK's filters applied (each logged)."""
+    o = input_options(args)
+    return read_genotypes(args.bfile, keep=o["keep"], remove=o["remove"],
+                          extract=o["extract"], exclude=o["exclude"],
+                          chromosomes=o["chromosomes"], maf=o["maf"], geno=o["geno"],
+                          progress=o["progress"])
+
+
+def fit_reml(args: argparse.Namespace, inp: Inputs):
+    import bayeslmm
+
+    f = bayeslmm.ml if args.ml else bayeslmm.reml
+    kw = {"component_names": inp.names} if isinstance(inp.K, list) else {}
+    fit = f(inp.y, inp.K, inp.X, method=args.method, constrain=not args.no_constrain, **kw)
+    log_fit(fit, getattr(args, "prevalence", None), log)
+    return fit
+
+
+def prior_args(args: argparse.Namespace) -> dict[str, str]:
+    """--prior NAME=SPEC, checked against the chosen model before any work."""
+    from bayeslmm.bayes.posterior import check_priors
+    from bayeslmm.bayes.priors import parse_assignments
+
+    priors = parse_assignments(args.prior)
+    multi = len(getattr(args, "mpheno_all", ())) > 1
+    check_priors(priors, "multitrait" if multi else getattr(args, "model", "linear"))
+    return priors
+
+
+def posterior(args: argparse.Namespace, fit, y, X, staged, prefix: Path, *, K=None,
+              names=None, model: str | None = None):
+    """The full posterior (:func:`bayeslmm.bayes.posterior.posterior_of_fit`), staged."""
+    from bayeslmm.bayes.posterior import posterior_of_fit
+    from bayeslmm.reports.posterior_files import write_posterior_run
+
+    run = posterior_of_fit(fit, y, X, K=K, model=model or getattr(args, "model", "linear"),
+                           priors=prior_args(args), prevalence=getattr(args, "prevalence",
+                                                                       None),
+                           link=getattr(args, "link", "probit"), component_names=names,
+                           draws=args.draws, tune=args.tune, chains=args.chains,
+                           seed=args.seed, progressbar=not args.quiet, cores=_cores(args),
+                           lkj_eta=getattr(args, "lkj_eta", 1.0))
+    write_posterior_run(run, prefix, staged, fit=fit)
+    return run
+
+
+# ----------------------------------------------------------------------------- engines
+def engine_fit(args: argparse.Namespace, *, return_operator: bool = False):
+    """``--engine``: REML straight from the genotypes (:func:`bayeslmm.reml_genotypes`) on
+    the phenotype and covariates aligned to the genotyped samples; no GRM is read."""
+    from bayeslmm.estimation.engines import reml_genotypes, scheduler_client
+
+    if not args.bfile or args.grm or args.mgrm:
+        raise InputError("--engine fits from the genotypes: give --bfile and no --grm/--mgrm")
+    if args.ml or args.method not in ("auto", "brent"):
+        raise InputError("--engine fits one GRM by REML (--method auto/brent, no --ml)")
+    if getattr(args, "model", "linear") != "linear":
+        raise InputError("--engine fits the linear mixed model; the threshold model needs "
+                         "--grm or --bfile without --engine")
+    inp = load(args, kernel=False)
+    with scheduler_client(getattr(args, "scheduler", None)) as client:
+        out = reml_genotypes(inp.ds, inp.y, inp.X, engine=args.engine, maf=args.maf,
+                             geno=args.geno, client=client, threads=args.threads,
+                             n_probes=args.probes, n_steps=args.lanczos_steps,
+                             seed=args.probe_seed, precision=args.precision,
+                             progress=progress(args), return_operator=return_operator)
+    fit = out[0] if return_operator else out
+    log.info("REML (engine %s), N=%d\n%s", args.engine, fit.nobs, hsq_text(fit).rstrip())
+    if getattr(fit, "info", None):
+        log.info("Krylov engine: %s", ", ".join(f"{k}={v}" for k, v in fit.info.items()))
+    return inp, out
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_grm(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm grm``: PREFIX.grm.bin/.grm.N.bin/.grm.id (and LOCO GRMs)."""
+    from bayeslmm.genotypes.kinship import grm, loco_grms
+    from bayeslmm.io import write_grm
+
+    prefix = output_prefix(args.out)
+    ds = genotypes(args)
+    g = grm(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr, progress=progress(args),
+            autosome=not args.include_nonautosomal)
+    log.info("GRM of %d samples from %d SNPs passing QC (maf >= %g, geno <= %g).", g.N, g.M,
+             args.maf, args.geno)
+    sfx = (".grm.bin", ".grm.N.bin", ".grm.id")
+    staged.write_prefix(prefix, sfx, lambda p: write_grm(g, p))
+    if args.loco:
+        for c, gc in loco_grms(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
+                               progress=progress(args)).items():
+            log.info("LOCO GRM without chromosome %s: %d SNPs.", c, gc.M)
+            staged.write_prefix(f"{prefix}.loco-chr{c}", sfx, lambda p, gc=gc: write_grm(gc, p))
+    log.info("GRM written to %s.grm.bin, .grm.N.bin, .grm.id.", prefix)
+    return prefix
+
+
+def _fit_traits(args: argparse.Namespace):
+    """Several --mpheno columns: the multi-trait REML/ML fit on one GRM."""
+    from bayeslmm.estimation.multitrait import multitrait_ml, multitrait_reml
+
+    if getattr(args, "mgrm", None):
+        raise InputError("the multi-trait model takes one GRM (--grm or --bfile), not --mgrm")
+    if args.ml and args.command == "sample":
+        raise InputError("--ml has no meaning for the posterior; drop it")
+    inp = load(args, mpheno=args.mpheno_all)
+    # Labels are aligned by load_inputs; the kernel is passed positionally.
+    fit = (multitrait_ml if args.ml else multitrait_reml)(inp.Y, np.asarray(inp.K), inp.X)
+    log_fit(fit, logger=log)
+    return inp, fit
+
+
+def cmd_reml(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm reml``: PREFIX.hsq (one trait, several traits, several GRMs, an engine)."""
+    prefix = output_prefix(args.out)
+    if len(getattr(args, "mpheno_all", ())) > 1:
+        fit = _fit_traits(args)[1]
+    elif args.engine:
+        fit = engine_fit(args)[1]
+    else:
+        fit = fit_reml(args, load(args))
+    write_hsq(fit, f"{prefix}.hsq", staged,
+              prevalence=args.prevalence if hasattr(fit, "liability_h2") else None)
+    return prefix
+
+
+def cmd_blup(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm blup``: PREFIX.hsq, PREFIX.indi.blp and, with --bfile, PREFIX.snp.blp."""
+    from bayeslmm.blup import allele_effects, blup
+    from bayeslmm.reports.writers import write_indi_blp, write_snp_blp
+
+    prefix = output_prefix(args.out)
+    inp = load(args)
+    fit = fit_reml(args, inp)
+    write_hsq(fit, f"{prefix}.hsq", staged)
+    write_indi_blp(blup(fit), fit.sigma2, f"{prefix}.indi.blp", staged)
+    if inp.ds is not None:
+        eff = allele_effects(fit, inp.ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
+                             progress=progress(args))
+        write_snp_blp(eff["snp"].to_numpy(), eff["a1"].to_numpy(), eff["effect"].to_numpy(),
+                      f"{prefix}.snp.blp", staged)
+        log.info("BLUP of %d SNP effects (per A1 allele) written to %s.snp.blp.",
+                 eff.sizes["variant"], prefix)
+    return prefix
+
+
+def _assoc_results(args: argparse.Namespace, tests: list[str]) -> dict:
+    from bayeslmm.association.fixed_variance import assoc, loco_fits, one_test
+    from bayeslmm.association.grammar import assoc_krylov
+    from bayeslmm.estimation.krylov import KrylovFit
+
+    if args.engine:
+        if args.loco:
+            raise InputError("--loco builds its GRMs per chromosome; drop --engine (or --loco)")
+        inp, (fit, op) = engine_fit(args, return_operator=True)
+        if isinstance(fit, KrylovFit):  # GRAMMAR(-Gamma) in one more pass
+            return {t: assoc_krylov(fit, op, test=t) for t in tests}
+        ds, kw = inp.ds, {"fit": fit}
+    elif args.loco:
+        if args.grm or args.mgrm:
+            raise InputError("--loco computes its GRMs from --bfile; drop --grm/--mgrm")
+        from bayeslmm.genotypes.kinship import loco_grms
+
+        ds = genotypes(args)
+        grms = loco_grms(ds, maf=args.maf, geno=args.geno, chromosomes=args.chr,
+                         progress=progress(args))
+        # Every LOCO GRM covers the same samples: align phenotype and covariates once.
+        inp = load(args, grm=None, mgrm=None, bfile=None, grms=[next(iter(grms.values()))])
+        kw = {"fit": None, "loco": loco_fits(grms, inp.y, inp.X, ml=args.ml,
+                                             method=args.method,
+                                             constrain=not args.no_constrain)}
+    else:
+        inp = load(args)
+        ds, kw = inp.ds, {"fit": fit_reml(args, inp)}
+    fit = kw.pop("fit")
+    res = assoc(fit, ds, test=tests, progress=progress(args), min_maf=args.maf,
+                max_missing=args.geno, **kw)
+    return {t: one_test(res, t) for t in tests}
+
+
+def cmd_assoc(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm assoc``: one table per test, in the layout of --format."""
+    from bayeslmm.reports.writers import write_assoc_tables
+
+    prefix = output_prefix(args.out)
+    if not args.bfile:
+        raise InputError("assoc needs the genotypes to test: --bfile PREFIX")
+    tests = list(dict.fromkeys(args.test))
+    per_test = _assoc_results(args, tests)
+    write_assoc_tables(per_test, prefix, args.format, staged, chromosomes=args.chr)
+    return prefix
+
+
+def cmd_sample(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm sample``: PREFIX.hsq (REML), .posterior.nc, .posterior.tsv and the figure
+    (.h2.png; .rg.png for two traits)."""
+    prefix = output_prefix(args.out)
+    prior_args(args)  # a bad prior fails before any computation
+    if len(getattr(args, "mpheno_all", ())) > 1:
+        if len(args.mpheno_all) != 2:
+            raise InputError(f"the multi-trait posterior is for two traits; --mpheno gave "
+                             f"{len(args.mpheno_all)}")
+        inp, fit = _fit_traits(args)
+        write_hsq(fit, f"{prefix}.hsq", staged)
+        posterior(args, fit, inp.Y, inp.X, staged, prefix, model="multitrait")
+        return prefix
+    if args.engine:
+        from bayeslmm.bayes.quadrature_krylov import posterior_h2_krylov
+        from bayeslmm.estimation.krylov import KrylovFit
+        from bayeslmm.reports.posterior_files import write_krylov_posterior
+
+        inp, fit = engine_fit(args)
+        write_hsq(fit, f"{prefix}.hsq", staged)
+        if isinstance(fit, KrylovFit):  # the exact 1-D quadrature, with its MC error
+            post = posterior_h2_krylov(fit.model, priors=prior_args(args))
+            write_krylov_posterior(post, prefix, staged, seed=args.seed)
+        else:  # NUTS on the decomposition the eigen / low-rank engines gave
+            posterior(args, fit, inp.y, inp.X, staged, prefix)
+        return prefix
+    inp = load(args)
+    fit = fit_reml(args, inp)
+    write_hsq(fit, f"{prefix}.hsq", staged, prevalence=args.prevalence)
+    posterior(args, fit, inp.y, inp.X, staged, prefix, K=inp.K, names=inp.names)
+    return prefix
+
+
+def cmd_compare(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm compare``: REML next to the full posterior; PREFIX.compare.tsv, .png."""
+    from bayeslmm.bayes import compare
+    from bayeslmm.reports.plots import close
+
+    prefix = output_prefix(args.out)
+    prior_args(args)
+    inp = load(args)
+    fit = fit_reml(args, inp)
+    run = posterior(args, fit, inp.y, inp.X, staged, prefix, K=inp.K, names=inp.names)
+    # the threshold model's h2 is on the liability scale: REML's is transformed to it
+    cmp = compare(fit, run.idata, prevalence=args.prevalence if run.liability_scale else None)
+    staged.write_text(f"{prefix}.compare.tsv", cmp.table.to_csv(sep="\t"))
+    staged.write_with(f"{prefix}.compare.png", lambda p: close(cmp.plot(p)))
+    log.info("REML versus full posterior:\n%s\n%s", cmp.table.to_string(), cmp.agreement())
+    return prefix
+
+
+def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm sensitivity``: h2 under each prior set; PREFIX.sensitivity.tsv, .png."""
+    from bayeslmm.bayes import parse_priors, prior_sensitivity
+    from bayeslmm.bayes.priors import parse_prior_sets
+    from bayeslmm.reports.plots import close
+
+    prefix = output_prefix(args.out)
+    sets = parse_prior_sets(args.priors)
+    for spec in sets.values():
+        parse_priors(spec)
+    inp = load(args)
+    if isinstance(inp.K, list):
+        raise InputError("prior sensitivity is for one GRM; give --grm or --bfile, not --mgrm")
+    fit = fit_reml(args, inp)
+    sens = prior_sensitivity(inp.y, fit, inp.X, priors=sets,
+                             method="quadrature" if args.quadrature else "nuts",
+                             draws=args.draws, tune=args.tune, chains=args.chains,
+                             seed=args.seed, progressbar=not args.quiet)
+    staged.write_text(f"{prefix}.sensitivity.tsv", sens.summary.to_dataframe().to_csv(sep="\t"))
+    staged.write_with(f"{prefix}.sensitivity.png", lambda p: close(sens.plot(p)))
+    # Once: the log (console and file) carries the table and the verdict; with --quiet the
+    # console shows no log, so the verdict goes to stdout instead.
+    log.info("Prior sensitivity of h2:\n%s", repr(sens))
+    if args.quiet:
+        print(sens.verdict)
+    return prefix
+
+
+def cmd_demo(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm demo``: the whole pipeline on the embedded data (:mod:`bayeslmm.reports.demo`);
+    files in the folder ``--out``, the report on stdout."""
+    from bayeslmm.reports.demo import run_demo
+
+    report = run_demo(args.out, staged, draws=args.draws, tune=args.tune, chains=args.chains,
+                      seed=args.seed, progress=progress(args), cores=_cores(args))
+    print(report, end="", flush=True)  # the report is the demo's result: stdout, not the log
+    return Path(args.out) / "demo"

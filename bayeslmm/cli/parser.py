@@ -1,0 +1,225 @@
+"""The ``bayeslmm`` argument parser: GCTA-style flags, one sub-parser per command.
+
+Subcommands::
+
+    bayeslmm grm    --bfile X [--maf F] [--geno F] [--chr C ...] [--loco] --out P
+    bayeslmm reml   (--grm P | --mgrm FILE | --bfile X) --pheno F [--mpheno k [k2 ...]]
+                    [--covar F] [--qcovar F] [--method M] [--ml] [--no-constrain] --out P
+    bayeslmm blup   (same inputs as reml) [--bfile X]                       --out P
+    bayeslmm assoc  --bfile X [--grm P] --pheno F [--test T ...] [--loco]   --out P
+    bayeslmm sample (same inputs as reml) [--prior h2='Beta(1, 1)' ...] [--draws n]
+                    [--tune n] [--chains n] [--seed s]                       --out P
+    bayeslmm compare (as sample): REML next to the posterior -> .compare.tsv/.png
+    bayeslmm sensitivity (as reml) --priors 'LABEL: NAME=SPEC; ...'   --out P
+    bayeslmm demo   [--out DIR]
+
+The choices of ``--engine`` and ``--test`` are what :mod:`bayeslmm.registry` holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bayeslmm import __version__
+from bayeslmm.cli import commands
+from bayeslmm.registry import ASSOC_TESTS, ENGINES
+
+__all__ = ["PROG", "build_parser"]
+
+PROG = "bayeslmm"
+
+
+def _common(p: argparse.ArgumentParser, out_default: str = "bayeslmm") -> None:
+    p.add_argument("--out", default=out_default, metavar="PREFIX",
+                   help=f"output prefix (default: {out_default})")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="BLAS/OpenMP threads and parallel MCMC chains (default: library "
+                        "defaults)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, log only to file")
+
+
+def _qc(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--maf", type=float, default=0.0, help="drop SNPs with MAF below this")
+    p.add_argument("--geno", type=float, default=1.0,
+                   help="drop SNPs with a missing-call rate above this")
+    p.add_argument("--chr", nargs="+", default=None, metavar="C",
+                   help="use SNPs on these chromosomes only")
+    p.add_argument("--keep", metavar="FILE", help="use only the samples listed (FID IID)")
+    p.add_argument("--remove", metavar="FILE", help="leave out the samples listed (FID IID)")
+    p.add_argument("--extract", metavar="FILE", help="use only the SNPs listed (one ID a line)")
+    p.add_argument("--exclude", metavar="FILE", help="leave out the SNPs listed")
+    p.add_argument("--include-nonautosomal", action="store_true",
+                   help="put SNPs on X/Y/XY/MT (23-26) in the GRM too; by default they are "
+                        "left out, as plink1.9 --make-grm-bin and GCTA --autosome do")
+
+
+def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
+    if kernel:
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--grm", metavar="PREFIX", help="GCTA binary GRM (PREFIX.grm.bin/.N/.id)")
+        g.add_argument("--mgrm", metavar="FILE",
+                       help="file listing several GRM prefixes, one per line (GCTA)")
+        p.add_argument("--grm-cutoff", type=float, default=None, metavar="C",
+                       help="drop one of each pair of samples with GRM entry > C (GCTA's "
+                            "--grm-cutoff rule); an indefinite GRM is fitted as is otherwise")
+        p.add_argument("--grm-bend", action="store_true",
+                       help="bend the GRM(s) to PSD by GCTA's eigenvalue bending (negative "
+                            "eigenvalues made small positive, trace kept)")
+    p.add_argument("--bfile", metavar="PREFIX",
+                   help="PLINK fileset; the GRM is computed from it when no --grm is given")
+    p.add_argument("--pheno", required=True, metavar="FILE", help="FID IID y1 y2 ...")
+    p.add_argument("--mpheno", type=int, nargs="+", default=[1], metavar="K",
+                   help="phenotype column (1-based); with reml and sample, two or more columns "
+                        "fit the multi-trait model (genetic correlation)")
+    p.add_argument("--covar", metavar="FILE", help="discrete covariates (dummy-coded)")
+    p.add_argument("--qcovar", metavar="FILE", help="quantitative covariates")
+    _qc(p)
+
+
+def _fit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", choices=("auto", "brent", "ai", "fisher", "em"), default="auto",
+                   help="auto: spectral Brent for one GRM, AI-REML for several")
+    p.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    p.add_argument("--no-constrain", action="store_true",
+                   help="allow negative variance components (dense algorithms)")
+
+
+def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:
+    p.add_argument("--prevalence", type=float, default=None, metavar="K",
+                   help="population prevalence of a case-control trait (0/1 or PLINK 1/2 "
+                   "coded; 0 and -9 missing in 1/2): adds h2 on the liability scale "
+                   "(V(G)/Vp_L, Lee et al. 2011, as GCTA)")
+    if model:
+        p.add_argument("--model", choices=("linear", "threshold"), default="linear",
+                       help="linear: the LMM (h2_liability by transformation with "
+                       "--prevalence); threshold: the liability-threshold (probit) model, "
+                       "its threshold placed from --prevalence")
+        p.add_argument("--link", choices=("probit", "logit"), default="probit",
+                       help="link of the threshold model (logit: free intercept only)")
+
+
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("large N (with --bfile; see bayeslmm.estimation.engines)")
+    g.add_argument("--engine", choices=tuple(ENGINES), default=None,
+                   help="REML straight from the genotypes: dense eigendecomposition, exact "
+                        "low-rank (P < N) or matrix-free Krylov/SLQ; auto picks by N, P and "
+                        "free memory (default: the GRM route)")
+    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="dask.distributed scheduler to run the genotype passes on (default: "
+                        "local threads, --threads of them)")
+    g.add_argument("--probes", type=int, default=30, help="Krylov engine: random probes")
+    g.add_argument("--lanczos-steps", type=int, default=20,
+                   help="Krylov engine: Lanczos steps (passes over the genotypes)")
+    g.add_argument("--probe-seed", type=int, default=0, help="Krylov engine: probe seed")
+    g.add_argument("--precision", choices=("float32", "float64"), default="float32",
+                   help="Krylov engine: floating type of the products over the int8 "
+                        "genotypes (chunk sums in float64; default %(default)s)")
+
+
+def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
+                     tune: int = 1000, chains: int = 4, seed: int | None = None) -> None:
+    if prior:
+        p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
+                       help="e.g. h2='Beta(1, 1)' or Vp='HalfNormal(2)'; repeatable")
+    p.add_argument("--draws", type=int, default=draws)
+    p.add_argument("--tune", type=int, default=tune)
+    p.add_argument("--chains", type=int, default=chains)
+    p.add_argument("--seed", type=int, default=seed)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its error on one line (no usage block), as every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see "
+                     f"'{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``bayeslmm`` command (subcommands grm, reml, blup, assoc,
+    sample, demo)."""
+    parser = _Parser(
+        prog=PROG, description="Bayesian linear mixed models for statistical genetics "
+        "(GCTA-style files: .grm.bin, .hsq, .indi.blp, .snp.blp).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("grm", help="GCTA GRM from a PLINK fileset")
+    p.add_argument("--bfile", required=True, metavar="PREFIX")
+    _qc(p)
+    p.add_argument("--loco", action="store_true",
+                   help="also write one leave-one-chromosome-out GRM per chromosome, "
+                        "PREFIX.loco-chrC.grm.*")
+    _common(p)
+    p.set_defaults(func=commands.cmd_grm)
+
+    p = sub.add_parser("reml", help="variance components by REML/ML -> PREFIX.hsq")
+    _inputs(p)
+    _fit_flags(p)
+    _prevalence_flag(p)
+    _engine_flags(p)
+    _common(p)
+    p.set_defaults(func=commands.cmd_reml)
+
+    p = sub.add_parser("blup", help="REML + BLUP -> PREFIX.hsq, .indi.blp (+ .snp.blp)")
+    _inputs(p)
+    _fit_flags(p)
+    _common(p)
+    p.set_defaults(func=commands.cmd_blup)
+
+    p = sub.add_parser("assoc", help="mixed-model association -> PREFIX.assoc.tsv")
+    _inputs(p)
+    _fit_flags(p)
+    p.add_argument("--test", choices=tuple(ASSOC_TESTS), default=["exact"],
+                   nargs="+", help="one or more tests, run in one pass over the genotypes; "
+                   "with several, one file per test: PREFIX.<test>.assoc.tsv")
+    p.add_argument("--loco", action="store_true",
+                   help="leave-one-chromosome-out: null fit per chromosome (needs --bfile)")
+    p.add_argument("--format", choices=("tsv", "mlma", "gemma"), default="tsv",
+                   help="output layout: bayeslmm's PREFIX.assoc.tsv (default), GCTA's "
+                   "PREFIX.mlma or GEMMA's PREFIX.assoc.txt")
+    _engine_flags(p)
+    _common(p)
+    p.set_defaults(func=commands.cmd_assoc)
+
+    p = sub.add_parser("sample", help="full posterior (NUTS) -> PREFIX.posterior.nc/.tsv, "
+                                      ".h2.png")
+    _inputs(p)
+    _fit_flags(p)
+    _prevalence_flag(p, model=True)
+    _posterior_flags(p)
+    p.add_argument("--lkj-eta", type=float, default=1.0, metavar="ETA",
+                   help="several traits: LKJ shape of the r_g and r_e priors (1: uniform)")
+    _engine_flags(p)
+    _common(p)
+    p.set_defaults(func=commands.cmd_sample)
+
+    p = sub.add_parser("compare", help="REML (empirical Bayes) vs the full posterior -> "
+                                       "PREFIX.compare.tsv, .compare.png")
+    _inputs(p)
+    _fit_flags(p)
+    _prevalence_flag(p, model=True)
+    _posterior_flags(p)
+    _common(p)
+    p.set_defaults(func=commands.cmd_compare)
+
+    p = sub.add_parser("sensitivity", help="prior sensitivity of h2 -> PREFIX.sensitivity.tsv,"
+                                           " .sensitivity.png")
+    _inputs(p)
+    _fit_flags(p)
+    p.add_argument("--priors", action="append", default=[], metavar="LABEL:NAME=SPEC;...",
+                   help="one prior set per flag, e.g. --priors 'flat: h2=Beta(1, 1)' "
+                        "--priors 'IG: sigma_g2=InverseGamma(0.001, 0.001); "
+                        "sigma_e2=InverseGamma(0.001, 0.001)'")
+    p.add_argument("--quadrature", action="store_true",
+                   help="exact posteriors of h2 by quadrature instead of NUTS (fast; beta "
+                        "flat; no power-scaling diagnostic)")
+    _posterior_flags(p, prior=False)
+    _common(p)
+    p.set_defaults(func=commands.cmd_sensitivity)
+
+    p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")
+    _posterior_flags(p, prior=False, draws=500, tune=500, chains=2, seed=1)
+    _common(p, out_default="demo-out")
+    p.set_defaults(func=commands.cmd_demo)
+    return parser

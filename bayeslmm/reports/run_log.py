@@ -1,0 +1,88 @@
+"""A run's log and its thread limit: what the command line wraps around every command.
+
+:func:`capture_log` keeps the package's log lines (and Python warnings, e.g. a
+:class:`~bayeslmm.errors.SamplingWarning`) for ``PREFIX.log`` and shows them on stderr;
+:func:`limit_threads` caps BLAS/OpenMP/numba threads (``--threads``), also usable from Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+from bayeslmm.errors import InputError
+
+__all__ = ["RunLog", "THREAD_VARS", "capture_log", "limit_threads"]
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMBA_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def limit_threads(n: int | None) -> Iterator[None]:
+    """Limit BLAS/OpenMP threads to ``n``: threadpoolctl for the libraries already loaded
+    (numpy's BLAS), environment variables for those loaded later (numba, subprocesses)."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise InputError(f"--threads must be at least 1, got {n}")
+    saved = {v: os.environ.get(v) for v in THREAD_VARS}
+    os.environ.update({v: str(n) for v in THREAD_VARS})
+    try:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+
+
+class RunLog(logging.Handler):
+    """Keeps the run's log lines, written to ``PREFIX.log`` with the other outputs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@contextlib.contextmanager
+def capture_log(quiet: bool) -> Iterator[RunLog]:
+    """The package's log (and Python warnings) for the length of a run: kept in a
+    :class:`RunLog` for ``PREFIX.log`` and, unless ``quiet``, shown on stderr."""
+    root = logging.getLogger("bayeslmm")
+    buf = RunLog()
+    handlers: list[logging.Handler] = [buf]
+    if not quiet:
+        h = logging.StreamHandler(sys.stderr)
+        h.setLevel(logging.INFO)
+        h.setFormatter(logging.Formatter("%(message)s"))
+        handlers.append(h)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    for h in handlers:
+        root.addHandler(h)
+    # Warnings (e.g. SamplingWarning on R-hat) belong in the run's log, not only on stderr.
+    warn_log = logging.getLogger("py.warnings")
+    for h in handlers:
+        warn_log.addHandler(h)
+    logging.captureWarnings(True)
+    try:
+        yield buf
+    finally:
+        logging.captureWarnings(False)
+        for h in handlers:
+            root.removeHandler(h)
+            warn_log.removeHandler(h)
+        root.setLevel(old_level)

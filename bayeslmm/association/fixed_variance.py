@@ -36,6 +36,7 @@ import xarray as xr
 from scipy import special, stats
 from scipy.linalg import blas
 
+from bayeslmm.association.per_snp import PER_SNP_TESTS, gemma_basis, per_snp_block
 from bayeslmm.blup import FittedModel
 from bayeslmm.covariance.structures import (
     Covariates,
@@ -57,8 +58,10 @@ __all__ = ["STRATEGIES", "TESTS", "assoc", "genomic_control", "loco_fits", "one_
 
 log = logging.getLogger(__name__)
 
-TESTS = ("exact", "grammar", "grammar-gamma")
-TestName = Literal["exact", "grammar", "grammar-gamma"]
+TESTS = ("exact", "grammar", "grammar-gamma", *PER_SNP_TESTS)
+TestName = Literal["exact", "grammar", "grammar-gamma", "wald", "lrt", "score", "mlma"]
+#: other names of the tests (GCTA's --mlma is the exact test with V fixed at the null)
+ALIASES = {"mlma": "exact"}
 for _name, _what, _engines in (
         ("exact", "GLS Wald chi2 with V fixed at the null fit (notes eq. 55; GCTA --mlma, "
          "EMMAX)", ("eigen", "lowrank")),
@@ -68,6 +71,14 @@ for _name, _what, _engines in (
          "test on random SNPs (notes 5.2.3)", ("eigen", "lowrank", "krylov"))):
     register_assoc_test(AssocTest(_name, _what, columns=("beta", "se", "chi2", "p"),
                                   engines=_engines,
+                                  options=frozenset({"loco", "format", "maf", "geno"})))
+for _name, _what in (
+        ("wald", "GEMMA -lmm 1: lambda re-fitted by REML for each SNP, Wald F(1, n - c - 1)"),
+        ("lrt", "GEMMA -lmm 2: lambda re-fitted by ML for each SNP, likelihood ratio chi2_1"),
+        ("score", "GEMMA -lmm 3: score test at the null ML lambda, F(1, n - c - 1)"),
+        ("mlma", "GCTA --mlma: the exact test, V fixed at the null fit (alias of exact)")):
+    register_assoc_test(AssocTest(_name, _what, engines=("eigen",),
+                                  columns=("beta", "se", "p", "lambda", "logl_H1"),
                                   options=frozenset({"loco", "format", "maf", "geno"})))
 #: median of chi2_1, the denominator of the genomic-control lambda
 CHI2_MEDIAN = float(stats.chi2.ppf(0.5, 1))
@@ -363,18 +374,28 @@ def _groups(idx: np.ndarray, block_size: int) -> list[np.ndarray]:
 
 # ----------------------------------------------------------------------------- public
 def assoc(fit: VarianceComponentFit | None, genotypes,
-          test: TestName | Sequence[TestName] = "exact", *,
+          test: TestName | Sequence[TestName] = "wald", *,
           loco: Mapping[str, VarianceComponentFit] | None = None,
           n_calibration: int = 30, seed: int | np.random.Generator | None = 0,
           min_maf: float = 0.0, max_missing: float = 1.0,
           block_size: int | None = None, progress: bool | None = None,
           strategy: str = "auto", chrom=None, snp=None, pos=None, a1=None, a2=None
           ) -> xr.Dataset | dict[str, xr.Dataset]:
-    """Test every SNP for association with V fixed at the null fit (notes 5.1, 5.2.3).
+    """Test every SNP for association under the mixed model (notes 5.1, 5.2.3).
 
-    Model under test: y = X beta + x gamma + g + e, g ~ N(0, sigma_g2 K), with sigma_g2 and
-    sigma_e2 fixed at the null (no-SNP) estimates, i.e. one variance fit for all SNPs
-    (EMMAX / GCTA ``--mlma`` / BOLT-LMM-inf), not re-estimated per SNP as GEMMA does.
+    Model under test: y = X beta + x gamma + g + e, g ~ N(0, sigma_g2 K). Two families of
+    tests: with the variances re-fitted for every SNP, as GEMMA does (the default,
+    ``"wald"``; :mod:`bayeslmm.association.per_snp`), or fixed at the null (no-SNP) fit,
+    one variance fit for all SNPs (``"exact"``, alias ``"mlma"``: EMMAX / GCTA ``--mlma``;
+    the GRAMMAR tests: BOLT-LMM-inf).
+
+    * ``"wald"``, ``"lrt"``, ``"score"``: GEMMA's ``-lmm 1``, ``-lmm 2``, ``-lmm 3``, with
+      GEMMA's kernel (centred over the tested samples), lambda searches and reference
+      distributions (F(1, n - c - 1) for Wald and score, chi2_1 for the likelihood ratio);
+      ``lambda`` is the re-fitted variance ratio (REML for Wald, ML for the LRT, the null
+      ML for the score test) and ``logl_H1`` the maximised log-likelihood (REML for Wald,
+      ML for the LRT), GEMMA's ``l_remle``/``l_mle`` and ``logl_H1``. Their ``chi2`` is the
+      chi2_1 value of the same p (for the genomic-control lambda).
 
     * ``"exact"``: beta = x'Py / x'Px, se = 1 / sqrt(x'Px), chi2 = (x'Py)^2 / x'Px (eq. 55
       with the covariates projected out by P = V^-1 - V^-1X(X'V^-1X)^-1X'V^-1).
@@ -386,8 +407,10 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
       x'Px replaced by its calibrated approximation c_inf (x_perp'x_perp)(y-tilde'y-tilde) /
       (N sigma_e2^2), so (beta / se)^2 = chi2.
 
-    p-values are from chi2_1. Missing genotypes are mean-imputed per SNP (mean of the
-    non-missing tested samples) before testing; ``n`` and ``af`` count only called genotypes.
+    The fixed-variance tests' p-values are from chi2_1. Missing genotypes are mean-imputed
+    per SNP (mean of the non-missing tested samples) before testing; ``n`` and ``af`` count
+    only called genotypes (``af``: the frequency of the counted allele over the tested
+    samples, as GEMMA).
 
     Parameters
     ----------
@@ -399,7 +422,8 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         :func:`bayeslmm.io.read_plink` may be lazy (read in blocks). Samples are aligned to
         the fit by label when both carry labels; a bare array must be in the fit's order.
         Coordinates ``chrom, snp, pos, a1, a2`` are carried to the result.
-    test : {"exact", "grammar", "grammar-gamma"} or a sequence of them
+    test : {"wald", "lrt", "score", "exact" (or "mlma"), "grammar", "grammar-gamma"} or a
+        sequence of them
         Several tests run in one pass over the genotypes (read, imputed and projected once;
         GRAMMAR-Gamma then calibrates on the exact test's own denominators) and come back
         as one Dataset with a ``test`` dimension; :func:`one_test` takes one out, equal to
@@ -434,8 +458,10 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     Returns
     -------
     xarray.Dataset (with a ``test`` dimension for a sequence of tests)
-        Over ``variant``: ``chrom, snp, pos, a1, a2, af, n, beta, se, chi2, p, monomorphic,
-        filtered`` (``ds.to_dataframe()`` gives one row per SNP). Attributes: ``test``,
+        Over ``variant``: ``chrom, snp, pos, a1, a2, af, n, beta, se, chi2, p, lambda,
+        logl_H1, monomorphic, filtered`` (``ds.to_dataframe()`` gives one row per SNP;
+        ``lambda`` is the null fit's sigma_g2 / sigma_e2 for the fixed-variance tests and
+        ``logl_H1`` NaN). Attributes: ``test``,
         ``lambda_gc`` (median chi2 / 0.4549), ``c_inf``, ``n_samples``, ``n_filtered``,
         ``sigma_g2``, ``sigma_e2``, ``loco``.
 
@@ -447,7 +473,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     >>> G = rng.binomial(2, 0.3, (200, 300)).astype(float)
     >>> Z = (G - G.mean(0)) / G.std(0); K = Z @ Z.T / 300
     >>> y = Z @ rng.normal(0, 0.05, 300) + rng.normal(0, 1, 200)
-    >>> res = assoc(bayeslmm.reml(y, K), G, "exact")
+    >>> res = assoc(bayeslmm.reml(y, K), G, ["wald", "exact"])
     >>> res.sizes["variant"], bool(np.isfinite(res.p).all())
     (300, True)
     """
@@ -455,10 +481,11 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     tests = [test] if single else list(test)
     if not tests:
         raise InputError(f"give at least one test of {TESTS}")
-    tests = list(dict.fromkeys(str(t).lower() for t in tests))
+    tests = [str(t).lower() for t in tests]
     for t in tests:
-        if t not in TESTS:
-            raise InputError(f"test must be one of {TESTS}, got {t!r}")
+        if t not in TESTS and t not in ALIASES:
+            raise InputError(f"test must be one of {(*TESTS, *ALIASES)}, got {t!r}")
+    tests = list(dict.fromkeys(ALIASES.get(t, t) for t in tests))
     if not 0.0 <= min_maf <= 0.5:
         raise InputError(f"min_maf must be in [0, 0.5], got {min_maf}")
     if not 0.0 <= max_missing <= 1.0:
@@ -510,7 +537,11 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
 
     shared = {"af": np.full(P, np.nan), "n": np.zeros(P, dtype=np.int64),
               "monomorphic": np.zeros(P, dtype=bool), "filtered": np.zeros(P, dtype=bool)}
-    stat = {t: {k: np.full(P, np.nan) for k in ("beta", "se", "chi2")} for t in tests}
+    stat = {t: {k: np.full(P, np.nan) for k in ("beta", "se", "chi2", "p", "lambda", "logl")}
+            for t in tests}
+    per_snp = [t for t in tests if t in PER_SNP_TESTS]
+    fixed = [t for t in tests if t not in PER_SNP_TESTS]
+    bases = []
     c_values: dict[str, list[float]] = {t: [] for t in tests if t != "exact"}
     n_blocks = sum(math.ceil(len(v) / block_size) for _, v in plan)
     show = progress if progress is not None else n_blocks >= PROGRESS_MIN_BLOCKS
@@ -524,10 +555,12 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     # (under glibc's 32 MB mmap ceiling, so later calls get it back without page faults).
     work_width = max(64, min(block_size, (3 << 20) // max(N, 1)))
     work = None
-    grammar = [t for t in tests if t != "exact"]
+    grammar = [t for t in fixed if t != "exact"]
     need_cal = "grammar-gamma" in tests
     for f, variants in plan:
-        null = _Null.from_fit(f, strategy)
+        null = _Null.from_fit(f, strategy) if fixed else None
+        basis = _gemma_basis(f) if per_snp else None
+        bases.append(basis)
         # Calibration candidates: a random order of this fit's SNPs; the first
         # n_calibration polymorphic ones are used, found during the single pass.
         order = np.empty(0, dtype=np.int64)
@@ -550,6 +583,14 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
             if not cols.size:
                 continue
             ik = idx[cols]
+            if per_snp:
+                res = per_snp_block(basis, G[:, cols], per_snp)
+                for t in per_snp:
+                    for k_out, k_in in (("beta", "beta"), ("se", "se"), ("p", "p"),
+                                        ("lambda", "lam"), ("logl", "logl")):
+                        stat[t][k_out][ik] = res[t][k_in]
+            if not fixed:
+                continue
             # O(N) per SNP: cheaper on the whole block than after gathering the kept columns.
             xPy, xy, XG = (a[..., cols] for a in null.products(G))
             if grammar:
@@ -603,8 +644,14 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     flags = {name: ("variant", shared[name]) for name in ("monomorphic", "filtered")}
     for t in tests:
         s = stat[t]
-        data = {name: ("variant", s[name]) for name in ("beta", "se", "chi2")}
-        data["p"] = ("variant", chi2_sf(s["chi2"]))
+        if t in PER_SNP_TESTS:
+            # chi2: the chi2_1 value of the same p (GEMMA's Wald and score tests are F tests)
+            s["chi2"] = stats.chi2.isf(s["p"], 1)
+        else:
+            s["p"] = chi2_sf(s["chi2"])
+            s["lambda"][:] = float(np.sum(fits[0].sigma2[:-1]) / fits[0].sigma2[-1])
+        data = {name: ("variant", s[name]) for name in ("beta", "se", "chi2", "p", "lambda")}
+        data["logl_H1"] = ("variant", s["logl"])
         cv = c_values.get(t, [])
         attrs = {
             "test": t,
@@ -621,6 +668,14 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
             "loco": int(loco is not None),
             "imputation": "mean",
         }
+        if t in PER_SNP_TESTS:
+            b0 = bases[0]
+            attrs |= {"df": b0.n - b0.c - 1, "lambda_mle_null": b0.l_mle_null,
+                      "lambda_remle_null": b0.l_remle_null,
+                      "logl_mle_null": b0.logl_mle_null,
+                      "logl_remle_null": b0.logl_remle_null, "pve_gemma": b0.pve,
+                      "kernel": "centred over the tested samples, eigenvalues < 1e-10 "
+                                "set to 0 (GEMMA)"}
         if t == "grammar-gamma":
             attrs["n_calibration"] = n_calibration
             if len(cv) > 1:
@@ -634,6 +689,16 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
 
 
 PER_TEST_ATTRS = ("lambda_gc", "c_inf")
+#: the variables of a result that each test has its own values of
+STAT_VARS = ("beta", "se", "chi2", "p", "lambda", "logl_H1")
+
+
+def _gemma_basis(fit: VarianceComponentFit):
+    """The per-SNP tests' rotation of a one-kernel null fit's data (GEMMA's centred kernel)."""
+    if fit.k != 1:
+        raise InputError("the per-SNP tests (wald, lrt, score) take a one-kernel fit")
+    K = fit.data.Ks[0] if fit.data.Ks else fit.decomposition.kernel()
+    return gemma_basis(K, fit.data.y, fit.data.X)
 
 
 def _stack_tests(results: dict[str, xr.Dataset], tests: list[str]) -> xr.Dataset:
@@ -641,7 +706,7 @@ def _stack_tests(results: dict[str, xr.Dataset], tests: list[str]) -> xr.Dataset
     lambda_gc, c_inf over ``test``; the SNPs' own columns once)."""
     first = results[tests[0]]
     per_test = {name: (("test", "variant"), np.stack([results[t][name].values for t in tests]))
-                for name in ("beta", "se", "chi2", "p")}
+                for name in STAT_VARS}
     per_test |= {name: ("test", [float(results[t].attrs[name]) for t in tests])
                  for name in PER_TEST_ATTRS}
     attrs = {k: v for k, v in first.attrs.items() if k not in (*PER_TEST_ATTRS, "test",
@@ -651,7 +716,7 @@ def _stack_tests(results: dict[str, xr.Dataset], tests: list[str]) -> xr.Dataset
         attrs["n_calibration"] = gg.attrs["n_calibration"]
         if "c_inf_per_fit" in gg.attrs:
             attrs["c_inf_per_fit"] = gg.attrs["c_inf_per_fit"]
-    out = first.drop_vars(["beta", "se", "chi2", "p"]).assign(per_test)
+    out = first.drop_vars(list(STAT_VARS)).assign(per_test)
     return out.assign_coords(test=list(tests)).assign_attrs(attrs | {"tests": list(tests)})
 
 

@@ -47,6 +47,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit, prange
 from scipy import stats
 
 from bayeslmm.errors import InputError
@@ -99,7 +100,8 @@ class GemmaBasis:
     UtW: np.ndarray
     Uty: np.ndarray
     logdet_WW: float
-    pairs: np.ndarray  # (n, c(c+1)/2 + c + 1): w_k w_l (k <= l), w_k y, y y
+    pairsT: np.ndarray  # (c(c+1)/2 + c + 1, n): w_k w_l (k <= l), w_k y, y y
+    WyT: np.ndarray  # (c + 1, n): the rows of (U'W)' and U'y
     l_mle_null: float = math.nan
     logl_mle_null: float = math.nan
     l_remle_null: float = math.nan
@@ -128,33 +130,76 @@ class GemmaBasis:
 # ----------------------------------------------------------------------------- forms
 @dataclass(frozen=True, eq=False)
 class _Rotated:
-    """A block of rotated SNPs and their lambda-free products with [W, y]: every weighted
-    sum an evaluation needs is then one batched matrix-vector product per weight vector."""
+    """A block of rotated SNPs, one row each (or none: the null model)."""
 
-    x: np.ndarray | None  # (n, B), None for the null model
-    Qx: np.ndarray | None  # (B, c + 2, n): x*x, x*w_1..x*w_c, x*y
+    xt: np.ndarray  # (B, n) = (U'X)', or (0, n)
     B: int
 
     @classmethod
-    def of(cls, basis: GemmaBasis, x: np.ndarray | None) -> _Rotated:
-        if x is None:
-            return cls(None, None, 1)
-        xt = np.ascontiguousarray(x.T)
-        Qx = np.empty((xt.shape[0], basis.c + 2, basis.n))
-        Qx[:, 0] = xt * xt
-        Qx[:, 1:1 + basis.c] = xt[:, None, :] * basis.UtW.T[None]
-        Qx[:, -1] = xt * basis.Uty
-        return cls(x, Qx, xt.shape[0])
+    def of(cls, basis: GemmaBasis, X: np.ndarray | None) -> _Rotated:
+        if X is None:
+            return cls(np.zeros((0, basis.n)), 1)
+        xt = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T @ basis.U)
+        return cls(xt, xt.shape[0])
+
+    @property
+    def null(self) -> bool:
+        return self.xt.shape[0] == 0
 
     def take(self, sel: np.ndarray) -> _Rotated:
-        if self.x is None:
-            return self
-        return _Rotated(self.x[:, sel], self.Qx[sel], sel.size)
+        return self if self.null else _Rotated(self.xt[sel], sel.size)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _weighted_sums(lam, d, pairsT, WyT, xt, second):  # pragma: no cover - compiled
+    """For each SNP b: h = 1 / (lam_b d + 1), and the sums of h (and h^2) times each [W, y]
+    product (rows of ``pairsT``) and times x_b x_b, x_b w_k, x_b y (``WyT``: the rows of
+    W' and y'; ``xt``: (B, n), empty for the null model): one pass over the samples per SNP,
+    with no (B, n) array of weights or products."""
+    B = lam.size
+    m0, c1 = pairsT.shape[0], WyT.shape[0]
+    mx = 0 if xt.shape[0] == 0 else c1 + 1
+    S0 = np.zeros((B, m0))
+    S1 = np.zeros((B, mx))
+    S0b = np.zeros((B, m0))
+    S1b = np.zeros((B, mx))
+    tr = np.zeros(B)
+    for b in prange(B):
+        h = 1.0 / (lam[b] * d + 1.0)
+        tr[b] = h.sum()
+        for m in range(m0):
+            S0[b, m] = np.dot(h, pairsT[m])
+        h2 = h * h
+        if second:
+            for m in range(m0):
+                S0b[b, m] = np.dot(h2, pairsT[m])
+        if mx:
+            x = xt[b]
+            hx = h * x
+            S1[b, 0] = np.dot(hx, x)
+            for m in range(c1):
+                S1[b, 1 + m] = np.dot(hx, WyT[m])
+            if second:
+                h2x = h2 * x
+                S1b[b, 0] = np.dot(h2x, x)
+                for m in range(c1):
+                    S1b[b, 1 + m] = np.dot(h2x, WyT[m])
+    return S0, S1, S0b, S1b, tr
+
+
+@njit(parallel=True, cache=True)
+def _logdet_H(lam, d):  # pragma: no cover - compiled
+    """sum_i log(lam_b d_i + 1) for each b."""
+    out = np.empty(lam.size)
+    for b in prange(lam.size):
+        out[b] = np.log1p(lam[b] * d).sum()
+    return out
 
 
 def _assemble(S0: np.ndarray, S1: np.ndarray | None, c: int):
     """V'DV (B, k, k), V'Dy (B, k), y'Dy (B,) from the weighted sums over [W, y] pairs
-    (``S0``, :attr:`GemmaBasis.pairs` order) and over the SNP's products (``S1``)."""
+    (``S0``, :attr:`GemmaBasis.pairsT` order) and over the SNP's products x x, x w_k, x y
+    (``S1``)."""
     B = S0.shape[0]
     k = c + (S1 is not None)
     A = np.empty((B, k, k))
@@ -167,7 +212,7 @@ def _assemble(S0: np.ndarray, S1: np.ndarray | None, c: int):
     if S1 is not None:
         A[:, c, c] = S1[:, 0]
         A[:, :c, c] = A[:, c, :c] = S1[:, 1:1 + c]
-        b[:, c] = S1[:, -1]
+        b[:, c] = S1[:, 1 + c]
     return A, b, yy
 
 
@@ -177,30 +222,25 @@ class _Forms:
 
     def __init__(self, basis: GemmaBasis, rot: _Rotated, lam, second: bool = False):
         B, c = rot.B, basis.c
-        lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (B,))
-        hT = 1.0 / (lam[:, None] * basis.d[None, :] + 1.0)  # (B, n)
+        lam = np.ascontiguousarray(np.broadcast_to(np.asarray(lam, dtype=np.float64), (B,)))
         self.lam = lam
-        S0 = hT @ basis.pairs
-        S1 = None if rot.Qx is None else np.matmul(rot.Qx, hT[:, :, None])[..., 0]
-        A, b, yy = _assemble(S0, S1, c)
+        S0, S1, S0b, S1b, self.trHi = _weighted_sums(lam, basis.d, basis.pairsT, basis.WyT,
+                                                     rot.xt, second)
+        A, b, yy = _assemble(S0, None if rot.null else S1, c)
         self.k = A.shape[1]
         self.A, self.b, self.yy = A, b, yy
         Ainv = np.linalg.inv(A)
         beta = np.einsum("bij,bj->bi", Ainv, b)
         self.P_yy = yy - np.einsum("bk,bk->b", b, beta)
-        self.trHi = hT.sum(axis=1)
         if second:
-            h2 = hT * hT
-            S0 = h2 @ basis.pairs
-            S1 = None if rot.Qx is None else np.matmul(rot.Qx, h2[:, :, None])[..., 0]
-            A2, b2, yy2 = _assemble(S0, S1, c)
+            A2, b2, yy2 = _assemble(S0b, None if rot.null else S1b, c)
             # y'PPy = sum h^2 r^2, r = y - V beta; tr P = sum h - tr(A^-1 V'H^-2V)
             self.PP_yy = (yy2 - 2.0 * np.einsum("bk,bk->b", beta, b2)
                           + np.einsum("bi,bij,bj->b", beta, A2, beta))
             self.trP = self.trHi - np.einsum("bij,bji->b", Ainv, A2)
 
     def logdet_H(self, d: np.ndarray) -> np.ndarray:
-        return np.log1p(np.multiply.outer(self.lam, d)).sum(axis=1)
+        return _logdet_H(self.lam, d)
 
 
 def _loglik(basis: GemmaBasis, rot: _Rotated, xx_logdet, lam, reml: bool) -> np.ndarray:
@@ -230,35 +270,38 @@ def _dloglik(basis: GemmaBasis, rot: _Rotated, lam, reml: bool) -> np.ndarray:
     return -0.5 * trHiK + 0.5 * n * yPKPy / F.P_yy
 
 
-def _root(basis, rot: _Rotated, lo, hi, dlo, dhi, reml: bool, tol: float = 1e-10,
+def _root(basis, rot: _Rotated, lo, hi, dlo, dhi, reml: bool, tol: float = 1e-9,
           max_iter: int = 100):
     """A root of the derivative in [lo, hi] (log lambda; derivative signs differ or one is
-    0), for each SNP of ``rot``: Illinois (regula falsi with halving), vectorised."""
+    0), for each SNP of ``rot``: Illinois (regula falsi with halving), vectorised. Every
+    iteration evaluates the whole set (a gather of the still-active SNPs would cost more
+    than it saves: they converge together)."""
     a, b, fa, fb = lo.copy(), hi.copy(), dlo.copy(), dhi.copy()
     side = np.zeros(a.size, dtype=np.int8)
     done = (fa == 0) | (fb == 0)
     root = np.where(fa == 0, a, b)
     for _ in range(max_iter):
-        act = np.flatnonzero(~done & (np.abs(b - a) > tol))
-        if not act.size:
+        act = ~done & (np.abs(b - a) > tol)
+        if not act.any():
             break
-        aa, bb, fa_, fb_ = a[act], b[act], fa[act], fb[act]
         with np.errstate(invalid="ignore", divide="ignore"):
-            m = (aa * fb_ - bb * fa_) / (fb_ - fa_)
-        bad = ~np.isfinite(m) | (m <= np.minimum(aa, bb)) | (m >= np.maximum(aa, bb))
-        m = np.where(bad, 0.5 * (aa + bb), m)
-        fm = _dloglik(basis, rot.take(act), np.exp(m), reml)
-        hit = fm == 0
-        same = np.sign(fm) == np.sign(fa_)
+            m = (a * fb - b * fa) / (fb - fa)
+        bad = ~np.isfinite(m) | (m <= np.minimum(a, b)) | (m >= np.maximum(a, b))
+        m = np.where(bad, 0.5 * (a + b), m)
+        m = np.where(act, m, root)
+        fm = _dloglik(basis, rot, np.exp(m), reml)
+        same = np.sign(fm) == np.sign(fa)
         # Illinois: when one end stays twice, halve its value.
-        a[act] = np.where(same, m, aa)
-        fa[act] = np.where(same, fm, np.where(side[act] == -1, 0.5 * fa_, fa_))
-        b[act] = np.where(same, bb, m)
-        fb[act] = np.where(same, np.where(side[act] == 1, 0.5 * fb_, fb_), fm)
-        side[act] = np.where(same, 1, -1)
-        root[act] = m
-        done[act[hit]] = True
-    left = ~done
+        new_a = np.where(same, m, a)
+        new_fa = np.where(same, fm, np.where(side == -1, 0.5 * fa, fa))
+        new_b = np.where(same, b, m)
+        new_fb = np.where(same, np.where(side == 1, 0.5 * fb, fb), fm)
+        a, fa = np.where(act, new_a, a), np.where(act, new_fa, fa)
+        b, fb = np.where(act, new_b, b), np.where(act, new_fb, fb)
+        side = np.where(act, np.where(same, 1, -1), side).astype(np.int8)
+        root = np.where(act, m, root)
+        done |= act & (fm == 0)
+    left = ~done & (np.abs(b - a) > tol)
     root[left] = np.where(np.abs(fa[left]) < np.abs(fb[left]), a[left], b[left])
     return np.exp(root)
 
@@ -278,7 +321,7 @@ def _optimise(basis: GemmaBasis, rot: _Rotated, xx_logdet, reml: bool
             sel = np.flatnonzero(D[:, i] * D[:, i + 1] <= 0)
         if not sel.size:
             continue
-        sub = rot.take(sel)
+        sub = rot if sel.size == B else rot.take(sel)
         lam = _root(basis, sub, np.full(sel.size, logg[i]), np.full(sel.size, logg[i + 1]),
                     D[sel, i], D[sel, i + 1], reml)
         f = _loglik(basis, sub, xx_logdet[sel], lam, reml)
@@ -322,9 +365,11 @@ def gemma_basis(K: np.ndarray, y: np.ndarray, W: np.ndarray, *,
     logdet_WW = float(np.linalg.slogdet(W.T @ W)[1])
     UtW, Uty = U.T @ W, U.T @ y
     iu = np.triu_indices(W.shape[1])
-    pairs = np.column_stack([UtW[:, iu[0]] * UtW[:, iu[1]], UtW * Uty[:, None],
-                             Uty * Uty])
-    basis = GemmaBasis(d=d, U=U, UtW=UtW, Uty=Uty, logdet_WW=logdet_WW, pairs=pairs)
+    pairsT = np.ascontiguousarray(np.column_stack(
+        [UtW[:, iu[0]] * UtW[:, iu[1]], UtW * Uty[:, None], Uty * Uty]).T)
+    WyT = np.ascontiguousarray(np.column_stack([UtW, Uty]).T)
+    basis = GemmaBasis(d=d, U=U, UtW=UtW, Uty=Uty, logdet_WW=logdet_WW, pairsT=pairsT,
+                       WyT=WyT)
     null = _Rotated.of(basis, None)
     zero = np.zeros(1)
     l_mle, f_mle = _optimise(basis, null, zero, reml=False)
@@ -335,56 +380,59 @@ def gemma_basis(K: np.ndarray, y: np.ndarray, W: np.ndarray, *,
                                logl_remle_null=float(f_remle[0]))
 
 
-def per_snp_block(basis: GemmaBasis, X: np.ndarray, tests) -> dict[str, np.ndarray]:
+def per_snp_block(basis: GemmaBasis, X: np.ndarray, tests) -> dict[str, dict]:
     """GEMMA's per-SNP tests for the columns of X (n x B raw allele counts, missing values
     imputed, in the basis' sample order).
 
-    Returns arrays over the block: ``beta``, ``se`` (the Wald test's when it runs, else the
-    score test's), ``logl_H1`` (REML with ``wald`` alone, ML when ``lrt`` runs, as GEMMA's
-    ``-lmm 1`` and ``-lmm 2/4``), ``l_remle``, ``l_mle``, ``p_wald``, ``p_lrt``,
-    ``p_score``; NaN where a test did not run.
+    Returns, per test, arrays over the block: ``beta`` and ``se`` (at the test's lambda:
+    REML under H1 for ``wald``, ML under H1 for ``lrt``, the null ML for ``score``),
+    ``stat`` (F for ``wald`` and ``score``, the likelihood ratio 2 (l1 - l0) for ``lrt``),
+    ``p``, ``lam`` (the lambda used) and ``logl`` (REML for ``wald``, ML for ``lrt``, NaN
+    for ``score``, as GEMMA's ``logl_H1``).
     """
-    tests = set(tests)
+    tests = list(dict.fromkeys(tests))
     n, c = basis.n, basis.c
     df_t = n - c - 1
-    x = basis.U.T @ np.asarray(X, dtype=np.float64)
-    B = x.shape[1]
-    rot = _Rotated.of(basis, x)
+    rot = _Rotated.of(basis, X)
+    B = rot.B
     # log|V'V| - log|W'W| = log(x'x - x'W (W'W)^-1 W'x): the rotation is orthogonal.
     Wt = basis.UtW
-    WtW_inv = np.linalg.inv(Wt.T @ Wt)
-    Wx = Wt.T @ x
+    Wx = rot.xt @ Wt  # (B, c)
     with np.errstate(divide="ignore", invalid="ignore"):
-        xx_logdet = np.log(np.einsum("nb,nb->b", x, x) - np.einsum("ib,ij,jb->b", Wx, WtW_inv,
-                                                                    Wx))
-    nan = np.full(B, np.nan)
-    out = {k: nan.copy() for k in ("beta", "se", "logl_H1", "l_remle", "l_mle", "p_wald",
-                                   "p_lrt", "p_score")}
+        xx_logdet = np.log(np.einsum("bn,bn->b", rot.xt, rot.xt)
+                           - np.einsum("bi,ij,bj->b", Wx, np.linalg.inv(Wt.T @ Wt), Wx))
 
     def parts(lam):
         # P_xx, P_xy, P_yy with W projected out and Px_yy with W and x: the Schur pieces.
         F = _Forms(basis, rot, lam)
-        Pyy_x = F.P_yy  # W and x projected out
         Winv = np.linalg.inv(F.A[:, :c, :c])
         aWx, aWy = F.A[:, :c, c], F.b[:, :c]
         Pxx = F.A[:, c, c] - np.einsum("bi,bij,bj->b", aWx, Winv, aWx)
         Pxy = F.b[:, c] - np.einsum("bi,bij,bj->b", aWx, Winv, aWy)
         Pyy = F.yy - np.einsum("bi,bij,bj->b", aWy, Winv, aWy)
-        return Pxx, Pxy, Pyy, Pyy_x
+        return Pxx, Pxy, Pyy, F.P_yy
 
-    if "score" in tests:
-        Pxx, Pxy, Pyy, Pyy_x = parts(np.full(B, basis.l_mle_null))
-        out["beta"], out["se"] = Pxy / Pxx, np.sqrt(Pyy_x / (df_t * Pxx))
-        out["p_score"] = stats.f.sf(n * Pxy**2 / (Pyy * Pxx), 1, df_t)
-    if "wald" in tests:
-        lam, f = _optimise(basis, rot, xx_logdet, reml=True)
+    out: dict[str, dict] = {}
+    for t in tests:
+        if t == "score":
+            lam, logl = np.full(B, basis.l_mle_null), np.full(B, np.nan)
+        elif t == "wald":
+            lam, logl = _optimise(basis, rot, xx_logdet, reml=True)
+        elif t == "lrt":
+            lam, logl = _optimise(basis, rot, xx_logdet, reml=False)
+        else:
+            raise InputError(f"not a per-SNP test: {t!r}; those are {PER_SNP_TESTS}")
         Pxx, Pxy, Pyy, Pyy_x = parts(lam)
-        tau = df_t / Pyy_x
-        out["beta"], out["se"] = Pxy / Pxx, np.sqrt(1.0 / (tau * Pxx))
-        out["p_wald"] = stats.f.sf((Pyy - Pyy_x) * tau, 1, df_t)
-        out["l_remle"], out["logl_H1"] = lam, f
-    if "lrt" in tests:
-        lam, f = _optimise(basis, rot, xx_logdet, reml=False)
-        out["p_lrt"] = stats.chi2.sf(2.0 * (f - basis.logl_mle_null), 1)
-        out["l_mle"], out["logl_H1"] = lam, f
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beta, se = Pxy / Pxx, np.sqrt(Pyy_x / (df_t * Pxx))
+            if t == "wald":
+                stat = (Pyy - Pyy_x) * df_t / Pyy_x
+                p = stats.f.sf(stat, 1, df_t)
+            elif t == "score":
+                stat = n * Pxy**2 / (Pyy * Pxx)
+                p = stats.f.sf(stat, 1, df_t)
+            else:
+                stat = 2.0 * (logl - basis.logl_mle_null)
+                p = stats.chi2.sf(stat, 1)
+        out[t] = {"beta": beta, "se": se, "stat": stat, "p": p, "lam": lam, "logl": logl}
     return out

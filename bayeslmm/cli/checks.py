@@ -30,8 +30,9 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "grm": _GRM,
     "reml": (".hsq",),
     "blup": (".hsq", ".indi.blp", ".snp.blp"),
-    "assoc": (".assoc.tsv", ".exact.assoc.tsv", ".grammar.assoc.tsv",
-              ".grammar-gamma.assoc.tsv"),
+    "assoc": tuple(f"{t}{sfx}" for t in ("", ".exact", ".grammar", ".grammar-gamma", ".wald",
+                                          ".lrt", ".score")
+                   for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")),
     "sample": _POSTERIOR,
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),

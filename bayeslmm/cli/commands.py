@@ -240,7 +240,14 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     prefix = output_prefix(args.out)
     if not args.bfile:
         raise InputError("assoc needs the genotypes to test: --bfile PREFIX")
-    tests = list(dict.fromkeys(args.test))
+    from bayeslmm.association.fixed_variance import ALIASES
+
+    given = args.test or (["mlma"] if args.format == "mlma" else ["wald"])
+    tests = list(dict.fromkeys(ALIASES.get(t, t) for t in given))
+    if args.format == "gemma" and args.maf == 0.0 and args.geno == 1.0:
+        args.maf, args.geno = 0.01, 0.05
+        log.info("--format gemma: GEMMA's SNP filters on the analysed samples (-maf 0.01, "
+                 "-miss 0.05); --maf and --geno change them.")
     per_test = _assoc_results(args, tests)
     write_assoc_tables(per_test, prefix, args.format, staged, chromosomes=args.chr)
     return prefix

@@ -170,14 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("assoc", help="mixed-model association -> PREFIX.assoc.tsv")
     _inputs(p)
     _fit_flags(p)
-    p.add_argument("--test", choices=tuple(ASSOC_TESTS), default=["exact"],
-                   nargs="+", help="one or more tests, run in one pass over the genotypes; "
-                   "with several, one file per test: PREFIX.<test>.assoc.tsv")
+    p.add_argument("--test", choices=tuple(ASSOC_TESTS), default=None, nargs="+",
+                   help="one or more tests, in one pass over the genotypes (several: one "
+                   "file per test, PREFIX.<test>.<suffix>). wald, lrt, score: GEMMA's -lmm "
+                   "1/2/3, variances re-fitted per SNP; mlma (= exact): GCTA --mlma, "
+                   "variances fixed at the null fit; grammar, grammar-gamma: BOLT-LMM-inf. "
+                   "Default: wald; with --format mlma, mlma")
     p.add_argument("--loco", action="store_true",
                    help="leave-one-chromosome-out: null fit per chromosome (needs --bfile)")
     p.add_argument("--format", choices=("tsv", "mlma", "gemma"), default="tsv",
                    help="output layout: bayeslmm's PREFIX.assoc.tsv (default), GCTA's "
-                   "PREFIX.mlma or GEMMA's PREFIX.assoc.txt")
+                   "PREFIX.mlma or GEMMA's PREFIX.assoc.txt (GEMMA's SNP filters -maf 0.01 "
+                   "-miss 0.05 unless --maf/--geno are given; untested SNPs left out)")
     _engine_flags(p)
     _common(p)
     p.set_defaults(func=commands.cmd_assoc)

@@ -325,17 +325,45 @@ def mlma_table(res: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame({k: res[v].to_numpy() for k, v in MLMA_COLUMNS.items()})
 
 
+#: GEMMA's columns after ``af`` for each test (``-lmm 1``, ``2``, ``3``): the variable each
+#: comes from; the fixed-variance tests are written in the ``-lmm 1`` layout without the
+#: per-SNP fit's columns
+GEMMA_TEST_COLUMNS = {
+    "wald": {"beta": "beta", "se": "se", "logl_H1": "logl_H1", "l_remle": "lambda",
+             "p_wald": "p"},
+    "lrt": {"logl_H1": "logl_H1", "l_mle": "lambda", "p_lrt": "p"},
+    "score": {"beta": "beta", "se": "se", "p_score": "p"},
+}
+_GEMMA_FIXED = {"beta": "beta", "se": "se", "p_wald": "p"}
+
+
 def gemma_assoc_table(res: xr.Dataset) -> pd.DataFrame:
-    """GEMMA's ``-lmm 1`` ``.assoc.txt`` layout: chr rs ps n_miss allele1 allele0 af beta se
-    p_wald (allele1 the counted allele). GEMMA's per-SNP REML columns (logl_H1, l_remle) are
-    not written: the variance components are fixed at the null fit here."""
+    """GEMMA's ``.assoc.txt`` layout of one test: chr rs ps n_miss allele1 allele0 af, then
+    ``-lmm 1`` (wald: beta se logl_H1 l_remle p_wald), ``-lmm 2`` (lrt: logl_H1 l_mle
+    p_lrt) or ``-lmm 3`` (score: beta se p_score) columns; allele1 is the counted allele.
+    SNPs that were not tested (filtered, monomorphic) are left out, as GEMMA does. The
+    fixed-variance tests (exact/mlma, GRAMMAR) are written as beta se p_wald, their p from
+    the test's own chi2_1 statistic (not GEMMA's per-SNP F test)."""
     n = res["n"].to_numpy()
-    return pd.DataFrame({
+    cols = GEMMA_TEST_COLUMNS.get(str(res.attrs.get("test")), _GEMMA_FIXED)
+    df = pd.DataFrame({
         "chr": res["chrom"].to_numpy(), "rs": res["snp"].to_numpy(),
         "ps": res["pos"].to_numpy(), "n_miss": int(res.attrs["n_samples"]) - n,
         "allele1": res["a1"].to_numpy(), "allele0": res["a2"].to_numpy(),
-        "af": res["af"].to_numpy(), "beta": res["beta"].to_numpy(),
-        "se": res["se"].to_numpy(), "p_wald": res["p"].to_numpy()})
+        "af": res["af"].to_numpy()} | {c: res[v].to_numpy() for c, v in cols.items()})
+    tested = ~res["monomorphic"].to_numpy()
+    if "filtered" in res:
+        tested &= ~res["filtered"].to_numpy()
+    return df[tested].reset_index(drop=True)
+
+
+def _gemma_text(df: pd.DataFrame) -> str:
+    """GEMMA's number formats: af with 3 decimals, every other number %.6e."""
+    out = df.copy()
+    out["af"] = out["af"].map(lambda v: f"{v:.3f}")
+    for c in out.columns[7:]:
+        out[c] = out[c].map(lambda v: f"{v:.6e}")
+    return out.to_csv(sep="\t", index=False, lineterminator="\n")
 
 
 ASSOC_FORMATS = {"tsv": (assoc_table, ".assoc.tsv"), "mlma": (mlma_table, ".mlma"),
@@ -347,7 +375,9 @@ def write_assoc_as(res: xr.Dataset, fmt: str, path: str | os.PathLike[str],
     """Write one test's result in the layout ``fmt`` ("tsv", "mlma" or "gemma")."""
     if fmt not in ASSOC_FORMATS:
         raise InputError(f"format must be one of {sorted(ASSOC_FORMATS)}, got {fmt!r}")
-    return write_text(path, _tsv(ASSOC_FORMATS[fmt][0](res), header=True), staged)
+    table = ASSOC_FORMATS[fmt][0](res)
+    text = _gemma_text(table) if fmt == "gemma" else _tsv(table, header=True)
+    return write_text(path, text, staged)
 
 
 # ----------------------------------------------------------------------------- posterior
@@ -428,7 +458,8 @@ def write_assoc_tables(per_test: Mapping[str, xr.Dataset], prefix: str | os.Path
 # ----------------------------------------------------------------------------- a run's files
 #: the names bayeslmm gives its outputs, after the prefix
 _OUTPUT_NAME = re.compile(
-    r"\.(hsq|indi\.blp|snp\.blp|((exact|grammar|grammar-gamma)\.)?assoc\.tsv"
+    r"\.(hsq|indi\.blp|snp\.blp|((exact|grammar|grammar-gamma|wald|lrt|score)\.)?"
+    r"(assoc\.tsv|assoc\.txt|mlma)"
     r"|posterior\.(nc|tsv)|h2\.png|compare\.(tsv|png)|sensitivity\.(tsv|png)|report\.txt"
     r"|log|(loco-chr[^./]+\.)?grm\.(bin|N\.bin|id))$")
 

@@ -109,8 +109,10 @@ def test_mlma_and_gemma_layouts(tmp_path):
     (the header of a real GEMMA file is checked in tests/test_assoc.py's GEMMA comparison)."""
     n = 3
     ds = xr.Dataset({c: ("variant", np.arange(n) + 0.5) for c in ("beta", "se", "chi2", "p")}
-                    | {"af": ("variant", [0.1, 0.2, 0.3]), "n": ("variant", [10, 9, 10])},
-                    attrs={"n_samples": 10})
+                    | {"af": ("variant", [0.1, 0.2, 0.3]), "n": ("variant", [10, 9, 10]),
+                       "monomorphic": ("variant", [False] * n),
+                       "filtered": ("variant", [False] * n)},
+                    attrs={"n_samples": 10, "test": "exact"})
     ds = ds.assign_coords(chrom=("variant", ["1"] * n), snp=("variant", ["a", "b", "c"]),
                           pos=("variant", [1, 2, 3]), a1=("variant", ["A"] * n),
                           a2=("variant", ["G"] * n))

@@ -240,6 +240,8 @@ class _Forms:
             self.trP = self.trHi - np.einsum("bij,bji->b", Ainv, A2)
 
     def logdet_H(self, d: np.ndarray) -> np.ndarray:
+        if self.lam.size > 1 and np.all(self.lam == self.lam[0]):  # the ends: one lambda
+            return np.full(self.lam.size, _logdet_H(self.lam[:1], d)[0])
         return _logdet_H(self.lam, d)
 
 

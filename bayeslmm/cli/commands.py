@@ -199,7 +199,8 @@ def cmd_blup(args: argparse.Namespace, staged) -> Path:
     return prefix
 
 
-def _assoc_results(args: argparse.Namespace, tests: list[str]) -> dict:
+def _assoc_results(args: argparse.Namespace, tests: list[str], min_maf: float,
+                   max_missing: float) -> dict:
     from bayeslmm.association.fixed_variance import assoc, loco_fits, one_test
     from bayeslmm.association.grammar import assoc_krylov
     from bayeslmm.estimation.krylov import KrylovFit
@@ -228,8 +229,8 @@ def _assoc_results(args: argparse.Namespace, tests: list[str]) -> dict:
         inp = load(args)
         ds, kw = inp.ds, {"fit": fit_reml(args, inp)}
     fit = kw.pop("fit")
-    res = assoc(fit, ds, test=tests, progress=progress(args), min_maf=args.maf,
-                max_missing=args.geno, **kw)
+    res = assoc(fit, ds, test=tests, progress=progress(args), min_maf=min_maf,
+                max_missing=max_missing, **kw)
     return {t: one_test(res, t) for t in tests}
 
 
@@ -244,11 +245,12 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
 
     given = args.test or (["mlma"] if args.format == "mlma" else ["wald"])
     tests = list(dict.fromkeys(ALIASES.get(t, t) for t in given))
-    if args.format == "gemma" and args.maf == 0.0 and args.geno == 1.0:
-        args.maf, args.geno = 0.01, 0.05
+    qc = (args.maf, args.geno)
+    if args.format == "gemma" and qc == (0.0, 1.0):
+        qc = (0.01, 0.05)
         log.info("--format gemma: GEMMA's SNP filters on the analysed samples (-maf 0.01, "
                  "-miss 0.05); --maf and --geno change them.")
-    per_test = _assoc_results(args, tests)
+    per_test = _assoc_results(args, tests, *qc)
     write_assoc_tables(per_test, prefix, args.format, staged, chromosomes=args.chr)
     return prefix
 

@@ -185,6 +185,35 @@ def test_assoc_several_tests_one_file_each(demo_grm, tmp_path):
             f"({int(rare.sum())} filtered by --maf/--geno, 0 monomorphic)") in text
 
 
+def test_assoc_defaults_to_gemmas_wald_and_writes_gemmas_layout(demo_grm, tmp_path):
+    """No --test: GEMMA's Wald test (lambda re-fitted per SNP), equal to the library's; with
+    --format gemma, GEMMA's -lmm 1 columns and number formats, GEMMA's -maf/-miss and the
+    untested SNPs left out; --format mlma defaults to the fixed-variance test."""
+    common = ["assoc", "--bfile", str(DEMO.bfile), "--grm", str(demo_grm), "--pheno",
+              str(DEMO.pheno), "--quiet"]
+    g = tmp_path / "g"
+    assert run(common + ["--format", "gemma", "--out", str(g)]) == 0
+    lines = Path(f"{g}.assoc.txt").read_text().splitlines()
+    assert lines[0].split("\t") == ["chr", "rs", "ps", "n_miss", "allele1", "allele0", "af",
+                                    "beta", "se", "logl_H1", "l_remle", "p_wald"]
+    first = lines[1].split("\t")
+    assert len(first[6]) == 5 and "e" in first[7] and len(first[11].split("e")[0]) == 8
+    t = pd.read_csv(f"{g}.assoc.txt", sep="\t")
+    # the library's Wald test on the same inputs, with GEMMA's QC
+    inp = bayeslmm.load_inputs(DEMO.pheno, grm=demo_grm, bfile=DEMO.bfile)
+    fit = bayeslmm.reml(inp.y, inp.K, inp.X)
+    res = bayeslmm.assoc(fit, inp.ds, "wald", min_maf=0.01, max_missing=0.05)
+    kept = ~res["filtered"].values & ~res["monomorphic"].values
+    assert len(t) == int(kept.sum())
+    np.testing.assert_allclose(t["p_wald"], res["p"].values[kept], rtol=1e-6)
+    np.testing.assert_allclose(t["l_remle"], res["lambda"].values[kept], rtol=1e-6)
+    m = tmp_path / "m"
+    assert run(common + ["--format", "mlma", "--out", str(m)]) == 0
+    exact = bayeslmm.assoc(fit, inp.ds, "exact")
+    np.testing.assert_allclose(pd.read_csv(f"{m}.mlma", sep="\t")["p"], exact["p"],
+                               rtol=1e-5)
+
+
 def test_assoc_loco(tmp_path):
     out = tmp_path / "l"
     assert run(["assoc", "--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--loco",

@@ -67,7 +67,8 @@ def fit_reml(args: argparse.Namespace, inp: Inputs):
 
     f = bayeslmm.ml if args.ml else bayeslmm.reml
     kw = {"component_names": inp.names} if isinstance(inp.K, list) else {}
-    fit = f(inp.y, inp.K, inp.X, method=args.method, constrain=not args.no_constrain, **kw)
+    fit = f(inp.y, inp.K, inp.X, method=args.method, constrain=not args.no_constrain,
+            se_method=args.se_method, **kw)
     log_fit(fit, getattr(args, "prevalence", None), log)
     return fit
 

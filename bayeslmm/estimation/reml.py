@@ -33,6 +33,37 @@ from bayeslmm.likelihood.single import DenseLMM, SpectralLMM
 __all__ = ["VarianceComponentFit", "ml", "reml"]
 
 ALGORITHMS = ("brent", "ai", "fisher", "em")
+#: the information matrices a fit's standard errors can come from
+SE_METHODS = ("ai", "observed", "expected")
+
+
+def _information(fit: VarianceComponentFit, kind: str) -> np.ndarray:
+    """The (RE)ML information matrix of ``sigma2`` at the estimate.
+
+    V is linear in the variances (V_i = K_i, V_e = I, second derivatives 0), so with
+    AI_ij = 1/2 y'P V_i P V_j P y and the expected (Fisher) information
+    F_ij = 1/2 tr(P V_i P V_j), the observed information -d2 l / d sigma_i d sigma_j is
+    y'P V_i P V_j P y - 1/2 tr(P V_i P V_j) = 2 AI - F (notes 4.3.2; GCTA's AI is the
+    average of the two).
+    """
+    model, s = fit.model, fit.sigma2
+    if isinstance(model, SpectralLMM):
+        ai = model.information(s[0], s[1], reml=fit.reml, kind="ai")
+        fi = model.information(s[0], s[1], reml=fit.reml, kind="fisher")
+    else:
+        ev = model.evaluate(s, fit.reml)
+        if ev is None:
+            return np.full((s.size, s.size), np.nan)
+        ai, fi = model.ai(ev), model.fisher(ev)
+    return {"ai": ai, "expected": fi, "observed": 2.0 * ai - fi}[kind]
+
+
+def _with_se_method(fit: VarianceComponentFit, se_method: str) -> VarianceComponentFit:
+    if se_method not in SE_METHODS:
+        raise InputError(f"se_method must be one of {SE_METHODS}, got {se_method!r}")
+    if se_method == "ai" or not np.all(np.isfinite(fit.cov)):
+        return replace(fit, se_method=se_method)
+    return replace(fit, cov=_safe_inv(_information(fit, se_method)), se_method=se_method)
 H2_MAX_SINGULAR = 1.0 - 1e-5
 
 
@@ -48,8 +79,8 @@ class VarianceComponentFit(Results):
     sigma2 : ndarray, shape (k + 1,)
         (sigma_g2_1, ..., sigma_g2_k, sigma_e2).
     cov : ndarray, shape (k + 1, k + 1)
-        Sampling covariance of ``sigma2``: the inverse of the information matrix (AI by
-        default, as GCTA).
+        Sampling covariance of ``sigma2``: the inverse of the information matrix named by
+        ``se_method`` (the average information by default, as GCTA).
     beta, beta_cov : pandas
         GLS estimate (49) and its covariance (X'V^-1X)^-1, labelled by covariate.
     loglik, loglik_null : float
@@ -80,6 +111,9 @@ class VarianceComponentFit(Results):
     model: SpectralLMM | DenseLMM | None = field(default=None, repr=False)
     #: why h2 is not identifiable from these data (then every SE is NaN), else None
     not_identifiable: str | None = None
+    #: the information matrix whose inverse is ``cov``: "ai" (GCTA), "observed" (the
+    #: Hessian of the log-likelihood; GEMMA's se(pve)) or "expected" (Fisher)
+    se_method: str = "ai"
 
     # --------------------------------------------------------------- per-component values
     def _one(self, a):
@@ -643,8 +677,8 @@ def _flag(fit: VarianceComponentFit) -> VarianceComponentFit:
 
 
 def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: float = 1e-9,
-         max_iter: int = 10_000, component_names: Sequence[str] | None = None
-         ) -> VarianceComponentFit:
+         max_iter: int = 10_000, component_names: Sequence[str] | None = None,
+         se_method: str = "ai") -> VarianceComponentFit:
     """Restricted maximum likelihood fit of Y = X beta + sum_k g_k + e (notes 4.3.2-4.3.3).
 
     Parameters
@@ -665,6 +699,12 @@ def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: flo
     tol, max_iter
         Convergence of the iterative algorithms: largest change of a variance component
         relative to Vp, and the iteration cap.
+    se_method : {"ai", "observed", "expected"}
+        The information matrix inverted for the standard errors of the variance components
+        (and, by the delta method, of h2): GCTA's average information (default), the
+        observed information (the negative Hessian of the log-likelihood: GEMMA's
+        ``se(pve)``) or the expected (Fisher) information. A convention, not an estimate:
+        the three agree as N grows.
 
     Returns
     -------
@@ -680,11 +720,15 @@ def reml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: flo
     >>> 0 <= fit.h2 <= 1
     True
     """
-    return _flag(_fit(y, K, X, True, method, constrain, tol, max_iter, component_names))
+    return _with_se_method(
+        _flag(_fit(y, K, X, True, method, constrain, tol, max_iter, component_names)),
+        se_method)
 
 
 def ml(y, K, X=None, *, method: str = "auto", constrain: bool = True, tol: float = 1e-9,
-       max_iter: int = 10_000, component_names: Sequence[str] | None = None
-       ) -> VarianceComponentFit:
+       max_iter: int = 10_000, component_names: Sequence[str] | None = None,
+       se_method: str = "ai") -> VarianceComponentFit:
     """Maximum likelihood fit (notes eq. 48); same arguments as :func:`reml`."""
-    return _flag(_fit(y, K, X, False, method, constrain, tol, max_iter, component_names))
+    return _with_se_method(
+        _flag(_fit(y, K, X, False, method, constrain, tol, max_iter, component_names)),
+        se_method)

@@ -141,6 +141,9 @@ def log_fit(fit, prevalence: float | None = None,
         return
     logger.info("%s (%s): converged=%s, N=%d\n%s", "REML" if fit.reml else "ML",
                 fit.algorithm, fit.converged, fit.N, hsq_text(fit, prevalence).rstrip())
+    logger.info("Standard errors from the %s information matrix (--se-method).",
+                {"ai": "average", "observed": "observed", "expected": "expected (Fisher)"}
+                .get(getattr(fit, "se_method", "ai"), "average"))
     if fit.h2_ci is not None:
         logger.info("h2 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.h2_ci)
     if fit.k == 1:

@@ -299,3 +299,34 @@ def test_a_grm_read_from_files_is_aligned_by_its_labels_and_missing_values_dropp
     idx_all = np.array([pos[t] for t in y.index])
     with pytest.raises(InputError, match="missing or non-finite"):
         bayeslmm.reml(y.to_numpy(), K.values[np.ix_(idx_all, idx_all)])
+
+
+@pytest.mark.parametrize("kernels", [1, 2])
+def test_observed_information_is_the_hessian_of_the_loglik(kernels):
+    """se_method='observed': the inverse negative Hessian of the REML log-likelihood in the
+    variances, here by finite differences of the dense likelihood; 'ai' is unchanged (GCTA)
+    and 'expected' differs from both (a convention each)."""
+    y, K, X, Z = simulate(N=150, h2=0.5, seed=21)[:4]
+    Ks = [K] if kernels == 1 else [K, Z[:, :40] @ Z[:, :40].T / 40]
+    ai = bayeslmm.reml(y, Ks, X)
+    obs = bayeslmm.reml(y, Ks, X, se_method="observed")
+    exp_ = bayeslmm.reml(y, Ks, X, se_method="expected")
+    np.testing.assert_array_equal(ai.sigma2, obs.sigma2)
+    s = obs.sigma2
+    k = s.size
+    eps = 1e-4 * s.sum()
+
+    def ll(v):
+        return dense_loglik(y, X, Ks, v[:-1], v[-1], reml=True)
+
+    H = np.empty((k, k))
+    for i in range(k):
+        for j in range(k):
+            e_i, e_j = np.eye(k)[i] * eps, np.eye(k)[j] * eps
+            H[i, j] = (ll(s + e_i + e_j) - ll(s + e_i - e_j) - ll(s - e_i + e_j)
+                       + ll(s - e_i - e_j)) / (4 * eps**2)
+    np.testing.assert_allclose(obs.cov, np.linalg.inv(-H), rtol=1e-4)
+    assert obs.se_method == "observed" and ai.se_method == "ai"
+    assert not np.allclose(exp_.h2_se, obs.h2_se, rtol=1e-3)
+    with pytest.raises(InputError, match="se_method"):
+        bayeslmm.reml(y, K, X, se_method="sandwich")

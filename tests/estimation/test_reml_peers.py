@@ -48,6 +48,16 @@ def test_gemma_null_model_reml_on_mouse_data(mouse_dir, gemma_mouse):
     assert fit.h2_se == pytest.approx(g["se(pve) in the null model"], rel=0.02)
     # GEMMA prints the REML log-likelihood with the same constants, to 6 digits.
     assert fit.loglik == pytest.approx(g["REMLE log-likelihood in the null model"], abs=0.01)
+    # GEMMA's se(pve) is the observed information's (the Hessian of the REML log-likelihood
+    # in lambda, delta method), which se_method="observed" gives; GCTA's AI is 2% off here.
+    obs = bayeslmm.reml(pheno[keep].to_numpy(), K, se_method="observed")
+    lam = obs.sigma_g2 / obs.sigma_e2
+    grad = np.array([1 / obs.sigma_e2, -obs.sigma_g2 / obs.sigma_e2**2])
+    se_lam = float(np.sqrt(grad @ obs.cov @ grad))
+    Kc = K - K.mean(0) - K.mean(1)[:, None] + K.mean()  # GEMMA's trace_G: centred kernel
+    tg = float(np.clip(np.linalg.eigvalsh(Kc), 0, None).mean())
+    assert tg / (tg * lam + 1) ** 2 * se_lam == pytest.approx(g["se(pve) in the null model"],
+                                                               rel=1e-3)
 
 
 @pytest.fixture(scope="module")

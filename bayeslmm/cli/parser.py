@@ -1,20 +1,6 @@
-"""The ``bayeslmm`` argument parser: GCTA-style flags, one sub-parser per command.
-
-Subcommands::
-
-    bayeslmm grm    --bfile X [--maf F] [--geno F] [--chr C ...] [--loco] --out P
-    bayeslmm reml   (--grm P | --mgrm FILE | --bfile X) --pheno F [--mpheno k [k2 ...]]
-                    [--covar F] [--qcovar F] [--method M] [--ml] [--no-constrain] --out P
-    bayeslmm blup   (same inputs as reml) [--bfile X]                       --out P
-    bayeslmm assoc  --bfile X [--grm P] --pheno F [--test T ...] [--loco]   --out P
-    bayeslmm sample (same inputs as reml) [--prior h2='Beta(1, 1)' ...] [--draws n]
-                    [--tune n] [--chains n] [--seed s]                       --out P
-    bayeslmm compare (as sample): REML next to the posterior -> .compare.tsv/.png
-    bayeslmm sensitivity (as reml) --priors 'LABEL: NAME=SPEC; ...'   --out P
-    bayeslmm demo   [--out DIR]
-
-The choices of ``--engine`` and ``--test`` are what :mod:`bayeslmm.registry` holds.
-"""
+"""The ``bayeslmm`` argument parser: GCTA-style flags, one sub-parser per command (grm, reml,
+blup, assoc, sample, compare, sensitivity, demo; ``bayeslmm COMMAND --help`` lists each one's
+flags). The choices of ``--engine`` and ``--test`` are what :mod:`bayeslmm.registry` holds."""
 
 from __future__ import annotations
 

@@ -33,7 +33,14 @@ from bayeslmm.genotypes.remedies import bend, relatedness_cutoff
 from bayeslmm.io import GRM, read_covar, read_grm, read_phenotype, read_plink, read_qcovar
 from bayeslmm.io.text import read_lines
 
-__all__ = ["Inputs", "load_inputs", "read_genotypes", "read_mgrm"]
+__all__ = ["INPUT_FLAGS", "Inputs", "load_inputs", "read_genotypes", "read_mgrm"]
+
+#: the command line's flags (argparse names) that :func:`load_inputs` takes, and its keywords
+INPUT_FLAGS = {"mpheno": "mpheno", "grm": "grm", "mgrm": "mgrm", "bfile": "bfile",
+               "covar": "covar", "qcovar": "qcovar", "keep": "keep", "remove": "remove",
+               "extract": "extract", "exclude": "exclude", "chr": "chromosomes", "maf": "maf",
+               "geno": "geno", "include_nonautosomal": "include_nonautosomal",
+               "grm_cutoff": "grm_cutoff", "grm_bend": "grm_bend", "prevalence": "prevalence"}
 
 log = logging.getLogger("bayeslmm.inputs")
 

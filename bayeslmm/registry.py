@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["ASSOC_TESTS", "ENGINES", "MODEL_FAMILIES", "AssocTest", "Engine", "ModelFamily",
            "applicable_options", "assoc_test", "engine", "family_for_kind", "model_family",
            "register_assoc_test", "register_engine", "register_model_family",
-           "specific_options"]
+           "specific_options", "inapplicable", "claimed_by", "check_applicable"]
 
 
 @dataclass(frozen=True)
@@ -156,3 +156,51 @@ def assoc_test(name: str) -> AssocTest:
 
 def engine(name: str) -> Engine:
     return ENGINES[name]
+
+
+def inapplicable(given, *, model: str | None = None, engine: str | None = None,
+                 traits: int = 1) -> list[str]:
+    """Of the options ``given`` (those a user set), the ones that some family or engine
+    claims but none of the chosen ones does (:func:`applicable_options`): flags that would
+    otherwise be accepted and silently ignored."""
+    specific = specific_options()
+    ok = applicable_options(model=model, engine=engine, traits=traits)
+    return sorted(o for o in given if o in specific and o not in ok)
+
+
+def claimed_by(option: str) -> list[str]:
+    """Where ``option`` applies: the families ("--model NAME", "several traits") and engines
+    ("--engine NAME") that claim it, for an error message."""
+    out = [("several traits" if f.traits != (1,) else f"--model {f.name}")
+           for f in MODEL_FAMILIES.values() if option in f.options]
+    return out + [f"--engine {e.name}" for e in ENGINES.values() if option in e.options]
+
+
+def check_applicable(given, *, model: str = "linear", engine: str | None = None,
+                     traits: int = 1, genotypes: bool = True) -> None:
+    """Refuse, naming the flag and where it applies, what a run would otherwise accept and
+    silently ignore: an option no chosen family or engine claims (:func:`inapplicable`), a
+    model of one trait asked for several, what the engines do not apply (the liability
+    scale, GRM remedies, several traits), and SNP selections without genotypes."""
+    from bayeslmm.errors import InputError
+
+    given = set(given)
+    if traits > 1 and model not in ("linear", "multitrait"):
+        raise InputError(f"--model {model} is for one trait; --mpheno gave {traits}")
+    fam = "multitrait" if traits > 1 else model
+    for opt in inapplicable(given, model=fam, engine=engine, traits=traits):
+        raise InputError(f"--{opt.replace('_', '-')} does not apply to this run; it applies "
+                         f"with {' or '.join(claimed_by(opt))}")
+    if engine is not None:
+        for opt in ("prevalence", "grm_cutoff", "grm_bend"):
+            if opt in given:
+                raise InputError(f"--{opt.replace('_', '-')} is not applied by --engine (no "
+                                 "GRM is formed); fit with --grm, or --bfile without --engine")
+        if traits > 1:
+            raise InputError("--engine fits one trait; several --mpheno columns need --grm or "
+                             "--bfile without --engine")
+    if not genotypes:
+        for opt in ("extract", "exclude", "chr", "maf", "geno"):
+            if opt in given:
+                raise InputError(f"--{opt} selects SNPs, which needs --bfile (a GRM read with "
+                                 "--grm is used as it is)")

@@ -76,3 +76,15 @@ def run_cli(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+
+
+def gemma_se_pve(fit, K) -> float:
+    """GEMMA's se(pve) from a fit's covariance of (sigma_g2, sigma_e2): the SE of lambda =
+    sigma_g2 / sigma_e2 by the delta method, mapped to pve = t lambda / (t lambda + 1) with
+    GEMMA's trace_G t, the mean eigenvalue of the centred kernel (negatives set to 0)."""
+    lam = fit.sigma_g2 / fit.sigma_e2
+    grad = np.array([1 / fit.sigma_e2, -fit.sigma_g2 / fit.sigma_e2**2])
+    se_lam = float(np.sqrt(grad @ fit.cov @ grad))
+    Kc = K - K.mean(0) - K.mean(1)[:, None] + K.mean()
+    tg = float(np.clip(np.linalg.eigvalsh(Kc), 0, None).mean())
+    return tg / (tg * lam + 1) ** 2 * se_lam

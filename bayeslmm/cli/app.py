@@ -1,12 +1,7 @@
-"""The ``bayeslmm`` command: runs one command of :mod:`bayeslmm.cli.commands` as a
-transaction.
-
-Every run writes a log of what was read and dropped to stderr and to ``PREFIX.log``. A bad
-input ends the run with one line, ``bayeslmm: error: ...``, on stderr and exit status 1;
-SIGINT and SIGTERM end it with one line and status 130 / 143. No output file is written
-then, since all of a run's files are staged and renamed into place only at the very end
-(:class:`~bayeslmm.reports.writers.StagedOutputs`). Bugs are not caught: they show a traceback.
-"""
+"""The ``bayeslmm`` command: one command of :mod:`bayeslmm.cli.commands` run as a
+transaction. The run's log goes to stderr and ``PREFIX.log``; bad input ends it with one line
+and status 1, SIGINT/SIGTERM with 130/143, and either way no output file is written (they are
+staged and renamed into place at the very end). Bugs are not caught: they show a traceback."""
 
 from __future__ import annotations
 
@@ -69,7 +64,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     staged = None
     try:
-        check_args(args)  # before any file is read: a typo costs no time
+        check_args(args, parser)  # before any file is read: a typo costs no time
         with limit_threads(args.threads), capture_log(args.quiet) as buf:
             t0 = time.perf_counter()
             log.info("bayeslmm %s", " ".join(sys.argv[1:] if argv is None else argv))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bayeslmm.errors import InputError
+from bayeslmm.registry import check_applicable
 from bayeslmm.reports.writers import same_file
 
 __all__ = ["COMMAND_OUTPUTS", "SEED_MAX", "check_args", "input_files"]
@@ -44,7 +45,8 @@ def _need(cond: bool, msg: str) -> None:
         raise InputError(msg)
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
+               ) -> None:
     """Check the numbers and the output prefix of a parsed command line.
 
     Raises
@@ -58,9 +60,10 @@ def check_args(args: argparse.Namespace) -> None:
             _need(a[name] >= 1, f"--{name} must be at least 1, got {a[name]}")
     if a.get("tune") is not None:
         _need(a["tune"] >= 0, f"--tune must be 0 or more, got {a['tune']}")
-    if a.get("seed") is not None:
-        _need(0 <= a["seed"] <= SEED_MAX,
-              f"--seed must be an integer from 0 to 2^32 - 1 = {SEED_MAX}, got {a['seed']}")
+    for name in ("seed", "probe_seed"):
+        if a.get(name) is not None:
+            _need(0 <= a[name] <= SEED_MAX, f"--{name.replace('_', '-')} must be an integer "
+                                            f"from 0 to 2^32 - 1 = {SEED_MAX}, got {a[name]}")
     if a.get("threads") is not None:
         _need(a["threads"] >= 1, f"--threads must be at least 1, got {a['threads']}")
     if a.get("mpheno") is not None:
@@ -70,12 +73,29 @@ def check_args(args: argparse.Namespace) -> None:
         _need(0.0 <= a["maf"] <= 0.5, f"--maf must be in [0, 0.5], got {a['maf']}")
     if a.get("geno") is not None:
         _need(0.0 <= a["geno"] <= 1.0, f"--geno must be in [0, 1], got {a['geno']}")
+    for name in ("probes", "lanczos_steps"):
+        if a.get(name) is not None:
+            _need(a[name] >= 1, f"--{name.replace('_', '-')} must be at least 1, got {a[name]}")
+    if a.get("lkj_eta") is not None:
+        _need(np.isfinite(a["lkj_eta"]) and a["lkj_eta"] > 0,
+              f"--lkj-eta must be a finite number above 0, got {a['lkj_eta']}")
+    if a.get("scheduler") is not None:
+        _need(re.fullmatch(r"([a-z]+://)?[\w.\-\[\]:]+:\d+", a["scheduler"]) is not None,
+              f"--scheduler must be a dask scheduler address such as tcp://host:8786, got "
+              f"{a['scheduler']!r}")
     # compare's REML side is transformed to the threshold model's liability scale with K
     _need(not (a.get("command") == "compare" and a.get("model") == "threshold"
                and a.get("prevalence") is None),
           "compare --model threshold needs --prevalence K: the threshold model's h2 is on the "
           "liability scale, and K transforms REML's to it")
     _check_out(args)
+    if parser is not None:  # flags that apply to none of the chosen model, engine, traits
+        sub = parser._subparsers._group_actions[0].choices[args.command]
+        mp = a.get("mpheno")
+        check_applicable({d for d, v in a.items() if v != sub.get_default(d)},
+                         model=a.get("model") or "linear", engine=a.get("engine"),
+                         traits=len(mp) if isinstance(mp, list) else 1,
+                         genotypes=bool(a.get("bfile")) or args.command == "grm")
 
 
 def _check_out(args: argparse.Namespace) -> None:

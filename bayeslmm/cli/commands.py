@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from bayeslmm.errors import InputError
-from bayeslmm.inputs import Inputs, load_inputs, read_genotypes
+from bayeslmm.inputs import INPUT_FLAGS, Inputs, load_inputs, read_genotypes
 from bayeslmm.reports.hsq import hsq_text, log_fit, write_hsq
 
 log = logging.getLogger("bayeslmm.cli")
@@ -36,16 +36,8 @@ def _cores(args: argparse.Namespace) -> int | None:
 
 def input_options(args: argparse.Namespace) -> dict[str, Any]:
     """The flags that :func:`bayeslmm.load_inputs` takes, by its argument names."""
-    def g(name, default=None):
-        return getattr(args, name, default)
-
-    return dict(mpheno=g("mpheno", 1), grm=g("grm"), mgrm=g("mgrm"), bfile=g("bfile"),
-                covar=g("covar"), qcovar=g("qcovar"), keep=g("keep"), remove=g("remove"),
-                extract=g("extract"), exclude=g("exclude"), chromosomes=g("chr"),
-                maf=g("maf", 0.0), geno=g("geno", 1.0),
-                include_nonautosomal=g("include_nonautosomal", False),
-                grm_cutoff=g("grm_cutoff"), grm_bend=g("grm_bend", False),
-                prevalence=g("prevalence"), progress=progress(args))
+    return {kw: getattr(args, dest) for dest, kw in INPUT_FLAGS.items() if hasattr(args, dest)
+            } | {"progress": progress(args)}
 
 
 def load(args: argparse.Namespace, **override) -> Inputs:
@@ -56,10 +48,10 @@ def load(args: argparse.Namespace, **override) -> Inputs:
 def genotypes(args: argparse.Namespace):
     """--bfile with PLINK's filters applied (each logged)."""
     o = input_options(args)
-    return read_genotypes(args.bfile, keep=o["keep"], remove=o["remove"],
-                          extract=o["extract"], exclude=o["exclude"],
-                          chromosomes=o["chromosomes"], maf=o["maf"], geno=o["geno"],
-                          progress=o["progress"])
+    return read_genotypes(args.bfile, keep=o.get("keep"), remove=o.get("remove"),
+                          extract=o.get("extract"), exclude=o.get("exclude"),
+                          chromosomes=o.get("chromosomes"), maf=o.get("maf", 0.0),
+                          geno=o.get("geno", 1.0), progress=o["progress"])
 
 
 def fit_reml(args: argparse.Namespace, inp: Inputs):

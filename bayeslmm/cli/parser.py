@@ -28,7 +28,7 @@ def _qc(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maf", type=float, default=0.0, help="drop SNPs with MAF below this")
     p.add_argument("--geno", type=float, default=1.0,
                    help="drop SNPs with a missing-call rate above this")
-    p.add_argument("--chr", nargs="+", default=None, metavar="C",
+    p.add_argument("--chr", nargs="+", action="extend", default=None, metavar="C",
                    help="use SNPs on these chromosomes only")
     p.add_argument("--keep", metavar="FILE", help="use only the samples listed (FID IID)")
     p.add_argument("--remove", metavar="FILE", help="leave out the samples listed (FID IID)")

@@ -34,7 +34,7 @@ __all__ = ["ENGINES", "choose_engine", "reml_genotypes", "scheduler_client"]
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "eigen", "lowrank", "krylov")
-_PASSES = frozenset({"scheduler", "threads"})  # every engine runs its passes on dask
+_PASSES = frozenset({"scheduler"})  # every engine runs its passes on dask
 for _e, _what, _opts in (
         ("auto", "picks eigen, lowrank or krylov by N, P and free memory (logged)",
          {"probes", "lanczos_steps", "probe_seed", "precision"}),

@@ -153,3 +153,55 @@ def test_commit_failure_midway_restores_everything(tmp_path, monkeypatch):
     st2.write_text(tmp_path / "a", "new a\n")
     st2.commit()
     assert (tmp_path / "a").read_text() == "new a\n"
+
+
+# ----------------------------------------------------------------------------- flags that apply
+_APPLY = [
+    # (argv after the command's own inputs, error fragment or None when it applies)
+    (["sample", "--link", "logit"], "--link does not apply"),
+    (["sample", "--model", "threshold", "--link", "logit"], None),
+    (["sample", "--lkj-eta", "2"], "--lkj-eta does not apply"),
+    (["sample", "--mpheno", "1", "2", "--lkj-eta", "2"], None),
+    (["reml", "--mpheno", "1", "2", "--prevalence", "0.1"], "--prevalence does not apply"),
+    (["reml", "--prevalence", "0.1"], None),
+    (["sample", "--mpheno", "1", "2", "--model", "threshold"], "is for one trait"),
+    (["reml", "--engine", "eigen", "--prevalence", "0.1"], "not applied by --engine"),
+    (["reml", "--engine", "eigen", "--grm-cutoff", "0.05"], "not applied by --engine"),
+    (["reml", "--engine", "krylov", "--mpheno", "1", "2"], "fits one trait"),
+    (["reml", "--probes", "5"], "--probes does not apply"),
+    (["reml", "--engine", "krylov", "--probes", "5"], None),
+    (["reml", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler does not apply"),
+    (["reml", "--engine", "eigen", "--scheduler", "tcp://127.0.0.1:8786"], None),
+    (["reml", "--engine", "eigen", "--scheduler", "not a url"], "dask scheduler address"),
+    (["reml", "--engine", "krylov", "--probe-seed", "-1"], "--probe-seed must be"),
+    (["sample", "--mpheno", "1", "2", "--lkj-eta", "inf"], "--lkj-eta must be"),
+]
+
+
+@pytest.mark.parametrize("argv,error", _APPLY)
+def test_a_flag_applies_or_is_refused_before_any_work(argv, error, tmp_path):
+    """Both directions: the flag that applies passes the checks, the one that would be
+    silently ignored is an error naming it (the registry's table of families and engines)."""
+    parser = build_parser()
+    cmd, rest = argv[0], argv[1:]
+    args = parser.parse_args([cmd, "--bfile", "x", "--pheno", "p", *rest,
+                              "--out", str(tmp_path / "o")])
+    if error is None:
+        check_args(args, parser)
+    else:
+        with pytest.raises(InputError, match=error):
+            check_args(args, parser)
+
+
+def test_snp_selections_need_genotypes_and_chr_flags_combine(tmp_path):
+    parser = build_parser()
+    args = parser.parse_args(["reml", "--grm", "g", "--pheno", "p", "--extract", "s.txt",
+                              "--out", str(tmp_path / "o")])
+    with pytest.raises(InputError, match="--extract selects SNPs"):
+        check_args(args, parser)
+    args = parser.parse_args(["reml", "--grm", "g", "--pheno", "p", "--keep", "k.txt",
+                              "--out", str(tmp_path / "o")])
+    check_args(args, parser)  # --keep selects samples: it applies with a GRM
+    args = parser.parse_args(["grm", "--bfile", "b", "--chr", "1", "--chr", "2", "--out",
+                              str(tmp_path / "o")])
+    assert args.chr == ["1", "2"]  # combined, as PLINK does, not the last one

@@ -8,7 +8,7 @@ import pytest
 
 import bayeslmm
 
-from helpers import gemma_log_values, simulate
+from helpers import gemma_log_values, gemma_se_pve, simulate
 from peers import require_module, require_tool, run
 
 pytestmark = pytest.mark.peer
@@ -51,13 +51,7 @@ def test_gemma_null_model_reml_on_mouse_data(mouse_dir, gemma_mouse):
     # GEMMA's se(pve) is the observed information's (the Hessian of the REML log-likelihood
     # in lambda, delta method), which se_method="observed" gives; GCTA's AI is 2% off here.
     obs = bayeslmm.reml(pheno[keep].to_numpy(), K, se_method="observed")
-    lam = obs.sigma_g2 / obs.sigma_e2
-    grad = np.array([1 / obs.sigma_e2, -obs.sigma_g2 / obs.sigma_e2**2])
-    se_lam = float(np.sqrt(grad @ obs.cov @ grad))
-    Kc = K - K.mean(0) - K.mean(1)[:, None] + K.mean()  # GEMMA's trace_G: centred kernel
-    tg = float(np.clip(np.linalg.eigvalsh(Kc), 0, None).mean())
-    assert tg / (tg * lam + 1) ** 2 * se_lam == pytest.approx(g["se(pve) in the null model"],
-                                                               rel=1e-3)
+    assert gemma_se_pve(obs, K) == pytest.approx(g["se(pve) in the null model"], rel=1e-3)
 
 
 @pytest.fixture(scope="module")

@@ -208,4 +208,4 @@ def sample_model(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: i
 register_model_family(ModelFamily(
     name="multikernel", kinds=("marginal-dense",), build=marginal_multikernel,
     sample=sample_model,
-    options=frozenset({"prior", "draws", "tune", "chains", "seed", "mgrm"})))
+    options=frozenset({"prior", "draws", "tune", "chains", "seed"})))

@@ -47,14 +47,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
 from scipy import stats
 
+from bayeslmm.covariance.per_column import gemma_kernel, logdet_H_per_column, weighted_sums
 from bayeslmm.errors import InputError
 from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["L_MAX", "L_MIN", "PER_SNP_TESTS", "GemmaBasis", "gemma_basis", "gemma_kernel",
-           "per_snp_block"]
+           "per_snp_block"]  # gemma_kernel: from the covariance layer, where it lives
 
 L_MIN, L_MAX, N_REGION = 1e-5, 1e5, 10
 #: the tests that re-fit lambda per SNP (or, the score test, use the null ML lambda)
@@ -62,20 +62,6 @@ PER_SNP_TESTS = ("wald", "lrt", "score")
 #: y'Py below this (a perfect fit) is clamped, as GEMMA does
 P_YY_MIN = 1e-8
 _GRID = L_MIN * np.exp(math.log(L_MAX / L_MIN) / N_REGION * np.arange(N_REGION + 1))
-
-
-def gemma_kernel(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """GEMMA's eigendecomposition of a kinship over the analysed samples: K centred,
-    (I - 11'/n) K (I - 11'/n), then ``eigh``, eigenvalues below 1e-10 set to 0.
-
-    Returns (d, U), U square (n x n).
-    """
-    K = np.asarray(K, dtype=np.float64)
-    Kc = K - K.mean(axis=0, keepdims=True)
-    Kc = Kc - Kc.mean(axis=1, keepdims=True)
-    d, U = np.linalg.eigh((Kc + Kc.T) / 2)
-    d[d < 1e-10] = 0.0
-    return d, U
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,52 +136,6 @@ class _Rotated:
         return self if self.null else _Rotated(self.xt[sel], sel.size)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _weighted_sums(lam, d, pairsT, WyT, xt, second):  # pragma: no cover - compiled
-    """For each SNP b: h = 1 / (lam_b d + 1), and the sums of h (and h^2) times each [W, y]
-    product (rows of ``pairsT``) and times x_b x_b, x_b w_k, x_b y (``WyT``: the rows of
-    W' and y'; ``xt``: (B, n), empty for the null model): one pass over the samples per SNP,
-    with no (B, n) array of weights or products."""
-    B = lam.size
-    m0, c1 = pairsT.shape[0], WyT.shape[0]
-    mx = 0 if xt.shape[0] == 0 else c1 + 1
-    S0 = np.zeros((B, m0))
-    S1 = np.zeros((B, mx))
-    S0b = np.zeros((B, m0))
-    S1b = np.zeros((B, mx))
-    tr = np.zeros(B)
-    for b in prange(B):
-        h = 1.0 / (lam[b] * d + 1.0)
-        tr[b] = h.sum()
-        for m in range(m0):
-            S0[b, m] = np.dot(h, pairsT[m])
-        h2 = h * h
-        if second:
-            for m in range(m0):
-                S0b[b, m] = np.dot(h2, pairsT[m])
-        if mx:
-            x = xt[b]
-            hx = h * x
-            S1[b, 0] = np.dot(hx, x)
-            for m in range(c1):
-                S1[b, 1 + m] = np.dot(hx, WyT[m])
-            if second:
-                h2x = h2 * x
-                S1b[b, 0] = np.dot(h2x, x)
-                for m in range(c1):
-                    S1b[b, 1 + m] = np.dot(h2x, WyT[m])
-    return S0, S1, S0b, S1b, tr
-
-
-@njit(parallel=True, cache=True)
-def _logdet_H(lam, d):  # pragma: no cover - compiled
-    """sum_i log(lam_b d_i + 1) for each b."""
-    out = np.empty(lam.size)
-    for b in prange(lam.size):
-        out[b] = np.log1p(lam[b] * d).sum()
-    return out
-
-
 def _assemble(S0: np.ndarray, S1: np.ndarray | None, c: int):
     """V'DV (B, k, k), V'Dy (B, k), y'Dy (B,) from the weighted sums over [W, y] pairs
     (``S0``, :attr:`GemmaBasis.pairsT` order) and over the SNP's products x x, x w_k, x y
@@ -224,7 +164,7 @@ class _Forms:
         B, c = rot.B, basis.c
         lam = np.ascontiguousarray(np.broadcast_to(np.asarray(lam, dtype=np.float64), (B,)))
         self.lam = lam
-        S0, S1, S0b, S1b, self.trHi = _weighted_sums(lam, basis.d, basis.pairsT, basis.WyT,
+        S0, S1, S0b, S1b, self.trHi = weighted_sums(lam, basis.d, basis.pairsT, basis.WyT,
                                                      rot.xt, second)
         A, b, yy = _assemble(S0, None if rot.null else S1, c)
         self.k = A.shape[1]
@@ -241,8 +181,8 @@ class _Forms:
 
     def logdet_H(self, d: np.ndarray) -> np.ndarray:
         if self.lam.size > 1 and np.all(self.lam == self.lam[0]):  # the ends: one lambda
-            return np.full(self.lam.size, _logdet_H(self.lam[:1], d)[0])
-        return _logdet_H(self.lam, d)
+            return np.full(self.lam.size, logdet_H_per_column(self.lam[:1], d)[0])
+        return logdet_H_per_column(self.lam, d)
 
 
 def _loglik(basis: GemmaBasis, rot: _Rotated, xx_logdet, lam, reml: bool) -> np.ndarray:

@@ -53,8 +53,7 @@ from bayeslmm.covariance.per_column import gemma_kernel, logdet_H_per_column, we
 from bayeslmm.errors import InputError
 from bayeslmm.likelihood.constants import LOG2PI
 
-__all__ = ["L_MAX", "L_MIN", "PER_SNP_TESTS", "GemmaBasis", "gemma_basis", "gemma_kernel",
-           "per_snp_block"]  # gemma_kernel: from the covariance layer, where it lives
+__all__ = ["L_MAX", "L_MIN", "PER_SNP_TESTS", "GemmaBasis", "gemma_basis", "per_snp_block"]
 
 L_MIN, L_MAX, N_REGION = 1e-5, 1e5, 10
 #: the tests that re-fit lambda per SNP (or, the score test, use the null ML lambda)

@@ -10,7 +10,8 @@ from scipy import stats
 
 import bayeslmm
 from bayeslmm.association import assoc, one_test
-from bayeslmm.association.per_snp import gemma_basis, gemma_kernel, per_snp_block
+from bayeslmm.association.per_snp import gemma_basis, per_snp_block
+from bayeslmm.covariance.per_column import gemma_kernel
 
 from helpers import simulate
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ASSOC_TESTS", "ENGINES", "MODEL_FAMILIES", "AssocTest", "Engine", "ModelFamily",
+           "attach_family_hooks",
            "applicable_options", "assoc_test", "engine", "family_for_kind", "model_family",
            "register_assoc_test", "register_engine", "register_model_family",
            "specific_options", "inapplicable", "claimed_by", "check_applicable"]
@@ -32,7 +33,9 @@ class ModelFamily:
     kinds : tuple of str
         The ``ModelInfo.kind`` values of the models its builders make.
     build : callable
-        The builder (``marginal_grm``, ``threshold``, ...).
+        The builder (``marginal_grm``, ``threshold``, ...); None until the family's module is
+        imported (the table of families, their kinds and options is declared without PyMC by
+        :mod:`bayeslmm.bayes.families`; each family's module then attaches its hooks).
     sample : callable, optional
         Replaces NUTS altogether for this family (several kernels: beta and the scale
         integrated out, a grid over the variance ratios); called as ``sample(model, draws=,
@@ -55,7 +58,7 @@ class ModelFamily:
 
     name: str
     kinds: tuple[str, ...]
-    build: Callable[..., Any]
+    build: Callable[..., Any] | None = None
     sample: Callable[..., Any] | None = None
     compile: Callable[[Any], Any] | None = None
     supported: Callable[[Any], str | None] | None = None
@@ -94,6 +97,16 @@ def register_model_family(family: ModelFamily) -> ModelFamily:
     """Add (or replace, on a module's reload) a model family."""
     MODEL_FAMILIES[family.name] = family
     return family
+
+
+def attach_family_hooks(name: str, **hooks: Any) -> ModelFamily:
+    """Give a declared family (:func:`register_model_family`) its builder and sampling hooks
+    (``build``, ``sample``, ``compile``, ``supported``, ``pointwise_loglik``)."""
+    import dataclasses
+
+    fam = dataclasses.replace(model_family(name), **hooks)
+    MODEL_FAMILIES[name] = fam
+    return fam
 
 
 def register_assoc_test(test: AssocTest) -> AssocTest:

@@ -184,6 +184,7 @@ def test_registry_knows_every_family_and_test():
     from bayeslmm.registry import ASSOC_TESTS, MODEL_FAMILIES
 
     assert set(MODEL_FAMILIES) == set(FAMILIES)
+    assert all(f.build is not None for f in MODEL_FAMILIES.values())  # hooks attached
     assert {"exact", "grammar", "grammar-gamma"} <= set(ASSOC_TESTS)
 
 

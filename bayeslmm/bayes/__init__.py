@@ -1,20 +1,40 @@
 """Bayesian layer: priors, PyMC model builders, sampling, empirical Bayes and the exact
 quadrature posterior of h2 -- all sharing the one decomposition of K with REML."""
 
-from bayeslmm.bayes.compare import Comparison, compare, compare_liability
-from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes
-from bayeslmm.bayes.models.marginal import fixed_effects, marginal_grm, random_effects
-from bayeslmm.bayes.models.threshold import posterior_predictive_cases, threshold
-from bayeslmm.bayes.priors import (
-    Prior,
-    implied_h2_prior,
-    parse_prior,
-    parse_priors,
-    plot_implied_h2_prior,
-)
-from bayeslmm.bayes.quadrature import posterior_h2_quadrature
-from bayeslmm.bayes.sampling import check_diagnostics, posterior_predictive, sample
-from bayeslmm.bayes.sensitivity import Sensitivity, prior_sensitivity
+# Lazy (PEP 562): importing a light module of this package (summaries, priors) must not load
+# PyMC, which the model builders and samplers below import (about a second).
+_LAZY = {
+    "Comparison": "bayeslmm.bayes.compare",
+    "EmpiricalBayes": "bayeslmm.bayes.empirical_bayes",
+    "Prior": "bayeslmm.bayes.priors",
+    "Sensitivity": "bayeslmm.bayes.sensitivity",
+    "check_diagnostics": "bayeslmm.bayes.sampling",
+    "compare": "bayeslmm.bayes.compare",
+    "compare_liability": "bayeslmm.bayes.compare",
+    "empirical_bayes": "bayeslmm.bayes.empirical_bayes",
+    "fixed_effects": "bayeslmm.bayes.models.marginal",
+    "implied_h2_prior": "bayeslmm.bayes.priors",
+    "marginal_grm": "bayeslmm.bayes.models.marginal",
+    "parse_prior": "bayeslmm.bayes.priors",
+    "parse_priors": "bayeslmm.bayes.priors",
+    "plot_implied_h2_prior": "bayeslmm.bayes.priors",
+    "posterior_h2_quadrature": "bayeslmm.bayes.quadrature",
+    "posterior_predictive": "bayeslmm.bayes.sampling",
+    "posterior_predictive_cases": "bayeslmm.bayes.models.threshold",
+    "prior_sensitivity": "bayeslmm.bayes.sensitivity",
+    "random_effects": "bayeslmm.bayes.models.marginal",
+    "sample": "bayeslmm.bayes.sampling",
+    "threshold": "bayeslmm.bayes.models.threshold",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bayeslmm.bayes' has no attribute {name!r}")
+
 
 __all__ = [
     "Comparison",

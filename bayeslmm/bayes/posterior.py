@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayeslmm.bayes import models  # noqa: F401  (the families attach their builders)
 from bayeslmm.bayes.model_info import model_info
 from bayeslmm.bayes.sampling import sample
 from bayeslmm.errors import InputError

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bayeslmm.bayes import families  # noqa: F401  (the table the flags are checked against)
 from bayeslmm.errors import InputError
 from bayeslmm.registry import check_applicable
 from bayeslmm.reports.writers import same_file

@@ -35,6 +35,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from bayeslmm.bayes import families  # noqa: F401  (the table this module attaches to)
 from bayeslmm.bayes.compiled.marginal import compile_marginal
 from bayeslmm.bayes.compiled.marginal import supported as compiled_supported
 from bayeslmm.bayes.loo import marginal_loo_loglik
@@ -45,7 +46,7 @@ from bayeslmm.covariance.decomposition import Decomposition, decompose, decompos
 from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import InputError, KernelError
 from bayeslmm.likelihood.constants import LOG2PI
-from bayeslmm.registry import ModelFamily, model_family, register_model_family
+from bayeslmm.registry import attach_family_hooks, model_family
 
 __all__ = ["fixed_effects", "marginal_grm", "random_effects"]
 
@@ -413,7 +414,5 @@ def _pointwise_loglik(idata: xr.DataTree, model: pm.Model) -> bool:
     return True
 
 
-register_model_family(ModelFamily(
-    name="linear", kinds=("fixed", "random", "marginal"), build=marginal_grm,
-    compile=compile_marginal, supported=compiled_supported, pointwise_loglik=_pointwise_loglik,
-    options=frozenset({"prior", "prevalence", "draws", "tune", "chains", "seed"})))
+attach_family_hooks("linear", build=marginal_grm, compile=compile_marginal,
+                    supported=compiled_supported, pointwise_loglik=_pointwise_loglik)

@@ -26,6 +26,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from bayeslmm.bayes import families  # noqa: F401  (the table this module attaches to)
 from bayeslmm.bayes.model_info import ModelInfo, attach_info, find_info, model_info
 from bayeslmm.bayes.multikernel.logp import MultiKernelDensity
 from bayeslmm.bayes.multikernel.lowrank import LowRankDensity
@@ -34,7 +35,7 @@ from bayeslmm.bayes.priors import Prior, default_priors, parse_priors
 from bayeslmm.data import prepare
 from bayeslmm.errors import InputError
 from bayeslmm.likelihood.constants import LOG2PI
-from bayeslmm.registry import ModelFamily, register_model_family
+from bayeslmm.registry import attach_family_hooks
 
 __all__ = ["density_of", "marginal_multikernel", "sample_model"]
 
@@ -205,7 +206,4 @@ def sample_model(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: i
     return tree
 
 
-register_model_family(ModelFamily(
-    name="multikernel", kinds=("marginal-dense",), build=marginal_multikernel,
-    sample=sample_model,
-    options=frozenset({"prior", "draws", "tune", "chains", "seed"})))
+attach_family_hooks("multikernel", build=marginal_multikernel, sample=sample_model)

@@ -77,6 +77,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special, stats
 
+from bayeslmm.bayes import families  # noqa: F401  (the table this module attaches to)
 from bayeslmm.bayes.ascertainment import ascertainment_check
 from bayeslmm.bayes.compiled.threshold import compile_threshold
 from bayeslmm.bayes.compiled.threshold import supported as compiled_supported
@@ -86,7 +87,7 @@ from bayeslmm.binary import as_binary
 from bayeslmm.covariance.decomposition import Decomposition, decompose, decompose_genotypes
 from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import InputError
-from bayeslmm.registry import ModelFamily, register_model_family
+from bayeslmm.registry import attach_family_hooks
 
 __all__ = ["ThresholdInfo", "posterior_predictive_cases", "threshold",
            "threshold_logp"]
@@ -383,7 +384,5 @@ def posterior_predictive_cases(idata: xr.DataTree, model: pm.Model, *,
     return out
 
 
-register_model_family(ModelFamily(
-    name="threshold", kinds=("threshold",), build=threshold, compile=compile_threshold,
-    supported=compiled_supported,
-    options=frozenset({"prior", "prevalence", "link", "draws", "tune", "chains", "seed"})))
+attach_family_hooks("threshold", build=threshold, compile=compile_threshold,
+                    supported=compiled_supported)

@@ -225,3 +225,18 @@ def test_importing_the_package_leaves_matplotlib_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"MPLBACKEND": "svg", "PATH": ""}, check=True)
     assert out.stdout.strip() == "True", out.stdout + out.stderr
+
+
+def test_bayes_names_are_functions_whichever_module_came_first():
+    """``from bayeslmm.bayes import compare`` is the function even when the module of the
+    same name was imported first; a non-Bayesian command does not load PyMC."""
+    import subprocess
+    import sys
+
+    code = ("import bayeslmm.bayes.compare, bayeslmm.bayes.empirical_bayes, sys;"
+            "from bayeslmm.bayes import compare, empirical_bayes;"
+            "import bayeslmm.cli.app;"
+            "print(callable(compare), callable(empirical_bayes), 'pymc' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["True", "True", "False"], out.stdout + out.stderr

@@ -1,17 +1,17 @@
 """Bayesian layer: priors, PyMC model builders, sampling, empirical Bayes and the exact
 quadrature posterior of h2 -- all sharing the one decomposition of K with REML."""
 
-# Lazy (PEP 562): importing a light module of this package (summaries, priors) must not load
-# PyMC, which the model builders and samplers below import (about a second).
+# These functions share their module's name: bound here, after the module is imported, so
+# that the package attribute is the function (light modules: no PyMC).
+from bayeslmm.bayes.compare import Comparison, compare, compare_liability  # noqa: E402
+from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes  # noqa: E402
+
+# The rest lazily (PEP 562): importing a light module of this package (summaries, priors)
+# must not load PyMC, which the model builders and samplers import (about a second).
 _LAZY = {
-    "Comparison": "bayeslmm.bayes.compare",
-    "EmpiricalBayes": "bayeslmm.bayes.empirical_bayes",
     "Prior": "bayeslmm.bayes.priors",
     "Sensitivity": "bayeslmm.bayes.sensitivity",
     "check_diagnostics": "bayeslmm.bayes.sampling",
-    "compare": "bayeslmm.bayes.compare",
-    "compare_liability": "bayeslmm.bayes.compare",
-    "empirical_bayes": "bayeslmm.bayes.empirical_bayes",
     "fixed_effects": "bayeslmm.bayes.models.marginal",
     "implied_h2_prior": "bayeslmm.bayes.priors",
     "marginal_grm": "bayeslmm.bayes.models.marginal",

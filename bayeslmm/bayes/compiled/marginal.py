@@ -54,7 +54,9 @@ from bayeslmm.bayes.compiled.shell import (
     expand,
     jittered_initial_point,
     layout,
+    logp_status,
     nutpie_model,
+    small_cholesky,
     write_expanded,
 )
 from bayeslmm.bayes.model_info import find_info, model_info
@@ -196,19 +198,9 @@ def _core(x, ud, grad, extra):
         b[j] += lam[j] * m0[j]
         A[j, j] += lam[j]
     # Cholesky A = L L' (M is a handful of covariates: plain loops).
-    L = np.zeros((M, M))
-    for j in range(M):
-        d = A[j, j]
-        for k in range(j):
-            d -= L[j, k] * L[j, k]
-        if not d > 0.0:
-            return np.nan
-        L[j, j] = np.sqrt(d)
-        for i in range(j + 1, M):
-            s = A[i, j]
-            for k in range(j):
-                s -= L[i, k] * L[j, k]
-            L[i, j] = s / L[j, j]
+    L, ok = small_cholesky(A)
+    if not ok:
+        return np.nan
     v = np.empty(M)  # L^-1 b
     for i in range(M):
         s = b[i]
@@ -297,13 +289,7 @@ def _logp_c(dim, x_, out_, logp_, ud_):
     lp = numba.carray(logp_, (1,))
     extra = np.empty(4 + M)
     val = _core(x, ud, out, extra)
-    lp[0] = val
-    if not np.isfinite(val):
-        return 4
-    for j in range(dim):
-        if not np.isfinite(out[j]):
-            return 3
-    return 0
+    return logp_status(val, out, lp)
 
 
 def _expand_c(dim, expanded, x_, out_, ud_):

@@ -55,7 +55,9 @@ from bayeslmm.bayes.compiled.shell import (
     compile_callbacks,
     jittered_initial_point,
     layout,
+    logp_status,
     nutpie_model,
+    small_cholesky,
     write_expanded,
 )
 from bayeslmm.bayes.model_info import find_info, model_info
@@ -222,19 +224,9 @@ def _core(x, ud, grad, extra):
         return np.nan
 
     # ---- Cholesky A = L L', beta = A^-1 b, A^-1 (P = 2M is a handful: plain loops)
-    L = np.zeros((P, P))
-    for j in range(P):
-        dd = A[j, j]
-        for k in range(j):
-            dd -= L[j, k] * L[j, k]
-        if not dd > 0.0:
-            return np.nan
-        L[j, j] = np.sqrt(dd)
-        for i in range(j + 1, P):
-            s = A[i, j]
-            for k in range(j):
-                s -= L[i, k] * L[j, k]
-            L[i, j] = s / L[j, j]
+    L, ok = small_cholesky(A)
+    if not ok:
+        return np.nan
     logdet_A = 0.0
     for j in range(P):
         logdet_A += 2.0 * np.log(L[j, j])
@@ -349,13 +341,7 @@ def _logp_c(dim, x_, out_, logp_, ud_):
     lp = numba.carray(logp_, (1,))
     extra = np.empty(_N_EXTRA)
     val = _core(x, ud, out, extra)
-    lp[0] = val
-    if not np.isfinite(val):
-        return 4
-    for j in range(dim):
-        if not np.isfinite(out[j]):
-            return 3
-    return 0
+    return logp_status(val, out, lp)
 
 
 def _expand_c(dim, expanded, x_, out_, ud_):

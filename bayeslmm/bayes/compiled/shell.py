@@ -27,7 +27,8 @@ import numpy as np
 from numba import njit, types
 
 __all__ = ["EXPAND_SIG", "LOGP_SIG", "compile_callbacks", "evaluate", "expand",
-           "jittered_initial_point", "layout", "nutpie_model", "write_expanded"]
+           "jittered_initial_point", "layout", "logp_status", "nutpie_model",
+           "small_cholesky", "write_expanded"]
 
 LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
                        types.CPointer(types.double), types.CPointer(types.double),
@@ -74,6 +75,41 @@ def write_expanded(x, extra, ud, out):
     idx = ud[ud.size - expanded:]
     for k in range(expanded):
         out[k] = canon[int(idx[k])]
+
+
+@njit(cache=True)
+def logp_status(val, grad, lp):
+    """Store the log-density ``val`` in ``lp`` and return nutpie's status for it: 0 fine,
+    3 a non-finite gradient, 4 a non-finite value (a rejected step)."""
+    lp[0] = val
+    if not np.isfinite(val):
+        return 4
+    for j in range(grad.size):
+        if not np.isfinite(grad[j]):
+            return 3
+    return 0
+
+
+@njit(cache=True)
+def small_cholesky(A):
+    """(L, True) with A = L L' for a small symmetric matrix (plain loops: a handful of
+    covariates or parameters, no LAPACK inside a compiled density); (L, False) when A is not
+    positive definite."""
+    M = A.shape[0]
+    L = np.zeros((M, M))
+    for j in range(M):
+        d = A[j, j]
+        for k in range(j):
+            d -= L[j, k] * L[j, k]
+        if not d > 0.0:
+            return L, False
+        L[j, j] = np.sqrt(d)
+        for i in range(j + 1, M):
+            s = A[i, j]
+            for k in range(j):
+                s -= L[i, k] * L[j, k]
+            L[i, j] = s / L[j, j]
+    return L, True
 
 
 def jittered_initial_point(centre: np.ndarray) -> Callable[[int], np.ndarray]:

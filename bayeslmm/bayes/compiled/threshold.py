@@ -42,6 +42,7 @@ from bayeslmm.bayes.compiled.shell import (
     compile_callbacks,
     jittered_initial_point,
     layout,
+    logp_status,
     nutpie_model,
     write_expanded,
 )
@@ -255,13 +256,7 @@ def _logp_c(dim, x_, out_, logp_, ud_):
     lp = numba.carray(logp_, (1,))
     extra = np.empty(n_extra)
     val = _core(x, ud, out, extra)
-    lp[0] = val
-    if not np.isfinite(val):
-        return 4
-    for j in range(dim):
-        if not np.isfinite(out[j]):
-            return 3
-    return 0
+    return logp_status(val, out, lp)
 
 
 def _expand_c(dim, expanded, x_, out_, ud_):

@@ -76,6 +76,8 @@ def _main(argv: Sequence[str] | None) -> int:
             log.info("Finished in %.1f s.", time.perf_counter() - t0)
             staged.write_text(f"{prefix}.log", "\n".join(buf.lines) + "\n")
             check_overwrites(staged.destinations, inputs)
+            if received() is not None:  # its exception was lost (see interrupts.py)
+                raise Interrupted(received())
             staged.commit()
     except Interrupted as exc:
         if staged is not None:

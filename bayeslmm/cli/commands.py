@@ -328,8 +328,7 @@ def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace, staged) -> Path:
-    """``bayeslmm demo``: the whole pipeline on the embedded data (:mod:`bayeslmm.reports.demo`);
-    files in the folder ``--out``, the report on stdout."""
+    """``bayeslmm demo`` (:mod:`bayeslmm.reports.demo`): files in ``--out``, report on stdout."""
     from bayeslmm.reports.demo import run_demo
 
     report = run_demo(args.out, staged, draws=args.draws, tune=args.tune, chains=args.chains,

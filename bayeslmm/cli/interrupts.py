@@ -21,9 +21,9 @@ __all__ = ["SIGNALS", "received", "signals_raise"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-# The signal that stopped the run, kept because the exception raised by the handler can be
-# replaced on its way up: C code that calls back into Python (numpy's string functions, for
-# one) turns any exception raised inside the callback into its own TypeError.
+# The signal that stopped the run, kept because the handler's exception can be replaced on
+# its way up (numpy's string callbacks make it a TypeError) or lost (Python ignores it in a
+# weakref callback or a __del__, and the run would go on to commit its files).
 _received: list[int] = []
 
 

@@ -230,6 +230,25 @@ def test_signal_whose_exception_a_library_replaced_still_exits_128_plus_signal(
         except Interrupted as exc:  # what numpy does to the handler's exception
             raise TypeError("result array type does not match underlying function") from exc
 
+    def swallowed(args, staged):
+        # Python ignores an exception raised in a weakref callback: the run goes on, and only
+        # the recorded signal can still stop it before its files are committed.
+        staged.write_text(f"{out}.hsq", "complete\n")
+        try:
+            interrupts._raise(signal.SIGINT, None)
+        except Interrupted:
+            pass
+        return out
+
+    monkeypatch.setattr(interrupts, "_received", [])
+    with interrupts.signals_raise():
+        monkeypatch.setattr(commands, "cmd_grm", swallowed)
+        with pytest.raises(SystemExit) as stop:
+            cli._main(argv)
+    assert stop.value.code == 130 and list(tmp_path.iterdir()) == []
+    capsys.readouterr()
+
+    monkeypatch.setattr(interrupts, "_received", [])
     with interrupts.signals_raise():
         monkeypatch.setattr(commands, "cmd_grm", replaced)
         with pytest.raises(SystemExit) as stop:

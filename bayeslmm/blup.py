@@ -176,7 +176,7 @@ def blup(fit: VarianceComponentFit, *, Z=None, ridge: bool = False) -> xr.Datase
     >>> Z = rng.standard_normal((100, 50)); K = Z @ Z.T / 50
     >>> y = Z @ rng.normal(0, 0.1, 50) + rng.normal(0, 0.5, 100)
     >>> fit = bayeslmm.reml(y, K)
-    >>> b = fit.blup()
+    >>> b = bayeslmm.blup(fit)
     >>> bool(np.allclose(y - fit.beta.values[0] - b.g, b.residual))
     True
     """

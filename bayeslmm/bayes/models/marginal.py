@@ -331,8 +331,8 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
     >>> rng = np.random.default_rng(0)
     >>> Z = rng.standard_normal((50, 80)); K = Z @ Z.T / 80
     >>> m = bayeslmm.models.marginal_grm(rng.standard_normal(50), K)
-    >>> sorted(m.named_vars)[:4]
-    ['Vp', 'beta', 'h2', 'sigma_e2']
+    >>> sorted(rv.name for rv in m.free_RVs)
+    ['Vp', 'beta_z', 'h2']
     """
     if decomposition is not None and K is not None:
         raise InputError("give K or decomposition=, not both")

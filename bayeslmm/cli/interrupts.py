@@ -21,9 +21,8 @@ __all__ = ["SIGNALS", "received", "signals_raise"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-# The signal that stopped the run, kept because the handler's exception can be replaced on
-# its way up (numpy's string callbacks make it a TypeError) or lost (Python ignores it in a
-# weakref callback or a __del__, and the run would go on to commit its files).
+# The signal that stopped the run: its exception can be replaced on its way up (numpy's string
+# callbacks make it a TypeError) or lost (Python ignores it in a weakref callback, a __del__).
 _received: list[int] = []
 
 
@@ -48,6 +47,7 @@ def signals_raise() -> Iterator[None]:
     Does nothing outside the main thread (Python delivers signals to the main thread only,
     and ``signal.signal`` is refused elsewhere). The previous handlers are restored on exit.
     """
+    _received.clear()  # a run starts unsignalled (an earlier run in this process may not)
     if threading.current_thread() is not threading.main_thread():
         yield
         return

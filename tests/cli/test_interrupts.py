@@ -259,3 +259,14 @@ def test_signal_whose_exception_a_library_replaced_still_exits_128_plus_signal(
                                                 "no output written")
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_run_starts_unsignalled(monkeypatch):
+    """A signal recorded by an earlier run in this process (the tests run the command line
+    in-process) does not stop the next run; both directions."""
+    from bayeslmm.cli import interrupts
+
+    monkeypatch.setattr(interrupts, "_received", [signal.SIGTERM])
+    assert interrupts.received() == signal.SIGTERM
+    with interrupts.signals_raise():
+        assert interrupts.received() is None

@@ -13,36 +13,33 @@ those before it): ``io`` (file formats) -> ``data`` (the one alignment rule) and
 register themselves in :mod:`bayeslmm.registry`.
 """
 
-from bayeslmm.association import assoc, genomic_control, one_test
-from bayeslmm.blup import blue, blup, predict, snp_blup
-from bayeslmm.covariance.decomposition import Decomposition, decompose, decompose_genotypes
-from bayeslmm.errors import (
-    AlignmentError,
-    BayesLMMError,
-    CollinearityError,
-    FileFormatError,
-    InputError,
-    KernelError,
-)
-from bayeslmm.estimation.engines import reml_genotypes
-from bayeslmm.estimation.krylov import KrylovFit
-from bayeslmm.estimation.liability import LiabilityH2, liability_h2
-from bayeslmm.estimation.multitrait import MultiTraitFit, multitrait_ml, multitrait_reml
-from bayeslmm.estimation.ols import OLSResult, lr_test, ols
-from bayeslmm.estimation.reml import VarianceComponentFit, ml, reml
-from bayeslmm.estimation.results import Results
-from bayeslmm.inputs import Inputs, load_inputs
-from bayeslmm.likelihood.single import SpectralLMM, dense_loglik
-
 __version__ = "0.1.0"
 
-# The Bayesian layer imports PyMC (seconds); it is loaded on first use, so that
-# `import bayeslmm` and the non-Bayesian commands stay fast.
-_BAYES = ("compare", "compare_liability", "empirical_bayes", "implied_h2_prior",
-          "parse_priors", "posterior_h2_quadrature", "posterior_predictive",
-          "posterior_predictive_cases", "prior_sensitivity", "sample")
-_MODELS = ("fixed_effects", "marginal_grm", "marginal_multikernel", "multitrait_marginal",
-           "random_effects", "threshold")
+# Every public name is loaded on first use: `import bayeslmm` and `bayeslmm --help` stay
+# well under a second (numpy/scipy/pandas/xarray/numba take ~3 s, PyMC more).
+_HOMES = {
+    "bayeslmm.association": ("assoc", "genomic_control", "one_test"),
+    "bayeslmm.blup": ("blue", "blup", "predict", "snp_blup"),
+    "bayeslmm.covariance.decomposition": ("Decomposition", "decompose", "decompose_genotypes"),
+    "bayeslmm.errors": ("AlignmentError", "BayesLMMError", "CollinearityError",
+                        "FileFormatError", "InputError", "KernelError"),
+    "bayeslmm.estimation.engines": ("reml_genotypes",),
+    "bayeslmm.estimation.krylov": ("KrylovFit",),
+    "bayeslmm.estimation.liability": ("LiabilityH2", "liability_h2"),
+    "bayeslmm.estimation.multitrait": ("MultiTraitFit", "multitrait_ml", "multitrait_reml"),
+    "bayeslmm.estimation.ols": ("OLSResult", "lr_test", "ols"),
+    "bayeslmm.estimation.reml": ("VarianceComponentFit", "ml", "reml"),
+    "bayeslmm.estimation.results": ("Results",),
+    "bayeslmm.inputs": ("Inputs", "load_inputs"),
+    "bayeslmm.likelihood.single": ("SpectralLMM", "dense_loglik"),
+    "bayeslmm.formula": ("fit", "model"),
+    "bayeslmm.bayes": ("compare", "compare_liability", "empirical_bayes", "implied_h2_prior",
+                       "parse_priors", "posterior_h2_quadrature", "posterior_predictive",
+                       "posterior_predictive_cases", "prior_sensitivity", "sample"),
+    "bayeslmm.bayes.models": ("fixed_effects", "marginal_grm", "marginal_multikernel",
+                              "multitrait_marginal", "random_effects", "threshold"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 _SUBPACKAGES = {"models": "bayeslmm.bayes.models", "bayes": "bayeslmm.bayes",
                 "plots": "bayeslmm.reports.plots", "datasets": "bayeslmm.datasets",
                 "genotypes": "bayeslmm.genotypes", "io": "bayeslmm.io",
@@ -54,13 +51,15 @@ def __getattr__(name: str):
 
     if name in _SUBPACKAGES:
         return importlib.import_module(_SUBPACKAGES[name])
-    if name in ("fit", "model"):  # the formula interface (bayeslmm.formula)
-        return getattr(importlib.import_module("bayeslmm.formula"), name)
-    if name in _BAYES:
-        return getattr(importlib.import_module("bayeslmm.bayes"), name)
-    if name in _MODELS:
-        return getattr(importlib.import_module("bayeslmm.bayes.models"), name)
+    if name in _HOME_OF:
+        value = getattr(importlib.import_module(_HOME_OF[name]), name)
+        globals()[name] = value  # later look-ups skip __getattr__
+        return value
     raise AttributeError(f"module 'bayeslmm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME_OF])
 
 
 __all__ = [

@@ -36,7 +36,8 @@ import xarray as xr
 from scipy import special, stats
 from scipy.linalg import blas
 
-from bayeslmm.association.per_snp import PER_SNP_TESTS, gemma_basis, per_snp_block
+from bayeslmm.association.catalogue import ALIASES, PER_SNP_TESTS, TESTS
+from bayeslmm.association.per_snp import gemma_basis, per_snp_block
 from bayeslmm.blup import FittedModel
 from bayeslmm.covariance.structures import (
     Covariates,
@@ -49,37 +50,15 @@ from bayeslmm.errors import AlignmentError, InputError
 from bayeslmm.estimation.reml import ml as ml_fit
 from bayeslmm.estimation.reml import reml as reml_fit
 from bayeslmm.genotypes.kinship import iter_variant_blocks, loco_grms
-from bayeslmm.registry import AssocTest, register_assoc_test
 
 if TYPE_CHECKING:
     from bayeslmm.estimation.reml import VarianceComponentFit
 
-__all__ = ["STRATEGIES", "TESTS", "assoc", "genomic_control", "loco_fits", "one_test"]
+__all__ = ["ALIASES", "STRATEGIES", "TESTS", "assoc", "genomic_control", "loco_fits", "one_test"]
 
 log = logging.getLogger(__name__)
 
-TESTS = ("exact", "grammar", "grammar-gamma", *PER_SNP_TESTS)
 TestName = Literal["exact", "grammar", "grammar-gamma", "wald", "lrt", "score", "mlma"]
-#: other names of the tests (GCTA's --mlma is the exact test with V fixed at the null)
-ALIASES = {"mlma": "exact"}
-for _name, _what, _engines in (
-        ("exact", "GLS Wald chi2 with V fixed at the null fit (notes eq. 55; GCTA --mlma, "
-         "EMMAX)", ("eigen", "lowrank")),
-        ("grammar", "GRAMMAR: BLUP residuals against the SNP, c_inf = 1 (notes 5.2.3)",
-         ("eigen", "lowrank", "krylov")),
-        ("grammar-gamma", "GRAMMAR-Gamma / BOLT-LMM-inf: GRAMMAR calibrated to the exact "
-         "test on random SNPs (notes 5.2.3)", ("eigen", "lowrank", "krylov"))):
-    register_assoc_test(AssocTest(_name, _what, columns=("beta", "se", "chi2", "p"),
-                                  engines=_engines,
-                                  options=frozenset({"loco", "format", "maf", "geno"})))
-for _name, _what in (
-        ("wald", "GEMMA -lmm 1: lambda re-fitted by REML for each SNP, Wald F(1, n - c - 1)"),
-        ("lrt", "GEMMA -lmm 2: lambda re-fitted by ML for each SNP, likelihood ratio chi2_1"),
-        ("score", "GEMMA -lmm 3: score test at the null ML lambda, F(1, n - c - 1)"),
-        ("mlma", "GCTA --mlma: the exact test, V fixed at the null fit (alias of exact)")):
-    register_assoc_test(AssocTest(_name, _what, engines=("eigen",),
-                                  columns=("beta", "se", "p", "lambda", "logl_H1"),
-                                  options=frozenset({"loco", "format", "maf", "geno"})))
 #: median of chi2_1, the denominator of the genomic-control lambda
 CHI2_MEDIAN = float(stats.chi2.ppf(0.5, 1))
 #: show a progress bar by default from this many blocks on

@@ -49,15 +49,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from bayeslmm.association.catalogue import PER_SNP_TESTS
 from bayeslmm.covariance.per_column import gemma_kernel, logdet_H_per_column, weighted_sums
 from bayeslmm.errors import InputError
 from bayeslmm.likelihood.constants import LOG2PI
 
-__all__ = ["L_MAX", "L_MIN", "PER_SNP_TESTS", "GemmaBasis", "gemma_basis", "per_snp_block"]
+__all__ = ["L_MAX", "L_MIN", "GemmaBasis", "gemma_basis", "per_snp_block"]
 
 L_MIN, L_MAX, N_REGION = 1e-5, 1e5, 10
 #: the tests that re-fit lambda per SNP (or, the score test, use the null ML lambda)
-PER_SNP_TESTS = ("wald", "lrt", "score")
 #: y'Py below this (a perfect fit) is clamped, as GEMMA does
 P_YY_MIN = 1e-8
 _GRID = L_MIN * np.exp(math.log(L_MAX / L_MIN) / N_REGION * np.arange(N_REGION + 1))

@@ -13,12 +13,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bayeslmm.cli.checks import check_args, input_files
 from bayeslmm.cli.interrupts import received, signals_raise
 from bayeslmm.cli.parser import PROG, build_parser
 from bayeslmm.errors import BayesLMMError, InputError, Interrupted
 from bayeslmm.reports.run_log import capture_log, limit_threads
-from bayeslmm.reports.writers import StagedOutputs, check_overwrites, stale_outputs
 
 __all__ = ["build_parser", "main"]
 
@@ -64,13 +62,18 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     staged = None
     try:
+        # the library is imported after parsing, so that --help and syntax errors are instant
+        from bayeslmm.cli import commands
+        from bayeslmm.cli.checks import check_args, input_files
+        from bayeslmm.reports.writers import StagedOutputs, check_overwrites
+
         check_args(args, parser)  # before any file is read: a typo costs no time
         with limit_threads(args.threads), capture_log(args.quiet) as buf:
             t0 = time.perf_counter()
             log.info("bayeslmm %s", " ".join(sys.argv[1:] if argv is None else argv))
             split_mpheno(args)
             staged = StagedOutputs()
-            prefix = args.func(args, staged)
+            prefix = getattr(commands, f"cmd_{args.command}")(args, staged)
             inputs = input_files(args)
             _report_stale(prefix, staged, inputs)
             log.info("Finished in %.1f s.", time.perf_counter() - t0)
@@ -111,6 +114,8 @@ def _exit_if_signalled(parser) -> None:
 
 def _report_stale(prefix: Path, staged, inputs: list[Path]) -> None:
     """Log the files of an earlier run with this prefix that this run leaves as they are."""
+    from bayeslmm.reports.writers import stale_outputs
+
     stale = stale_outputs(prefix, [*staged.destinations, Path(f"{prefix}.log")], inputs)
     if stale:
         log.warning("%d file(s) with prefix '%s' are from an earlier run and are not rewritten "

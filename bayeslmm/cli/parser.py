@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 
 from bayeslmm import __version__
-from bayeslmm.cli import commands
+from bayeslmm.association import catalogue as _tests  # noqa: F401  (fills ASSOC_TESTS)
+from bayeslmm.estimation import catalogue as _engines  # noqa: F401  (fills ENGINES)
 from bayeslmm.registry import ASSOC_TESTS, ENGINES
 
 __all__ = ["PROG", "build_parser"]
@@ -140,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write one leave-one-chromosome-out GRM per chromosome, "
                         "PREFIX.loco-chrC.grm.*")
     _common(p)
-    p.set_defaults(func=commands.cmd_grm)
 
     p = sub.add_parser("reml", help="variance components by REML/ML -> PREFIX.hsq")
     _inputs(p)
@@ -148,13 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     _prevalence_flag(p)
     _engine_flags(p)
     _common(p)
-    p.set_defaults(func=commands.cmd_reml)
 
     p = sub.add_parser("blup", help="REML + BLUP -> PREFIX.hsq, .indi.blp (+ .snp.blp)")
     _inputs(p)
     _fit_flags(p)
     _common(p)
-    p.set_defaults(func=commands.cmd_blup)
 
     p = sub.add_parser("assoc", help="mixed-model association -> PREFIX.assoc.tsv")
     _inputs(p)
@@ -173,7 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "-miss 0.05 unless --maf/--geno are given; untested SNPs left out)")
     _engine_flags(p)
     _common(p)
-    p.set_defaults(func=commands.cmd_assoc)
 
     p = sub.add_parser("sample", help="full posterior (NUTS) -> PREFIX.posterior.nc/.tsv, "
                                       ".h2.png")
@@ -185,7 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="several traits: LKJ shape of the r_g and r_e priors (1: uniform)")
     _engine_flags(p)
     _common(p)
-    p.set_defaults(func=commands.cmd_sample)
 
     p = sub.add_parser("compare", help="REML (empirical Bayes) vs the full posterior -> "
                                        "PREFIX.compare.tsv, .compare.png")
@@ -194,7 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
     _prevalence_flag(p, model=True)
     _posterior_flags(p)
     _common(p)
-    p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("sensitivity", help="prior sensitivity of h2 -> PREFIX.sensitivity.tsv,"
                                            " .sensitivity.png")
@@ -209,10 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "flat; no power-scaling diagnostic)")
     _posterior_flags(p, prior=False)
     _common(p)
-    p.set_defaults(func=commands.cmd_sensitivity)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")
     _posterior_flags(p, prior=False, draws=500, tune=500, chains=2, seed=1)
     _common(p, out_default="demo-out")
-    p.set_defaults(func=commands.cmd_demo)
     return parser

@@ -26,24 +26,13 @@ import xarray as xr
 
 from bayeslmm.data import prepare
 from bayeslmm.errors import AlignmentError, InputError
+from bayeslmm.estimation.catalogue import ENGINES
 from bayeslmm.io.plink import read_plink
-from bayeslmm.registry import Engine, register_engine
 
 __all__ = ["ENGINES", "choose_engine", "reml_genotypes", "scheduler_client"]
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "eigen", "lowrank", "krylov")
-_PASSES = frozenset({"scheduler"})  # every engine runs its passes on dask
-for _e, _what, _opts in (
-        ("auto", "picks eigen, lowrank or krylov by N, P and free memory (logged)",
-         {"probes", "lanczos_steps", "probe_seed", "precision"}),
-        ("eigen", "the GRM from the genotypes, then its eigendecomposition (N up to ~15,000)",
-         set()),
-        ("lowrank", "K = ZZ'/P through the P x P matrix Z'Z, exact (P < N)", set()),
-        ("krylov", "matrix-free: block Lanczos + stochastic Lanczos quadrature, any N and P",
-         {"probes", "lanczos_steps", "probe_seed", "precision"})):
-    register_engine(Engine(_e, _what, options=frozenset(_opts) | _PASSES))
 #: above this N the O(N^3) eigendecomposition is slower than a Krylov run on 2 cores
 EIGEN_MAX_N = 15_000
 

@@ -1,0 +1,35 @@
+"""The association tests the package offers, declared without numpy so that the command
+line can list them (``--test`` choices) in a fraction of a second. The tests themselves are in
+:mod:`bayeslmm.association.fixed_variance` (V fixed at the null fit),
+:mod:`bayeslmm.association.per_snp` (GEMMA's re-fitted lambda) and
+:mod:`bayeslmm.association.grammar` (matrix-free)."""
+
+from __future__ import annotations
+
+from bayeslmm.registry import AssocTest, register_assoc_test
+
+__all__ = ["ALIASES", "PER_SNP_TESTS", "TESTS"]
+
+#: GEMMA's tests, lambda re-fitted (or, for the score test, at the null) for each SNP
+PER_SNP_TESTS = ("wald", "lrt", "score")
+TESTS = ("exact", "grammar", "grammar-gamma", *PER_SNP_TESTS)
+#: other names of the tests (GCTA's --mlma is the exact test with V fixed at the null)
+ALIASES = {"mlma": "exact"}
+for _name, _what, _engines in (
+        ("exact", "GLS Wald chi2 with V fixed at the null fit (notes eq. 55; GCTA --mlma, "
+         "EMMAX)", ("eigen", "lowrank")),
+        ("grammar", "GRAMMAR: BLUP residuals against the SNP, c_inf = 1 (notes 5.2.3)",
+         ("eigen", "lowrank", "krylov")),
+        ("grammar-gamma", "GRAMMAR-Gamma / BOLT-LMM-inf: GRAMMAR calibrated to the exact "
+         "test on random SNPs (notes 5.2.3)", ("eigen", "lowrank", "krylov"))):
+    register_assoc_test(AssocTest(_name, _what, columns=("beta", "se", "chi2", "p"),
+                                  engines=_engines,
+                                  options=frozenset({"loco", "format", "maf", "geno"})))
+for _name, _what in (
+        ("wald", "GEMMA -lmm 1: lambda re-fitted by REML for each SNP, Wald F(1, n - c - 1)"),
+        ("lrt", "GEMMA -lmm 2: lambda re-fitted by ML for each SNP, likelihood ratio chi2_1"),
+        ("score", "GEMMA -lmm 3: score test at the null ML lambda, F(1, n - c - 1)"),
+        ("mlma", "GCTA --mlma: the exact test, V fixed at the null fit (alias of exact)")):
+    register_assoc_test(AssocTest(_name, _what, engines=("eigen",),
+                                  columns=("beta", "se", "p", "lambda", "logl_H1"),
+                                  options=frozenset({"loco", "format", "maf", "geno"})))

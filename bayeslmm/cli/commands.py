@@ -14,8 +14,10 @@ import numpy as np
 from bayeslmm.errors import InputError
 from bayeslmm.inputs import INPUT_FLAGS, Inputs, load_inputs, read_genotypes
 from bayeslmm.reports.hsq import hsq_text, log_fit, write_hsq
+from bayeslmm.reports.run_log import RESULTS
 
 log = logging.getLogger("bayeslmm.cli")
+results = logging.getLogger(RESULTS)  # stdout (and the .log file)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -61,7 +63,7 @@ def fit_reml(args: argparse.Namespace, inp: Inputs):
     kw = {"component_names": inp.names} if isinstance(inp.K, list) else {}
     fit = f(inp.y, inp.K, inp.X, method=args.method, constrain=not args.no_constrain,
             se_method=args.se_method, **kw)
-    log_fit(fit, getattr(args, "prevalence", None), log)
+    log_fit(fit, getattr(args, "prevalence", None), results)
     return fit
 
 
@@ -114,7 +116,7 @@ def engine_fit(args: argparse.Namespace, *, return_operator: bool = False):
                              seed=args.probe_seed, precision=args.precision,
                              progress=progress(args), return_operator=return_operator)
     fit = out[0] if return_operator else out
-    log.info("REML (engine %s), N=%d\n%s", args.engine, fit.nobs, hsq_text(fit).rstrip())
+    results.info("REML (engine %s), N=%d\n%s", args.engine, fit.nobs, hsq_text(fit).rstrip())
     if getattr(fit, "info", None):
         log.info("Krylov engine: %s", ", ".join(f"{k}={v}" for k, v in fit.info.items()))
     return inp, out
@@ -154,7 +156,7 @@ def _fit_traits(args: argparse.Namespace):
     inp = load(args, mpheno=args.mpheno_all)
     # Labels are aligned by load_inputs; the kernel is passed positionally.
     fit = (multitrait_ml if args.ml else multitrait_reml)(inp.Y, np.asarray(inp.K), inp.X)
-    log_fit(fit, logger=log)
+    log_fit(fit, logger=results)
     return inp, fit
 
 
@@ -295,7 +297,7 @@ def cmd_compare(args: argparse.Namespace, staged) -> Path:
     cmp = compare(fit, run.idata, prevalence=args.prevalence if run.liability_scale else None)
     staged.write_text(f"{prefix}.compare.tsv", cmp.table.to_csv(sep="\t"))
     staged.write_with(f"{prefix}.compare.png", lambda p: close(cmp.plot(p)))
-    log.info("REML versus full posterior:\n%s\n%s", cmp.table.to_string(), cmp.agreement())
+    results.info("REML versus full posterior:\n%s\n%s", cmp.table.to_string(), cmp.agreement())
     return prefix
 
 
@@ -319,11 +321,7 @@ def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
                              seed=args.seed, progressbar=not args.quiet)
     staged.write_text(f"{prefix}.sensitivity.tsv", sens.summary.to_dataframe().to_csv(sep="\t"))
     staged.write_with(f"{prefix}.sensitivity.png", lambda p: close(sens.plot(p)))
-    # Once: the log (console and file) carries the table and the verdict; with --quiet the
-    # console shows no log, so the verdict goes to stdout instead.
-    log.info("Prior sensitivity of h2:\n%s", repr(sens))
-    if args.quiet:
-        print(sens.verdict)
+    results.info("Prior sensitivity of h2:\n%s", repr(sens))
     return prefix
 
 

@@ -5,6 +5,7 @@ flags). The choices of ``--engine`` and ``--test`` are what :mod:`bayeslmm.regis
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bayeslmm import __version__
 from bayeslmm.association import catalogue as _tests  # noqa: F401  (fills ASSOC_TESTS)
@@ -22,7 +23,9 @@ def _common(p: argparse.ArgumentParser, out_default: str = "bayeslmm") -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="BLAS/OpenMP threads and parallel MCMC chains (default: library "
                         "defaults)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars, log only to file")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or step messages; results still go to stdout, "
+                   "warnings and errors to stderr, the whole log to PREFIX.log")
 
 
 def _qc(p: argparse.ArgumentParser) -> None:
@@ -111,18 +114,45 @@ def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int 
     if prior:
         p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
                        help="e.g. h2='Beta(1, 1)' or Vp='HalfNormal(2)'; repeatable")
-    p.add_argument("--draws", type=int, default=draws)
-    p.add_argument("--tune", type=int, default=tune)
-    p.add_argument("--chains", type=int, default=chains)
-    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument("--draws", type=int, default=draws, help="posterior draws per chain")
+    p.add_argument("--tune", type=int, default=tune, help="warm-up draws per chain, discarded")
+    p.add_argument("--chains", type=int, default=chains, help="independent chains")
+    p.add_argument("--seed", type=int, default=seed,
+                   help="random seed, an integer in [0, 2^32 - 1] (default: a fresh one)")
+
+
+class _Help(argparse.HelpFormatter):
+    """Every flag's help ends with its default, unless it says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h, d = action.help or "", action.default
+        if "default" in h or action.nargs == 0 or d in (None, [], argparse.SUPPRESS):
+            return h
+        return f"{h} (default: {' '.join(map(str, d)) if isinstance(d, list) else '%(default)s'})"
+
+
+#: what GCTA and GEMMA users type first, and the command it is here
+HABITS = {"--reml": "reml", "--make-grm": "grm", "--make-grm-bin": "grm", "--mlma": "assoc",
+          "--mlma-loco": "assoc --loco", "--reml-pred-rand": "blup", "--blup-snp": "blup",
+          "-gk": "grm", "-lmm": "assoc", "-bslmm": "sample", "--make-grm-part": "grm"}
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with its error on one line (no usage block), as every other error."""
+    """argparse with its error on one line (no usage block), as every other error, naming
+    the command a GCTA/GEMMA user meant (``bayeslmm --reml ...`` is ``bayeslmm reml ...``)."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, formatter_class=_Help, **kw)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see "
-                     f"'{self.prog} --help')\n")
+        meant = next((HABITS[a] for a in getattr(self, "argv", ()) if a in HABITS), None)
+        hint = (f"; commands are words here: '{self.prog} {meant} ...' does what GCTA/GEMMA's "
+                f"flag does" if meant else f" (see '{self.prog} --help')")
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}{hint}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from bayeslmm.reports import plots
+from bayeslmm.reports.run_log import RESULTS
 from bayeslmm.reports.writers import StagedOutputs, posterior_summary, write_posterior
 
 __all__ = ["write_krylov_posterior", "write_posterior_run"]
 
 log = logging.getLogger(__name__)
+results = logging.getLogger(RESULTS)  # the run's results: stdout
 
 
 def write_posterior_run(run, prefix: str | Path, staged: StagedOutputs, *, fit=None,
@@ -34,7 +36,7 @@ def write_posterior_run(run, prefix: str | Path, staged: StagedOutputs, *, fit=N
     names = ["h2", "Vp", "r_g", "r_e"] if run.family == "multitrait" else None
     write_posterior(idata, f"{prefix}.posterior.nc", f"{prefix}.posterior.tsv", staged,
                     var_names=names)
-    log.info("Posterior summary:\n%s", posterior_summary(idata, names).to_string())
+    results.info("Posterior summary:\n%s", posterior_summary(idata, names).to_string())
     if run.family == "multitrait":
         from bayeslmm.reports.multitrait_plots import plot_multitrait_posterior
 
@@ -60,7 +62,7 @@ def write_krylov_posterior(post, prefix: str | Path, staged: StagedOutputs, *,
     from bayeslmm.bayes.quadrature_krylov import posterior_h2_table
 
     table = posterior_h2_table(post)
-    log.info("Posterior of h2 (exact quadrature on the Krylov/SLQ likelihood; beta flat, "
+    results.info("Posterior of h2 (exact quadrature on the Krylov/SLQ likelihood; beta flat, "
              "Vp integrated):\n%s", table.to_string())
     if post.attrs["mc_flag"]:
         log.warning("the Monte Carlo error of the posterior mean (%.4f) exceeds a tenth of "

@@ -15,7 +15,11 @@ from collections.abc import Iterator
 
 from bayeslmm.errors import InputError
 
-__all__ = ["RunLog", "THREAD_VARS", "capture_log", "limit_threads"]
+__all__ = ["RESULTS", "RunLog", "THREAD_VARS", "capture_log", "limit_threads"]
+
+#: the logger of a run's results (the .hsq table, the posterior summary, ...): its lines go to
+#: stdout, so `bayeslmm reml ... > result.txt` keeps the result and nothing else
+RESULTS = "bayeslmm.results"
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "NUMBA_NUM_THREADS")
@@ -57,18 +61,24 @@ class RunLog(logging.Handler):
         self.lines.append(self.format(record))
 
 
+def _stream(stream, level: int, results: bool) -> logging.Handler:
+    h = logging.StreamHandler(stream)
+    h.setLevel(level)
+    h.setFormatter(logging.Formatter("%(message)s"))
+    h.addFilter(lambda r: r.name.startswith(RESULTS) == results)
+    return h
+
+
 @contextlib.contextmanager
 def capture_log(quiet: bool) -> Iterator[RunLog]:
-    """The package's log (and Python warnings) for the length of a run: kept in a
-    :class:`RunLog` for ``PREFIX.log`` and, unless ``quiet``, shown on stderr."""
+    """The package's log (and Python warnings) for the length of a run: all of it kept in a
+    :class:`RunLog` for ``PREFIX.log``; the results (logger :data:`RESULTS`) shown on stdout,
+    the rest on stderr: the steps unless ``quiet``, warnings and errors always."""
     root = logging.getLogger("bayeslmm")
     buf = RunLog()
-    handlers: list[logging.Handler] = [buf]
-    if not quiet:
-        h = logging.StreamHandler(sys.stderr)
-        h.setLevel(logging.INFO)
-        h.setFormatter(logging.Formatter("%(message)s"))
-        handlers.append(h)
+    handlers: list[logging.Handler] = [
+        buf, _stream(sys.stdout, logging.INFO, results=True),
+        _stream(sys.stderr, logging.WARNING if quiet else logging.INFO, results=False)]
     old_level = root.level
     root.setLevel(logging.INFO)
     for h in handlers:

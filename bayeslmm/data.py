@@ -37,8 +37,9 @@ __all__ = [
     "as_kernel",
     "as_phenotype",
     "check_full_rank",
+    "check_seed",
     "covariate_design",
-        "prepare",
+    "prepare",
     "sample_index",
 ]
 
@@ -58,6 +59,29 @@ def labels_of(obj, axis: int = 0) -> np.ndarray | None:
         if dim in obj.coords:
             return np.asarray(obj.coords[dim].values).astype(str)
     return None
+
+
+#: largest seed: numpy's SeedSequence takes any size, but nutpie, PyMC and the command
+#: line's peers take 32 bits
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed, what: str = "seed") -> None:
+    """Refuse a seed that is not None, a :class:`numpy.random.Generator` or an integer in
+    [0, 2^32 - 1] (the command line's ``--seed`` range), before any work is done.
+
+    Raises
+    ------
+    InputError
+        Naming ``what``, the value given and the range (nutpie would otherwise stop with an
+        OverflowError or TypeError after compiling the model).
+    """
+    if seed is None or isinstance(seed, np.random.Generator):
+        return
+    ok = isinstance(seed, int | np.integer) and not isinstance(seed, bool | np.bool_)
+    if not ok or not 0 <= int(seed) <= SEED_MAX:
+        raise InputError(f"{what} must be an integer from 0 to 2^32 - 1 = {SEED_MAX} (or a "
+                         f"numpy.random.Generator), got {seed!r}")
 
 
 def _as_float(obj, what: str) -> np.ndarray:

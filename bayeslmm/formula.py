@@ -145,6 +145,19 @@ def _kernel_frame(name: str, K, ids: pd.Index) -> pd.DataFrame:
     return pd.DataFrame(arr, index=ids, columns=ids)
 
 
+def _check_response(df: pd.DataFrame, response: str, names: set[str]) -> None:
+    """Refuse a response that is not numbers: formulae would dummy-code a text column into
+    one column per level, which is not one phenotype (a case-control trait is coded 0/1 or
+    fitted with the threshold model)."""
+    for v in sorted(names & set(df.columns)):
+        col = df[v]
+        if not pd.api.types.is_numeric_dtype(col):  # bool counts as numeric: 0/1
+            levels = ", ".join(map(repr, pd.unique(col.astype(str))[:3]))
+            raise InputError(f"the response {response!r} is not numeric (column {v!r} holds "
+                             f"{col.dtype} values such as {levels}); code it as numbers, "
+                             "e.g. 0/1 for a case-control trait")
+
+
 def design(formula: str, data: pd.DataFrame, kernels: Mapping[str, Any] | None = None, *,
            id: str | None = None) -> FormulaDesign:
     """Read ``formula`` on ``data`` (see the module docstring).
@@ -184,6 +197,7 @@ def design(formula: str, data: pd.DataFrame, kernels: Mapping[str, Any] | None =
     if response is None:
         raise InputError(f"{formula!r} has no response left of '~'")
     variables = set(desc.var_names)
+    response_vars = set(getattr(desc.response.term, "var_names", ()) or ())
     kinds = {n: ("kernel" if n in kernels else "grouping") for n in names}
     groups = [n for n in names if kinds[n] == "grouping"]
     missing_cols = [v for v in sorted(variables | set(groups)) if v not in data.columns]
@@ -204,6 +218,7 @@ def design(formula: str, data: pd.DataFrame, kernels: Mapping[str, Any] | None =
     reasons = {"with missing values": int(na.sum()),
                "not in a kernel": int((~na & ~in_kernels).sum())}
     df = df.loc[keep]
+    _check_response(df, response, response_vars)
     if len(df) < 3:
         raise InputError(f"only {len(df)} rows left after dropping missing values and samples "
                          "absent from the kernels")

@@ -49,8 +49,12 @@ def check_magnitude(a: np.ndarray, what: str) -> None:
                          f"(limit {MAX_ABS:g}): rescale it, e.g. to standard units")
 
 
-def check_data(y: np.ndarray, X: np.ndarray, Ks: Sequence[np.ndarray] = ()) -> None:
+def check_data(y: np.ndarray, X: np.ndarray, Ks: Sequence[np.ndarray] = (), *,
+               name: str = "the phenotype") -> None:
     """Refuse values whose squares overflow, and covariates that fit y exactly.
+
+    ``name`` names y in the messages (one trait of several: ``"trait 'bmi'"``); each trait
+    of a multi-trait fit is checked as a one-trait phenotype is.
 
     Raises
     ------
@@ -60,19 +64,19 @@ def check_data(y: np.ndarray, X: np.ndarray, Ks: Sequence[np.ndarray] = ()) -> N
         y lies in the span of X (residual sum of squares 0): nothing is left to split into
         variance components.
     """
-    for what, a in (("the phenotype y", y), ("the covariates X", X),
+    for what, a in ((name, y), ("the covariates X", X),
                     *((f"the kernel K[{k}]" if len(Ks) > 1 else "the kernel K", K)
                       for k, K in enumerate(Ks))):
         check_magnitude(a, what)
     sd = float(np.std(y))
     if 0 < sd < MIN_SD:
-        raise InputError(f"the phenotype y varies only by about {sd:.3g}; squared variances "
+        raise InputError(f"{name} varies only by about {sd:.3g}; squared variances "
                          f"underflow (limit {MIN_SD:g}): rescale it, e.g. to standard units")
     Q, _ = np.linalg.qr(X)
     r = y - Q @ (Q.T @ y)
     scale = float(np.sum((y - y.mean()) ** 2)) or float(np.sum(y**2))
     if float(r @ r) <= 1e-20 * scale:
-        raise CollinearityError("the covariates fit the phenotype exactly (residual sum of "
+        raise CollinearityError(f"the covariates fit {name} exactly (residual sum of "
                                 "squares 0): no variance is left to estimate; drop the "
                                 "covariate that is y itself or determines it")
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslmm.data import check_seed
 from bayeslmm.errors import InputError
 from bayeslmm.likelihood.single import SpectralLMM
 
@@ -149,6 +150,7 @@ def empirical_bayes(fit, *, draws: int = 1000, chains: int = 4, tune: int = 1000
     if se <= 0:
         raise InputError("sigma_e2 = 0 at REML (h2 = 1): the conditional posterior of g is "
                          "degenerate")
+    check_seed(seed)
     ss = np.random.SeedSequence(seed)
     s_exact, s_mcmc = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
     exact = exact_gaussian_posterior(lmm, sg, se, covariates=fit.data.covariates,

@@ -20,6 +20,7 @@ import xarray as xr
 from bayeslmm.bayes.diagnostics import check_diagnostics
 from bayeslmm.bayes.model_info import find_info, model_info
 from bayeslmm.covariance.structures import DenseCovariance, SpectralCovariance
+from bayeslmm.data import check_seed
 from bayeslmm.errors import InputError
 from bayeslmm.registry import family_for_kind
 
@@ -107,6 +108,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         if seed is not None and seed is not random_seed and seed != random_seed:
             raise InputError("give seed= or random_seed=, not two different seeds")
         seed = random_seed
+    check_seed(seed, "seed")
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if draws < 1 or chains < 1 or tune < 0:
@@ -310,6 +312,7 @@ def posterior_predictive(idata: xr.DataTree, model: pm.Model, *, K_new=None, K_n
     DataTree
         A copy of ``idata`` with the new group.
     """
+    check_seed(seed)
     info = model_info(model)
     rng = np.random.default_rng(seed)
     post = idata["posterior"].to_dataset()

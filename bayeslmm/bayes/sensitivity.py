@@ -28,6 +28,7 @@ from bayeslmm.bayes.summaries import (
     posterior_draws,
     reflected_kde,
 )
+from bayeslmm.data import check_seed
 from bayeslmm.errors import InputError
 
 __all__ = ["Sensitivity", "prior_sensitivity"]
@@ -245,6 +246,7 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         raise InputError("give at least one prior, e.g. priors={'flat': {'h2': 'Beta(1, 1)'}}")
     if method not in ("nuts", "quadrature"):
         raise InputError(f"method must be 'nuts' or 'quadrature', got {method!r}")
+    check_seed(seed)
     if isinstance(y, VarianceComponentFit):
         if K is not None or X is not None:
             raise InputError("prior_sensitivity(fit, priors=...) takes the data from the fit; "

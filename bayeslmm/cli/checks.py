@@ -16,14 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from bayeslmm.bayes import families  # noqa: F401  (the table the flags are checked against)
+from bayeslmm.data import SEED_MAX
 from bayeslmm.errors import InputError
 from bayeslmm.registry import check_applicable
 from bayeslmm.reports.writers import same_file
 
 __all__ = ["COMMAND_OUTPUTS", "SEED_MAX", "check_args", "input_files"]
-
-#: largest --seed: numpy's SeedSequence takes any size, but samplers and peers take 32 bits
-SEED_MAX = 2**32 - 1
 
 _GRM = (".grm.bin", ".grm.N.bin", ".grm.id")
 _POSTERIOR = (".hsq", ".posterior.nc", ".posterior.tsv", ".h2.png")

@@ -51,8 +51,15 @@ def liability_factor(prevalence: float, case_proportion: float) -> float:
     """
     K = check_fraction(prevalence, "the prevalence K")
     P = check_fraction(case_proportion, "the case proportion P")
-    z = stats.norm.pdf(stats.norm.isf(K))
-    return float(K**2 * (1.0 - K) ** 2 / (z**2 * P * (1.0 - P)))
+    # In logs: K^2 and z^2 both underflow for K below ~1e-160 (0 / 0 = NaN), while their
+    # ratio stays near 1 / t^2 (Mills' ratio, t = Phi^-1(1 - K)).
+    log_z = stats.norm.logpdf(stats.norm.isf(K))
+    log_c = 2.0 * (np.log(K) + np.log1p(-K) - log_z) - np.log(P) - np.log1p(-P)
+    C = float(np.exp(log_c))
+    if not np.isfinite(C) or C <= 0:
+        raise InputError(f"the liability-scale factor is not finite for prevalence K = {K:g} "
+                         f"and case proportion P = {P:g}")
+    return C
 
 
 def observed_to_liability(h2_observed, prevalence: float, case_proportion: float):

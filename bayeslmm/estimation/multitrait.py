@@ -32,6 +32,7 @@ from bayeslmm.covariance.decomposition import Decomposition, decompose
 from bayeslmm.data import as_design, labels_of, prepare
 from bayeslmm.errors import AlignmentError, ConvergenceWarning, InputError
 from bayeslmm.estimation.results import Results
+from bayeslmm.identifiability import check_data
 from bayeslmm.likelihood.multitrait import MultiTraitSpectral
 
 __all__ = ["MultiTraitFit", "multitrait_ml", "multitrait_reml", "param_names", "prepare_traits",
@@ -492,9 +493,12 @@ def prepare_traits(Y, K, X):
         if Ka.ndim == 2 and Ka.shape[0] == keep.size:
             Kin = Ka[np.ix_(keep, keep)]
     data = prepare(y0, Kin, X)
-    for c in Yc.columns:
+    for j, c in enumerate(Yc.columns):
         if np.ptp(Yc[c].to_numpy()) == 0:
             raise InputError(f"trait {c!r} is constant over the complete cases")
+        # The one-trait checks, per trait (overflowing squares, a spread that underflows,
+        # covariates fitting the trait): otherwise 1e300 gives an all-NaN fit.
+        check_data(Yc[c].to_numpy(), data.X, data.Ks if j == 0 else (), name=f"trait {c!r}")
     samples = labels_of(Yc) if labelled else data.samples
     if isinstance(K, Decomposition):
         dec = _align_decomposition(K, samples, keep, labelled)
@@ -646,4 +650,3 @@ def multitrait_ml(Y, K, X=None, *, ci_level: float = 0.95, tests: bool = True
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise InputError(f"ci_level must lie in (0, 1), got {level}")
-

@@ -515,7 +515,7 @@ def _fit_dense(data: LMMData, reml_: bool, algorithm: str, constrain: bool, tol:
                     new, ev_new = trial, ev_trial
                     fixed |= jump
         free = ~fixed
-        change = np.max(np.abs(new - theta)[free]) / max(new.sum(), 1e-300)
+        change = np.max(np.abs(new - theta)[free], initial=0.0) / max(new.sum(), 1e-300)
         dll = ev_new["ll"] - ev["ll"]
         hist.append({"iteration": it, "kind": kind, "loglik": ev_new["ll"],
                      "fixed": ",".join(c for c, f in zip([*data.components, "e"], fixed,
@@ -569,11 +569,25 @@ def _active_set_step(theta, s, H, fixed, lower, N, constrain) -> np.ndarray:
         if H is None:
             step[free] = 2 * theta[free] ** 2 * s[free] / N
         else:
-            step[free] = np.linalg.solve(H[np.ix_(free, free)], s[free])
+            step[free] = _solve_info(H[np.ix_(free, free)], s[free])
         crossing = free & (theta + step < lower)
         if not constrain or not crossing.any():
             return step
         fixed |= crossing  # in place: the caller's active set
+
+
+def _solve_info(H: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """H^-1 s, or the least-squares (minimum-norm) solution where H is singular.
+
+    An information matrix is singular when the components cannot be told apart (one kernel
+    proportional to I, like the residual: only their sum is identifiable); the minimum-norm
+    step then moves along the identifiable direction only, and the fit is flagged by
+    :func:`_flag` instead of stopping with LinAlgError.
+    """
+    try:
+        return np.linalg.solve(H, s)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(H, s, rcond=None)[0]
 
 
 def _em_line_search(dense: DenseLMM, theta, step, new, ev_new, fixed, lower, constrain):
@@ -603,7 +617,7 @@ def _kkt_gains(dense: DenseLMM, ev, fixed) -> tuple[float, np.ndarray]:
     H = dense.ai(ev)
     free = ~fixed
     sf = s[free]
-    gain_free = float(sf @ np.linalg.solve(H[np.ix_(free, free)], sf) / 2) if free.any() \
+    gain_free = float(sf @ _solve_info(H[np.ix_(free, free)], sf) / 2) if free.any() \
         else 0.0
     gain_fixed = np.where(fixed & (s > 0), s**2 / (2 * np.diag(H)), 0.0)
     return gain_free, gain_fixed

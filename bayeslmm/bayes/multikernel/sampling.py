@@ -58,6 +58,7 @@ from bayeslmm.bayes.multikernel.rays import (
     loglik_at,
     rays_at,
 )
+from bayeslmm.data import check_seed
 from bayeslmm.errors import InputError, SamplingWarning
 
 __all__ = ["METHODS", "PARETO_K_MAX", "find_mode", "sample_multikernel"]
@@ -428,6 +429,7 @@ def sample_multikernel(density: MultiKernelDensity, draws: int = 1000, chains: i
     if method == "grid" and density.k > 2:
         raise InputError(f"method='grid' is for one or two kernels, not {density.k}; use "
                          "'importance'")
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     S = draws * chains

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special, stats
+from scipy import special
 from scipy.linalg import blas
 
 from bayeslmm.association.catalogue import ALIASES, PER_SNP_TESTS, TESTS
@@ -50,6 +50,7 @@ from bayeslmm.errors import AlignmentError, InputError
 from bayeslmm.estimation.reml import ml as ml_fit
 from bayeslmm.estimation.reml import reml as reml_fit
 from bayeslmm.genotypes.kinship import iter_variant_blocks, loco_grms
+from bayeslmm.likelihood import tails
 
 if TYPE_CHECKING:
     from bayeslmm.estimation.reml import VarianceComponentFit
@@ -60,13 +61,13 @@ log = logging.getLogger(__name__)
 
 TestName = Literal["exact", "grammar", "grammar-gamma", "wald", "lrt", "score", "mlma"]
 #: median of chi2_1, the denominator of the genomic-control lambda
-CHI2_MEDIAN = float(stats.chi2.ppf(0.5, 1))
+CHI2_MEDIAN = float(tails.chi2_ppf(0.5, 1))
 #: show a progress bar by default from this many blocks on
 PROGRESS_MIN_BLOCKS = 20
 
 
 def chi2_sf(chi2: np.ndarray) -> np.ndarray:
-    """P(chi2_1 > x) = erfc(sqrt(x / 2)): the same function as ``stats.chi2.sf(x, 1)``,
+    """P(chi2_1 > x) = erfc(sqrt(x / 2)): the same function as ``tails.chi2_sf(x, 1)``,
     several times faster on a genome's worth of statistics."""
     with np.errstate(invalid="ignore"):
         return special.erfc(np.sqrt(np.asarray(chi2, dtype=np.float64) / 2.0))
@@ -538,7 +539,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     need_cal = "grammar-gamma" in tests
     for f, variants in plan:
         null = _Null.from_fit(f, strategy) if fixed else None
-        basis = _gemma_basis(f) if per_snp else None
+        basis = _gemma_basis(f, per_snp) if per_snp else None
         bases.append(basis)
         # Calibration candidates: a random order of this fit's SNPs; the first
         # n_calibration polymorphic ones are used, found during the single pass.
@@ -625,7 +626,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         s = stat[t]
         if t in PER_SNP_TESTS:
             # chi2: the chi2_1 value of the same p (GEMMA's Wald and score tests are F tests)
-            s["chi2"] = stats.chi2.isf(s["p"], 1)
+            s["chi2"] = tails.chi2_isf(s["p"], 1)
         else:
             s["p"] = chi2_sf(s["chi2"])
             s["lambda"][:] = float(np.sum(fits[0].sigma2[:-1]) / fits[0].sigma2[-1])
@@ -672,12 +673,38 @@ PER_TEST_ATTRS = ("lambda_gc", "c_inf")
 STAT_VARS = ("beta", "se", "chi2", "p", "lambda", "logl_H1")
 
 
-def _gemma_basis(fit: VarianceComponentFit):
-    """The per-SNP tests' rotation of a one-kernel null fit's data (GEMMA's centred kernel)."""
+def _gemma_basis(fit: VarianceComponentFit, tests: list[str]):
+    """The per-SNP tests' rotation of a one-kernel null fit's data: the fit's own
+    eigendecomposition for the Wald test alone (REML, invariant to GEMMA's centring when the
+    intercept is a covariate: :func:`~bayeslmm.association.per_snp.gemma_basis`), GEMMA's
+    centred kernel, decomposed again, when an ML test needs it."""
     if fit.k != 1:
         raise InputError("the per-SNP tests (wald, lrt, score) take a one-kernel fit")
+    y, X = fit.data.y, fit.data.X
+    if set(tests) <= {"wald"} and (eigen := _complete_eigen(fit.decomposition, X)):
+        return gemma_basis(None, y, X, eigen=eigen, ml=False)
     K = fit.data.Ks[0] if fit.data.Ks else fit.decomposition.kernel()
-    return gemma_basis(K, fit.data.y, fit.data.X)
+    return gemma_basis(K, y, X)
+
+
+def _complete_eigen(dec, X: np.ndarray, max_complement: int = 16):
+    """(d, U) with U square from an economic decomposition whose complement (eigenvalue 0)
+    is small, or None (no decomposition, a low-rank kernel, or no intercept in span(X))."""
+    if dec is None or dec.N - dec.rank > max_complement:
+        return None
+    one = np.ones(dec.N)
+    coef = np.linalg.lstsq(X, one, rcond=None)[0]
+    if not np.allclose(X @ coef, one, atol=1e-8):
+        return None
+    U, d = dec.U, dec.S
+    k = dec.N - dec.rank
+    if k:  # an orthonormal basis of the complement, by projecting fixed random vectors
+        R = np.random.default_rng(0).standard_normal((dec.N, k))
+        for _ in range(2):  # twice is enough for orthogonality to machine precision
+            R -= U @ (U.T @ R)
+        Q = np.linalg.qr(R)[0]
+        U, d = np.column_stack([Q, U]), np.concatenate([np.zeros(k), d])
+    return d, U
 
 
 def _stack_tests(results: dict[str, xr.Dataset], tests: list[str]) -> xr.Dataset:

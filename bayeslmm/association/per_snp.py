@@ -47,11 +47,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from bayeslmm.association.catalogue import PER_SNP_TESTS
 from bayeslmm.covariance.per_column import gemma_kernel, logdet_H_per_column, weighted_sums
 from bayeslmm.errors import InputError
+from bayeslmm.likelihood import tails
 from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = ["L_MAX", "L_MIN", "GemmaBasis", "gemma_basis", "per_snp_block"]
@@ -91,6 +91,8 @@ class GemmaBasis:
     logl_mle_null: float = math.nan
     l_remle_null: float = math.nan
     logl_remle_null: float = math.nan
+    #: tr(K_centred) / n when d are not the centred kernel's eigenvalues (``eigen=`` given)
+    centred_trace: float = math.nan
 
     @property
     def n(self) -> int:
@@ -103,7 +105,7 @@ class GemmaBasis:
     @property
     def trace_G(self) -> float:
         """Mean eigenvalue (GEMMA's trace_G): tr K / n of the centred, zeroed kernel."""
-        return float(self.d.mean())
+        return self.centred_trace if math.isfinite(self.centred_trace) else float(self.d.mean())
 
     @property
     def pve(self) -> float:
@@ -281,25 +283,39 @@ def _optimise(basis: GemmaBasis, rot: _Rotated, xx_logdet, reml: bool
     return best_l, best_f
 
 
-def gemma_basis(K: np.ndarray, y: np.ndarray, W: np.ndarray, *,
-                centre: bool = True) -> GemmaBasis:
+def gemma_basis(K: np.ndarray | None, y: np.ndarray, W: np.ndarray, *,
+                centre: bool = True, eigen: tuple[np.ndarray, np.ndarray] | None = None,
+                ml: bool = True) -> GemmaBasis:
     """Rotate y and W by the kinship's eigenvectors and fit the two null models.
 
     Parameters
     ----------
-    K : ndarray (n, n)
-        The kinship over the analysed samples, in y's order.
+    K : ndarray (n, n) or None
+        The kinship over the analysed samples, in y's order (None when ``eigen`` is given).
     y : ndarray (n,)
     W : ndarray (n, c)
         Covariates including the intercept.
     centre : bool
         Centre K and zero its eigenvalues below 1e-10 as GEMMA does (:func:`gemma_kernel`).
+    eigen : (d, U), optional
+        A complete eigendecomposition (U square) to use instead of decomposing K: the REML
+        fit's own, for the Wald test. With the intercept in W, the REML likelihood, and so
+        the REML lambda and the Wald test, depend on K only through S'KS for a basis S of
+        the complement of span(W), which centring leaves unchanged (notes eq. 30); the ML
+        fits (``lrt``, ``score``) do not, and need GEMMA's centred kernel.
+    ml : bool
+        Fit the ML null model too (needed by ``lrt`` and ``score``).
     """
     y = np.asarray(y, dtype=np.float64)
     W = np.asarray(W, dtype=np.float64)
-    if W.ndim != 2 or W.shape[0] != y.size or K.shape != (y.size, y.size):
+    n = y.size
+    if W.ndim != 2 or W.shape[0] != n or (K is not None and K.shape != (n, n)):
         raise InputError("K, y and W must describe the same samples")
-    if centre:
+    if eigen is not None:
+        d, U = eigen
+        if U.shape != (n, n):
+            raise InputError("the per-SNP tests need a complete eigendecomposition (U n x n)")
+    elif centre:
         d, U = gemma_kernel(K)
     else:
         d, U = np.linalg.eigh(np.asarray(K, dtype=np.float64))
@@ -309,11 +325,15 @@ def gemma_basis(K: np.ndarray, y: np.ndarray, W: np.ndarray, *,
     pairsT = np.ascontiguousarray(np.column_stack(
         [UtW[:, iu[0]] * UtW[:, iu[1]], UtW * Uty[:, None], Uty * Uty]).T)
     WyT = np.ascontiguousarray(np.column_stack([UtW, Uty]).T)
+    # tr(PKP) = tr K - 1'K1 / n for the centring P = I - 11'/n (GEMMA's trace_G)
+    centred = math.nan if eigen is None else float(
+        (d.sum() - d @ np.square(U.sum(axis=0)) / n) / n)
     basis = GemmaBasis(d=d, U=U, UtW=UtW, Uty=Uty, logdet_WW=logdet_WW, pairsT=pairsT,
-                       WyT=WyT)
+                       WyT=WyT, centred_trace=centred)
     null = _Rotated.of(basis, None)
     zero = np.zeros(1)
-    l_mle, f_mle = _optimise(basis, null, zero, reml=False)
+    l_mle, f_mle = (_optimise(basis, null, zero, reml=False) if ml
+                    else (np.full(1, np.nan), np.full(1, np.nan)))
     l_remle, f_remle = _optimise(basis, null, zero, reml=True)
     return dataclasses.replace(basis, l_mle_null=float(l_mle[0]),
                                logl_mle_null=float(f_mle[0]),
@@ -368,12 +388,12 @@ def per_snp_block(basis: GemmaBasis, X: np.ndarray, tests) -> dict[str, dict]:
             beta, se = Pxy / Pxx, np.sqrt(Pyy_x / (df_t * Pxx))
             if t == "wald":
                 stat = (Pyy - Pyy_x) * df_t / Pyy_x
-                p = stats.f.sf(stat, 1, df_t)
+                p = tails.f_sf(stat, 1, df_t)
             elif t == "score":
                 stat = n * Pxy**2 / (Pyy * Pxx)
-                p = stats.f.sf(stat, 1, df_t)
+                p = tails.f_sf(stat, 1, df_t)
             else:
                 stat = 2.0 * (logl - basis.logl_mle_null)
-                p = stats.chi2.sf(stat, 1)
+                p = tails.chi2_sf(stat, 1)
         out[t] = {"beta": beta, "se": se, "stat": stat, "p": p, "lam": lam, "logl": logl}
     return out

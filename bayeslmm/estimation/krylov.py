@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from bayeslmm.covariance.lanczos import block_lanczos
 from bayeslmm.errors import ConvergenceWarning, InputError
 from bayeslmm.estimation.results import Results
+from bayeslmm.likelihood import tails
 from bayeslmm.likelihood.krylov import H2_MAX, KrylovLMM
 
 __all__ = ["KrylovFit", "blup_krylov", "fit_krylov", "krylov_model"]
@@ -115,7 +116,7 @@ class KrylovFit(Results):
         """GCTA ``.hsq`` rows plus the Monte Carlo error of h2."""
         se = np.sqrt(np.clip(np.diag(self.cov), 0, None))
         Vp_se = float(np.sqrt(max(self.cov.sum(), 0.0)))
-        p = float(0.5 * stats.chi2.sf(self.lrt, 1)) if self.lrt > 0 else 1.0
+        p = float(0.5 * tails.chi2_sf(self.lrt, 1)) if self.lrt > 0 else 1.0
         rows = [("V(G)", self.sigma_g2, se[0]), ("V(e)", self.sigma_e2, se[1]),
                 ("Vp", self.Vp, Vp_se), ("V(G)/Vp", self.h2, self.h2_se),
                 ("V(G)/Vp MC error", self.h2_mc_se, np.nan),
@@ -166,7 +167,7 @@ def fit_krylov(model: KrylovLMM, *, ci_level: float = 0.95, info: dict | None = 
     curv = -(lp[0] - 2 * lp[1] + lp[2]) / eps**2
     h2_se = float(1 / np.sqrt(curv)) if curv > 0 else float("nan")
     Vp = float(model.profile(h2).Vp[0])
-    cut = ll - 0.5 * stats.chi2.ppf(ci_level, 1)
+    cut = ll - 0.5 * tails.chi2_ppf(ci_level, 1)
 
     def g(h):
         return float(model.profile(h).loglik[0]) - cut

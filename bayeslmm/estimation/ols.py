@@ -8,15 +8,17 @@ statsmodels' ``RegressionResults`` (``params``, ``bse``, ``conf_int()``, ``summa
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import linalg
 
 from bayeslmm.data import as_design, as_phenotype
-from bayeslmm.errors import InputError
+from bayeslmm.errors import IdentifiabilityWarning, InputError
 from bayeslmm.estimation.results import Results
+from bayeslmm.likelihood import tails
 
 __all__ = ["OLSResult", "lr_test", "ols"]
 
@@ -40,6 +42,9 @@ class OLSResult(Results):
     fitted: np.ndarray
     X: np.ndarray
     y: np.ndarray
+    #: why no standard error is reported (the covariates fit y exactly: RSS is rounding
+    #: error, so SE ~1e-15 and p = 0 would be artefacts), else None
+    perfect_fit: str | None = None
 
     @property
     def df_resid(self) -> int:
@@ -82,7 +87,7 @@ class OLSResult(Results):
         middle = R @ self.cov.values @ R.T
         F = float(diff @ np.linalg.solve(middle, diff)) / q
         return {"F": F, "df_num": q, "df_den": self.df_resid,
-                "p": float(stats.f.sf(F, q, self.df_resid))}
+                "p": float(tails.f_sf(F, q, self.df_resid))}
 
     def summary(self) -> pd.DataFrame:
         """Coefficient table: estimate, SE, t, p and the 95% interval."""
@@ -132,11 +137,21 @@ def ols(y, X=None) -> OLSResult:
     Rinv = linalg.solve_triangular(R, np.eye(M))
     XtX_inv = Rinv @ Rinv.T
     loglik = -0.5 * N * (np.log(2 * np.pi * rss / N) + 1)
+    cov = sigma2 * XtX_inv
+    # RSS at rounding level (the same test as the mixed models' check_data): the residual
+    # variance is 0, so SE, t, p and intervals would be artefacts of rounding; NaN instead.
+    tss = float(np.sum((y_arr - y_arr.mean()) ** 2)) or float(np.sum(y_arr**2))
+    perfect = None
+    if rss <= 1e-20 * tss:
+        perfect = (f"the covariates fit y exactly (RSS {rss:.3g}, total {tss:.3g}): no residual "
+                   "variance is left, so no standard error, t or p-value")
+        warnings.warn(f"perfect fit: {perfect}", IdentifiabilityWarning, stacklevel=2)
+        cov = np.full_like(cov, np.nan)
     res = OLSResult(
         params=pd.Series(beta, index=names, name="beta"),
-        cov=pd.DataFrame(sigma2 * XtX_inv, index=names, columns=names),
+        cov=pd.DataFrame(cov, index=names, columns=names),
         sigma2=sigma2, rss=rss, N=N, M=M, loglik=float(loglik), fitted=fitted, X=X_arr,
-        y=y_arr)
+        y=y_arr, perfect_fit=perfect)
     return res
 
 
@@ -152,4 +167,4 @@ def lr_test(restricted: OLSResult, full: OLSResult) -> dict:
     if df <= 0:
         raise InputError("the full model must have more coefficients than the restricted one")
     LR = 2 * (full.loglik - restricted.loglik)
-    return {"LR": float(LR), "df": df, "p": float(stats.chi2.sf(LR, df))}
+    return {"LR": float(LR), "df": df, "p": float(tails.chi2_sf(LR, df))}

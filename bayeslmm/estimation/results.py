@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bayeslmm.errors import InputError
+from bayeslmm.likelihood import tails
 
 __all__ = ["Results"]
 
@@ -47,8 +47,8 @@ class Results:
         if not 0 < alpha < 1:
             raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
         if self.df_resid is not None:
-            return float(stats.t.ppf(1 - alpha / 2, self.df_resid))
-        return float(stats.norm.ppf(1 - alpha / 2))
+            return float(tails.t_ppf(1 - alpha / 2, self.df_resid))
+        return float(tails.norm_ppf(1 - alpha / 2))
 
     @property
     def bse(self) -> pd.Series:
@@ -70,8 +70,8 @@ class Results:
     def pvalues(self) -> pd.Series:
         """Two-sided p-values of ``tvalues``; NaN for boundary parameters."""
         t = np.abs(self.tvalues.values)
-        p = (2 * stats.t.sf(t, self.df_resid) if self.df_resid is not None
-             else 2 * stats.norm.sf(t))
+        p = (2 * tails.t_sf(t, self.df_resid) if self.df_resid is not None
+             else 2 * tails.norm_sf(t))
         out = pd.Series(p, index=self.params.index, name="pvalues")
         out[out.index.isin(self._boundary_params())] = np.nan
         return out

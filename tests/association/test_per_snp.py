@@ -108,3 +108,23 @@ def test_invariances_and_loco(problem):
     loco = assoc(None, G, "wald", loco=fits, chrom=chrom)
     alone = assoc(fits["2"], G[:, 3:], "wald")
     np.testing.assert_allclose(loco["p"].values[3:], alone["p"].values, rtol=1e-10)
+
+
+@pytest.mark.parametrize("P", [150, 400])  # a low-rank kernel (decomposed again), a full one
+def test_wald_alone_equals_wald_on_gemmas_centred_kernel(P):
+    """The Wald test alone runs on the REML fit's own decomposition of the uncentred K (its
+    REML lambda is invariant to centring with the intercept in X); with an ML test beside it
+    on GEMMA's centred kernel, decomposed again. Both must give the same numbers, GEMMA's
+    pve (trace of the centred kernel) included; the ML null fit is only there with ML tests."""
+    y, K, X, _, _ = simulate(N=200, P=P, h2=0.6, M=2, seed=3)
+    G = np.random.default_rng(4).binomial(2, 0.3, (200, 8)).astype(float)
+    y = y + 0.5 * (G[:, 1] - G[:, 1].mean())
+    fit = bayeslmm.reml(y, K, X)
+    alone = assoc(fit, G, "wald")
+    together = one_test(assoc(fit, G, ["wald", "lrt"]), "wald")
+    for v in ("beta", "se", "p", "lambda", "logl_H1"):
+        np.testing.assert_allclose(alone[v], together[v], rtol=1e-6, err_msg=v)
+    assert alone.attrs["pve_gemma"] == pytest.approx(together.attrs["pve_gemma"], rel=1e-9)
+    assert np.isfinite(together.attrs["lambda_mle_null"])
+    reused = P == 400  # rank N - 1: the complement (the intercept's direction) is added
+    assert np.isnan(alone.attrs["lambda_mle_null"]) == reused

@@ -28,7 +28,7 @@ from bayeslmm.errors import InputError
 from bayeslmm.estimation.liability import case_proportion_of, liability_posterior
 from bayeslmm.registry import model_family
 
-__all__ = ["PosteriorRun", "check_priors", "posterior_of_fit"]
+__all__ = ["PosteriorRun", "check_priors", "log_priors", "posterior_of_fit"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,20 @@ def check_priors(priors: Mapping[str, Any], model: str = "linear") -> None:
             parse_prior(spec)
     elif model != "multitrait":
         parse_priors(priors)
+
+
+def log_priors(info) -> None:
+    """Log, once per run, the family's default priors (the table of
+    :data:`~bayeslmm.bayes.priors.DEFAULT_PRIORS`) and the priors as used."""
+    from bayeslmm.bayes.priors import default_prior_table
+    from bayeslmm.bayes.sampling import priors_as_used
+    from bayeslmm.registry import family_for_kind
+
+    name = family_for_kind(info.kind).name
+    log.info("Default priors of the %s model (docs/priors.md): %s", name,
+             "; ".join(f"{k} ~ {v}" for k, v in default_prior_table(name).items()))
+    log.info("Priors as used: %s", "; ".join(f"{k} ~ {v}"
+                                            for k, v in priors_as_used(info).items()))
 
 
 def _log_sampling(idata: xr.DataTree, chains: int, draws: int) -> None:
@@ -126,8 +140,7 @@ def posterior_of_fit(fit, y, X=None, *, K=None, model: str = "linear",
     priors = dict(priors or {})
     if model == "multitrait":
         m = family.build(y, fit.model.dec, X, priors=priors, eta=lkj_eta)
-        log.info("Priors: %s; LKJ(eta=%g) on r_g and r_e.", model_info(m).priors, lkj_eta)
-        h2_prior = None
+        h2_prior = model_info(m).h2_prior
     else:
         Kf = fit.decomposition if getattr(fit, "decomposition", None) is not None else K
         if model == "threshold":
@@ -139,17 +152,13 @@ def posterior_of_fit(fit, y, X=None, *, K=None, model: str = "linear",
                      f"threshold from the prevalence K = {prevalence:g}"
                      if prevalence is not None
                      else "free intercept (the sample taken as the population)")
-            pri = model_info(m).priors
-            log.info("Priors (as used): %s", pri.describe())
-            h2_prior = pri.get("h2")
+            h2_prior = model_info(m).priors.get("h2")
         else:
             kw = {"component_names": list(component_names)} if isinstance(Kf, list) \
                 and component_names is not None else {}
             m = family.build(y, Kf, X, priors=priors, **kw)
-            pri = model_info(m).priors
-            log.info("Priors (as used): %s",
-                     pri.describe(list(X.columns) if hasattr(X, "columns") else None))
-            h2_prior = pri.priors.get("h2")
+            h2_prior = model_info(m).priors.priors.get("h2")
+    log_priors(model_info(m))
     idata = sample(m, draws=draws, tune=tune, chains=chains, seed=seed,
                    progressbar=progressbar, cores=cores)
     if prevalence is not None and model == "linear":

@@ -12,14 +12,15 @@ A prior specification is a mapping from a parameter name to either
 
 Parameters (names follow the notes): ``sigma_g2``, ``sigma_e2`` or ``h2`` + ``Vp`` for the
 variance components (the two parameterisations may not be mixed), and ``beta`` for the fixed
-effects (one prior applied to every coefficient). Missing entries get weakly-informative
-defaults scaled to the data, in the spirit of bambi:
+effects (one prior applied to every coefficient). Missing entries get the defaults of
+:data:`DEFAULT_PRIORS`, the one table of default priors of every model family (and of every
+path: command line, API, demo, every engine; docs/priors.md says why each was chosen):
 
 * ``h2 ~ Beta(1, 1)`` and ``Vp ~ HalfNormal(2.5 var(y))`` (the default parameterisation);
 * ``sigma_g2, sigma_e2 ~ HalfNormal(2.5 var(y))`` when the user chose that parameterisation;
-* ``beta_j ~ Normal(0, 2.5 sd(y) / sd(x_j))`` for a covariate and
-  ``Normal(mean(y), 2.5 sd(y) sqrt(1 + sum_j mean(x_j)^2 / var(x_j)))`` for the intercept
-  (wide enough for the intercept shift that uncentred covariates imply).
+* ``beta ~ Flat()``: the marginal posterior of the variance components is then the
+  restricted likelihood (REML's) times their prior, the form that the exact quadrature, the
+  Krylov engine and the two-trait model integrate beta out in.
 
 Independent priors on sigma_g2 and sigma_e2 imply a prior on h2 = sigma_g2 / (sigma_g2 +
 sigma_e2) that is generally not flat; :func:`implied_h2_prior` draws it and
@@ -40,6 +41,10 @@ from bayeslmm.errors import InputError
 from bayeslmm.likelihood.constants import LOG2PI
 
 __all__ = [
+    "DEFAULT_PRIORS",
+    "DefaultPrior",
+    "default_prior",
+    "default_prior_table",
     "parse_assignments",
     "parse_prior_sets",
     "FAMILIES",
@@ -57,6 +62,85 @@ H2_NAMES = ("h2", "Vp")
 ALL_NAMES = ("beta", "sigma_g2", "sigma_e2", "h2", "Vp")
 
 
+@dataclass(frozen=True)
+class DefaultPrior:
+    """One row of :data:`DEFAULT_PRIORS`: a prior family and its parameters, the scale
+    parameter multiplied by a statistic of the data (``scaled_by``, e.g. ``"var(y)"``).
+
+    ``family`` is a key of :data:`FAMILIES`, or ``"Dirichlet"``/``"LKJ"``, which the builders
+    that use them create themselves from ``params``.
+    """
+
+    family: str
+    params: tuple[tuple[str, float], ...]
+    scaled_by: str = ""
+    text: str = ""  # how it reads where the parameters depend on the model (k, the link)
+
+    def __str__(self) -> str:
+        if self.text:
+            return self.text
+        inner = ", ".join(f"{v:g} {self.scaled_by}" if k == _SCALE_PARAM.get(self.family)
+                          and self.scaled_by else f"{v:g}" for k, v in self.params)
+        return f"{self.family}({inner})"
+
+    def prior(self, scale: float = 1.0) -> Prior:
+        """The :class:`Prior` on data whose ``scaled_by`` statistic is ``scale``."""
+        key = _SCALE_PARAM.get(self.family)
+        return Prior(self.family, {k: float(v * scale) if k == key and self.scaled_by
+                                   else float(v) for k, v in self.params})
+
+
+# the parameter that a data scale multiplies, by family
+_SCALE_PARAM = {"HalfNormal": "sigma", "Normal": "sigma", "HalfCauchy": "beta",
+                "HalfStudentT": "sigma"}
+
+_VP = DefaultPrior("HalfNormal", (("sigma", 2.5),), "var(y)")
+_FLAT = DefaultPrior("Flat", ())
+_UNIFORM_H2 = DefaultPrior("Beta", (("alpha", 1.0), ("beta", 1.0)))
+
+#: The one table of default priors, by model family (:mod:`bayeslmm.bayes.families`) and
+#: quantity, read by every builder, the quadrature and the Krylov engine; logged once per
+#: run and stored in the posterior's attributes (``default_priors``). docs/priors.md gives
+#: the reasons. ``var(y)``: the phenotype's sample variance (per trait for two traits);
+#: ``k``: the number of kernels.
+DEFAULT_PRIORS: dict[str, dict[str, DefaultPrior]] = {
+    "linear": {"h2": _UNIFORM_H2, "Vp": _VP, "beta": _FLAT,
+               # only when the user puts a prior on one of the two variances
+               "sigma_g2": _VP, "sigma_e2": _VP},
+    "multikernel": {
+        # (h2_1, ..., h2_k, 1 - h2_total) ~ Dirichlet(1/k, ..., 1/k, 1): the total h2 is
+        # Beta(1, 1) as with one kernel, which it reduces to at k = 1
+        "pi": DefaultPrior("Dirichlet", (), text="Dirichlet(1/k, ..., 1/k, 1) on (h2_1, ..., "
+                           "h2_k, 1 - h2_total): h2_total ~ Beta(1, 1)"),
+        "Vp": _VP, "beta": _FLAT, "sigma_g2": _VP, "sigma_e2": _VP},
+    "multitrait": {"h2": _UNIFORM_H2,
+                   "Vp": DefaultPrior("HalfNormal", (("sigma", 2.5),), "var(y_t)"),
+                   "beta": _FLAT,
+                   "r_g": DefaultPrior("LKJ", (("eta", 1.0),), text="LKJ(1): uniform on "
+                                       "[-1, 1]"),
+                   "r_e": DefaultPrior("LKJ", (("eta", 1.0),), text="LKJ(1): uniform on "
+                                       "[-1, 1]")},
+    "threshold": {"h2": _UNIFORM_H2,
+                  # s = 1 (probit) or 1.8 (logit, the logistic's sd): a unit-scale liability
+                  "intercept": DefaultPrior("Normal", (("mu", 0.0), ("sigma", 1.0)), "s",
+                                            text="Normal(0, s) (no prevalence given; s = 1 "
+                                            "probit, 1.8 logit)"),
+                  "beta": DefaultPrior("Normal", (("mu", 0.0), ("sigma", 1.0)), "s",
+                                       text="Normal(0, s / sd(x_j)) (each covariate)")},
+}
+
+
+def default_prior(family: str, name: str, scale: float = 1.0) -> Prior:
+    """The default :class:`Prior` of ``name`` in the model family ``family``
+    (:data:`DEFAULT_PRIORS`), its scale parameter multiplied by ``scale``."""
+    return DEFAULT_PRIORS[family][name].prior(scale)
+
+
+def default_prior_table(family: str) -> dict[str, str]:
+    """The default priors of a family as text, e.g. ``{"h2": "Beta(1, 1)", ...}`` (what the
+    log prints and the posterior's attrs hold)."""
+    return {k: str(v) for k, v in DEFAULT_PRIORS[family].items()
+            if family == "multitrait" or k not in ("sigma_g2", "sigma_e2")}
 
 
 @dataclass(frozen=True)
@@ -410,25 +494,6 @@ def parse_priors(spec: Mapping[str, Any] | None, *, allowed=ALL_NAMES) -> dict[s
     return out
 
 
-def _beta_defaults(y: np.ndarray, X: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """bambi-like Normal(mu_j, sigma_j) for each fixed effect, scaled to the data."""
-    if X is None or X.shape[1] == 0:
-        return np.zeros(0), np.zeros(0)
-    sy = float(np.std(y, ddof=1))
-    sx = X.std(axis=0)
-    mx = X.mean(axis=0)
-    const = sx <= 1e-12 * np.maximum(1.0, np.abs(mx))
-    mu = np.zeros(X.shape[1])
-    sigma = np.empty(X.shape[1])
-    sigma[~const] = 2.5 * sy / sx[~const]
-    # An intercept absorbs mean(y) and the shifts of uncentred covariates, mean_j * beta_j.
-    shift = np.sum((mx[~const] / sx[~const]) ** 2)
-    for j in np.flatnonzero(const):
-        mu[j] = float(np.mean(y)) / mx[j]
-        sigma[j] = 2.5 * sy * np.sqrt(1.0 + shift) / abs(mx[j])
-    return mu, sigma
-
-
 @dataclass(frozen=True)
 class ResolvedPriors:
     """Priors with defaults filled in; what a model builder uses."""
@@ -456,7 +521,7 @@ class ResolvedPriors:
 
 def default_priors(spec, y: np.ndarray, X: np.ndarray | None, *, kind: str = "lmm"
                    ) -> ResolvedPriors:
-    """Fill in weakly-informative defaults scaled to var(y) (see the module docstring).
+    """Fill in the defaults of :data:`DEFAULT_PRIORS` (``Vp`` scaled to var(y)).
 
     ``kind`` is ``"lmm"`` (variance components), ``"lmm-variances"`` (force the
     (sigma_g2, sigma_e2) parameterisation, needed with several kernels) or ``"linear"``
@@ -465,7 +530,7 @@ def default_priors(spec, y: np.ndarray, X: np.ndarray | None, *, kind: str = "lm
     allowed = ("beta", "sigma_e2") if kind == "linear" else ALL_NAMES
     priors = parse_priors(spec, allowed=allowed)
     vy = float(np.var(y, ddof=1))
-    var_default = Prior("HalfNormal", {"sigma": 2.5 * vy})
+    var_default = default_prior("linear", "Vp", vy)
     if kind == "linear":
         param = "residual"
         priors.setdefault("sigma_e2", var_default)
@@ -478,16 +543,10 @@ def default_priors(spec, y: np.ndarray, X: np.ndarray | None, *, kind: str = "lm
         priors.setdefault("sigma_e2", var_default)
     else:
         param = "h2"
-        priors.setdefault("h2", Prior("Beta", {"alpha": 1.0, "beta": 1.0}))
+        priors.setdefault("h2", default_prior("linear", "h2"))
         priors.setdefault("Vp", var_default)
-    mu, sigma = _beta_defaults(y, X)
-    if "beta" not in priors:
-        priors["beta"] = Prior("Normal", {"mu": 0.0, "sigma": 1.0})  # placeholder, per-j below
-        user_beta = False
-    else:
-        user_beta = True
-    if user_beta:
-        mu = sigma = np.zeros(0)
+    priors.setdefault("beta", default_prior("linear", "beta"))
+    mu = sigma = np.zeros(0)  # no per-coefficient default: beta's prior is one for all
     order = [n for n in ALL_NAMES if n in priors]
     return ResolvedPriors(param, {n: priors[n] for n in order}, mu, sigma)
 

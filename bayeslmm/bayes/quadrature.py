@@ -34,7 +34,7 @@ from bayeslmm.errors import InputError
 from bayeslmm.likelihood.constants import LOG2PI
 from bayeslmm.likelihood.single import SpectralLMM
 
-__all__ = ["posterior_h2_quadrature"]
+__all__ = ["grid_posterior_tree", "posterior_h2_quadrature"]
 
 QUANTILES = (0.025, 0.05, 0.25, 0.5, 0.75, 0.95, 0.975)
 
@@ -193,3 +193,48 @@ def posterior_h2_quadrature(fit_or_dec, y=None, X=None, *,
         coords={"h2": grid, "quantile": list(QUANTILES), "bound": ["lower", "upper"]},
         attrs={"priors": repr(pri.describe()), "method": method, "hdi_prob": prob,
                "N": lmm.N, "M": lmm.M})
+
+
+def grid_posterior_tree(post: xr.Dataset, *, draws: int = 1000, chains: int = 4,
+                        seed: int | np.random.Generator | None = None) -> xr.DataTree:
+    """A quadrature posterior (:func:`posterior_h2_quadrature`, or the Krylov engine's) as
+    the DataTree every other path writes: posterior draws of h2 that ArviZ reads, the grid in
+    a group of its own.
+
+    The draws invert the grid's CDF, F(h2) = sum of density x cell width (linear inside a
+    cell), at ``chains x draws`` seeded uniforms: independent draws of the exact posterior,
+    so their ESS is their number and R-hat 1 up to noise.
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior`` (``h2`` over chain, draw; attrs: the method and, from the
+        Krylov engine, the Monte Carlo errors ``mean_mc_se``/``sd_mc_se``) and ``grid`` (the
+        quadrature's own Dataset); root attrs ``model_family``, ``default_priors`` and
+        ``priors`` as :func:`bayeslmm.bayes.sample` stores them.
+    """
+    import ast
+    import json
+
+    from bayeslmm.bayes.priors import default_prior_table
+    from bayeslmm.data import check_seed
+
+    check_seed(seed, "seed")
+    h2 = post["h2"].to_numpy()
+    mass = post["density"].to_numpy() * np.gradient(h2)
+    edges = np.concatenate([[max(h2[0] - 0.5 * (h2[1] - h2[0]), 0.0)],
+                            0.5 * (h2[1:] + h2[:-1]),
+                            [min(h2[-1] + 0.5 * (h2[-1] - h2[-2]), 1.0)]])
+    cdf = np.concatenate([[0.0], np.cumsum(mass)])
+    u = np.random.default_rng(seed).uniform(size=(chains, draws)) * cdf[-1]
+    x = np.interp(u, cdf, edges)
+    keep = {k: post.attrs[k] for k in ("method", "mean_mc_se", "sd_mc_se", "mc_flag",
+                                       "probes", "deflated") if k in post.attrs}
+    posterior = xr.Dataset({"h2": (("chain", "draw"), x)},
+                           coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+                           attrs={**keep, "sampler": "inverse CDF of the quadrature grid"})
+    tree = xr.DataTree.from_dict({"posterior": posterior, "grid": post})
+    tree.attrs.update(model_family="linear",
+                      default_priors=json.dumps(default_prior_table("linear")),
+                      priors=json.dumps(ast.literal_eval(post.attrs["priors"])))
+    return tree

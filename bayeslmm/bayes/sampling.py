@@ -24,7 +24,7 @@ from bayeslmm.data import check_seed
 from bayeslmm.errors import InputError
 from bayeslmm.registry import family_for_kind
 
-__all__ = ["check_diagnostics", "posterior_predictive", "sample"]
+__all__ = ["check_diagnostics", "posterior_predictive", "priors_as_used", "sample"]
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,10 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         # A family with a sampler of its own (several kernels: beta and the scale integrated
         # out, the log variance ratios on a grid, ~100 factorisations of V, not one per step).
         nuts = kwargs.pop("nuts", {})
-        return family.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
-                             progressbar=progressbar, target_accept=nuts.get("target_accept"),
-                             log_likelihood=log_likelihood, log_prior=log_prior, **kwargs)
+        return _stamp_priors(family.sample(
+            model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar,
+            target_accept=nuts.get("target_accept"), log_likelihood=log_likelihood,
+            log_prior=log_prior, **kwargs), family, info)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # PyMC's own convergence messages go to the logger; we warn once, ourselves, below.
@@ -162,6 +163,40 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
             post.attrs["priors"] = repr(pri.describe() if hasattr(pri, "describe") else pri)
     diag = check_diagnostics(idata, warn=check)
     post.attrs.update(diag)
+    return _stamp_priors(idata, family, info)
+
+
+def priors_as_used(info) -> dict[str, str]:
+    """The priors a model was built with, as text by parameter (the defaults filled in)."""
+    pri = getattr(info, "priors", None)
+    data = getattr(info, "data", None)
+    if pri is None:
+        return {}
+    out = dict(pri.describe(data.covariates) if hasattr(pri, "describe") and data is not None
+               else pri.describe() if hasattr(pri, "describe") else pri)
+    extra = getattr(info, "extra", None) or {}
+    if extra.get("dirichlet") is not None:  # several kernels, shares of Vp
+        out = {k: v for k, v in out.items() if k not in ("sigma_g2", "sigma_e2")}
+        alpha = ", ".join(f"{a:.4g}" for a in np.atleast_1d(extra["dirichlet"]))
+        out |= {"pi": f"Dirichlet({alpha})", "Vp": str(extra.get("vp_prior"))}
+    if getattr(info, "eta", None) is not None:  # two traits: LKJ on both correlations
+        out |= {"r_g": f"LKJ({info.eta:g})", "r_e": f"LKJ({info.eta:g})"}
+    return {str(k): str(v) for k, v in out.items()}
+
+
+def _stamp_priors(idata: xr.DataTree, family, info) -> xr.DataTree:
+    """The family's row of the default-prior table and the priors as used, as JSON in the
+    tree's root attrs (``model_family``, ``default_priors``, ``priors``), on every path."""
+    import json
+
+    from bayeslmm.bayes.priors import DEFAULT_PRIORS, default_prior_table
+
+    if family is not None and family.name in DEFAULT_PRIORS:
+        idata.attrs["model_family"] = family.name
+        idata.attrs["default_priors"] = json.dumps(default_prior_table(family.name))
+    used = priors_as_used(info)
+    if used:
+        idata.attrs["priors"] = json.dumps(used)
     return idata
 
 

@@ -11,10 +11,16 @@ import xarray as xr
 
 from bayeslmm.errors import InputError
 
-__all__ = ["INTERVAL", "credible_interval", "hdi", "interval_label", "interval_prob",
-           "posterior_draws", "reflected_kde", "set_interval"]
+__all__ = ["INTERVAL", "SUMMARY_COLUMNS", "credible_interval", "hdi", "interval_columns",
+           "interval_label", "interval_prob", "posterior_draws", "posterior_summary",
+           "reflected_kde", "set_interval"]
 
 _SAMPLE_DIMS = ("chain", "draw")
+#: dimensions a summarised variable may have besides (chain, draw)
+_SUMMARY_DIMS = {"covariate", "component", "trait"}
+#: sampler coordinates, not model parameters: marginal_grm's standardised beta, the threshold
+#: model's standardised intercept, the two-trait model's correlations on the unit interval
+_SAMPLER_COORDINATES = frozenset({"beta_z", "intercept_std", "r_g_unit", "r_e_unit"})
 
 
 def posterior_draws(posterior, name: str) -> np.ndarray:
@@ -114,3 +120,58 @@ def reflected_kde(draws: np.ndarray, grid: np.ndarray, lower: float | None = 0.0
     if upper is not None:
         dens = dens + kde(2 * upper - grid)
     return dens
+
+
+def interval_columns() -> tuple[str, str]:
+    """The summary table's interval columns under the convention, e.g. ("hdi95_lower",
+    "hdi95_upper")."""
+    name = f"{INTERVAL.kind}{round(100 * INTERVAL.prob):d}"
+    return f"{name}_lower", f"{name}_upper"
+
+
+def summary_columns() -> list[str]:
+    """The columns of :func:`posterior_summary`, in order (the index is ``parameter``)."""
+    return ["mean", "sd", *interval_columns(), "ess_bulk", "ess_tail", "r_hat", "mcse_mean",
+            "mcse_sd"]
+
+
+#: the layout of every ``.posterior.tsv`` (the interval's two columns as the convention names
+#: them: :func:`interval_columns`)
+SUMMARY_COLUMNS = ("mean", "sd", "<interval>_lower", "<interval>_upper", "ess_bulk",
+                   "ess_tail", "r_hat", "mcse_mean", "mcse_sd")
+
+
+def posterior_summary(idata, var_names=None):
+    """The one summary table of a posterior, whichever engine or model made it.
+
+    Rows ``parameter`` (``beta[intercept]``, ``h2[G1]``...), columns :data:`SUMMARY_COLUMNS`:
+    mean, sd, the interval of the package's convention, bulk and tail ESS, R-hat and the
+    Monte Carlo SEs of the mean and SD, all from :func:`arviz_stats.summary`. Without
+    ``var_names``: every scalar variable and those over covariates, components or traits,
+    less the sampler's own coordinates and a threshold model's ``intercept`` (it is
+    ``beta[intercept]``). Where the posterior group's attrs give the Monte Carlo error of the
+    likelihood itself (``mean_mc_se``, ``sd_mc_se``: the Krylov engine's SLQ), it is added in
+    quadrature to the draws' MCSE of ``h2``.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    import arviz_stats
+
+    post = idata["posterior"]
+    if var_names is None:
+        var_names = [v for v in post.data_vars if v not in _SAMPLER_COORDINATES
+                     and set(post[v].dims) <= {*_SAMPLE_DIMS, *_SUMMARY_DIMS}]
+        if "beta" in var_names and "intercept" in var_names and "intercept" in \
+                post["beta"].coords.get("covariate", xr.DataArray([])).values:
+            var_names.remove("intercept")
+    table = arviz_stats.summary(idata, var_names=list(var_names), ci_prob=INTERVAL.prob,
+                                ci_kind=INTERVAL.kind, round_to="none")
+    lb, ub = (f"{INTERVAL.kind}{round(100 * INTERVAL.prob):d}_{s}" for s in ("lb", "ub"))
+    table = table.rename(columns=dict(zip((lb, ub), interval_columns(), strict=True)))
+    for col, key in (("mcse_mean", "mean_mc_se"), ("mcse_sd", "sd_mc_se")):
+        if key in post.attrs and "h2" in table.index:
+            table.loc["h2", col] = float(np.hypot(table.loc["h2", col], post.attrs[key]))
+    table.index.name = "parameter"
+    return table[summary_columns()].astype(float)

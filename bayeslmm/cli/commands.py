@@ -82,7 +82,7 @@ def posterior(args: argparse.Namespace, fit, y, X, staged, prefix: Path, *, K=No
               names=None, model: str | None = None):
     """The full posterior (:func:`bayeslmm.bayes.posterior.posterior_of_fit`), staged."""
     from bayeslmm.bayes.posterior import posterior_of_fit
-    from bayeslmm.reports.posterior_files import write_posterior_run
+    from bayeslmm.reports.posterior_files import FigureOptions, write_posterior_run
 
     run = posterior_of_fit(fit, y, X, K=K, model=model or getattr(args, "model", "linear"),
                            priors=prior_args(args), prevalence=getattr(args, "prevalence",
@@ -91,7 +91,8 @@ def posterior(args: argparse.Namespace, fit, y, X, staged, prefix: Path, *, K=No
                            draws=args.draws, tune=args.tune, chains=args.chains,
                            seed=args.seed, progressbar=not args.quiet, cores=_cores(args),
                            lkj_eta=getattr(args, "lkj_eta", 1.0))
-    write_posterior_run(run, prefix, staged, fit=fit)
+    write_posterior_run(run, prefix, staged, fit=fit, prevalence=getattr(
+        args, "prevalence", None), fig_opts=FigureOptions.of(args))
     return run
 
 
@@ -251,8 +252,7 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
 
 
 def cmd_sample(args: argparse.Namespace, staged) -> Path:
-    """``bayeslmm sample``: PREFIX.hsq (REML), .posterior.nc, .posterior.tsv and the figure
-    (.h2.png; .rg.png for two traits)."""
+    """``bayeslmm sample``: PREFIX.hsq, .posterior.nc/.tsv, .h2.png (.rg.png: two traits)."""
     prefix = output_prefix(args.out)
     prior_args(args)  # a bad prior fails before any computation
     if len(getattr(args, "mpheno_all", ())) > 1:
@@ -266,13 +266,14 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
     if args.engine:
         from bayeslmm.bayes.quadrature_krylov import posterior_h2_krylov
         from bayeslmm.estimation.krylov import KrylovFit
-        from bayeslmm.reports.posterior_files import write_krylov_posterior
+        from bayeslmm.reports.posterior_files import FigureOptions, write_krylov_posterior
 
         inp, fit = engine_fit(args)
         write_hsq(fit, f"{prefix}.hsq", staged)
         if isinstance(fit, KrylovFit):  # the exact 1-D quadrature, with its MC error
             post = posterior_h2_krylov(fit.model, priors=prior_args(args))
-            write_krylov_posterior(post, prefix, staged, seed=args.seed)
+            write_krylov_posterior(post, prefix, staged, seed=args.seed, fit=fit,
+                                   fig_opts=FigureOptions.of(args))
         else:  # NUTS on the decomposition the eigen / low-rank engines gave
             posterior(args, fit, inp.y, inp.X, staged, prefix)
         return prefix

@@ -11,6 +11,7 @@ from bayeslmm import __version__
 from bayeslmm.association import catalogue as _tests  # noqa: F401  (fills ASSOC_TESTS)
 from bayeslmm.estimation import catalogue as _engines  # noqa: F401  (fills ENGINES)
 from bayeslmm.registry import ASSOC_TESTS, ENGINES
+from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_FORMATS
 
 __all__ = ["PROG", "build_parser"]
 
@@ -114,6 +115,8 @@ def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int 
     if prior:
         p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
                        help="e.g. h2='Beta(1, 1)' or Vp='HalfNormal(2)'; repeatable")
+        p.add_argument("--figure-format", choices=FIGURE_FORMATS, default="png")
+        p.add_argument("--dpi", type=int, default=FIGURE_DPI, help="figure resolution")
     p.add_argument("--draws", type=int, default=draws, help="posterior draws per chain")
     p.add_argument("--tune", type=int, default=tune, help="warm-up draws per chain, discarded")
     p.add_argument("--chains", type=int, default=chains, help="independent chains")

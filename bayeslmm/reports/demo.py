@@ -55,8 +55,9 @@ def run_demo(out: str | Path, staged: StagedOutputs, *, draws: int = 500, tune: 
     write_snp_blp(eff["snp"].to_numpy(), eff["a1"].to_numpy(), eff["effect"].to_numpy(),
                   f"{prefix}.snp.blp", staged)
     t_reml = time.perf_counter()
-    # Flat beta so that the NUTS posterior and the exact quadrature share one model.
-    priors = {"h2": "Beta(1, 1)", "beta": "Flat()"}
+    # The default priors (DEFAULT_PRIORS: beta flat), which NUTS and the exact quadrature
+    # share, as every other path does.
+    priors: dict[str, str] = {}
     quad = posterior_h2_quadrature(fit, priors=priors)
     extra = {"exact (quadrature)": (quad["h2"].to_numpy(), quad["density"].to_numpy())}
     run = posterior_of_fit(fit, inp.y, inp.X, priors=priors, draws=draws, tune=tune,

@@ -10,6 +10,8 @@ GCTA's ``--reml-bivar`` rows) are all written by :func:`hsq_text`:
 * estimates and SEs in GCTA's fixed 6 decimals, or 6 significant digits in scientific
   notation for tiny or huge values (:func:`fmt_number`); a NaN SE (not identifiable) is
   written ``nan``, never 0;
+* several GRMs are GCTA's ``--mgrm`` rows ``V(G1)``, ``V(G2)``, ``V(G1)/Vp``... in the
+  order given, the user's names in a last line ``Components: G1 = name1; G2 = name2``;
 * rows with one value (``logL``, ``logL0``, ``LRT``, ``Pval``, an MC error) have no SE
   column; ``df`` and ``n`` are integers.
 
@@ -87,8 +89,14 @@ def hsq_rows(fit, prevalence: float | None = None,
     rows: list[tuple] = []
     table = (fit.summary(prevalence, case_proportion) if prevalence is not None
              else fit.summary())
+    # several GRMs: GCTA's --mgrm names, V(G1), V(G2)... in --mgrm order; the user's names
+    # in a legend line after the rows
+    gcta = {f"V({c})": f"V(G{j + 1})" for j, c in enumerate(getattr(fit, "components", ()))
+            } if getattr(fit, "k", 1) > 1 else {}
     for name, row in table.iterrows():
         name = str(name)
+        head, sep, tail = name.partition("/")
+        name = gcta.get(head, head) + sep + tail
         if name.endswith("/Vp_L") and not (rows and str(rows[-1][0]).endswith("_L")):
             lia = fit.liability_h2(prevalence, case_proportion)
             rows.append((None, "The estimate of variance explained on the observed scale is "
@@ -98,6 +106,9 @@ def hsq_rows(fit, prevalence: float | None = None,
                          f"{lia.prevalence:.6f})", None))
         scalar = name in SCALAR_ROWS or name.endswith("MC error")
         rows.append((name, row.Variance, None if scalar else row.SE))
+    if gcta:
+        rows.append((None, "Components: " + "; ".join(
+            f"{g[2:-1]} = {u[2:-1]}" for u, g in gcta.items()), None))
     return rows
 
 

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslmm.bayes.summaries import INTERVAL
+from bayeslmm.bayes.summaries import posterior_summary
 from bayeslmm.errors import InputError
 from bayeslmm.io.grm_files import atomic_write, ordinary_file_mode
 
@@ -381,23 +381,6 @@ def write_assoc_as(res: xr.Dataset, fmt: str, path: str | os.PathLike[str],
 
 
 # ----------------------------------------------------------------------------- posterior
-def posterior_summary(idata: xr.DataTree, var_names: Sequence[str] | None = None
-                      ) -> pd.DataFrame:
-    """``arviz.summary`` of the scalar and per-covariate parameters (mean, sd, the
-    interval of the package's convention (:mod:`bayeslmm.bayes.summaries`, default 95% HDI), ESS,
-    R-hat); per-sample latent values are left out unless named."""
-    import arviz as az
-
-    post = idata["posterior"]
-    if var_names is None:
-        # beta_z is the sampler's standardised coordinate for beta (marginal_grm's
-        # conditional parameterisation), not a model parameter.
-        var_names = [v for v in post.data_vars if v != "beta_z"
-                     and set(post[v].dims) <= {"chain", "draw", "covariate", "component"}]
-    return az.summary(idata, var_names=list(var_names), ci_prob=INTERVAL.prob,
-                      ci_kind=INTERVAL.kind)
-
-
 def write_posterior(idata: xr.DataTree, nc_path: str | os.PathLike[str],
                     tsv_path: str | os.PathLike[str], staged: StagedOutputs | None = None,
                     var_names: Sequence[str] | None = None) -> tuple[Path, Path]:

@@ -58,14 +58,15 @@ def test_parse_priors_validation():
         parse_priors({"beta": 3})
 
 
-def test_defaults_scaled_to_data(rng):
+def test_defaults_are_the_table_scaled_to_data(rng):
+    # DEFAULT_PRIORS["linear"]: h2 ~ Beta(1, 1), Vp ~ HalfNormal(2.5 var(y)), beta flat
     y = rng.normal(10, 3, 200)
     X = np.column_stack([np.ones(200), rng.normal(5, 2, 200)])
     pri = default_priors(None, y, X)
     assert pri.parameterisation == "h2"
     assert pri["Vp"].params["sigma"] == pytest.approx(2.5 * np.var(y, ddof=1))
-    assert pri.beta_mu[0] == pytest.approx(y.mean())
-    assert pri.beta_sigma[1] == pytest.approx(2.5 * y.std(ddof=1) / X[:, 1].std())
+    assert str(pri["h2"]) == "Beta(alpha=1, beta=1)" and pri["beta"].family == "Flat"
+    assert pri.beta_mu.size == 0
     pri2 = default_priors({"sigma_g2": "InverseGamma(1, 1)"}, y, X)
     assert pri2.parameterisation == "variances" and pri2["sigma_e2"].family == "HalfNormal"
 
@@ -102,15 +103,12 @@ def test_pymc_distribution_and_callable_priors(small):
     assert lp(pt) == pytest.approx(stats.beta.logpdf(h, 2, 3))
 
 
-def test_describe_prints_the_resolved_beta_prior():
-    # The default beta prior is scaled to the data (bambi-like): for an intercept,
-    # Normal(mean(y), 2.5 sd(y)); describe() shows those numbers, not a placeholder.
+def test_describe_prints_the_beta_prior_as_used():
+    # The default beta prior is the table's Flat(); a prior the user gave is shown as given.
     from bayeslmm.bayes.priors import default_priors
 
     y = np.array([1.0, 3.0, 2.0, 6.0])
-    pri = default_priors(None, y, np.ones((4, 1)))
-    d = pri.describe(["intercept"])
-    want = f"intercept: Normal(mu={y.mean():.4g}, sigma={2.5 * y.std(ddof=1):.4g})"
-    assert d["beta"] == want and "Normal(mu=0, sigma=1)" not in d["beta"]
-    # A prior the user gave is shown as given.
+    assert default_priors(None, y, np.ones((4, 1))).describe(["intercept"])["beta"] == "Flat()"
+    assert default_priors({"beta": "Normal(0, 10)"}, y, np.ones((4, 1))).describe()[
+        "beta"] == "Normal(mu=0, sigma=10)"
     assert default_priors({"beta": "Flat()"}, y, np.ones((4, 1))).describe()["beta"] == "Flat()"

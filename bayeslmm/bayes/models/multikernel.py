@@ -11,9 +11,11 @@ Pareto-smoothed importance sampling (k >= 3), NUTS with the exact gradient as th
 fallback; sigma_e2 and beta drawn from their exact conditionals (see
 :mod:`bayeslmm.bayes.multikernel.sampling`). Same posterior.
 
-Priors: ``sigma_g2`` (applied to every component) and ``sigma_e2`` as for one kernel
-(:mod:`bayeslmm.bayes.priors`), or ``dirichlet=alpha``: (sigma_1, ..., sigma_k, sigma_e2) =
-Vp pi with pi ~ Dirichlet(alpha) and Vp ~ the ``Vp`` prior (default HalfNormal(2.5 var y)).
+Priors: by default (:data:`bayeslmm.bayes.priors.DEFAULT_PRIORS`, ``multikernel``)
+(sigma_1, ..., sigma_k, sigma_e2) = Vp pi with pi ~ Dirichlet(1/k, ..., 1/k, 1), so that the
+total h2 is Beta(1, 1) as with one kernel, and Vp ~ HalfNormal(2.5 var y); ``dirichlet=alpha``
+sets other shares. Priors on ``sigma_g2`` (applied to every component) and ``sigma_e2``
+instead give the two variances independent priors, as for one kernel.
 """
 
 from __future__ import annotations
@@ -31,14 +33,20 @@ from bayeslmm.bayes.model_info import ModelInfo, attach_info, find_info, model_i
 from bayeslmm.bayes.multikernel.logp import MultiKernelDensity
 from bayeslmm.bayes.multikernel.lowrank import LowRankDensity
 from bayeslmm.bayes.multikernel.sampling import sample_multikernel
-from bayeslmm.bayes.priors import Prior, default_priors, parse_priors
+from bayeslmm.bayes.priors import default_prior, default_priors, parse_priors
 from bayeslmm.data import prepare
 from bayeslmm.errors import InputError
 from bayeslmm.likelihood.constants import LOG2PI
 from bayeslmm.registry import attach_family_hooks
 
-__all__ = ["density_of", "marginal_multikernel", "sample_model"]
+__all__ = ["default_dirichlet", "density_of", "marginal_multikernel", "sample_model"]
 
+
+def default_dirichlet(k: int) -> tuple[float, ...]:
+    """The default shares' Dirichlet(1/k, ..., 1/k, 1) (:data:`~bayeslmm.bayes.priors.
+    DEFAULT_PRIORS`): the k genetic shares sum to h2_total ~ Beta(1, 1) (the aggregation
+    property), the one-kernel default, which k = 1 recovers exactly."""
+    return (*([1.0 / k] * k), 1.0)
 
 
 def marginal_multikernel(y, Ks: Sequence, X=None, *, priors: Mapping[str, Any] | None = None,
@@ -56,7 +64,8 @@ def marginal_multikernel(y, Ks: Sequence, X=None, *, priors: Mapping[str, Any] |
     priors : dict, optional
         ``beta``, ``sigma_g2`` (every component), ``sigma_e2``; with ``dirichlet``, ``Vp``.
     dirichlet : float or sequence of k + 1 floats, optional
-        Dirichlet prior on the variance proportions (components, then the residual).
+        Dirichlet prior on the variance proportions (components, then the residual);
+        default (1/k, ..., 1/k, 1) unless ``priors`` names ``sigma_g2`` or ``sigma_e2``.
     component_names : sequence of str, optional
         Names of the kernels (coordinate ``component``).
 
@@ -70,9 +79,11 @@ def marginal_multikernel(y, Ks: Sequence, X=None, *, priors: Mapping[str, Any] |
     k = len(data.Ks)
     spec = dict(priors or {})
     vp_prior = None
+    if dirichlet is None and not {"sigma_g2", "sigma_e2"} & set(spec):
+        dirichlet = default_dirichlet(k)
     if dirichlet is not None:
-        vp_prior = parse_priors({"Vp": spec.pop("Vp")})["Vp"] if "Vp" in spec else Prior(
-            "HalfNormal", {"sigma": 2.5 * float(np.var(data.y, ddof=1))})
+        vp_prior = parse_priors({"Vp": spec.pop("Vp")})["Vp"] if "Vp" in spec else \
+            default_prior("multikernel", "Vp", float(np.var(data.y, ddof=1)))
         for name in ("sigma_g2", "sigma_e2", "h2"):
             if name in spec:
                 raise InputError(f"with dirichlet= the variances are Vp * pi: give a prior on "

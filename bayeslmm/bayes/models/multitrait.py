@@ -32,7 +32,7 @@ from bayeslmm.bayes import families  # noqa: F401  (the table this module attach
 from bayeslmm.bayes.compiled.multitrait import compile_multitrait
 from bayeslmm.bayes.compiled.multitrait import supported as compiled_supported
 from bayeslmm.bayes.model_info import attach_info
-from bayeslmm.bayes.priors import Prior, parse_priors
+from bayeslmm.bayes.priors import Prior, default_prior, parse_priors
 from bayeslmm.errors import InputError
 from bayeslmm.likelihood.constants import LOG2PI
 from bayeslmm.registry import attach_family_hooks
@@ -88,7 +88,7 @@ def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None
         raise InputError(f"unknown prior names {sorted(unknown)}; use 'h2' and 'Vp' (and eta=)")
     parsed = parse_priors(pri, allowed=("h2", "Vp"))
     vy = np.var(mt.Y_res, axis=0, ddof=data.M)
-    h2_prior = parsed.get("h2", Prior("Beta", {"alpha": 1.0, "beta": 1.0}))
+    h2_prior = parsed.get("h2", default_prior("multitrait", "h2"))
     Vp_prior = parsed.get("Vp")
     traits = list(Yc.columns)
     coords = {"trait": traits, "trait_": traits}
@@ -108,8 +108,9 @@ def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None
             pm.Deterministic("r_e", Se[0, 1] / pt.sqrt(ve[0] * ve[1]))
         else:
             h2 = h2_prior.create("h2", dims="trait", shape=(T,))
-            if Vp_prior is None:
-                Vp = pm.HalfNormal("Vp", sigma=2.5 * vy, dims="trait")
+            if Vp_prior is None:  # the table's HalfNormal(2.5 var(y_t)), per trait
+                Vp = pm.HalfNormal("Vp", sigma=[default_prior("multitrait", "Vp", v)
+                                                .params["sigma"] for v in vy], dims="trait")
             else:
                 Vp = Vp_prior.create("Vp", dims="trait", shape=(T,))
             # LKJ(eta) for a 2 x 2 correlation matrix: (r + 1) / 2 ~ Beta(eta, eta).
@@ -134,7 +135,7 @@ def multitrait_marginal(Y, K, X=None, *, priors: Mapping[str, Any] | None = None
                 f"HalfNormal(sigma=2.5 var(y_t)) = {2.5 * vy}"},
         h2_prior=h2_prior,
         Vp_priors=(Vp_prior, Vp_prior) if Vp_prior else
-        tuple(Prior("HalfNormal", {"sigma": float(2.5 * v)}) for v in vy),
+        tuple(default_prior("multitrait", "Vp", float(v)) for v in vy),
         fixed=bool(fixed)))
     return model
 

@@ -82,7 +82,7 @@ from bayeslmm.bayes.ascertainment import ascertainment_check
 from bayeslmm.bayes.compiled.threshold import compile_threshold
 from bayeslmm.bayes.compiled.threshold import supported as compiled_supported
 from bayeslmm.bayes.model_info import attach_info, find_info
-from bayeslmm.bayes.priors import Prior, parse_prior
+from bayeslmm.bayes.priors import Prior, default_prior, parse_prior
 from bayeslmm.binary import as_binary
 from bayeslmm.covariance.decomposition import Decomposition, decompose, decompose_genotypes
 from bayeslmm.data import LMMData, prepare
@@ -242,7 +242,8 @@ def threshold(y, K=None, X=None, *, prevalence: float | str | Prior | None = Non
     x_sd = Xc.std(axis=0)
 
     sv = RESIDUAL_VARIANCE[link]
-    pri = {"h2": _prior(pri_in.get("h2", "Beta(1, 1)"), "h2")}
+    s_link = 1.0 if link == "probit" else 1.8  # the table's s: a unit-scale liability
+    pri = {"h2": _prior(pri_in.get("h2", default_prior("threshold", "h2")), "h2")}
     fixed_K = None
     if prevalence is not None:
         if link != "probit":
@@ -258,8 +259,8 @@ def threshold(y, K=None, X=None, *, prevalence: float | str | Prior | None = Non
         if "intercept" in pri_in:
             raise InputError("give prevalence= or a prior on the intercept, not both")
     else:
-        pri["intercept"] = _prior(pri_in.get("intercept", "Normal(0, 1)" if link == "probit"
-                                             else "Normal(0, 1.8)"), "intercept")
+        pri["intercept"] = _prior(pri_in.get("intercept", default_prior(
+            "threshold", "intercept", s_link)), "intercept")
     K_ref = fixed_K if fixed_K is not None else (
         float(np.mean(pri["prevalence"].rvs(4000, np.random.default_rng(0))))
         if "prevalence" in pri else None)
@@ -300,7 +301,8 @@ def threshold(y, K=None, X=None, *, prevalence: float | str | Prior | None = Non
         eta = mu + g
         beta_parts = [None] * data.M
         if others:
-            scale = (1.0 if link == "probit" else 1.8) / np.where(x_sd > 0, x_sd, 1.0)
+            scale = default_prior("threshold", "beta", s_link).params["sigma"] / np.where(
+                x_sd > 0, x_sd, 1.0)
             bx = pm.Normal("beta_x", 0.0, scale, dims="covariate_x")
             eta = eta + pt.dot(Xc, bx)
             for k, j in enumerate(others):

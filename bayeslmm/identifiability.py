@@ -7,7 +7,15 @@ The REML likelihood (notes 4.3.2) sees the data only through the N - M residual 
   intercept in X (every sample equally related);
 * the kernel cannot be told from the residual: K proportional to I, so that
   V = (sigma_g2 c + sigma_e2) I for every split of Vp;
-* one residual degree of freedom (N - M = 1) is left for two variance parameters.
+* one residual degree of freedom (N - M = 1) is left for two variance parameters;
+* with several kernels, one of them lies in the span of X (a grouping with one level is
+  K = 1 1', collinear with the intercept): its variance, and so every share of Vp, is
+  arbitrary.
+
+With as many residual contrasts as variance parameters (N - M = 2 for one kernel, e.g.
+N = 3 with an intercept) the likelihood is saturated: the estimate fits the contrasts exactly
+and its asymptotic SE means little. That fit is kept, with a reason
+(:func:`too_few_samples`) and a warning.
 
 Such a fit is returned with a reason and NaN standard errors (never 0.000000), so a table
 does not present an arbitrary split of Vp as an estimate. With several kernels, two that are
@@ -30,7 +38,9 @@ __all__ = [
     "check_data",
     "check_magnitude",
     "check_kernels",
+    "invisible_kernels",
     "not_identifiable",
+    "too_few_samples",
 ]
 
 #: largest |value| accepted in y, X and K: Vp^2 (the delta method's denominator) and
@@ -157,3 +167,38 @@ def not_identifiable(X: np.ndarray, *, K: np.ndarray | None = None, U: np.ndarra
         return ("the kernel lies in the span of the covariates (e.g. K = 1 1' with an "
                 "intercept: every sample equally related), so REML cannot see it")
     return None
+
+
+def too_few_samples(N: int, M: int, k: int = 1, reml: bool = True) -> str | None:
+    """Why k variance components (and sigma_e2) are barely determined, or None.
+
+    The REML likelihood sees N - M residual contrasts; with no more of them than the k + 1
+    variance parameters it is saturated (the estimate interpolates the contrasts), so the
+    estimate and its asymptotic SE are not to be read as such. ML sees N observations for
+    M + k + 1 parameters, the same count.
+    """
+    df = N - M
+    n_var = k + 1
+    if 1 < df <= n_var:
+        return (f"only {df} residual degrees of freedom (N - M) for {n_var} variance "
+                f"parameters (N = {N}, M = {M}): the "
+                "fit interpolates the data, too few samples to estimate a variance component")
+    return None
+
+
+def invisible_kernels(X: np.ndarray, Ks: Sequence[np.ndarray],
+                      names: Sequence[str]) -> list[str]:
+    """The kernels that lie in the span of X: trace((I - H) K) <= 1e-6 trace(K).
+
+    O(N^2 M) each (no eigendecomposition): trace((I - H) K) = trace(K) - trace(Q'K Q), Q an
+    orthonormal basis of span(X). Such a kernel (a one-level grouping, K = 1 1', with an
+    intercept) is invisible to the REML contrasts.
+    """
+    Q, _ = np.linalg.qr(X)
+    out = []
+    for K, name in zip(Ks, names, strict=True):
+        tr = float(np.trace(K))
+        seen = tr - float(np.trace(Q.T @ (K @ Q)))
+        if tr <= 0 or seen <= 1e-6 * abs(tr):
+            out.append(str(name))
+    return out

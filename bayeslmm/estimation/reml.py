@@ -27,7 +27,13 @@ from bayeslmm.data import LMMData, prepare
 from bayeslmm.errors import ConvergenceWarning, IdentifiabilityWarning, InputError
 from bayeslmm.estimation.liability import liability_h2
 from bayeslmm.estimation.results import Results
-from bayeslmm.identifiability import check_data, check_kernels, not_identifiable
+from bayeslmm.identifiability import (
+    check_data,
+    check_kernels,
+    invisible_kernels,
+    not_identifiable,
+    too_few_samples,
+)
 from bayeslmm.likelihood.single import DenseLMM, SpectralLMM
 
 __all__ = ["VarianceComponentFit", "ml", "reml"]
@@ -114,6 +120,9 @@ class VarianceComponentFit(Results):
     #: the information matrix whose inverse is ``cov``: "ai" (GCTA), "observed" (the
     #: Hessian of the log-likelihood; GEMMA's se(pve)) or "expected" (Fisher)
     se_method: str = "ai"
+    #: why the estimate is barely determined (no more residual degrees of freedom than
+    #: variance parameters, e.g. N = 3); the estimate and SEs are kept, with a warning
+    few_samples: str | None = None
 
     # --------------------------------------------------------------- per-component values
     def _one(self, a):
@@ -674,11 +683,20 @@ def _fit(y, K, X, reml_: bool, method: str, constrain: bool, tol: float, max_ite
 
 
 def _flag(fit: VarianceComponentFit) -> VarianceComponentFit:
-    """Mark a one-kernel fit whose h2 is not identifiable: NaN SEs, a reason, a warning."""
-    if fit.k != 1:
-        return fit
+    """Mark a fit whose h2 is not identifiable (NaN SEs, a reason, a warning), and one with
+    too few samples to estimate a variance component (a reason, a warning)."""
+    few = too_few_samples(fit.N, fit.data.M, fit.k, fit.reml)
+    if few is not None:
+        warnings.warn(f"h2 is barely determined: {few}", IdentifiabilityWarning, stacklevel=3)
+        fit = replace(fit, few_samples=few)
     d = fit.decomposition
-    if d is not None:
+    if fit.k != 1:
+        hidden = invisible_kernels(fit.data.X, fit.data.Ks, fit.components)
+        reason = (None if not hidden else
+                  f"kernel(s) {', '.join(map(repr, hidden))} lie in the span of the "
+                  "covariates (e.g. a grouping with one level, K = 1 1', with an intercept), "
+                  "so REML cannot see them and their share of Vp is arbitrary")
+    elif d is not None:
         reason = not_identifiable(fit.data.X, U=d.U, S=d.S, reml=fit.reml)
     else:
         reason = not_identifiable(fit.data.X, K=fit.data.Ks[0], reml=fit.reml)

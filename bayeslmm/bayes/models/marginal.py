@@ -27,6 +27,7 @@ With several kernels the marginal model is a dense MvNormal (Cholesky, O(N^3));
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,7 +45,8 @@ from bayeslmm.bayes.priors import ResolvedPriors, default_priors
 from bayeslmm.bayes.spectral_data import SpectralData, beta_normal_prior
 from bayeslmm.covariance.decomposition import Decomposition, decompose, decompose_genotypes
 from bayeslmm.data import LMMData, prepare
-from bayeslmm.errors import InputError, KernelError
+from bayeslmm.errors import IdentifiabilityWarning, InputError, KernelError
+from bayeslmm.identifiability import not_identifiable
 from bayeslmm.likelihood.constants import LOG2PI
 from bayeslmm.registry import attach_family_hooks, model_family
 
@@ -364,6 +366,12 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
             f"definite only for h2 < {dec.h2_max:.6g}, but the posterior ranges over h2 in "
             "[0, 1]; make K PSD first with bayeslmm.genotypes.remedies.bend or "
             "relatedness_cutoff (--grm-bend / --grm-cutoff)")
+    reason = not_identifiable(data.X, U=dec.U, S=dec.S)
+    if reason is not None and not {"sigma_g2", "sigma_e2"} <= set(fixed):
+        # The likelihood is flat along h2 (as REML's): its posterior is its prior, which the
+        # sampler would report as if it were learned from y.
+        warnings.warn(f"h2 is not identifiable: {reason}; its posterior is its prior",
+                      IdentifiabilityWarning, stacklevel=2)
     pri = default_priors(priors, data.y, data.X)
     if beta_param not in ("auto", "conditional", "direct"):
         raise InputError(f"beta_param must be 'auto', 'conditional' or 'direct', got "
@@ -382,7 +390,8 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
             shift = beta - sd.b0
         _spectral_likelihood(dec, sd, shift, sg, se, latent)
     attach_info(model, ModelInfo("marginal", data, pri, decomposition=dec, fixed=fixed,
-                                 latent=latent, extra={"spectral_data": sd}))
+                                 latent=latent, extra={"spectral_data": sd,
+                                                       "not_identifiable": reason}))
     return model
 
 

@@ -47,6 +47,7 @@ import xarray as xr
 from bayeslmm.bayes.summaries import posterior_summary
 from bayeslmm.errors import InputError
 from bayeslmm.io.grm_files import atomic_write, ordinary_file_mode
+from bayeslmm.reports.formats import FIGURE_FORMATS
 
 log = logging.getLogger("bayeslmm.cli")  # the run's log
 
@@ -440,10 +441,13 @@ def write_assoc_tables(per_test: Mapping[str, xr.Dataset], prefix: str | os.Path
 
 # ----------------------------------------------------------------------------- a run's files
 #: the names bayeslmm gives its outputs, after the prefix
+#: (every figure in every --figure-format: a one-trait run after a two-trait one on the
+#: same prefix leaves the two-trait .rg figure, an SVG run an earlier PNG)
 _OUTPUT_NAME = re.compile(
     r"\.(hsq|indi\.blp|snp\.blp|((exact|grammar|grammar-gamma|wald|lrt|score)\.)?"
     r"(assoc\.tsv|assoc\.txt|mlma)"
-    r"|posterior\.(nc|tsv)|h2\.png|compare\.(tsv|png)|sensitivity\.(tsv|png)|report\.txt"
+    r"|posterior\.(nc|tsv)|compare\.tsv|sensitivity\.tsv|report\.txt"
+    rf"|(h2|rg|compare|sensitivity)\.({'|'.join(FIGURE_FORMATS)})"
     r"|log|(loco-chr[^./]+\.)?grm\.(bin|N\.bin|id))$")
 
 

@@ -30,10 +30,12 @@ from bayeslmm.errors import InputError
 from bayeslmm.genotypes.filters import filter_samples, filter_variants, sample_mask
 from bayeslmm.genotypes.kinship import grm as compute_grm
 from bayeslmm.genotypes.remedies import bend, relatedness_cutoff
-from bayeslmm.io import GRM, read_covar, read_grm, read_phenotype, read_plink, read_qcovar
+from bayeslmm.io import GRM, read_covar, read_grm, read_phenotype, read_qcovar
 from bayeslmm.io.text import read_lines
+from bayeslmm.registry import GENOTYPE_FORMATS, genotype_format
 
-__all__ = ["INPUT_FLAGS", "Inputs", "load_inputs", "read_genotypes", "read_mgrm"]
+__all__ = ["INPUT_FLAGS", "Inputs", "load_inputs", "open_genotypes", "read_genotypes",
+           "read_mgrm"]
 
 #: the command line's flags (argparse names) that :func:`load_inputs` takes, and its keywords
 INPUT_FLAGS = {"mpheno": "mpheno", "grm": "grm", "mgrm": "mgrm", "bfile": "bfile",
@@ -89,17 +91,31 @@ def read_mgrm(path: PathOr) -> list[str]:
     return prefixes
 
 
+def open_genotypes(fmt: str, value, **options):
+    """Open genotypes of any registered format lazily: ``"bfile"`` (PLINK 1 prefix),
+    ``"pfile"`` (PLINK 2 prefix), ``"bgen"`` (``[file, mode]``, ``sample=``), ``"vcf"``
+    (``file`` or ``[file, "dosage=DS"]``), with plink2's ``double_id``/``id_delim``; the
+    counted allele is logged (:data:`bayeslmm.registry.GENOTYPE_FORMATS`)."""
+    import importlib
+
+    import bayeslmm.io.catalogue  # noqa: F401  (declares the formats)
+
+    if fmt not in GENOTYPE_FORMATS:
+        raise InputError(f"unknown genotype format {fmt!r}; known: {', '.join(GENOTYPE_FORMATS)}")
+    module, _, function = genotype_format(fmt).opener.partition(":")
+    return getattr(importlib.import_module(module), function)(value, **options)
+
+
 def read_genotypes(bfile, *, keep: PathOr | None = None, remove: PathOr | None = None,
                    extract: PathOr | None = None, exclude: PathOr | None = None,
                    chromosomes: Sequence[str | int] | None = None, maf: float = 0.0,
                    geno: float = 1.0, progress: bool | None = None):
-    """A PLINK fileset (a prefix, or a dataset already opened by :func:`bayeslmm.io.read_plink`)
-    with PLINK's ``--keep/--remove``, ``--extract/--exclude``, ``--chr``, ``--geno``,
-    ``--maf`` applied (:mod:`bayeslmm.genotypes.filters`), each step logged with its count."""
+    """A PLINK fileset (a prefix, or a dataset already opened by :func:`bayeslmm.io.read_plink`
+    or :func:`open_genotypes`) with PLINK's ``--keep/--remove``, ``--extract/--exclude``,
+    ``--chr``, ``--geno``, ``--maf`` applied (:mod:`bayeslmm.genotypes.filters`), each step
+    logged with its count."""
     if isinstance(bfile, str | os.PathLike):
-        ds = read_plink(bfile)
-        log.info("Read %d samples and %d variants from PLINK fileset '%s'.",
-                 ds.sizes["sample"], ds.sizes["variant"], bfile)
+        ds = open_genotypes("bfile", bfile)
     else:
         ds = bfile
     ds, steps = filter_samples(ds, keep=keep, remove=remove)
@@ -251,7 +267,8 @@ def load_inputs(pheno, *, mpheno: int | Sequence[int] = 1, grm=None, mgrm: PathO
     kernels = list(grms or [])
     if not kernel:
         if ds is None:
-            raise InputError("fitting from the genotypes needs a PLINK fileset (--bfile)")
+            raise InputError("fitting from the genotypes needs a PLINK fileset or other "
+                             "genotypes (--bfile, --pfile, --bgen, --vcf)")
     elif kernels:
         pass
     elif mgrm is not None:
@@ -260,7 +277,8 @@ def load_inputs(pheno, *, mpheno: int | Sequence[int] = 1, grm=None, mgrm: PathO
         kernels = [grm if isinstance(grm, GRM) else read_grm(grm)]
     else:
         if ds is None:
-            raise InputError("give a kernel: --grm PREFIX, --mgrm FILE or --bfile PREFIX")
+            raise InputError("give a kernel: --grm PREFIX, --mgrm FILE or genotypes (--bfile, "
+                             "--pfile, --bgen, --vcf)")
         g = compute_grm(ds, maf=maf, geno=geno, chromosomes=chromosomes, progress=progress,
                         autosome=not include_nonautosomal)
         log.info("Computed the GRM from %d SNPs passing QC (maf >= %g, geno <= %g).",

@@ -1,4 +1,5 @@
-"""What the house knows how to do, by name: model families, association tests, engines.
+"""What the house knows how to do, by name: model families, association tests, engines,
+genotype file formats.
 
 A model family, association test or engine is a module that registers itself here when it is
 imported; the modules that dispatch (:mod:`bayeslmm.bayes.sampling`, the command line) look it
@@ -15,7 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ASSOC_TESTS", "ENGINES", "MODEL_FAMILIES", "AssocTest", "Engine", "ModelFamily",
+__all__ = ["ASSOC_TESTS", "COMMAND_OUTPUTS", "ENGINES", "GENOTYPE_FORMATS", "MODEL_FAMILIES",
+           "AssocTest", "Engine", "GenotypeFormat", "ModelFamily", "genotype_format",
+           "genotype_option_flags", "genotype_source", "register_genotype_format",
            "attach_family_hooks",
            "applicable_options", "assoc_test", "engine", "family_for_kind", "model_family",
            "register_assoc_test", "register_engine", "register_model_family",
@@ -88,9 +91,106 @@ class Engine:
     options: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class GenotypeFormat:
+    """A genotype file format: its command-line flag, its reader, which files it reads.
+
+    Declared without numpy (:mod:`bayeslmm.io.catalogue`), so the command line lists the
+    formats' flags in a fraction of a second; the reader is imported when a file is opened.
+
+    Attributes
+    ----------
+    name : str
+        The flag's argparse ``dest`` (``bfile``, ``pfile``, ``bgen``, ``vcf``): PLINK 2's names.
+    flag : mapping
+        argparse keywords of ``--NAME`` (``metavar``, ``nargs``, ``help``): the parser adds
+        every format's flag in one loop, so a new format needs no command-line code.
+    opener : str
+        ``"module:function"``; ``function(value, **options)`` opens the lazy labelled dataset
+        of :func:`bayeslmm.io.plink.genotype_dataset` from what the flag parsed.
+    files : callable
+        ``files(value, **options)`` -> the input files the run reads (none may be overwritten).
+    options : mapping
+        The format's own flags (argparse ``dest`` -> keywords, ``flag`` among them), e.g.
+        ``--sample`` of ``--bgen``; refused without the format.
+    counted : str
+        Which allele the genotype values count (PLINK 1: A1; PLINK 2 and VCF: ALT).
+    """
+
+    name: str
+    flag: Mapping[str, Any]
+    opener: str
+    files: Callable[..., list]
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    counted: str = ""
+
+
 MODEL_FAMILIES: dict[str, ModelFamily] = {}
 ASSOC_TESTS: dict[str, AssocTest] = {}
 ENGINES: dict[str, Engine] = {}
+#: genotype formats in the order their flags are listed (``bfile`` first)
+GENOTYPE_FORMATS: dict[str, GenotypeFormat] = {}
+
+#: suffixes each command may write after its prefix (LOCO GRMs and per-test tables aside)
+_GRM = (".grm.bin", ".grm.N.bin", ".grm.id")
+_POSTERIOR = (".hsq", ".posterior.nc", ".posterior.tsv", ".h2.png")
+COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "grm": _GRM, "reml": (".hsq",), "blup": (".hsq", ".indi.blp", ".snp.blp"),
+    "assoc": tuple(f"{t}{sfx}" for t in ("", ".exact", ".grammar", ".grammar-gamma", ".wald",
+                                          ".lrt", ".score")
+                   for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")),
+    "sample": _POSTERIOR, "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
+    "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
+    "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
+}
+
+
+def register_genotype_format(fmt: GenotypeFormat) -> GenotypeFormat:
+    """Add (or replace, on a module's reload) a genotype file format."""
+    GENOTYPE_FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def genotype_format(name: str) -> GenotypeFormat:
+    """The format registered under ``name``; KeyError naming the known ones otherwise."""
+    try:
+        return GENOTYPE_FORMATS[name]
+    except KeyError:
+        raise KeyError(f"no genotype format {name!r}; known: {sorted(GENOTYPE_FORMATS)}"
+                       ) from None
+
+
+def genotype_option_flags() -> dict[str, Mapping[str, Any]]:
+    """Every format's own flags (argparse ``dest`` -> keywords), each once."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for fmt in GENOTYPE_FORMATS.values():
+        out.update(fmt.options)
+    return out
+
+
+def genotype_source(values: Mapping[str, Any]) -> tuple[str, Any, dict[str, Any]] | None:
+    """The genotype format a parsed command line names (``values``: its flags by ``dest``),
+    as ``(name, value, options)``; None without genotypes.
+
+    Raises
+    ------
+    InputError
+        Two formats at once, or a format's own flag (``--sample``) without the format.
+    """
+    from bayeslmm.errors import InputError
+
+    given = [f for f in GENOTYPE_FORMATS.values() if values.get(f.name) is not None]
+    if len(given) > 1:
+        raise InputError(f"give one genotype fileset; got --{given[0].name} and "
+                         f"--{given[1].name}")
+    fmt = given[0] if given else None
+    for dest in genotype_option_flags():
+        if values.get(dest) not in (None, False) and (fmt is None or dest not in fmt.options):
+            owners = [f"--{f.name}" for f in GENOTYPE_FORMATS.values() if dest in f.options]
+            raise InputError(f"--{dest.replace('_', '-')} applies with {' or '.join(owners)}")
+    if fmt is None:
+        return None
+    return fmt.name, values[fmt.name], {d: values.get(d) for d in fmt.options}
 
 
 def register_model_family(family: ModelFamily) -> ModelFamily:

@@ -18,26 +18,10 @@ import numpy as np
 from bayeslmm.bayes import families  # noqa: F401  (the table the flags are checked against)
 from bayeslmm.data import SEED_MAX
 from bayeslmm.errors import InputError
-from bayeslmm.registry import check_applicable
+from bayeslmm.registry import COMMAND_OUTPUTS, GENOTYPE_FORMATS, check_applicable, genotype_source
 from bayeslmm.reports.writers import same_file
 
 __all__ = ["COMMAND_OUTPUTS", "SEED_MAX", "check_args", "input_files"]
-
-_GRM = (".grm.bin", ".grm.N.bin", ".grm.id")
-_POSTERIOR = (".hsq", ".posterior.nc", ".posterior.tsv", ".h2.png")
-#: suffixes each command may write after its prefix (LOCO GRMs and per-test tables aside)
-COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "grm": _GRM,
-    "reml": (".hsq",),
-    "blup": (".hsq", ".indi.blp", ".snp.blp"),
-    "assoc": tuple(f"{t}{sfx}" for t in ("", ".exact", ".grammar", ".grammar-gamma", ".wald",
-                                          ".lrt", ".score")
-                   for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")),
-    "sample": _POSTERIOR,
-    "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
-    "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
-    "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
-}
 
 def _need(cond: bool, msg: str) -> None:
     if not cond:
@@ -94,7 +78,7 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
         check_applicable({d for d, v in a.items() if v != sub.get_default(d)},
                          model=a.get("model") or "linear", engine=a.get("engine"),
                          traits=len(mp) if isinstance(mp, list) else 1,
-                         genotypes=bool(a.get("bfile")) or args.command == "grm")
+                         genotypes=genotype_source(a) is not None or args.command == "grm")
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -130,9 +114,9 @@ def input_files(args: argparse.Namespace) -> list[Path]:
     the GRMs an ``--mgrm`` file lists included)."""
     a = vars(args)
     files: list[Path] = []
-    if a.get("bfile"):
-        pre = re.sub(r"\.(bed|bim|fam)$", "", a["bfile"])
-        files += [Path(f"{pre}{s}") for s in (".bed", ".bim", ".fam")]
+    src = genotype_source(a)
+    if src is not None:
+        files += GENOTYPE_FORMATS[src[0]].files(src[1], **src[2])
     grms = [a["grm"]] if a.get("grm") else []
     if a.get("mgrm"):
         files.append(Path(a["mgrm"]))
@@ -142,7 +126,7 @@ def input_files(args: argparse.Namespace) -> list[Path]:
         except OSError:
             pass  # reported by the reader
     for g in grms:
-        files += [Path(f"{g}{s}") for s in _GRM]
+        files += [Path(f"{g}{s}") for s in COMMAND_OUTPUTS["grm"]]
     for name in ("pheno", "covar", "qcovar", "keep", "remove", "extract", "exclude"):
         if a.get(name):
             files.append(Path(a[name]))

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from bayeslmm.errors import InputError
-from bayeslmm.inputs import INPUT_FLAGS, Inputs, load_inputs, read_genotypes
+from bayeslmm.inputs import INPUT_FLAGS, Inputs, load_inputs, open_genotypes, read_genotypes
+from bayeslmm.registry import genotype_source
 from bayeslmm.reports.hsq import hsq_text, log_fit, write_hsq
 from bayeslmm.reports.run_log import RESULTS
 
@@ -44,16 +45,18 @@ def input_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def load(args: argparse.Namespace, **override) -> Inputs:
     """:func:`bayeslmm.load_inputs` with this run's flags (``override`` replaces some)."""
-    return load_inputs(args.pheno, **{**input_options(args), **override})
+    opts = {**input_options(args), **override}
+    if "bfile" not in override and genotype_source(vars(args)) is not None:
+        opts["bfile"] = genotypes(args)
+    return load_inputs(args.pheno, **opts)
 
 
 def genotypes(args: argparse.Namespace):
-    """--bfile with PLINK's filters applied (each logged)."""
-    o = input_options(args)
-    return read_genotypes(args.bfile, keep=o.get("keep"), remove=o.get("remove"),
-                          extract=o.get("extract"), exclude=o.get("exclude"),
-                          chromosomes=o.get("chromosomes"), maf=o.get("maf", 0.0),
-                          geno=o.get("geno", 1.0), progress=o["progress"])
+    """--bfile, --pfile, --bgen or --vcf (the registry's formats) with PLINK's filters
+    applied (each logged)."""
+    o, (fmt, value, opts) = input_options(args), genotype_source(vars(args))
+    keys = ("keep", "remove", "extract", "exclude", "chromosomes", "maf", "geno", "progress")
+    return read_genotypes(open_genotypes(fmt, value, **opts), **{k: o[k] for k in keys if k in o})
 
 
 def fit_reml(args: argparse.Namespace, inp: Inputs):
@@ -102,8 +105,8 @@ def engine_fit(args: argparse.Namespace, *, return_operator: bool = False):
     the phenotype and covariates aligned to the genotyped samples; no GRM is read."""
     from bayeslmm.estimation.engines import reml_genotypes, scheduler_client
 
-    if not args.bfile or args.grm or args.mgrm:
-        raise InputError("--engine fits from the genotypes: give --bfile and no --grm/--mgrm")
+    if genotype_source(vars(args)) is None or args.grm or args.mgrm:
+        raise InputError("--engine fits from the genotypes: give them, and no --grm/--mgrm")
     if args.ml or args.method not in ("auto", "brent"):
         raise InputError("--engine fits one GRM by REML (--method auto/brent, no --ml)")
     if getattr(args, "model", "linear") != "linear":
@@ -235,8 +238,8 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     from bayeslmm.reports.writers import write_assoc_tables
 
     prefix = output_prefix(args.out)
-    if not args.bfile:
-        raise InputError("assoc needs the genotypes to test: --bfile PREFIX")
+    if genotype_source(vars(args)) is None:
+        raise InputError("assoc needs the genotypes to test: --bfile, --pfile, --bgen or --vcf")
     from bayeslmm.association.fixed_variance import ALIASES
 
     given = args.test or (["mlma"] if args.format == "mlma" else ["wald"])

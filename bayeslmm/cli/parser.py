@@ -10,7 +10,8 @@ import sys
 from bayeslmm import __version__
 from bayeslmm.association import catalogue as _tests  # noqa: F401  (fills ASSOC_TESTS)
 from bayeslmm.estimation import catalogue as _engines  # noqa: F401  (fills ENGINES)
-from bayeslmm.registry import ASSOC_TESTS, ENGINES
+from bayeslmm.io import catalogue as _formats  # noqa: F401  (fills GENOTYPE_FORMATS)
+from bayeslmm.registry import ASSOC_TESTS, ENGINES, GENOTYPE_FORMATS, genotype_option_flags
 from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_FORMATS
 
 __all__ = ["PROG", "build_parser"]
@@ -44,6 +45,15 @@ def _qc(p: argparse.ArgumentParser) -> None:
                         "left out, as plink1.9 --make-grm-bin and GCTA --autosome do")
 
 
+def _genotypes(p: argparse.ArgumentParser, required: bool = False) -> None:
+    """--bfile, --pfile, --bgen, --vcf and their own flags, as the registry declares them."""
+    g = p.add_mutually_exclusive_group(required=required)
+    for name, fmt in GENOTYPE_FORMATS.items():
+        g.add_argument(f"--{name}", **fmt.flag)
+    for dest, kw in genotype_option_flags().items():
+        p.add_argument(kw["flag"], dest=dest, **{k: v for k, v in kw.items() if k != "flag"})
+
+
 def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
     if kernel:
         g = p.add_mutually_exclusive_group()
@@ -56,8 +66,7 @@ def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
         p.add_argument("--grm-bend", action="store_true",
                        help="bend the GRM(s) to PSD by GCTA's eigenvalue bending (negative "
                             "eigenvalues made small positive, trace kept)")
-    p.add_argument("--bfile", metavar="PREFIX",
-                   help="PLINK fileset; the GRM is computed from it when no --grm is given")
+    _genotypes(p)
     p.add_argument("--pheno", required=True, metavar="FILE", help="FID IID y1 y2 ...")
     p.add_argument("--mpheno", type=int, nargs="+", default=[1], metavar="K",
                    help="phenotype column (1-based); with reml and sample, two or more columns "
@@ -93,7 +102,7 @@ def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:
 
 
 def _engine_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("large N (with --bfile; see bayeslmm.estimation.engines)")
+    g = p.add_argument_group("large N (with genotypes; see bayeslmm.estimation.engines)")
     g.add_argument("--engine", choices=tuple(ENGINES), default=None,
                    help="REML straight from the genotypes: dense eigendecomposition, exact "
                         "low-rank (P < N) or matrix-free Krylov/SLQ; auto picks by N, P and "
@@ -167,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("grm", help="GCTA GRM from a PLINK fileset")
-    p.add_argument("--bfile", required=True, metavar="PREFIX")
+    p = sub.add_parser("grm", help="GCTA GRM from genotypes (.bed, .pgen, BGEN, VCF)")
+    _genotypes(p, required=True)
     _qc(p)
     p.add_argument("--loco", action="store_true",
                    help="also write one leave-one-chromosome-out GRM per chromosome, "
@@ -197,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "variances fixed at the null fit; grammar, grammar-gamma: BOLT-LMM-inf. "
                    "Default: wald; with --format mlma, mlma")
     p.add_argument("--loco", action="store_true",
-                   help="leave-one-chromosome-out: null fit per chromosome (needs --bfile)")
+                   help="leave-one-chromosome-out: null fit per chromosome (needs genotypes)")
     p.add_argument("--format", choices=("tsv", "mlma", "gemma"), default="tsv",
                    help="output layout: bayeslmm's PREFIX.assoc.tsv (default), GCTA's "
                    "PREFIX.mlma or GEMMA's PREFIX.assoc.txt (GEMMA's SNP filters -maf 0.01 "

@@ -4,7 +4,10 @@ The genotypes are decoded once, by bed-reader, into one byte per call and kept a
 array of int8 variant chunks (persisted in memory, or on the workers of a
 ``dask.distributed`` cluster); the same pass gives the allele counts of every SNP, hence
 its frequency ``p`` (from all of the dataset's samples), PLINK's ``--maf``/``--geno``
-filters and the exact ``tr(K)``. Later passes read the int8 chunks only.
+filters and the exact ``tr(K)``. Later passes read the int8 chunks only. Any registered
+format decodes the same way (:func:`bayeslmm.io.iter_variant_blocks`); a dosage source
+(BGEN, VCF ``dosage=DS``) is cached as float32 expected allele counts (4 bytes a call), the
+dosage path, with the same products and the allele sums taken from the dosages.
 
 ``Z`` is GCTA's standardization, exactly as :func:`bayeslmm.genotypes.kinship.grm`: centred at
 ``m = 2p`` and scaled by ``d = 1/sqrt(2p(1-p))``, missing calls 0 *after* standardizing,
@@ -134,8 +137,10 @@ def decode_chunk(ds: xr.Dataset, variants: np.ndarray, rows: np.ndarray | None
     """
     # bed-reader's own threads stay at 1: dask already runs one chunk per thread/worker.
     blk = next(iter_variant_blocks(ds, block_size=max(len(variants), 1), variants=variants,
-                                   num_threads=1, dtype="int8"))
+                                   num_threads=1, dtype=_cache_dtype(ds).name))
     g = np.asfortranarray(blk.genotypes)
+    if g.dtype == np.float32:
+        return _decode_dosages(g, rows)
     n_all = g.shape[0]
     if rows is None:
         n1, n2, nm, missing = _count_calls(g, True)
@@ -146,6 +151,29 @@ def decode_chunk(ds: xr.Dataset, variants: np.ndarray, rows: np.ndarray | None
         n1, n2, nm, missing = _count_calls(g, True)
     stats = np.array([n_all - nma, n1a + 2 * n2a, g.shape[0] - nm, n1 + 2 * n2, n1 + 4 * n2],
                      dtype=np.float64)
+    return g, missing, stats
+
+
+def _cache_dtype(ds: xr.Dataset) -> np.dtype:
+    """int8 counts, or float32 expected allele counts for a dosage source (BGEN, VCF DS)."""
+    return np.dtype(np.float32 if ds.attrs.get("dosage") else np.int8)
+
+
+def _decode_dosages(g: np.ndarray, rows: np.ndarray | None):
+    """:func:`decode_chunk` for float32 dosages (NaN missing): the same cached form and
+    statistics, the sums of dosages in place of the counts of 1 and 2 calls."""
+    miss_all = np.isnan(g)
+    n_all = g.shape[0]
+    called_all = n_all - miss_all.sum(axis=0)
+    sum_all = np.where(miss_all, 0.0, g).sum(axis=0, dtype=np.float64)
+    if rows is not None:
+        g = np.asfortranarray(g[rows])
+    miss = np.isnan(g)
+    missing = np.flatnonzero(miss.ravel(order="F"))
+    g[miss] = 0.0
+    g64 = g.astype(np.float64)
+    stats = np.array([called_all, sum_all, g.shape[0] - miss.sum(axis=0), g64.sum(axis=0),
+                      (g64 * g64).sum(axis=0)], dtype=np.float64)
     return g, missing, stats
 
 
@@ -251,13 +279,13 @@ def _decode_graph(ds: xr.Dataset, variants: np.ndarray, rows: np.ndarray | None,
     import dask.array as da
 
     n = ds.sizes["sample"] if rows is None else rows.size
+    dt = _cache_dtype(ds)
     ds_d = dask.delayed(ds, pure=True)
     rows_d = None if rows is None else dask.delayed(rows, pure=True)
     G, miss, stats = [], [], []
     for a, b in _chunk_bounds(variants.size, chunk_size):
         g, mi, st = dask.delayed(decode_chunk, nout=3, pure=True)(ds_d, variants[a:b], rows_d)
-        G.append(da.from_delayed(g, shape=(n, b - a), dtype=np.int8,
-                                 meta=np.empty((0, 0), np.int8)))
+        G.append(da.from_delayed(g, shape=(n, b - a), dtype=dt, meta=np.empty((0, 0), dt)))
         miss.append(da.from_delayed(mi, shape=(np.nan,), dtype=np.int64,
                                     meta=np.empty(0, np.int64)))
         stats.append(da.from_delayed(st, shape=(len(_STAT_ROWS), b - a), dtype=np.float64,
@@ -419,8 +447,9 @@ class GenotypeOperator:
         self.chunk_size = _default_chunk(self.N, P_all, chunk_size)
         n_chunks = -(-P_all // self.chunk_size)
         self.progress = progress if progress is not None else n_chunks >= PROGRESS_MIN_CHUNKS
+        itemsize = _cache_dtype(ds).itemsize  # 1 (int8 counts) or 4 (float32 dosages)
         self.cached = (bool(cache) if cache is not None
-                       else self.N * P_all <= _available_memory(client) / 2)
+                       else self.N * P_all * itemsize <= _available_memory(client) / 2)
         n_file = int(ds.attrs.get("bed_iid_count", N_all))
         self.stats = PassStats(bed_bytes_per_pass=((n_file + 3) // 4) * P_all)
         row_sel = None if samples is None else rows
@@ -453,7 +482,7 @@ class GenotypeOperator:
         import dask.array as da
 
         self.coef = da.from_array(self._coef_np, chunks=((3,), G.chunks[1]))
-        self.stats.genotype_bytes_per_pass = (self.N * self.P if self.cached
+        self.stats.genotype_bytes_per_pass = (self.N * self.P * itemsize if self.cached
                                               else self.stats.bed_bytes_per_pass)
         self.stats.flops_per_vector = 4 * self.N * self.P
         self.Q = None

@@ -1,35 +1,27 @@
-"""File formats, read and written: PLINK filesets, GCTA GRM files, phenotype and covariate
-files. No statistics, no alignment (:mod:`bayeslmm.data`), no reports (:mod:`bayeslmm.reports`)."""
+"""File formats, read and written: PLINK 1 and 2 filesets, BGEN, VCF, GCTA GRM files,
+phenotype and covariate files. No statistics, no alignment (:mod:`bayeslmm.data`), no reports
+(:mod:`bayeslmm.reports`). The genotype formats are declared in :mod:`bayeslmm.io.catalogue`
+(numpy-free, for the command line's flags); the names below load their module on first use."""
 
-from bayeslmm.io.grm_files import GRM, read_grm, read_grm_ids, write_grm
-from bayeslmm.io.phenotypes import (
-    read_covar,
-    read_phenotype,
-    read_phenotypes,
-    read_qcovar,
-)
-from bayeslmm.io.plink import (
-    GenotypeBlock,
-    genotype_dataset,
-    iter_variant_blocks,
-    read_bim,
-    read_fam,
-    read_plink,
-)
+#: public name -> the module that defines it
+_MODULES = {
+    "GRM": "grm_files", "read_grm": "grm_files", "read_grm_ids": "grm_files",
+    "write_grm": "grm_files",
+    "read_covar": "phenotypes", "read_phenotype": "phenotypes", "read_phenotypes": "phenotypes",
+    "read_qcovar": "phenotypes",
+    "GenotypeBlock": "plink", "genotype_dataset": "plink", "iter_variant_blocks": "plink",
+    "read_bim": "plink", "read_fam": "plink", "read_plink": "plink",
+    "read_pgen": "pgen", "read_bgen": "bgen", "read_vcf": "vcf",
+}
 
-__all__ = [
-    "GRM",
-    "GenotypeBlock",
-    "genotype_dataset",
-    "iter_variant_blocks",
-    "read_bim",
-    "read_covar",
-    "read_fam",
-    "read_grm",
-    "read_grm_ids",
-    "read_phenotype",
-    "read_phenotypes",
-    "read_plink",
-    "read_qcovar",
-    "write_grm",
-]
+
+def __getattr__(name: str):
+    # loaded on first use, so that the numpy-free catalogue of formats can be imported alone
+    if name in _MODULES:
+        import importlib
+
+        return getattr(importlib.import_module(f"bayeslmm.io.{_MODULES[name]}"), name)
+    raise AttributeError(f"module 'bayeslmm.io' has no attribute {name!r}")
+
+
+__all__ = sorted(_MODULES)

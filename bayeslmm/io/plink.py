@@ -160,6 +160,7 @@ def genotype_dataset(
     genotypes: np.ndarray | None = None,
     *,
     bed_path: str | os.PathLike[str] | None = None,
+    reader=None,
     where: str = "genotype data",
 ) -> xr.Dataset:
     """Build the labelled genotype dataset from ``.fam``/``.bim`` tables.
@@ -174,6 +175,9 @@ def genotype_dataset(
         ``genotype`` variable; otherwise it is lazy and ``bed_path`` must be given.
     bed_path : path, optional
         The ``.bed`` file the lazy dataset reads from (stored in ``attrs["bed_path"]``).
+    reader : bayeslmm.io.formats.GenotypeReader, optional
+        Or the reader of another format (``.pgen``, BGEN, VCF), kept in
+        ``attrs["genotype_reader"]``; ``attrs["dosage"]`` says whether it gives dosages.
 
     Returns
     -------
@@ -227,10 +231,14 @@ def genotype_dataset(
                 f"'{coords['snp'][1][j]}' is {g[i, j]!r}; expected 0, 1, 2 or NaN"
             )
         data_vars["genotype"] = (("sample", "variant"), g)
-    elif bed_path is None:
-        raise InputError("genotype_dataset needs either genotypes or bed_path")
-    if bed_path is not None:
-        attrs["bed_path"] = str(bed_path)
+    elif bed_path is None and reader is None:
+        raise InputError("genotype_dataset needs genotypes, bed_path or a reader")
+    if reader is not None:
+        attrs["genotype_reader"] = reader
+        attrs["dosage"] = bool(reader.dosage)
+    if bed_path is not None or reader is not None:
+        if bed_path is not None:
+            attrs["bed_path"] = str(bed_path)
         attrs["bed_iid_count"] = int(fam.attrs.get("iid_count", n))
         attrs["bed_sid_count"] = int(bim.attrs.get("sid_count", p))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
@@ -417,10 +425,11 @@ def iter_variant_blocks(
         different values of it.
     num_threads : int, optional
         Threads bed-reader may use (default: its own default).
-    dtype : {"float64", "int8"}
+    dtype : {"float64", "int8", "float32"}
         ``"int8"`` gives the counts as bed-reader decodes them into one byte each, with
         ``MISSING_INT8`` (-127, bed-reader's code) for a missing call: a quarter of the
-        memory and half the decoding time of float64.
+        memory and half the decoding time of float64. ``"float32"`` is the dosage path
+        (expected allele counts, NaN missing); a dosage source refuses ``"int8"``.
 
     Yields
     ------
@@ -429,8 +438,8 @@ def iter_variant_blocks(
         allele counts (A1 counted; float64 with NaN = missing, or int8 as above), in
         Fortran order (one variant contiguous) when read from a ``.bed``.
     """
-    if dtype not in ("float64", "int8"):
-        raise InputError(f"dtype must be 'float64' or 'int8', got {dtype!r}")
+    if dtype not in ("float64", "int8", "float32"):
+        raise InputError(f"dtype must be 'float64', 'float32' or 'int8', got {dtype!r}")
     ds = as_dataset(source)
     p = ds.sizes["variant"]
     if variants is None:
@@ -447,7 +456,17 @@ def iter_variant_blocks(
             blk = np.asarray(g[:, idx], dtype=np.float64)
             if dtype == "int8":
                 blk = np.where(np.isnan(blk), MISSING_INT8, blk).astype(np.int8, order="F")
-            yield GenotypeBlock(idx, blk)
+            yield GenotypeBlock(idx, blk.astype(dtype, copy=False))
+        return
+    reader = ds.attrs.get("genotype_reader")
+    if reader is not None:  # another format (bayeslmm.io.formats): its reader decodes
+        rows = ds["fam_index"].to_numpy()
+        if len(rows) == reader.n_samples and np.array_equal(rows, np.arange(len(rows))):
+            rows = None
+        bed_index = ds["bed_index"].to_numpy()
+        for a, b in bounds:
+            idx = pos[a:b]
+            yield GenotypeBlock(idx, reader.read(rows, bed_index[idx], dtype))
         return
     if "bed_path" not in ds.attrs:
         raise InputError(
@@ -478,3 +497,12 @@ def iter_variant_blocks(
             row_sel = slice(None) if all_samples else fam_index
             g = bed.read(index=np.s_[row_sel, col_sel], dtype=dtype, order="F")
             yield GenotypeBlock(idx, g)
+
+
+
+def open_flag(value, **_) -> xr.Dataset:
+    """``--bfile PREFIX`` (:mod:`bayeslmm.io.catalogue`): :func:`read_plink`, logged."""
+    ds = read_plink(value)
+    log.info("Read %d samples and %d variants from PLINK fileset '%s'; counted allele: A1 "
+             "(.bim column 5).", ds.sizes["sample"], ds.sizes["variant"], value)
+    return ds

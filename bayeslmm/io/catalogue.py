@@ -1,0 +1,65 @@
+"""The genotype file formats, declared without numpy so that the command line adds their flags
+(``--bfile``, ``--pfile``, ``--bgen``/``--sample``, ``--vcf``, plink2's ``--double-id`` and
+``--id-delim``) in a fraction of a second. The readers are :mod:`bayeslmm.io.plink`,
+:mod:`bayeslmm.io.pgen`, :mod:`bayeslmm.io.bgen` and :mod:`bayeslmm.io.vcf`, imported when a
+file is opened (:func:`bayeslmm.inputs.open_genotypes`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bayeslmm.registry import GenotypeFormat, register_genotype_format
+
+__all__ = ["FORMATS", "ID_OPTIONS", "values"]
+
+FORMATS = ("bfile", "pfile", "bgen", "vcf")
+
+
+def values(value) -> list[str]:
+    """What a flag parsed (one value or a list: ``--bgen FILE MODE``) as a list."""
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
+def _fileset(value, suffixes: tuple[str, ...]) -> list[Path]:
+    pre = re.sub("(" + "|".join(re.escape(s) for s in suffixes) + ")$", "", values(value)[0])
+    return [Path(f"{pre}{s}") for s in suffixes]
+
+
+#: plink2's rules for one-column sample IDs (VCF, BGEN without a .sample)
+ID_OPTIONS = {
+    "double_id": {"flag": "--double-id", "action": "store_true",
+                  "help": "--vcf/--bgen sample IDs: FID = IID = the ID (plink2)"},
+    "id_delim": {"flag": "--id-delim", "nargs": "?", "const": "_", "metavar": "D",
+                 "help": "--vcf/--bgen sample IDs are FID<D>IID (D: _ when omitted), as "
+                         "plink2; without these flags FID is 0 and IID the ID"},
+}
+
+for _fmt in (
+    GenotypeFormat(
+        name="bfile", opener="bayeslmm.io.plink:open_flag", counted="A1 (.bim column 5)",
+        files=lambda v, **_: _fileset(v, (".bed", ".bim", ".fam")),
+        flag={"metavar": "PREFIX", "help": "PLINK 1 fileset PREFIX.bed/.bim/.fam (A1 counted);"
+              " the GRM is computed from it when no --grm is given"}),
+    GenotypeFormat(
+        name="pfile", opener="bayeslmm.io.pgen:open_flag", counted="ALT (PLINK 2)",
+        files=lambda v, **_: _fileset(v, (".pgen", ".pvar", ".psam")),
+        flag={"metavar": "PREFIX", "help": "PLINK 2 fileset PREFIX.pgen/.pvar/.psam (ALT "
+              "counted, hard calls); multi-allelic records skipped"}),
+    GenotypeFormat(
+        name="bgen", opener="bayeslmm.io.bgen:open_flag", counted="ALT, per the REF/ALT mode",
+        files=lambda v, sample=None, **_: [Path(values(v)[0])] + ([Path(sample)] if sample
+                                                                 else []),
+        flag={"nargs": "+", "metavar": ("FILE", "MODE"),
+              "help": "BGEN file and plink2's REF/ALT mode (ref-first, ref-last, ref-unknown):"
+                      " ALT's dosage is counted"},
+        options={"sample": {"flag": "--sample", "metavar": "FILE",
+                            "help": "Oxford .sample file of --bgen"}, **ID_OPTIONS}),
+    GenotypeFormat(
+        name="vcf", opener="bayeslmm.io.vcf:open_flag", counted="ALT (GT, or dosage=FIELD)",
+        files=lambda v, **_: [Path(values(v)[0])], options=ID_OPTIONS,
+        flag={"nargs": "+", "metavar": ("FILE", "dosage=DS"),
+              "help": "VCF/BCF file (ALT counted from GT; 'dosage=DS': dosages from that "
+                      "FORMAT field), as plink2 --vcf"}),
+):
+    register_genotype_format(_fmt)

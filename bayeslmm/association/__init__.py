@@ -4,6 +4,7 @@
 the score test); ``grammar`` their matrix-free versions from a Krylov fit.
 """
 
+from bayeslmm.association import catalogue  # noqa: F401  (registers the tests; no numpy)
 
 
 def __getattr__(name: str):

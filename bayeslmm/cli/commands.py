@@ -14,7 +14,7 @@ import numpy as np
 from bayeslmm.errors import InputError
 from bayeslmm.inputs import INPUT_FLAGS, Inputs, load_inputs, open_genotypes, read_genotypes
 from bayeslmm.registry import genotype_source
-from bayeslmm.reports.hsq import hsq_text, log_fit, write_hsq
+from bayeslmm.reports.hsq import hsq_text, log_fit, se_line, write_hsq
 from bayeslmm.reports.run_log import RESULTS
 
 log = logging.getLogger("bayeslmm.cli")
@@ -65,7 +65,7 @@ def fit_reml(args: argparse.Namespace, inp: Inputs):
     f = bayeslmm.ml if args.ml else bayeslmm.reml
     kw = {"component_names": inp.names} if isinstance(inp.K, list) else {}
     fit = f(inp.y, inp.K, inp.X, method=args.method, constrain=not args.no_constrain,
-            se_method=args.se_method, **kw)
+            se_method=args.se_method or "ai", **kw)
     log_fit(fit, getattr(args, "prevalence", None), results)
     return fit
 
@@ -118,9 +118,11 @@ def engine_fit(args: argparse.Namespace, *, return_operator: bool = False):
                              geno=args.geno, client=client, threads=args.threads,
                              n_probes=args.probes, n_steps=args.lanczos_steps,
                              seed=args.probe_seed, precision=args.precision,
-                             progress=progress(args), return_operator=return_operator)
+                             progress=progress(args), return_operator=return_operator,
+                             se_method=args.se_method)
     fit = out[0] if return_operator else out
-    results.info("REML (engine %s), N=%d\n%s", args.engine, fit.nobs, hsq_text(fit).rstrip())
+    results.info("REML (engine %s), N=%d\n%s\n%s.", args.engine, fit.nobs,
+                 hsq_text(fit).rstrip(), se_line(fit))
     if getattr(fit, "info", None):
         log.info("Krylov engine: %s", ", ".join(f"{k}={v}" for k, v in fit.info.items()))
     return inp, out
@@ -159,7 +161,8 @@ def _fit_traits(args: argparse.Namespace):
         raise InputError("--ml has no meaning for the posterior; drop it")
     inp = load(args, mpheno=args.mpheno_all)
     # Labels are aligned by load_inputs; the kernel is passed positionally.
-    fit = (multitrait_ml if args.ml else multitrait_reml)(inp.Y, np.asarray(inp.K), inp.X)
+    fit = (multitrait_ml if args.ml else multitrait_reml)(
+        inp.Y, np.asarray(inp.K), inp.X, se_method=args.se_method or "observed")
     log_fit(fit, logger=results)
     return inp, fit
 

@@ -82,9 +82,10 @@ def _fit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     p.add_argument("--no-constrain", action="store_true",
                    help="allow negative variance components (dense algorithms)")
-    p.add_argument("--se-method", choices=("ai", "observed", "expected"), default="ai",
-                   help="information matrix of the variance components' SEs: GCTA's average "
-                   "information (default), observed (GEMMA's se(pve)) or expected (Fisher)")
+    p.add_argument("--se-method", choices=("ai", "observed", "expected"), default=None,
+                   help="information matrix of the variance components' SEs: average "
+                   "(GCTA's), observed (GEMMA's se(pve)) or expected (Fisher); default: ai "
+                   "for one trait, observed for two traits (GEMMA) and --engine krylov")
 
 
 def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:

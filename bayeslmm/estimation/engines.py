@@ -94,7 +94,8 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
                    n_probes: int = 30, n_steps: int = 20, seed: int = 0,
                    chunk_size: int | None = None, progress: bool | None = None,
                    memory: int | None = None, precision: str = "float32",
-                   cache: bool | None = None, return_operator: bool = False):
+                   cache: bool | None = None, return_operator: bool = False,
+                   se_method: str | None = None):
     """REML (one GRM, notes 4.3.2) straight from a PLINK fileset, at any scale.
 
     Parameters
@@ -126,6 +127,10 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
     return_operator : bool
         Also return the genotype operator the fit was made with (None for ``eigen``), so
         that further passes (association, BLUP) reuse its cache and its QC.
+    se_method : {"ai", "observed", "expected"}, optional
+        The information matrix behind the SEs (:func:`bayeslmm.reml`): by default the average
+        information for ``eigen``/``lowrank`` (GCTA's) and the observed one for ``krylov``,
+        the only one it has (the others need traces of P K P K); ``krylov`` refuses others.
 
     Returns
     -------
@@ -155,6 +160,11 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
     if engine == "auto":
         engine, why = choose_engine(N, P, memory)
         log.info("engine 'auto' chose '%s': %s", engine, why)
+    if engine == "krylov" and se_method not in (None, "observed"):
+        raise InputError(f"the Krylov engine's standard errors come from the observed "
+                         f"information (the curvature of its log-likelihood); se_method "
+                         f"{se_method!r} needs the eigen or lowrank engine")
+    fit_kw = {"se_method": se_method or "ai"}
     if engine == "eigen":
         from bayeslmm.covariance.decomposition import decompose
         from bayeslmm.estimation.reml import reml
@@ -162,7 +172,7 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
 
         K = np.asarray(grm(ds, maf=maf, geno=geno, progress=progress).K)[np.ix_(rows, rows)]
         dec = decompose(K, samples=data.samples)
-        fit = reml(y_lab, dec, X_lab)
+        fit = reml(y_lab, dec, X_lab, **fit_kw)
         return (fit, None) if return_operator else fit
     # The low-rank tier decomposes Z'Z: float64 products (it is exact, not stochastic).
     op = GenotypeOperator(ds, maf=maf, geno=geno, samples=rows,
@@ -176,7 +186,7 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
             from bayeslmm.estimation.reml import reml
 
             dec = decompose_lowrank(op)
-            fit = reml(y_lab, dec, X_lab)
+            fit = reml(y_lab, dec, X_lab, **fit_kw)
             return (fit, op) if return_operator else fit
         from bayeslmm.estimation.krylov import fit_krylov, krylov_model
 

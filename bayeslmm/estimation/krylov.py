@@ -62,6 +62,9 @@ class KrylovFit(Results):
     info: dict = field(default_factory=dict)
     model: KrylovLMM | None = field(default=None, repr=False)
     ci_level: float = 0.95
+    #: the curvature of the SLQ log-likelihood: the only information the engine has (the
+    #: expected and average ones need traces of P K P K, more probes than the fit's)
+    se_method: str = "observed"
 
     @property
     def sigma_g2(self) -> float:

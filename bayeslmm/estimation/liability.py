@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bayeslmm.binary import check_fraction
 from bayeslmm.errors import InputError
 from bayeslmm.estimation.results import Results
+from bayeslmm.likelihood import tails
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -53,7 +53,7 @@ def liability_factor(prevalence: float, case_proportion: float) -> float:
     P = check_fraction(case_proportion, "the case proportion P")
     # In logs: K^2 and z^2 both underflow for K below ~1e-160 (0 / 0 = NaN), while their
     # ratio stays near 1 / t^2 (Mills' ratio, t = Phi^-1(1 - K)).
-    log_z = stats.norm.logpdf(stats.norm.isf(K))
+    log_z = tails.norm_logpdf(tails.norm_isf(K))
     log_c = 2.0 * (np.log(K) + np.log1p(-K) - log_z) - np.log(P) - np.log1p(-P)
     C = float(np.exp(log_c))
     if not np.isfinite(C) or C <= 0:

@@ -26,13 +26,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from bayeslmm.covariance.decomposition import Decomposition, decompose
 from bayeslmm.data import as_design, labels_of, prepare
 from bayeslmm.errors import AlignmentError, ConvergenceWarning, InputError
+from bayeslmm.estimation.reml import SE_METHODS
 from bayeslmm.estimation.results import Results
 from bayeslmm.identifiability import check_data
+from bayeslmm.likelihood import tails
 from bayeslmm.likelihood.multitrait import MultiTraitSpectral
 
 __all__ = ["MultiTraitFit", "multitrait_ml", "multitrait_reml", "param_names", "prepare_traits",
@@ -190,8 +192,10 @@ class MultiTraitFit(Results):
     B : pandas.DataFrame (traits x covariates)
         GLS fixed effects; ``B_cov`` its covariance (index ``trait:covariate``).
     information : ndarray
-        Observed information of :attr:`params` (minus the Hessian of the log-likelihood
-        in the parameterisation Vg_t, Cg_jk, Ve_t, Ce_jk: GEMMA's).
+        Information of :attr:`params` in the parameterisation Vg_t, Cg_jk, Ve_t, Ce_jk
+        (GEMMA's), of the kind ``se_method`` names: observed (minus the Hessian of the
+        log-likelihood; GEMMA's, the default), expected (Fisher, 1/2 tr(P D_a P D_b)) or
+        average (1/2 y'P D_a P D_b P y, GCTA's), notes section 4.3.
     tests : pandas.DataFrame or None
         Two traits: LRTs of r_g = 0 and |r_g| = 1 (``loglik_null``, ``LR``, ``df``, ``p``).
     rg_ci : (float, float) or None
@@ -216,6 +220,7 @@ class MultiTraitFit(Results):
     n_dropped: int
     samples: np.ndarray = field(repr=False)
     model: MultiTraitSpectral = field(repr=False)
+    se_method: str = "observed"
 
     # ------------------------------------------------------------------ statsmodels vocabulary
     @property
@@ -236,7 +241,7 @@ class MultiTraitFit(Results):
                          index=param_names(self.T), name="estimate")
 
     def cov_params(self) -> pd.DataFrame:
-        """Inverse of the observed information (NaN where it is singular)."""
+        """Inverse of the information of ``se_method`` (NaN where it is singular)."""
         try:
             cov = np.linalg.inv(self.information)
         except np.linalg.LinAlgError:
@@ -412,6 +417,23 @@ def _observed_information(model: MultiTraitSpectral, reml: bool, Sg: np.ndarray,
     return -0.5 * (H + H.T)
 
 
+def _information(model: MultiTraitSpectral, zero: MultiTraitSpectral, reml: bool,
+                 Sg: np.ndarray, Se: np.ndarray, se_method: str) -> np.ndarray:
+    """The information matrix ``se_method`` names.
+
+    With V linear in the parameters, the observed information is 2 AI - F, where
+    F = 1/2 tr(P D_a P D_b) is the expected (Fisher) and AI = 1/2 y'P D_a P D_b P y the
+    average information. F is minus the Hessian of the log-likelihood's log-determinant
+    part alone (-1/2 [log|V| + log|X_T'V^-1X_T|]), which is the log-likelihood of Y = 0:
+    ``zero`` is the model with the traits set to 0, so F comes from the same finite
+    differences of the analytic gradient as the observed information."""
+    observed = _observed_information(model, reml, Sg, Se)
+    if se_method == "observed":
+        return observed
+    fisher = -_observed_information(zero, reml, Sg, Se)
+    return fisher if se_method == "expected" else 0.5 * (observed + fisher)
+
+
 def _complete_cases(Y):
     """Y as a labelled (N, T) frame, complete cases only, with X and K aligned to them."""
     if isinstance(Y, pd.Series):
@@ -507,7 +529,10 @@ def prepare_traits(Y, K, X):
     return Yc, data, dec, samples, n_dropped
 
 
-def _fit(Y, K, X, reml: bool, ci_level: float, tests: bool) -> MultiTraitFit:
+def _fit(Y, K, X, reml: bool, ci_level: float, tests: bool,
+         se_method: str = "observed") -> MultiTraitFit:
+    if se_method not in SE_METHODS:
+        raise InputError(f"se_method must be one of {SE_METHODS}, got {se_method!r}")
     Yc, data, dec, samples, n_dropped = prepare_traits(Y, K, X)
     Yarr = Yc.to_numpy()
     T = Yarr.shape[1]
@@ -535,7 +560,8 @@ def _fit(Y, K, X, reml: bool, ci_level: float, tests: bool) -> MultiTraitFit:
     D = np.diag(sd)
     Sg, Se = D @ Sg_s @ D, D @ Se_s @ D
     ev = model.evaluate(Sg, Se, reml, grad=False)
-    info = _observed_information(model, reml, Sg, Se)
+    info = _information(model, MultiTraitSpectral(dec, np.zeros_like(Yarr), data.X), reml, Sg,
+                        Se, se_method)
     traits = tuple(Yc.columns)
     cov_names = list(data.covariates)
     test_table, rg_ci = None, None
@@ -550,7 +576,8 @@ def _fit(Y, K, X, reml: bool, ci_level: float, tests: bool) -> MultiTraitFit:
         B=pd.DataFrame(ev.B, index=traits, columns=cov_names),
         B_cov=pd.DataFrame(ev.B_cov, index=bidx, columns=bidx), information=info,
         converged=converged, n_eval=n_eval, tests=test_table, rg_ci=rg_ci,
-        ci_level=ci_level, n_dropped=n_dropped, samples=samples, model=model)
+        ci_level=ci_level, n_dropped=n_dropped, samples=samples, model=model,
+        se_method=se_method)
 
 
 def _rg_inference(scaled: MultiTraitSpectral, reml: bool, best, level: float,
@@ -571,8 +598,8 @@ def _rg_inference(scaled: MultiTraitSpectral, reml: bool, best, level: float,
     lr1 = max(2 * (ll - ll1), 0.0)
     table = pd.DataFrame(
         {"loglik_null": [ll0 + ll_offset, ll1 + ll_offset], "LR": [lr0, lr1], "df": [1, 1],
-         "p": [float(stats.chi2.sf(lr0, 1)),
-               float(0.5 * stats.chi2.sf(lr1, 1)) if lr1 > 0 else 1.0]},
+         "p": [float(tails.chi2_sf(lr0, 1)),
+               float(0.5 * tails.chi2_sf(lr1, 1)) if lr1 > 0 else 1.0]},
         index=["r_g=0", "|r_g|=1"])
     den = np.sqrt(Sg[0, 0] * Sg[1, 1])
     # r_g is undefined when a genetic variance is (numerically) zero: no interval then.
@@ -590,7 +617,7 @@ def profile_rg(model: MultiTraitSpectral, reml: bool, r: float, Sg: np.ndarray,
 
 
 def _profile_rg_ci(model, reml, ll, rg_hat, Sg, Se, level) -> tuple[float, float]:
-    cut = ll - 0.5 * stats.chi2.ppf(level, 1)
+    cut = ll - 0.5 * tails.chi2_ppf(level, 1)
 
     def f(r):
         return profile_rg(model, reml, r, Sg, Se) - cut
@@ -604,8 +631,8 @@ def _profile_rg_ci(model, reml, ll, rg_hat, Sg, Se, level) -> tuple[float, float
     return ends[0], ends[1]
 
 
-def multitrait_reml(Y, K, X=None, *, ci_level: float = 0.95, tests: bool = True
-                    ) -> MultiTraitFit:
+def multitrait_reml(Y, K, X=None, *, ci_level: float = 0.95, tests: bool = True,
+                    se_method: str = "observed") -> MultiTraitFit:
     """Multi-trait REML of Sigma_g and Sigma_e with one kernel (notes 4.3.2, Kronecker V).
 
     Parameters
@@ -621,6 +648,9 @@ def multitrait_reml(Y, K, X=None, *, ci_level: float = 0.95, tests: bool = True
         Level of the profile-likelihood interval for r_g.
     tests : bool
         For two traits, run the LRTs of r_g = 0 and |r_g| = 1 and the profile interval.
+    se_method : {"observed", "ai", "expected"}
+        The information matrix behind the standard errors: observed (GEMMA's mvLMM, the
+        default), average information (GCTA's bivariate REML) or expected (Fisher).
 
     Returns
     -------
@@ -637,16 +667,17 @@ def multitrait_reml(Y, K, X=None, *, ci_level: float = 0.95, tests: bool = True
     ['Vg_1', 'Vg_2', 'Cg_12', 'Ve_1', 'Ve_2', 'Ce_12']
     """
     _check_level(ci_level)
-    return _fit(Y, K, X, True, ci_level, tests)
+    return _fit(Y, K, X, True, ci_level, tests, se_method)
 
 
-def multitrait_ml(Y, K, X=None, *, ci_level: float = 0.95, tests: bool = True
-                  ) -> MultiTraitFit:
+def multitrait_ml(Y, K, X=None, *, ci_level: float = 0.95, tests: bool = True,
+                  se_method: str = "observed") -> MultiTraitFit:
     """Multi-trait maximum likelihood (notes eq. 48, Kronecker V); as :func:`multitrait_reml`."""
     _check_level(ci_level)
-    return _fit(Y, K, X, False, ci_level, tests)
+    return _fit(Y, K, X, False, ci_level, tests, se_method)
 
 
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise InputError(f"ci_level must lie in (0, 1), got {level}")
+

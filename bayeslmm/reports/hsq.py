@@ -12,6 +12,9 @@ GCTA's ``--reml-bivar`` rows) are all written by :func:`hsq_text`:
   written ``nan``, never 0;
 * several GRMs are GCTA's ``--mgrm`` rows ``V(G1)``, ``V(G2)``, ``V(G1)/Vp``... in the
   order given, the user's names in a last line ``Components: G1 = name1; G2 = name2``;
+* the information matrix behind the SEs (``--se-method``) is named in the run's log, not in
+  the file: a line without a tab would break the many scripts that read GCTA's rows as
+  ``name<TAB>value``;
 * rows with one value (``logL``, ``logL0``, ``LRT``, ``Pval``, an MC error) have no SE
   column; ``df`` and ``n`` are integers.
 
@@ -112,6 +115,16 @@ def hsq_rows(fit, prevalence: float | None = None,
     return rows
 
 
+#: the information matrices behind the standard errors, by ``se_method``
+SE_METHOD_NAMES = {"ai": "average", "observed": "observed", "expected": "expected (Fisher)"}
+
+
+def se_line(fit) -> str:
+    """The line that names the fit's standard-error convention."""
+    m = getattr(fit, "se_method", "ai")
+    return f"SE from the {SE_METHOD_NAMES[m]} information matrix (se_method = {m})"
+
+
 def hsq_text(fit, prevalence: float | None = None,
              case_proportion: float | None = None) -> str:
     """The fit as the text of a GCTA ``.hsq`` file (see the module's docstring)."""
@@ -145,6 +158,7 @@ def log_fit(fit, prevalence: float | None = None,
                     "logL=%.3f, converged=%s\n%s", "REML" if fit.reml else "ML", fit.T,
                     fit.nobs, fit.n_dropped, fit.loglik, fit.converged,
                     fit.summary().to_string())
+        logger.info("%s.", se_line(fit))
         if fit.rg_ci is not None:
             logger.info("r_g 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.rg_ci)
         if fit.tests is not None:
@@ -152,9 +166,7 @@ def log_fit(fit, prevalence: float | None = None,
         return
     logger.info("%s (%s): converged=%s, N=%d\n%s", "REML" if fit.reml else "ML",
                 fit.algorithm, fit.converged, fit.N, hsq_text(fit, prevalence).rstrip())
-    logger.info("Standard errors from the %s information matrix (--se-method).",
-                {"ai": "average", "observed": "observed", "expected": "expected (Fisher)"}
-                .get(getattr(fit, "se_method", "ai"), "average"))
+    logger.info("%s.", se_line(fit))
     if fit.h2_ci is not None:
         logger.info("h2 95%% profile-likelihood CI: [%.4f, %.4f]", *fit.h2_ci)
     if fit.k == 1:

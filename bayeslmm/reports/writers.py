@@ -48,6 +48,7 @@ from bayeslmm.bayes.summaries import posterior_summary
 from bayeslmm.errors import InputError
 from bayeslmm.io.grm_files import atomic_write, ordinary_file_mode
 from bayeslmm.reports.formats import FIGURE_FORMATS
+from bayeslmm.reports.run_log import RESULTS
 
 log = logging.getLogger("bayeslmm.cli")  # the run's log
 
@@ -436,7 +437,16 @@ def write_assoc_tables(per_test: Mapping[str, xr.Dataset], prefix: str | os.Path
                  "%d monomorphic); written to %s; genomic-control lambda %.4f.", t,
                  r.sizes["variant"], r.sizes["variant"] - n_filt - n_mono, n_filt + n_mono,
                  n_filt, n_mono, name, float(r.attrs["lambda_gc"]))
+        logging.getLogger(RESULTS).info("%s test, strongest associations:\n%s", t,
+                                        top_hits(r).to_string(index=False))
     return out
+
+
+def top_hits(r: xr.Dataset, n: int = 10) -> pd.DataFrame:
+    """The ``n`` tested variants of an association result with the smallest p-values."""
+    cols = [c for c in ("chrom", "pos", "a1", "beta", "se", "p") if c in r]
+    df = r[cols].to_dataframe()
+    return df[np.isfinite(df["p"])].nsmallest(n, "p").reset_index()
 
 
 # ----------------------------------------------------------------------------- a run's files

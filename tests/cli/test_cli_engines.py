@@ -35,6 +35,7 @@ def test_engines_equal_the_grm_route(tmp_path):
     assert abs(kry.loc["V(G)/Vp", "Variance"] - ref.loc["V(G)/Vp", "Variance"]) < 0.003 + 3 * mc
     log = (tmp_path / "kry.log").read_text()
     assert "passes=16" in log and "bed_bytes_per_pass" in log and "precision=float32" in log
+    assert "observed information matrix" in log  # the Krylov engine's only SE convention
     # --precision float64: the same probes, products in float64; h2 to float32 rounding
     assert run([*base, "--engine", "krylov", "--probes", "20", "--lanczos-steps", "15",
                 "--threads", "1", "--precision", "float64", "--out", str(tmp_path / "k64")]) == 0
@@ -121,3 +122,22 @@ def test_sample_and_assoc_engine_eigen_equal_the_grm_route(tmp_path):
     s = pd.read_csv(tmp_path / "s.posterior.tsv", sep="\t", index_col=0)
     se = pd.read_csv(tmp_path / "se.posterior.tsv", sep="\t", index_col=0)
     np.testing.assert_allclose(se.loc["h2", "mean"], s.loc["h2", "mean"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("se_method, engine, ok", [("ai", "krylov", False),
+                                                   ("expected", "krylov", False),
+                                                   ("observed", "krylov", True),
+                                                   ("observed", "eigen", True)])
+def test_se_method_with_engines(tmp_path, capsys, se_method, engine, ok):
+    """The Krylov engine has the observed information only: other --se-method values are
+    refused in one line before any pass; the eigen engine takes any and says which."""
+    code = run(["reml", "--bfile", str(DEMO.bfile), "--pheno", str(DEMO.pheno), "--quiet",
+                "--engine", engine, "--se-method", se_method, "--out", str(tmp_path / "r")]
+               + ["--probes", "10", "--lanczos-steps", "8"] * (engine == "krylov"))
+    err = capsys.readouterr().err.strip()
+    if ok:
+        assert code == 0
+        assert f"se_method = {se_method}" in (tmp_path / "r.log").read_text()
+    else:
+        assert code == 1 and len(err.splitlines()) == 1
+        assert "Krylov engine's standard errors" in err and not list(tmp_path.iterdir())

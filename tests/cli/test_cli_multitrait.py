@@ -56,12 +56,12 @@ def _hsq(path) -> pd.DataFrame:
                         ).set_index("name")
 
 
-def _api_fit(grm_prefix, pheno):
+def _api_fit(grm_prefix, pheno, se_method="observed"):
     g = read_grm(grm_prefix)
     y1, y2 = read_phenotype(pheno, mpheno=1), read_phenotype(pheno, mpheno=2)
     a = align_samples({"GRM": g, "phenotype": y1})
     Y = pd.DataFrame({"y": a["phenotype"], "y2": y2.reindex(a["phenotype"].index)})
-    return multitrait_reml(Y, np.asarray(a["GRM"].K), None)
+    return multitrait_reml(Y, np.asarray(a["GRM"].K), None, se_method=se_method)
 
 
 def test_reml_bivar_hsq_layout_and_values(files, tmp_path):
@@ -136,3 +136,20 @@ def test_sample_two_traits_writes_posterior_and_plot(files, tmp_path):
     # (the posterior SD of r_g is not compared with the asymptotic REML SE: at this N the
     # two differ by design; tests/bayes/test_multitrait_posterior.py checks NUTS against
     # an independent integral)
+
+
+@pytest.mark.parametrize("se_method", ["ai", "expected"])
+def test_se_method_reaches_the_two_trait_fit(files, tmp_path, se_method):
+    """--se-method with two traits: the .hsq SEs are the API's for that information matrix,
+    and differ from the default (observed, GEMMA's), which the log names."""
+    grm, pheno = files
+    base = ["reml", "--grm", str(grm), "--pheno", str(pheno), "--mpheno", "1", "2", "--quiet"]
+    assert run([*base, "--se-method", se_method, "--out", str(tmp_path / "a")]) == 0
+    assert run([*base, "--out", str(tmp_path / "o")]) == 0
+    hsq, default = _hsq(tmp_path / "a.hsq"), _hsq(tmp_path / "o.hsq")
+    se = _api_fit(grm, pheno, se_method).bse
+    for row, key in (("V(G)_tr1", "Vg_1"), ("C(G)_tr12", "Cg_12"), ("V(e)_tr2", "Ve_2")):
+        assert hsq.loc[row, "se"] == pytest.approx(se[key], abs=1e-6)
+        assert hsq.loc[row, "se"] != pytest.approx(default.loc[row, "se"], abs=1e-6)
+    assert "observed information matrix" in (tmp_path / "o.log").read_text()
+    assert f"se_method = {se_method}" in (tmp_path / "a.log").read_text()

@@ -296,3 +296,39 @@ def test_trait_without_genetic_variance_is_a_result_not_an_error():
 
     text = hsq_text(dataclasses.replace(fit, rg_ci=None))
     assert text.startswith("Source\tVariance\tSE\n") and text.endswith("\nn\t150\n")
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_se_methods_equal_dense_information_matrices(reml):
+    """Two traits: the expected (Fisher) and average information equal 1/2 tr(P D_a P D_b)
+    and 1/2 y'P D_a P D_b P y with V = Sigma_g (x) K + Sigma_e (x) I formed densely at the
+    fit (F from V^-1 for ML), and observed = 2 AI - F (notes 4.3); the default stays
+    observed."""
+    Y, K, X, _ = simulate_two(N=120, P=240, seed=3)  # an interior fit (r_g 0.67)
+    fits = {m: (multitrait_reml if reml else multitrait_ml)(Y, K, X, tests=False, se_method=m)
+            for m in ("observed", "ai", "expected")}
+    f = fits["observed"]
+    assert multitrait_reml(Y, K, X, tests=False).se_method == "observed"
+    N, T = Y.shape
+    Sg, Se = f.Sigma_g.to_numpy(), f.Sigma_e.to_numpy()
+    V = np.kron(Sg, K) + np.kron(Se, np.eye(N))
+    Vi = np.linalg.inv(V)
+    XT = np.kron(np.eye(T), X)
+    # the quadratic part is y'Py with REML's projection P for ML too (beta profiled out);
+    # the log-determinant part is log|V| (+ log|X_T'V^-1X_T| for REML)
+    P = Vi - Vi @ XT @ np.linalg.solve(XT.T @ Vi @ XT, XT.T @ Vi)
+    PF = P if reml else Vi
+    E = {(0, 0): np.diag([1.0, 0]), (1, 1): np.diag([0, 1.0]),
+         (0, 1): np.array([[0, 1.0], [1, 0]])}
+    # params order: Vg_1, Vg_2, Cg_12, Ve_1, Ve_2, Ce_12
+    D = [np.kron(E[k], K) for k in ((0, 0), (1, 1), (0, 1))] + \
+        [np.kron(E[k], np.eye(N)) for k in ((0, 0), (1, 1), (0, 1))]
+    Py = P @ Y.T.reshape(-1)  # vec(Y), trait-major
+    F = 0.5 * np.array([[np.trace(PF @ da @ PF @ db) for db in D] for da in D])
+    AI = 0.5 * np.array([[Py @ da @ (P @ (db @ Py)) for db in D] for da in D])
+    np.testing.assert_allclose(fits["expected"].information, F, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(fits["ai"].information, AI, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(fits["observed"].information, 2 * AI - F, rtol=1e-4, atol=1e-7)
+    assert not np.allclose(fits["ai"].bse, fits["observed"].bse, rtol=1e-3)  # they differ
+    with pytest.raises(bayeslmm.InputError, match="se_method"):
+        multitrait_reml(Y, K, X, tests=False, se_method="hessian")

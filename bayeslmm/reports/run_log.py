@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 
 from bayeslmm.errors import InputError
@@ -61,6 +62,11 @@ class RunLog(logging.Handler):
         self.lines.append(self.format(record))
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the command line shows it: its category and message on one line."""
+    return f"{category.__name__}: {' '.join(str(message).split())}"
+
+
 def _stream(stream, level: int, results: bool) -> logging.Handler:
     h = logging.StreamHandler(stream)
     h.setLevel(level)
@@ -88,9 +94,14 @@ def capture_log(quiet: bool) -> Iterator[RunLog]:
     for h in handlers:
         warn_log.addHandler(h)
     logging.captureWarnings(True)
+    # one line per warning, "Category: message": not the file, line and Python source line
+    # of the call that raised it, which mean nothing to a user of the command
+    saved_format = warnings.formatwarning
+    warnings.formatwarning = one_line_warning
     try:
         yield buf
     finally:
+        warnings.formatwarning = saved_format
         logging.captureWarnings(False)
         for h in handlers:
             root.removeHandler(h)

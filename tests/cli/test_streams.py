@@ -126,3 +126,20 @@ def test_plain_syntax_error_has_no_habit_hint(capsys):
         build_parser().parse_args(["reml", "--grm"])
     err = capsys.readouterr().err
     assert "commands are words" not in err and "--help" in err
+
+
+def test_warnings_are_one_line_without_python_source(capsys):
+    import warnings
+
+    from bayeslmm.reports.run_log import capture_log
+
+    def warn():
+        warnings.warn("R-hat 1.2 for h2:\n  rerun with more draws", UserWarning, stacklevel=1)
+
+    with capture_log(False) as buf:
+        warn()
+    err = capsys.readouterr().err
+    assert buf.lines == ["UserWarning: R-hat 1.2 for h2: rerun with more draws"]
+    assert err.strip() == buf.lines[0] and "warnings.warn(" not in err
+    # outside a run, Python's own format (file, line, source) is left as it was
+    assert "test_streams.py" in warnings.formatwarning("m", UserWarning, __file__, 1)

@@ -85,6 +85,8 @@ def _read_table(
             linenos.append(lineno)
     if not rows:
         raise FileFormatError(f"{what} file '{path}' is empty")
+    if what == "phenotype" and path.suffix == ".fam":
+        rows, header = _fam_phenotype(rows, linenos, path), False
     if numeric:
         _check_ids_present(rows, linenos, path, what)
     first = rows[0]
@@ -137,6 +139,18 @@ def _read_table(
     return _Table(path, names, rows, linenos)
 
 
+def _fam_phenotype(rows, linenos, path: Path) -> list[list[str]]:
+    """A PLINK .fam given as the phenotype file (``--pheno data.fam``): FID, IID and the
+    sixth column, as PLINK reads it when no --pheno is given (-9 missing; 0 too for a 1/2
+    case-control coding, where --prevalence reads it)."""
+    for r, ln in zip(rows, linenos, strict=True):
+        if len(r) != 6:
+            raise FileFormatError(f"PLINK .fam file '{path}', line {ln}: {len(r)} fields, "
+                                  "expected 6 (FID IID father mother sex phenotype)")
+    log.info("phenotype from the sixth column of the PLINK .fam file '%s'", path)
+    return [[r[0], r[1], r[5]] for r in rows]
+
+
 def _looks_like_value(tok: str) -> bool:
     """A token no FID/IID would be: a missing-value code or a non-integer number."""
     if tok.lower() in ("na", "nan", "."):
@@ -155,7 +169,7 @@ def _check_ids_present(rows, linenos, path, what) -> None:
             f"{what} file '{path}' has no FID and IID columns (line {linenos[0]} starts with "
             f"'{' '.join(rows[0][:2])}', values, not IDs): it looks like GEMMA's ID-less "
             "format; add FID IID as the first two columns (in the order of the .fam file), "
-            "or take the phenotype from the .fam's sixth column")
+            "or put the phenotype in the .fam's sixth column and give --pheno PREFIX.fam")
 
 
 def _index(t: _Table) -> pd.MultiIndex:

@@ -158,3 +158,26 @@ def test_gemma_mouse_phenotype_file_message(tmp_path):
     d = gunzip_example(["mouse_hs1940.pheno.txt"], tmp_path)
     with pytest.raises(FileFormatError, match="GEMMA's ID-less format"):
         read_phenotype(d / "mouse_hs1940.pheno.txt")
+
+
+def test_fam_sixth_column_is_the_phenotype(tmp_path):
+    """--pheno data.fam: FID, IID and the sixth column, -9 missing, as PLINK reads a .fam;
+    the same six columns in a file not named .fam are four phenotype columns, and a parent's
+    ID among them is an error (the other direction)."""
+    import numpy as np
+
+    from bayeslmm.errors import FileFormatError, InputError
+    from bayeslmm.io import read_phenotype, read_phenotypes
+
+    lines = ["f1 i1 0 0 1 2.5", "f2 i2 0 0 2 -9", "f3 i3 f1 0 1 0.75"]
+    (tmp_path / "d.fam").write_text("\n".join(lines) + "\n")
+    (tmp_path / "d.txt").write_text("\n".join(lines) + "\n")
+    y = read_phenotype(tmp_path / "d.fam")
+    assert list(y.index) == [("f1", "i1"), ("f2", "i2"), ("f3", "i3")]
+    np.testing.assert_array_equal(y.to_numpy(), [2.5, np.nan, 0.75])
+    assert read_phenotypes(tmp_path / "d.fam").shape == (3, 1)
+    with pytest.raises(InputError, match="line 3 .*value 'f1' is not a number"):
+        read_phenotypes(tmp_path / "d.txt")
+    (tmp_path / "bad.fam").write_text("f1 i1 0 0 1\n")
+    with pytest.raises(FileFormatError, match="line 1: 5 fields, expected 6"):
+        read_phenotype(tmp_path / "bad.fam")

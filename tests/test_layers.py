@@ -26,6 +26,7 @@ LAYERS = {
     "bayeslmm.errors": 0,
     "bayeslmm.labels": 0,
     "bayeslmm.registry": 0,
+    "bayeslmm.progress": 0,
     "bayeslmm.io": 1,
     "bayeslmm.data": 2,
     "bayeslmm.binary": 2,
@@ -38,6 +39,7 @@ LAYERS = {
     "bayeslmm.estimation": 7,
     "bayeslmm.blup": 8,  # BLUE/BLUP/prediction from a fit: what the posterior is compared to
     "bayeslmm.bayes": 9,
+    "bayeslmm.pymc": 9,  # the public name of bayes/pymc.py (the GRM term for any PyMC model)
     "bayeslmm.association": 10,
     "bayeslmm.formula": 10,
     "bayeslmm.reports": 11,

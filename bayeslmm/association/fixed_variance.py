@@ -51,6 +51,7 @@ from bayeslmm.estimation.reml import ml as ml_fit
 from bayeslmm.estimation.reml import reml as reml_fit
 from bayeslmm.genotypes.kinship import iter_variant_blocks, loco_grms
 from bayeslmm.likelihood import tails
+from bayeslmm.progress import progress_bar
 
 if TYPE_CHECKING:
     from bayeslmm.estimation.reml import VarianceComponentFit
@@ -527,9 +528,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
     show = progress if progress is not None else n_blocks >= PROGRESS_MIN_BLOCKS
     bar = None
     if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=P, desc=f"assoc ({', '.join(tests)})", unit="SNP")
+        bar = progress_bar(total=P, desc=f"assoc ({', '.join(tests)})", unit="SNP")
     exact = "exact" in tests
     # Columns multiplied by L^-1 at a time: a buffer of about 24 MB, reused by every block
     # (under glibc's 32 MB mmap ceiling, so later calls get it back without page faults).

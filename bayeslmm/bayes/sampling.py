@@ -22,6 +22,7 @@ from bayeslmm.bayes.model_info import find_info, model_info
 from bayeslmm.covariance.structures import DenseCovariance, SpectralCovariance
 from bayeslmm.data import check_seed
 from bayeslmm.errors import InputError
+from bayeslmm.progress import is_terminal, sampler_lines
 from bayeslmm.registry import family_for_kind
 
 __all__ = ["check_diagnostics", "posterior_predictive", "priors_as_used", "sample"]
@@ -224,6 +225,9 @@ def _sample_nutpie(model: pm.Model, draws: int, tune: int, chains: int, cores, s
     if compiled is None:
         compiled = nutpie.compile_pymc_model(model)
     t0 = time.perf_counter()
+    if progressbar and not is_terminal():  # nutpie's bar needs a terminal: plain lines
+        nuts |= {"progress_callback": sampler_lines(), "progress_rate": 1000}
+        progressbar = False
     running = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
                             cores=cores, seed=seed, save_warmup=False,
                             progress_bar=progressbar, blocking=False, **nuts)

@@ -41,6 +41,7 @@ from bayeslmm.io.plink import (
     block_bounds,
     iter_variant_blocks,
 )
+from bayeslmm.progress import progress_bar
 
 __all__ = [
     "GRM",
@@ -402,9 +403,7 @@ def _progress(it, ds, block_size, progress, sel, desc, split_by=None):
     n_blocks = len(block_bounds(n, block_size, groups))
     if progress is None and n_blocks < PROGRESS_MIN_BLOCKS:
         return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, total=n_blocks, desc=desc, unit="block")
+    return progress_bar(it, total=n_blocks, desc=desc, unit="block")
 
 
 @dataclass

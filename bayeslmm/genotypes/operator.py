@@ -55,6 +55,7 @@ from numba import njit
 from bayeslmm.errors import InputError
 from bayeslmm.genotypes.kinship import AlleleStats, qc_keep
 from bayeslmm.io.plink import MISSING_INT8, iter_variant_blocks, read_plink
+from bayeslmm.progress import progress_bar
 
 __all__ = ["PRECISIONS", "GenotypeOperator", "PassStats", "decode_chunk", "genotype_array",
            "standardize_inplace"]
@@ -495,9 +496,7 @@ class GenotypeOperator:
             self.Q = np.linalg.qr(Xa)[0]
         self._bar = None
         if self.progress:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(desc="passes over genotypes", unit="pass")
+            self._bar = progress_bar(desc="passes over genotypes", unit="pass")
 
     # ------------------------------------------------------------------ decoding
     def _decode(self, ds, variants, rows, *, keep: bool):

@@ -60,6 +60,7 @@ from bayeslmm.bayes.multikernel.rays import (
 )
 from bayeslmm.data import check_seed
 from bayeslmm.errors import InputError, SamplingWarning
+from bayeslmm.progress import progress_bar
 
 __all__ = ["METHODS", "PARETO_K_MAX", "find_mode", "sample_multikernel"]
 
@@ -152,10 +153,8 @@ class _Bar:
     def __init__(self, enabled: bool, total: int):
         self.bar = None
         if enabled:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc="several-kernel posterior", unit="Cholesky",
-                            leave=False)
+            self.bar = progress_bar(total=total, desc="several-kernel posterior",
+                                    unit="Cholesky", leave=False)
 
     def __call__(self, n: int) -> None:
         if self.bar is not None:

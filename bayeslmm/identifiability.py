@@ -40,6 +40,7 @@ __all__ = [
     "check_kernels",
     "invisible_kernels",
     "not_identifiable",
+    "singular_limit",
     "too_few_samples",
 ]
 
@@ -202,3 +203,35 @@ def invisible_kernels(X: np.ndarray, Ks: Sequence[np.ndarray],
         if tr <= 0 or seen <= 1e-6 * abs(tr):
             out.append(str(name))
     return out
+
+
+def singular_limit(U: np.ndarray, y: np.ndarray, X: np.ndarray) -> str:
+    """How the REML likelihood behaves as h2 -> 1 when K = U S U' is singular.
+
+    At h2 = 1, V = Vp K is singular on K's null space. What the REML contrasts (the
+    complement of span(X)) see of it, W = null(K) ∩ span(X)^perp = (col(U) + span(X))^perp,
+    decides the limit:
+
+    * ``"finite"``: W = {0}, i.e. col(U) + span(X) is everything (a GRM of centred
+      genotypes, whose null space is the ones vector, with an intercept): the restricted
+      covariance stays non-singular and the likelihood has a finite limit at h2 = 1, a
+      legitimate estimate;
+    * ``"-inf"``: y has a part in W, whose variance (1 - h2) Vp vanishes: the likelihood
+      falls to -inf and its maximum is inside;
+    * ``"+inf"``: W != {0} but y has no part in it (y in col(K) + span(X): noise-free y):
+      log|V| falls to -inf with the quadratic form finite, so the likelihood grows without
+      bound; the supremum is h2 = 1 with sigma_e2 = 0.
+
+    O(N r M) for U of r orthonormal columns (no N x N matrix).
+    """
+    N = U.shape[0]
+    n_null = N - U.shape[1]
+    Xr = X - U @ (U.T @ X)  # the part of span(X) in the null space
+    sv = np.linalg.svd(Xr, compute_uv=False)
+    if int(np.sum(sv > _REL * max(float(np.linalg.norm(X)), 1e-300))) >= n_null:
+        return "finite"
+    yr = y - U @ (U.T @ y)
+    r = yr - Xr @ np.linalg.lstsq(Xr, yr, rcond=None)[0]
+    Q, _ = np.linalg.qr(X)
+    scale = float(np.linalg.norm(y - Q @ (Q.T @ y)))
+    return "+inf" if float(np.linalg.norm(r)) <= 1e-10 * scale else "-inf"

@@ -32,6 +32,7 @@ from bayeslmm.identifiability import (
     check_kernels,
     invisible_kernels,
     not_identifiable,
+    singular_limit,
     too_few_samples,
 )
 from bayeslmm.likelihood.single import DenseLMM, SpectralLMM
@@ -351,7 +352,9 @@ def _sd(v):
 # ----------------------------------------------------------------------------- spectral
 def _h2_grid(upper: float) -> np.ndarray:
     inner = special.expit(np.linspace(-12, 12, 121))
-    grid = np.concatenate([[0.0], inner[inner < upper], [upper]])
+    # and points up to 1e-12 from 1: an optimum that close to the boundary is bracketed
+    near_one = 1.0 - np.logspace(-6, -12, 7)
+    grid = np.concatenate([[0.0], inner[inner < upper], near_one[near_one < upper], [upper]])
     return np.unique(grid)
 
 
@@ -370,6 +373,13 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
     # ML likelihood grows without bound as h2 -> 1. Like GEMMA (lambda <= 1e5) the search then
     # stops at h2 = 1 - 1e-5, where that spike is negligible.
     upper = 1.0 if dec.full_rank else H2_MAX_SINGULAR
+    # REML with a singular K (identifiability.singular_limit): a finite limit at h2 = 1 is
+    # searched up to 1 and evaluated just short of it (the REML contrasts never see K's null
+    # space, so the profile is smooth there); with a limit of -inf the maximum is inside
+    # and is searched to 1 - 1e-12; a limit of +inf (noise-free y) is h2 = 1, sigma_e2 = 0.
+    end, limit = 1.0, "finite" if dec.full_rank else singular_limit(dec.U, data.y, data.X)
+    if reml_ and not dec.full_rank:
+        upper, end = (1.0, 1.0 - 1e-10) if limit == "finite" else (1.0 - 1e-12,) * 2
     h2_max = dec.rescaled(1.0 / c).h2_max  # in the search's unit, K / c
     if h2_max < 1.0:
         # Indefinite K: V = Vp (h2 K + (1 - h2) I) is PD only for h2 < 1 / (1 - s_min); the
@@ -377,7 +387,7 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
         upper = min(upper, h2_max * (1.0 - 1e-9))
 
     def prof(h):
-        return model.profile(h, reml_, scale=c)
+        return model.profile(np.minimum(h, end), reml_, scale=c)
 
     def negll(h):
         return -float(prof(h).loglik[0])
@@ -394,7 +404,7 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
     # is flat to rounding (so results repeat to ~1e-12 under rescaling y or K). It is kept
     # unless it is worse than Brent's point by more than rounding.
     slope_lo = model.profile_slope(lo, reml_, scale=c)
-    slope_hi = model.profile_slope(hi, reml_, scale=c) if hi < upper else np.nan
+    slope_hi = model.profile_slope(min(hi, end), reml_, scale=c) if hi < upper else np.nan
     if np.isfinite(slope_lo) and np.isfinite(slope_hi) and slope_lo > 0 > slope_hi:
         root = optimize.brentq(lambda h_: model.profile_slope(h_, reml_, scale=c), lo, hi,
                                xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
@@ -409,6 +419,8 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
         ll_up = float(prof(upper).loglik[0])
         if ll_up >= ll - 1e-9:
             h, ll, boundary = upper, ll_up, "h2=1"
+    if reml_ and limit == "+inf":  # the supremum, not a finite interior estimate
+        h, ll, boundary = 1.0, np.inf, "h2=1"
     Vp_c = float(prof(h).Vp[0])
     sigma2 = np.array([h * Vp_c / c, (1.0 - h) * Vp_c])
     # At h2 = 1 (full-rank K) V = Vp K: a vanishing sigma_e2 keeps the GLS solve defined.
@@ -422,7 +434,7 @@ def _fit_spectral(data: LMMData, dec: Decomposition, reml_: bool,
         cov = J @ _safe_inv(scaled.information(sigma2[0] * c, sigma2[1], reml=reml_)) @ J
     else:
         cov = np.full((2, 2), np.nan)
-    lo_ci, hi_ci = _profile_ci(prof, h, ll, upper, ci_level)
+    lo_ci, hi_ci = (1.0, 1.0) if np.isinf(ll) else _profile_ci(prof, h, ll, upper, ci_level)
     history = pd.DataFrame({"h2": _to_h2(grid, c), "loglik": pgrid.loglik})
     return VarianceComponentFit(
         reml=reml_, algorithm="brent", components=data.components, sigma2=sigma2, cov=cov,

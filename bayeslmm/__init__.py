@@ -43,7 +43,8 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 _SUBPACKAGES = {"models": "bayeslmm.bayes.models", "bayes": "bayeslmm.bayes",
                 "plots": "bayeslmm.reports.plots", "datasets": "bayeslmm.datasets",
                 "genotypes": "bayeslmm.genotypes", "io": "bayeslmm.io",
-                "reports": "bayeslmm.reports", "registry": "bayeslmm.registry"}
+                "reports": "bayeslmm.reports", "registry": "bayeslmm.registry",
+                "pymc": "bayeslmm.pymc"}
 
 
 def __getattr__(name: str):

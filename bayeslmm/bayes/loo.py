@@ -24,7 +24,7 @@ from bayeslmm.covariance.decomposition import Decomposition
 from bayeslmm.data import LMMData
 from bayeslmm.likelihood.constants import LOG2PI
 
-__all__ = ["joint_loglik", "marginal_loo_loglik"]
+__all__ = ["joint_loglik", "loo_density", "marginal_loo_loglik", "precision_pieces"]
 
 
 
@@ -44,15 +44,40 @@ def _pieces(post: xr.Dataset, data: LMMData, dec: Decomposition, fixed: dict[str
     sg, se = sg.values.reshape(-1), se.values.reshape(-1)  # (D,)
     B = beta.values.reshape(-1, beta.shape[-1])  # (D, M)
     R = data.y[:, None] - data.X @ B.T  # (N, D) residuals
-    U = dec.U
-    UR = U.T @ R  # (r, D)
     d = dec.S[:, None] * sg[None, :] + se[None, :]  # (r, D)
+    UR, CR, Cii = precision_pieces(dec.U, d, se[None, :], R, dec.full_rank)
+    return (n_chain, n_draw), sg, se, R, UR, d, CR, Cii
+
+
+def precision_pieces(U, d, sigma_e2, R, full_rank: bool):
+    """U'R, C R and diag(C) for C = V^-1 = U diag(1 / d) U' + (I - U U') / sigma_e2.
+
+    Written with operators only, so that it serves NumPy arrays (a posterior's draws, one
+    column of R each) and PyTensor tensors alike (the PyMC distribution of
+    :mod:`bayeslmm.bayes.pymc`, with R one column): one formula for the LOO terms.
+
+    Parameters
+    ----------
+    U : (N, r) eigenvectors of K with non-zero eigenvalue.
+    d : (r, D) sigma_g2 S + sigma_e2 per column of R.
+    sigma_e2 : (1, D) the complement's variance per column.
+    R : (N, D) residuals y - X beta.
+    full_rank : bool
+        K has no complement (eigenvalue 0), so its term is skipped.
+    """
+    UR = U.T @ R  # (r, D)
     CR = U @ (UR / d)
     Cii = (U * U) @ (1.0 / d)
-    if not dec.full_rank:  # the complement, eigenvalue 0: (I - U U') / sigma_e2
-        CR = CR + (R - U @ UR) / se[None, :]
-        Cii = Cii + (1.0 - np.einsum("ij,ij->i", U, U))[:, None] / se[None, :]
-    return (n_chain, n_draw), sg, se, R, UR, d, CR, Cii
+    if not full_rank:  # the complement, eigenvalue 0: (I - U U') / sigma_e2
+        CR = CR + (R - U @ UR) / sigma_e2
+        Cii = Cii + (1.0 - (U * U).sum(axis=1))[:, None] / sigma_e2
+    return UR, CR, Cii
+
+
+def loo_density(CR, Cii):
+    """log p(y_i | y_-i, theta) = -1/2 log 2 pi + 1/2 log C_ii - 1/2 [C r]_i^2 / C_ii
+    (Buerkner et al. 2021, eq. 6-7), for NumPy arrays or PyTensor tensors."""
+    return -0.5 * LOG2PI + 0.5 * np.log(Cii) - 0.5 * CR**2 / Cii
 
 
 def marginal_loo_loglik(post: xr.Dataset, data: LMMData, dec: Decomposition,
@@ -72,7 +97,7 @@ def marginal_loo_loglik(post: xr.Dataset, data: LMMData, dec: Decomposition,
     xarray.DataArray, dims (chain, draw, sample)
     """
     shape, *_, CR, Cii = _pieces(post, data, dec, fixed or {})
-    ll = -0.5 * LOG2PI + 0.5 * np.log(Cii) - 0.5 * CR**2 / Cii  # (N, D)
+    ll = loo_density(CR, Cii)  # (N, D)
     return xr.DataArray(ll.T.reshape(*shape, data.N), dims=("chain", "draw", "sample"),
                         coords={"chain": post["chain"], "draw": post["draw"],
                                 "sample": data.samples}, name="y")

@@ -65,7 +65,7 @@ def _main(argv: Sequence[str] | None) -> int:
         # the library is imported after parsing, so that --help and syntax errors are instant
         from bayeslmm.cli import commands
         from bayeslmm.cli.checks import check_args, input_files
-        from bayeslmm.reports.writers import StagedOutputs, check_overwrites
+        from bayeslmm.reports.writers import StagedOutputs, check_overwrites, log_stale_outputs
 
         check_args(args, parser)  # before any file is read: a typo costs no time
         with limit_threads(args.threads), capture_log(args.quiet) as buf:
@@ -75,7 +75,7 @@ def _main(argv: Sequence[str] | None) -> int:
             staged = StagedOutputs()
             prefix = getattr(commands, f"cmd_{args.command}")(args, staged)
             inputs = input_files(args)
-            _report_stale(prefix, staged, inputs)
+            log_stale_outputs(prefix, [*staged.destinations, Path(f"{prefix}.log")], inputs)
             log.info("Finished in %.1f s.", time.perf_counter() - t0)
             staged.write_text(f"{prefix}.log", "\n".join(buf.lines) + "\n")
             check_overwrites(staged.destinations, inputs)
@@ -110,17 +110,6 @@ def _exit_if_signalled(parser) -> None:
     if signum is not None:
         exc = Interrupted(signum)
         parser.exit(exc.exit_status, f"{PROG}: {exc}; no output written\n")
-
-
-def _report_stale(prefix: Path, staged, inputs: list[Path]) -> None:
-    """Log the files of an earlier run with this prefix that this run leaves as they are."""
-    from bayeslmm.reports.writers import stale_outputs
-
-    stale = stale_outputs(prefix, [*staged.destinations, Path(f"{prefix}.log")], inputs)
-    if stale:
-        log.warning("%d file(s) with prefix '%s' are from an earlier run and are not rewritten "
-                    "by this one, so they may not match these results: %s", len(stale),
-                    prefix, ", ".join(str(f) for f in stale))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from bayeslmm.bayes import families  # noqa: F401  (the table the flags are chec
 from bayeslmm.data import SEED_MAX
 from bayeslmm.errors import InputError
 from bayeslmm.registry import COMMAND_OUTPUTS, GENOTYPE_FORMATS, check_applicable, genotype_source
-from bayeslmm.reports.writers import same_file
+from bayeslmm.reports.writers import check_output_prefix
 
 __all__ = ["COMMAND_OUTPUTS", "SEED_MAX", "check_args", "input_files"]
 
@@ -71,7 +70,8 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
                and a.get("prevalence") is None),
           "compare --model threshold needs --prevalence K: the threshold model's h2 is on the "
           "liability scale, and K transforms REML's to it")
-    _check_out(args)
+    check_output_prefix(args.out, input_files(args), COMMAND_OUTPUTS.get(args.command, ()),
+                        folder=args.command == "demo")
     if parser is not None:  # flags that apply to none of the chosen model, engine, traits
         sub = parser._subparsers._group_actions[0].choices[args.command]
         mp = a.get("mpheno")
@@ -79,34 +79,6 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
                          model=a.get("model") or "linear", engine=a.get("engine"),
                          traits=len(mp) if isinstance(mp, list) else 1,
                          genotypes=genotype_source(a) is not None or args.command == "grm")
-
-
-def _check_out(args: argparse.Namespace) -> None:
-    out = args.out
-    _need(bool(out and out.strip()), "--out is empty; give an output prefix, e.g. "
-                                     "--out results/run1")
-    p = Path(out)
-    if args.command == "demo":  # --out is a folder there
-        _need(not p.exists() or p.is_dir(), f"--out '{out}' is a file; the demo writes its "
-                                            "files into a folder")
-        return
-    _need(not out.endswith(("/", os.sep)),
-          f"--out '{out}' ends in '/': it is the start of the output file names (e.g. "
-          f"--out {out}run1 writes {out}run1.hsq), not a folder")
-    _need(not p.is_dir(), f"--out '{out}' is a folder; give a prefix inside it, e.g. "
-                          f"--out {p / 'run1'}")
-    _need(p.parent == Path("") or p.parent.is_dir(),
-          f"output folder '{p.parent}' does not exist (from --out {out})")
-    inputs = input_files(args)
-    for f in inputs:
-        if same_file(p, f):
-            raise InputError(f"--out '{out}' is the input file '{f}'; outputs are named "
-                             f"'{out}.hsq' etc., give a prefix that is not an input file")
-    for sfx in (*COMMAND_OUTPUTS.get(args.command, ()), ".log"):
-        for f in inputs:
-            if same_file(Path(f"{out}{sfx}"), f):
-                raise InputError(f"this run writes '{out}{sfx}', which is the input file "
-                                 f"'{f}'; choose another --out")
 
 
 def input_files(args: argparse.Namespace) -> list[Path]:

@@ -53,7 +53,9 @@ from bayeslmm.reports.run_log import RESULTS
 log = logging.getLogger("bayeslmm.cli")  # the run's log
 
 __all__ = [
+    "check_output_prefix",
     "check_overwrites",
+    "log_stale_outputs",
     "same_file",
     "stale_outputs",
     "write_assoc_tables",
@@ -467,6 +469,59 @@ def same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def check_output_prefix(out: str, inputs: Iterable[Path], outputs: Iterable[str] = (),
+                        folder: bool = False) -> Path:
+    """Check an output prefix before any work: not empty, not a folder (unless ``folder``:
+    the demo writes into one), in a folder that exists, and neither it nor any of the
+    ``outputs`` suffixes after it naming one of the ``inputs``. Returns it as a Path.
+
+    Raises
+    ------
+    InputError
+        Naming the prefix and what to give instead.
+    """
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise InputError(msg)
+
+    need(bool(out and out.strip()), "--out is empty; give an output prefix, e.g. "
+                                    "--out results/run1")
+    p = Path(out)
+    if folder:
+        need(not p.exists() or p.is_dir(), f"--out '{out}' is a file; the demo writes its "
+                                           "files into a folder")
+        return p
+    need(not out.endswith(("/", os.sep)),
+         f"--out '{out}' ends in '/': it is the start of the output file names (e.g. "
+         f"--out {out}run1 writes {out}run1.hsq), not a folder")
+    need(not p.is_dir(), f"--out '{out}' is a folder; give a prefix inside it, e.g. "
+                         f"--out {p / 'run1'}")
+    need(p.parent == Path("") or p.parent.is_dir(),
+         f"output folder '{p.parent}' does not exist (from --out {out})")
+    inputs = list(inputs)
+    for f in inputs:
+        if same_file(p, f):
+            raise InputError(f"--out '{out}' is the input file '{f}'; outputs are named "
+                             f"'{out}.hsq' etc., give a prefix that is not an input file")
+    for sfx in (*outputs, ".log"):
+        for f in inputs:
+            if same_file(Path(f"{out}{sfx}"), f):
+                raise InputError(f"this run writes '{out}{sfx}', which is the input file "
+                                 f"'{f}'; choose another --out")
+    return p
+
+
+def log_stale_outputs(prefix: str | os.PathLike[str], written: Iterable[Path],
+                      inputs: Iterable[Path] = ()) -> None:
+    """Log the files of an earlier run with this prefix (:func:`stale_outputs`) that this
+    run leaves as they are, so that nobody takes them for part of these results."""
+    stale = stale_outputs(prefix, written, inputs)
+    if stale:
+        log.warning("%d file(s) with prefix '%s' are from an earlier run and are not rewritten "
+                    "by this one, so they may not match these results: %s", len(stale),
+                    prefix, ", ".join(str(f) for f in stale))
 
 
 def check_overwrites(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:

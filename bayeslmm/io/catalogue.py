@@ -40,7 +40,11 @@ for _fmt in (
         name="bfile", opener="bayeslmm.io.plink:open_flag", counted="A1 (.bim column 5)",
         files=lambda v, **_: _fileset(v, (".bed", ".bim", ".fam")),
         flag={"metavar": "PREFIX", "help": "PLINK 1 fileset PREFIX.bed/.bim/.fam (A1 counted);"
-              " the GRM is computed from it when no --grm is given"}),
+              " the GRM is computed from it when no --grm is given"},
+        options={"exclude_negative_pos": {
+            "flag": "--exclude-negative-pos", "action": "store_true",
+            "help": "--bfile: leave out variants with a negative bp position, as PLINK does "
+                    "(kept by default, as GEMMA)"}}),
     GenotypeFormat(
         name="pfile", opener="bayeslmm.io.pgen:open_flag", counted="ALT (PLINK 2)",
         files=lambda v, **_: _fileset(v, (".pgen", ".pvar", ".psam")),

@@ -350,7 +350,7 @@ def read_plink(
     neg = bim["pos"].to_numpy() < 0
     if neg.any() and not exclude_negative_pos:
         log.info("%s: %d of %d variants have a negative bp position; kept (as GEMMA; "
-                 "PLINK ignores them: exclude_negative_pos=True)", f"{pre}.bim",
+                 "PLINK ignores them: --exclude-negative-pos)", f"{pre}.bim",
                  int(neg.sum()), p)
     if exclude_negative_pos:
         if neg.any():
@@ -500,9 +500,10 @@ def iter_variant_blocks(
 
 
 
-def open_flag(value, **_) -> xr.Dataset:
-    """``--bfile PREFIX`` (:mod:`bayeslmm.io.catalogue`): :func:`read_plink`, logged."""
-    ds = read_plink(value)
+def open_flag(value, exclude_negative_pos: bool = False, **_) -> xr.Dataset:
+    """``--bfile PREFIX [--exclude-negative-pos]`` (:mod:`bayeslmm.io.catalogue`):
+    :func:`read_plink`, logged."""
+    ds = read_plink(value, exclude_negative_pos=bool(exclude_negative_pos))
     log.info("Read %d samples and %d variants from PLINK fileset '%s'; counted allele: A1 "
              "(.bim column 5).", ds.sizes["sample"], ds.sizes["variant"], value)
     return ds

@@ -65,10 +65,16 @@ def _main(argv: Sequence[str] | None) -> int:
         # the library is imported after parsing, so that --help and syntax errors are instant
         from bayeslmm.cli import commands
         from bayeslmm.cli.checks import check_args, input_files
-        from bayeslmm.reports.writers import StagedOutputs, check_overwrites, log_stale_outputs
+        from bayeslmm.reports.writers import (
+            StagedOutputs,
+            check_overwrites,
+            log_stale_outputs,
+            prefix_lock,
+        )
 
         check_args(args, parser)  # before any file is read: a typo costs no time
-        with limit_threads(args.threads), capture_log(args.quiet) as buf:
+        with limit_threads(args.threads), capture_log(args.quiet) as buf, \
+                prefix_lock(None if args.command == "demo" else args.out):  # demo: a folder
             t0 = time.perf_counter()
             log.info("bayeslmm %s", " ".join(sys.argv[1:] if argv is None else argv))
             split_mpheno(args)

@@ -32,11 +32,13 @@ File layouts
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import socket
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -56,6 +58,7 @@ __all__ = [
     "check_output_prefix",
     "check_overwrites",
     "log_stale_outputs",
+    "prefix_lock",
     "same_file",
     "stale_outputs",
     "write_assoc_tables",
@@ -522,6 +525,70 @@ def log_stale_outputs(prefix: str | os.PathLike[str], written: Iterable[Path],
         log.warning("%d file(s) with prefix '%s' are from an earlier run and are not rewritten "
                     "by this one, so they may not match these results: %s", len(stale),
                     prefix, ", ".join(str(f) for f in stale))
+
+
+@contextlib.contextmanager
+def prefix_lock(prefix: str | os.PathLike[str] | None) -> Iterator[Path | None]:
+    """Hold ``PREFIX.lock`` for the duration of a run, so that two runs writing the same
+    prefix do not both commit (the second would silently replace the first's results).
+
+    The lock file is created with O_EXCL and holds ``PID host``; it is removed when the
+    block ends, by success, error or a signal (:class:`~bayeslmm.errors.Interrupted` passes
+    through the block). One left by a process that no longer exists (killed with SIGKILL,
+    a power cut) on this host is taken over, with a warning in the log. ``None``: no lock.
+
+    Raises
+    ------
+    InputError
+        Another live run holds the prefix: one line naming it, the holder's PID and host.
+    """
+    if prefix is None:
+        yield None
+        return
+    path = Path(f"{prefix}.lock")
+    me = f"{os.getpid()} {socket.gethostname()}"
+    for _ in range(3):  # a takeover can race another one: try again
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = path.read_text(errors="replace").split() if path.exists() else []
+            pid = int(holder[0]) if holder and holder[0].isdigit() else None
+            host = holder[1] if len(holder) > 1 else socket.gethostname()
+            if pid is not None and (host != socket.gethostname() or _alive(pid)):
+                raise InputError(f"another bayeslmm run (PID {pid} on {host}) is writing "
+                                 f"prefix '{prefix}' (lock file '{path}'); wait for it, or "
+                                 "give another --out") from None
+            log.warning("taking over '%s', left by a run that no longer exists (PID %s)",
+                        path, pid)
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me + "\n")
+        break
+    else:
+        raise InputError(f"cannot take the lock file '{path}' for prefix '{prefix}'")
+    try:
+        yield path
+    finally:
+        try:
+            if path.read_text(errors="replace").strip() == me:  # ours, not a taker's
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this PID exists (ours counts as gone: a lock we hold is
+    only found by a run in the same process after one that did not release it)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def check_overwrites(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:

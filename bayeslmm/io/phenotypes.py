@@ -142,13 +142,15 @@ def _read_table(
 def _fam_phenotype(rows, linenos, path: Path) -> list[list[str]]:
     """A PLINK .fam given as the phenotype file (``--pheno data.fam``): FID, IID and the
     sixth column, as PLINK reads it when no --pheno is given (-9 missing; 0 too for a 1/2
-    case-control coding, where --prevalence reads it)."""
+    case-control coding, where --prevalence reads it); columns 7, 8, ... are phenotypes 2,
+    3, ... as GEMMA reads them (``-n k`` is ``--mpheno k``; its mouse_hs1940.fam has six)."""
     for r, ln in zip(rows, linenos, strict=True):
-        if len(r) != 6:
+        if len(r) < 6 or len(r) != len(rows[0]):
             raise FileFormatError(f"PLINK .fam file '{path}', line {ln}: {len(r)} fields, "
-                                  "expected 6 (FID IID father mother sex phenotype)")
-    log.info("phenotype from the sixth column of the PLINK .fam file '%s'", path)
-    return [[r[0], r[1], r[5]] for r in rows]
+                                  f"expected {max(6, len(rows[0]))} (FID IID father mother "
+                                  "sex phenotype ...)")
+    log.info("phenotypes from the sixth column on of the PLINK .fam file '%s'", path)
+    return [[r[0], r[1], *r[5:]] for r in rows]
 
 
 def _looks_like_value(tok: str) -> bool:

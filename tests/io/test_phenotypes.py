@@ -181,3 +181,9 @@ def test_fam_sixth_column_is_the_phenotype(tmp_path):
     (tmp_path / "bad.fam").write_text("f1 i1 0 0 1\n")
     with pytest.raises(FileFormatError, match="line 1: 5 fields, expected 6"):
         read_phenotype(tmp_path / "bad.fam")
+    # GEMMA's .fam with several phenotypes (columns 6, 7, ...): --mpheno k is GEMMA's -n k
+    (tmp_path / "multi.fam").write_text("f1 i1 0 0 1 2.5 7\nf2 i2 0 0 2 -9 8\n")
+    np.testing.assert_array_equal(read_phenotype(tmp_path / "multi.fam", mpheno=2), [7, 8])
+    (tmp_path / "ragged.fam").write_text("f1 i1 0 0 1 2.5 7\nf2 i2 0 0 2 -9\n")
+    with pytest.raises(FileFormatError, match="line 2: 6 fields, expected 7"):
+        read_phenotype(tmp_path / "ragged.fam")

@@ -125,7 +125,8 @@ def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int 
     if prior:
         p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
                        help="e.g. h2='Beta(1, 1)' or Vp='HalfNormal(2)'; repeatable")
-        p.add_argument("--figure-format", choices=FIGURE_FORMATS, default="png")
+        p.add_argument("--figure-format", choices=FIGURE_FORMATS, default="png",
+                       help="file type of the figures")
         p.add_argument("--dpi", type=int, default=FIGURE_DPI, help="figure resolution")
     p.add_argument("--draws", type=int, default=draws, help="posterior draws per chain")
     p.add_argument("--tune", type=int, default=tune, help="warm-up draws per chain, discarded")

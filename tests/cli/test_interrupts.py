@@ -93,7 +93,7 @@ def test_sample_and_grm_loco_stopped_at_each_stage(demo_grm, big_bfile, tmp_path
               "20000", "--tune", "500", "--chains", "2", "--seed", "1", "--threads", "1"]
     loco = ["grm", "--bfile", str(big_bfile), "--loco", "--threads", "1"]
     cases = [
-        (sample, signal.SIGINT, "Priors (as used):", 1.0),
+        (sample, signal.SIGINT, "Priors as used:", 1.0),
         (sample, signal.SIGTERM, "bayeslmm sample", 0.0),
         (loco, signal.SIGTERM, "Read 600 samples", 0.05),
         (loco, signal.SIGINT, "GRM of 600 samples", 0.05),
@@ -124,7 +124,7 @@ def test_sample_and_grm_loco_stopped_at_each_stage(demo_grm, big_bfile, tmp_path
         proc, err, out, before = results[k]
         _assert_stopped(proc, err, sig, out, before)
         assert (out / "o.hsq").read_text() == "earlier\n"
-        if stage == "Priors (as used):":
+        if stage == "Priors as used:":
             assert "Sampled" not in err  # no claim of a finished chain
 
 

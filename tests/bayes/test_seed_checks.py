@@ -42,7 +42,8 @@ def no_sampling(monkeypatch):
     monkeypatch.setattr(pm, "sample", boom)
 
 
-@pytest.mark.parametrize("seed", GOOD, ids=repr)
+@pytest.mark.parametrize("seed", GOOD, ids=lambda s: type(s).__name__ + (
+    "" if isinstance(s, np.random.Generator) else f"={s!r}"))
 def test_check_seed_accepts(seed):
     check_seed(seed)  # no error: these are what nutpie, PyMC and numpy take
 

@@ -139,7 +139,9 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "assoc": tuple(f"{t}{sfx}" for t in ("", ".exact", ".grammar", ".grammar-gamma", ".wald",
                                           ".lrt", ".score")
                    for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")),
-    "sample": _POSTERIOR, "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
+    # two traits: .rg.png (h2_1, h2_2 and r_g) in place of .h2.png
+    "sample": (*_POSTERIOR, ".rg.png"),
+    "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
     "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
 }

@@ -106,3 +106,14 @@ def test_loo_prefers_the_true_model_of_two_nested_ones():
                      progressbar=False, log_likelihood=True)
     diff0 = elpd(with_grm) - elpd(without)
     assert diff0.sum() < 2 * np.sqrt(diff0.size * diff0.var())
+
+
+def test_marginal_grm_without_a_kernel_names_the_model_without_one():
+    """The LOO comparison's second model is fixed_effects (docs/real-data.md): the error for
+    a missing kernel says so, and fixed_effects builds on the same data."""
+    from bayeslmm.errors import InputError
+
+    y = np.random.default_rng(0).normal(size=20)
+    with pytest.raises(InputError, match=r"fixed_effects\(y, X\)"):
+        marginal_grm(y, None)
+    assert "y" in fixed_effects(y).named_vars

@@ -349,7 +349,8 @@ def marginal_grm(y, K=None, X=None, *, priors: Mapping[str, Any] | None = None,
             raise InputError(f"Z must have {data.N} rows, got shape {Zarr.shape}")
         K = decompose_genotypes(Zarr, samples=data.samples)
     if K is None:
-        raise InputError("marginal_grm needs a kernel K, a Decomposition or genotypes Z")
+        raise InputError("marginal_grm needs a kernel K, a Decomposition or genotypes Z; "
+                         "the model without a GRM is fixed_effects(y, X)")
     if isinstance(K, list | tuple) and len(K) == 1:
         K = K[0]
     if isinstance(K, list | tuple):

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ASSOC_TESTS", "COMMAND_OUTPUTS", "ENGINES", "GENOTYPE_FORMATS", "MODEL_FAMILIES",
+__all__ = ["ASSOC_TESTS", "COMMAND_OUTPUTS", "ENGINES", "GENOTYPE_FORMATS", "HABITS",
+           "MODEL_FAMILIES",
            "AssocTest", "Engine", "GenotypeFormat", "ModelFamily", "genotype_format",
            "genotype_option_flags", "genotype_source", "register_genotype_format",
            "attach_family_hooks",
@@ -138,13 +139,19 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "grm": _GRM, "reml": (".hsq",), "blup": (".hsq", ".indi.blp", ".snp.blp"),
     "assoc": tuple(f"{t}{sfx}" for t in ("", ".exact", ".grammar", ".grammar-gamma", ".wald",
                                           ".lrt", ".score")
-                   for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")),
+                   for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")) + (".glm.linear",),
     # two traits: .rg.png (h2_1, h2_2 and r_g) in place of .h2.png
     "sample": (*_POSTERIOR, ".rg.png"),
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
     "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
 }
+
+
+#: what GCTA, GEMMA and LDSC users type first, and the command it is here
+HABITS = {"--reml": "reml", "--make-grm": "grm", "--make-grm-bin": "grm", "--mlma": "assoc",
+          "--mlma-loco": "assoc --loco", "--reml-pred-rand": "blup", "--blup-snp": "blup",
+          "-gk": "grm", "-lmm": "assoc", "-bslmm": "sample", "--make-grm-part": "grm"}
 
 
 def register_genotype_format(fmt: GenotypeFormat) -> GenotypeFormat:

@@ -2,17 +2,20 @@
 line can list them (``--test`` choices) in a fraction of a second. The tests themselves are in
 :mod:`bayeslmm.association.fixed_variance` (V fixed at the null fit),
 :mod:`bayeslmm.association.per_snp` (GEMMA's re-fitted lambda) and
-:mod:`bayeslmm.association.grammar` (matrix-free)."""
+:mod:`bayeslmm.association.grammar` (matrix-free); the marginal OLS test ``linear`` (no GRM,
+plink2 ``--glm``) is in :mod:`bayeslmm.association.marginal`."""
 
 from __future__ import annotations
 
 from bayeslmm.registry import AssocTest, register_assoc_test
 
-__all__ = ["ALIASES", "PER_SNP_TESTS", "TESTS"]
+__all__ = ["ALIASES", "MARGINAL_TESTS", "PER_SNP_TESTS", "TESTS"]
 
 #: GEMMA's tests, lambda re-fitted (or, for the score test, at the null) for each SNP
 PER_SNP_TESTS = ("wald", "lrt", "score")
 TESTS = ("exact", "grammar", "grammar-gamma", *PER_SNP_TESTS)
+#: tests without a GRM or a variance fit (plink2 --glm), not run by association.assoc
+MARGINAL_TESTS = ("linear",)
 #: other names of the tests (GCTA's --mlma is the exact test with V fixed at the null)
 ALIASES = {"mlma": "exact"}
 for _name, _what, _engines in (
@@ -33,3 +36,7 @@ for _name, _what in (
     register_assoc_test(AssocTest(_name, _what, engines=("eigen",),
                                   columns=("beta", "se", "p", "lambda", "logl_H1"),
                                   options=frozenset({"loco", "format", "maf", "geno"})))
+register_assoc_test(AssocTest(
+    "linear", "marginal OLS per SNP with covariates, t(N - M - 1); no GRM (plink2 --glm, "
+    "plink1.9 --linear; the statistics LD score regression assumes)", engines=(),
+    columns=("beta", "se", "t", "p", "obs_ct"), options=frozenset({"maf", "geno"})))

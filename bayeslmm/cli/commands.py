@@ -236,6 +236,23 @@ def _assoc_results(args: argparse.Namespace, tests: list[str], min_maf: float,
     return {t: one_test(res, t) for t in tests}
 
 
+def _assoc_linear(args: argparse.Namespace, tests: list[str], staged, prefix: Path) -> Path:
+    """``--test linear``: the marginal OLS test, PREFIX.glm.linear (plink2's layout)."""
+    from bayeslmm.association.marginal import linear_assoc
+    from bayeslmm.reports.writers import write_assoc_tables
+
+    if len(tests) > 1 or args.grm or args.mgrm or args.engine or args.loco or \
+            args.format != "tsv":
+        raise InputError("--test linear (marginal OLS, plink2 --glm) runs alone and writes "
+                         "plink2's layout: drop the other tests, --grm/--mgrm/--engine/--loco "
+                         "and --format")
+    inp = load(args, kernel=False)
+    res = linear_assoc(inp.ds, inp.y, inp.X, min_maf=args.maf, max_missing=args.geno,
+                       progress=progress(args))
+    write_assoc_tables({"linear": res}, prefix, "glm", staged, chromosomes=args.chr)
+    return prefix
+
+
 def cmd_assoc(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm assoc``: one table per test, in the layout of --format."""
     from bayeslmm.reports.writers import write_assoc_tables
@@ -247,6 +264,8 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
 
     given = args.test or (["mlma"] if args.format == "mlma" else ["wald"])
     tests = list(dict.fromkeys(ALIASES.get(t, t) for t in given))
+    if "linear" in tests:
+        return _assoc_linear(args, tests, staged, prefix)
     qc = (args.maf, args.geno)
     if args.format == "gemma" and qc == (0.0, 1.0):
         qc = (0.01, 0.05)

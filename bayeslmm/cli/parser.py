@@ -9,9 +9,9 @@ import sys
 
 from bayeslmm import __version__
 from bayeslmm.association import catalogue as _tests  # noqa: F401  (fills ASSOC_TESTS)
-from bayeslmm.estimation import catalogue as _engines  # noqa: F401  (fills ENGINES)
-from bayeslmm.io import catalogue as _formats  # noqa: F401  (fills GENOTYPE_FORMATS)
-from bayeslmm.registry import ASSOC_TESTS, ENGINES, GENOTYPE_FORMATS, genotype_option_flags
+from bayeslmm.estimation.catalogue import ENGINE_FLAGS, FIT_FLAGS
+from bayeslmm.io.catalogue import QC_FLAGS  # (and fills GENOTYPE_FORMATS)
+from bayeslmm.registry import ASSOC_TESTS, GENOTYPE_FORMATS, HABITS, genotype_option_flags
 from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_FORMATS
 
 __all__ = ["PROG", "build_parser"]
@@ -28,21 +28,6 @@ def _common(p: argparse.ArgumentParser, out_default: str = "bayeslmm") -> None:
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars or step messages; results still go to stdout, "
                    "warnings and errors to stderr, the whole log to PREFIX.log")
-
-
-def _qc(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--maf", type=float, default=0.0, help="drop SNPs with MAF below this")
-    p.add_argument("--geno", type=float, default=1.0,
-                   help="drop SNPs with a missing-call rate above this")
-    p.add_argument("--chr", nargs="+", action="extend", default=None, metavar="C",
-                   help="use SNPs on these chromosomes only")
-    p.add_argument("--keep", metavar="FILE", help="use only the samples listed (FID IID)")
-    p.add_argument("--remove", metavar="FILE", help="leave out the samples listed (FID IID)")
-    p.add_argument("--extract", metavar="FILE", help="use only the SNPs listed (one ID a line)")
-    p.add_argument("--exclude", metavar="FILE", help="leave out the SNPs listed")
-    p.add_argument("--include-nonautosomal", action="store_true",
-                   help="put SNPs on X/Y/XY/MT (23-26) in the GRM too; by default they are "
-                        "left out, as plink1.9 --make-grm-bin and GCTA --autosome do")
 
 
 def _genotypes(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -73,19 +58,7 @@ def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
                         "fit the multi-trait model (genetic correlation)")
     p.add_argument("--covar", metavar="FILE", help="discrete covariates (dummy-coded)")
     p.add_argument("--qcovar", metavar="FILE", help="quantitative covariates")
-    _qc(p)
-
-
-def _fit_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=("auto", "brent", "ai", "fisher", "em"), default="auto",
-                   help="auto: spectral Brent for one GRM, AI-REML for several")
-    p.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
-    p.add_argument("--no-constrain", action="store_true",
-                   help="allow negative variance components (dense algorithms)")
-    p.add_argument("--se-method", choices=("ai", "observed", "expected"), default=None,
-                   help="information matrix of the variance components' SEs: average "
-                   "(GCTA's), observed (GEMMA's se(pve)) or expected (Fisher); default: ai "
-                   "for one trait, observed for two traits (GEMMA) and --engine krylov")
+    _add(p, QC_FLAGS)
 
 
 def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:
@@ -104,20 +77,13 @@ def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:
 
 def _engine_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("large N (with genotypes; see bayeslmm.estimation.engines)")
-    g.add_argument("--engine", choices=tuple(ENGINES), default=None,
-                   help="REML straight from the genotypes: dense eigendecomposition, exact "
-                        "low-rank (P < N) or matrix-free Krylov/SLQ; auto picks by N, P and "
-                        "free memory (default: the GRM route)")
-    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="dask.distributed scheduler to run the genotype passes on (default: "
-                        "local threads, --threads of them)")
-    g.add_argument("--probes", type=int, default=30, help="Krylov engine: random probes")
-    g.add_argument("--lanczos-steps", type=int, default=20,
-                   help="Krylov engine: Lanczos steps (passes over the genotypes)")
-    g.add_argument("--probe-seed", type=int, default=0, help="Krylov engine: probe seed")
-    g.add_argument("--precision", choices=("float32", "float64"), default="float32",
-                   help="Krylov engine: floating type of the products over the int8 "
-                        "genotypes (chunk sums in float64; default %(default)s)")
+    _add(g, ENGINE_FLAGS)
+
+
+def _add(p, table) -> None:
+    """Add the flags of a declarative table (flag -> argparse keywords)."""
+    for flag, kw in table.items():
+        p.add_argument(flag, **kw)
 
 
 def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
@@ -143,12 +109,6 @@ class _Help(argparse.HelpFormatter):
         if "default" in h or action.nargs == 0 or d in (None, [], argparse.SUPPRESS):
             return h
         return f"{h} (default: {' '.join(map(str, d)) if isinstance(d, list) else '%(default)s'})"
-
-
-#: what GCTA and GEMMA users type first, and the command it is here
-HABITS = {"--reml": "reml", "--make-grm": "grm", "--make-grm-bin": "grm", "--mlma": "assoc",
-          "--mlma-loco": "assoc --loco", "--reml-pred-rand": "blup", "--blup-snp": "blup",
-          "-gk": "grm", "-lmm": "assoc", "-bslmm": "sample", "--make-grm-part": "grm"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -180,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grm", help="GCTA GRM from genotypes (.bed, .pgen, BGEN, VCF)")
     _genotypes(p, required=True)
-    _qc(p)
+    _add(p, QC_FLAGS)
     p.add_argument("--loco", action="store_true",
                    help="also write one leave-one-chromosome-out GRM per chromosome, "
                         "PREFIX.loco-chrC.grm.*")
@@ -188,19 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reml", help="variance components by REML/ML -> PREFIX.hsq")
     _inputs(p)
-    _fit_flags(p)
+    _add(p, FIT_FLAGS)
     _prevalence_flag(p)
     _engine_flags(p)
     _common(p)
 
     p = sub.add_parser("blup", help="REML + BLUP -> PREFIX.hsq, .indi.blp (+ .snp.blp)")
     _inputs(p)
-    _fit_flags(p)
+    _add(p, FIT_FLAGS)
     _common(p)
 
     p = sub.add_parser("assoc", help="mixed-model association -> PREFIX.assoc.tsv")
     _inputs(p)
-    _fit_flags(p)
+    _add(p, FIT_FLAGS)
     p.add_argument("--test", choices=tuple(ASSOC_TESTS), default=None, nargs="+",
                    help="one or more tests, in one pass over the genotypes (several: one "
                    "file per test, PREFIX.<test>.<suffix>). wald, lrt, score: GEMMA's -lmm "
@@ -219,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="full posterior (NUTS) -> PREFIX.posterior.nc/.tsv, "
                                       ".h2.png")
     _inputs(p)
-    _fit_flags(p)
+    _add(p, FIT_FLAGS)
     _prevalence_flag(p, model=True)
     _posterior_flags(p)
     p.add_argument("--lkj-eta", type=float, default=1.0, metavar="ETA",
@@ -230,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="REML (empirical Bayes) vs the full posterior -> "
                                        "PREFIX.compare.tsv, .compare.png")
     _inputs(p)
-    _fit_flags(p)
+    _add(p, FIT_FLAGS)
     _prevalence_flag(p, model=True)
     _posterior_flags(p)
     _common(p)
@@ -238,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sensitivity", help="prior sensitivity of h2 -> PREFIX.sensitivity.tsv,"
                                            " .sensitivity.png")
     _inputs(p)
-    _fit_flags(p)
+    _add(p, FIT_FLAGS)
     p.add_argument("--priors", action="append", default=[], metavar="LABEL:NAME=SPEC;...",
                    help="one prior set per flag, e.g. --priors 'flat: h2=Beta(1, 1)' "
                         "--priors 'IG: sigma_g2=InverseGamma(0.001, 0.001); "

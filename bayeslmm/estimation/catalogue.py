@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bayeslmm.registry import Engine, register_engine
 
-__all__ = ["ENGINES"]
+__all__ = ["ENGINES", "ENGINE_FLAGS", "FIT_FLAGS"]
 
 ENGINES = ("auto", "eigen", "lowrank", "krylov")
 _PASSES = frozenset({"scheduler"})  # every engine runs its passes on dask
@@ -19,3 +19,34 @@ for _e, _what, _opts in (
         ("krylov", "matrix-free: block Lanczos + stochastic Lanczos quadrature, any N and P",
          {"probes", "lanczos_steps", "probe_seed", "precision"})):
     register_engine(Engine(_e, _what, options=frozenset(_opts) | _PASSES))
+
+#: the engines' command-line flags (argparse keywords), added by the parser in one loop
+ENGINE_FLAGS = {
+    "--engine": dict(choices=ENGINES, default=None,
+                     help="REML straight from the genotypes: dense eigendecomposition, exact "
+                          "low-rank (P < N) or matrix-free Krylov/SLQ; auto picks by N, P and "
+                          "free memory (default: the GRM route)"),
+    "--scheduler": dict(metavar="ADDRESS", default=None,
+                        help="dask.distributed scheduler to run the genotype passes on "
+                             "(default: local threads, --threads of them)"),
+    "--probes": dict(type=int, default=30, help="Krylov engine: random probes"),
+    "--lanczos-steps": dict(type=int, default=20,
+                            help="Krylov engine: Lanczos steps (passes over the genotypes)"),
+    "--probe-seed": dict(type=int, default=0, help="Krylov engine: probe seed"),
+    "--precision": dict(choices=("float32", "float64"), default="float32",
+                        help="Krylov engine: floating type of the products over the int8 "
+                             "genotypes (chunk sums in float64; default %(default)s)"),
+}
+
+#: the variance-component fit's flags (reml, blup, assoc, sample, compare, sensitivity)
+FIT_FLAGS = {
+    "--method": dict(choices=("auto", "brent", "ai", "fisher", "em"), default="auto",
+                     help="auto: spectral Brent for one GRM, AI-REML for several"),
+    "--ml": dict(action="store_true", help="maximum likelihood instead of REML"),
+    "--no-constrain": dict(action="store_true",
+                           help="allow negative variance components (dense algorithms)"),
+    "--se-method": dict(choices=("ai", "observed", "expected"), default=None,
+                        help="information matrix of the variance components' SEs: average "
+                        "(GCTA's), observed (GEMMA's se(pve)) or expected (Fisher); default: ai "
+                        "for one trait, observed for two traits (GEMMA) and --engine krylov"),
+}

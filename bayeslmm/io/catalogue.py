@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bayeslmm.registry import GenotypeFormat, register_genotype_format
 
-__all__ = ["FORMATS", "ID_OPTIONS", "values"]
+__all__ = ["FORMATS", "ID_OPTIONS", "QC_FLAGS", "values"]
 
 FORMATS = ("bfile", "pfile", "bgen", "vcf")
 
@@ -67,3 +67,18 @@ for _fmt in (
                       "FORMAT field), as plink2 --vcf"}),
 ):
     register_genotype_format(_fmt)
+
+#: PLINK's sample and SNP filters (argparse keywords), added by the parser in one loop
+QC_FLAGS = {
+    "--maf": dict(type=float, default=0.0, help="drop SNPs with MAF below this"),
+    "--geno": dict(type=float, default=1.0, help="drop SNPs with a missing-call rate above this"),
+    "--chr": dict(nargs="+", action="extend", default=None, metavar="C",
+                  help="use SNPs on these chromosomes only"),
+    "--keep": dict(metavar="FILE", help="use only the samples listed (FID IID)"),
+    "--remove": dict(metavar="FILE", help="leave out the samples listed (FID IID)"),
+    "--extract": dict(metavar="FILE", help="use only the SNPs listed (one ID a line)"),
+    "--exclude": dict(metavar="FILE", help="leave out the SNPs listed"),
+    "--include-nonautosomal": dict(
+        action="store_true", help="put SNPs on X/Y/XY/MT (23-26) in the GRM too; by default "
+        "they are left out, as plink1.9 --make-grm-bin and GCTA --autosome do"),
+}

@@ -373,13 +373,33 @@ def _gemma_text(df: pd.DataFrame) -> str:
     return out.to_csv(sep="\t", index=False, lineterminator="\n")
 
 
+def glm_linear_table(res: xr.Dataset) -> pd.DataFrame:
+    """plink2 ``--glm``'s ``.glm.linear`` layout of the marginal test
+    (:func:`bayeslmm.association.marginal.linear_assoc`): ``#CHROM POS ID REF ALT A1 TEST
+    OBS_CT BETA SE T_STAT P ERRCODE``, numbers as plink2 prints them (6 significant digits,
+    ``NA`` untested). ALT and A1 are the counted allele (``.bim`` column 5, plink2's ALT);
+    a SNP without variation is ``CONST_ALLELE``; SNPs filtered by --maf/--geno are left
+    out, as plink2 does."""
+    num = {"BETA": "beta", "SE": "se", "T_STAT": "t", "P": "p"}
+    a1 = res["a1"].to_numpy()
+    df = pd.DataFrame({
+        "#CHROM": res["chrom"].to_numpy(), "POS": res["pos"].to_numpy(),
+        "ID": res["snp"].to_numpy(), "REF": res["a2"].to_numpy(), "ALT": a1, "A1": a1,
+        "TEST": "ADD", "OBS_CT": res["obs_ct"].to_numpy()}
+        | {c: [f"{v:.6g}" if np.isfinite(v) else "NA" for v in res[k].to_numpy()]
+           for c, k in num.items()}
+        | {"ERRCODE": np.where(res["monomorphic"].to_numpy(), "CONST_ALLELE", ".")})
+    return df[~res["filtered"].to_numpy()].reset_index(drop=True)
+
+
 ASSOC_FORMATS = {"tsv": (assoc_table, ".assoc.tsv"), "mlma": (mlma_table, ".mlma"),
-                 "gemma": (gemma_assoc_table, ".assoc.txt")}
+                 "gemma": (gemma_assoc_table, ".assoc.txt"),
+                 "glm": (glm_linear_table, ".glm.linear")}
 
 
 def write_assoc_as(res: xr.Dataset, fmt: str, path: str | os.PathLike[str],
                    staged: StagedOutputs | None = None) -> Path:
-    """Write one test's result in the layout ``fmt`` ("tsv", "mlma" or "gemma")."""
+    """Write one test's result in the layout ``fmt`` ("tsv", "mlma", "gemma" or "glm")."""
     if fmt not in ASSOC_FORMATS:
         raise InputError(f"format must be one of {sorted(ASSOC_FORMATS)}, got {fmt!r}")
     table = ASSOC_FORMATS[fmt][0](res)
@@ -460,7 +480,7 @@ def top_hits(r: xr.Dataset, n: int = 10) -> pd.DataFrame:
 #: same prefix leaves the two-trait .rg figure, an SVG run an earlier PNG)
 _OUTPUT_NAME = re.compile(
     r"\.(hsq|indi\.blp|snp\.blp|((exact|grammar|grammar-gamma|wald|lrt|score)\.)?"
-    r"(assoc\.tsv|assoc\.txt|mlma)"
+    r"(assoc\.tsv|assoc\.txt|mlma)|glm\.linear"
     r"|posterior\.(nc|tsv)|compare\.tsv|sensitivity\.tsv|report\.txt"
     rf"|(h2|rg|compare|sensitivity)\.({'|'.join(FIGURE_FORMATS)})"
     r"|log|(loco-chr[^./]+\.)?grm\.(bin|N\.bin|id))$")

@@ -144,6 +144,7 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "sample": (*_POSTERIOR, ".rg.png"),
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
+    "ldscore": (".l2.ldscore.gz", ".l2.M", ".l2.M_5_50"),
     "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
 }
 

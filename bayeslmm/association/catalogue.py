@@ -7,9 +7,9 @@ plink2 ``--glm``) is in :mod:`bayeslmm.association.marginal`."""
 
 from __future__ import annotations
 
-from bayeslmm.registry import AssocTest, register_assoc_test
+from bayeslmm.registry import ASSOC_TESTS, AssocTest, register_assoc_test
 
-__all__ = ["ALIASES", "MARGINAL_TESTS", "PER_SNP_TESTS", "TESTS"]
+__all__ = ["ALIASES", "ASSOC_FLAGS", "MARGINAL_TESTS", "PER_SNP_TESTS", "TESTS"]
 
 #: GEMMA's tests, lambda re-fitted (or, for the score test, at the null) for each SNP
 PER_SNP_TESTS = ("wald", "lrt", "score")
@@ -40,3 +40,20 @@ register_assoc_test(AssocTest(
     "linear", "marginal OLS per SNP with covariates, t(N - M - 1); no GRM (plink2 --glm, "
     "plink1.9 --linear; the statistics LD score regression assumes)", engines=(),
     columns=("beta", "se", "t", "p", "obs_ct"), options=frozenset({"maf", "geno"})))
+
+#: ``bayeslmm assoc``'s own flags (argparse keywords), added by the parser in one loop
+ASSOC_FLAGS = {
+    "--test": dict(choices=tuple(ASSOC_TESTS), default=None, nargs="+",
+                   help="one or more tests, in one pass over the genotypes (several: one "
+                   "file per test, PREFIX.<test>.<suffix>). wald, lrt, score: GEMMA's -lmm "
+                   "1/2/3, variances re-fitted per SNP; mlma (= exact): GCTA --mlma, "
+                   "variances fixed at the null fit; grammar, grammar-gamma: BOLT-LMM-inf; "
+                   "linear: marginal OLS, no GRM (plink2 --glm -> PREFIX.glm.linear). "
+                   "Default: wald; with --format mlma, mlma"),
+    "--loco": dict(action="store_true", help="leave-one-chromosome-out: null fit per "
+                   "chromosome (needs genotypes)"),
+    "--format": dict(choices=("tsv", "mlma", "gemma"), default="tsv",
+                     help="output layout: bayeslmm's PREFIX.assoc.tsv (default), GCTA's "
+                     "PREFIX.mlma or GEMMA's PREFIX.assoc.txt (GEMMA's SNP filters -maf 0.01 "
+                     "-miss 0.05 unless --maf/--geno are given; untested SNPs left out)"),
+}

@@ -359,3 +359,16 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
                       seed=args.seed, progress=progress(args), cores=_cores(args))
     print(report, end="", flush=True)  # the report is the demo's result: stdout, not the log
     return Path(args.out) / "demo"
+
+
+def cmd_ldscore(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm ldscore``: PREFIX.l2.ldscore.gz, .l2.M, .l2.M_5_50 (LDSC's layout)."""
+    from bayeslmm.genotypes.ldscore import ld_scores
+    from bayeslmm.reports.ldsc import write_ldscores
+
+    prefix = output_prefix(args.out)
+    unit = next(u for u in ("kb", "cm", "snps") if getattr(args, f"ld_wind_{u}") is not None)
+    ld = ld_scores(genotypes(args), getattr(args, f"ld_wind_{unit}"), unit,
+                   progress=progress(args))
+    write_ldscores(ld, prefix, staged)
+    return prefix

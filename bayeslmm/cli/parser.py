@@ -8,10 +8,10 @@ import argparse
 import sys
 
 from bayeslmm import __version__
-from bayeslmm.association import catalogue as _tests  # noqa: F401  (fills ASSOC_TESTS)
-from bayeslmm.estimation.catalogue import ENGINE_FLAGS, FIT_FLAGS
+from bayeslmm.association.catalogue import ASSOC_FLAGS
+from bayeslmm.estimation.catalogue import ENGINE_FLAGS, FIT_FLAGS, LDSCORE_FLAGS, LIABILITY_FLAGS
 from bayeslmm.io.catalogue import QC_FLAGS  # (and fills GENOTYPE_FORMATS)
-from bayeslmm.registry import ASSOC_TESTS, GENOTYPE_FORMATS, HABITS, genotype_option_flags
+from bayeslmm.registry import GENOTYPE_FORMATS, HABITS, genotype_option_flags
 from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_FORMATS
 
 __all__ = ["PROG", "build_parser"]
@@ -62,17 +62,7 @@ def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
 
 
 def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:
-    p.add_argument("--prevalence", type=float, default=None, metavar="K",
-                   help="population prevalence of a case-control trait (0/1 or PLINK 1/2 "
-                   "coded; 0 and -9 missing in 1/2): adds h2 on the liability scale "
-                   "(V(G)/Vp_L, Lee et al. 2011, as GCTA)")
-    if model:
-        p.add_argument("--model", choices=("linear", "threshold"), default="linear",
-                       help="linear: the LMM (h2_liability by transformation with "
-                       "--prevalence); threshold: the liability-threshold (probit) model, "
-                       "its threshold placed from --prevalence")
-        p.add_argument("--link", choices=("probit", "logit"), default="probit",
-                       help="link of the threshold model (logit: free intercept only)")
+    _add(p, {k: v for k, v in LIABILITY_FLAGS.items() if model or k == "--prevalence"})
 
 
 def _engine_flags(p: argparse.ArgumentParser) -> None:
@@ -161,18 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("assoc", help="mixed-model association -> PREFIX.assoc.tsv")
     _inputs(p)
     _add(p, FIT_FLAGS)
-    p.add_argument("--test", choices=tuple(ASSOC_TESTS), default=None, nargs="+",
-                   help="one or more tests, in one pass over the genotypes (several: one "
-                   "file per test, PREFIX.<test>.<suffix>). wald, lrt, score: GEMMA's -lmm "
-                   "1/2/3, variances re-fitted per SNP; mlma (= exact): GCTA --mlma, "
-                   "variances fixed at the null fit; grammar, grammar-gamma: BOLT-LMM-inf. "
-                   "Default: wald; with --format mlma, mlma")
-    p.add_argument("--loco", action="store_true",
-                   help="leave-one-chromosome-out: null fit per chromosome (needs genotypes)")
-    p.add_argument("--format", choices=("tsv", "mlma", "gemma"), default="tsv",
-                   help="output layout: bayeslmm's PREFIX.assoc.tsv (default), GCTA's "
-                   "PREFIX.mlma or GEMMA's PREFIX.assoc.txt (GEMMA's SNP filters -maf 0.01 "
-                   "-miss 0.05 unless --maf/--geno are given; untested SNPs left out)")
+    _add(p, ASSOC_FLAGS)
     _engine_flags(p)
     _common(p)
 
@@ -207,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exact posteriors of h2 by quadrature instead of NUTS (fast; beta "
                         "flat; no power-scaling diagnostic)")
     _posterior_flags(p, prior=False)
+    _common(p)
+
+    p = sub.add_parser("ldscore", help="LD scores of a reference panel (LDSC --l2) -> "
+                       "PREFIX.l2.ldscore.gz, .l2.M, .l2.M_5_50")
+    _genotypes(p, required=True)
+    _add(p, QC_FLAGS)
+    _add(p.add_mutually_exclusive_group(required=True), LDSCORE_FLAGS)
     _common(p)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bayeslmm.registry import Engine, register_engine
 
-__all__ = ["ENGINES", "ENGINE_FLAGS", "FIT_FLAGS"]
+__all__ = ["ENGINES", "ENGINE_FLAGS", "FIT_FLAGS", "LDSCORE_FLAGS", "LIABILITY_FLAGS"]
 
 ENGINES = ("auto", "eigen", "lowrank", "krylov")
 _PASSES = frozenset({"scheduler"})  # every engine runs its passes on dask
@@ -49,4 +49,29 @@ FIT_FLAGS = {
                         help="information matrix of the variance components' SEs: average "
                         "(GCTA's), observed (GEMMA's se(pve)) or expected (Fisher); default: ai "
                         "for one trait, observed for two traits (GEMMA) and --engine krylov"),
+}
+
+#: ``bayeslmm ldscore``'s window, one of three (LDSC's --ld-wind-kb/-cm/-snps)
+LDSCORE_FLAGS = {
+    "--ld-wind-kb": dict(type=float, default=None, metavar="KB",
+                         help="window: SNPs within KB kilobases on the same chromosome"),
+    "--ld-wind-cm": dict(type=float, default=None, metavar="CM",
+                         help="window: SNPs within CM centimorgans (.bim column 3)"),
+    "--ld-wind-snps": dict(type=int, default=None, metavar="K",
+                           help="window: the K SNPs on either side (same chromosome)"),
+}
+
+#: case-control traits: --prevalence (reml, sample, compare), --model and --link (sample,
+#: compare)
+LIABILITY_FLAGS = {
+    "--prevalence": dict(type=float, default=None, metavar="K",
+                         help="population prevalence of a case-control trait (0/1 or PLINK 1/2 "
+                         "coded; 0 and -9 missing in 1/2): adds h2 on the liability scale "
+                         "(V(G)/Vp_L, Lee et al. 2011, as GCTA)"),
+    "--model": dict(choices=("linear", "threshold"), default="linear",
+                    help="linear: the LMM (h2_liability by transformation with --prevalence); "
+                    "threshold: the liability-threshold (probit) model, its threshold placed "
+                    "from --prevalence"),
+    "--link": dict(choices=("probit", "logit"), default="probit",
+                   help="link of the threshold model (logit: free intercept only)"),
 }

@@ -1,0 +1,183 @@
+"""LD scores from a PLINK reference panel (notes 6.1; Bulik-Sullivan et al. 2015, Nat Genet 47:291).
+
+The LD score of SNP j is the sum, over the SNPs k of its window (j itself included), of LDSC's
+unbiased estimate of the squared correlation,
+
+    l_j = sum_k r2_adj(j, k),   r2_adj = r2 - (1 - r2) / (N - 2),
+
+with r the Pearson correlation of the N reference samples' genotypes, computed as z_j'z_k / N
+from genotypes standardized as LDSC does: a missing call set to the SNP's mean, then centred
+and divided by the standard deviation of that column (so z_j'z_j = N; E[r2] = rho2 +
+(1 - rho2) / (N - 2) under normality, hence the correction).
+
+A window is a distance: k is in j's window when both are on the same chromosome and
+|c_j - c_k| <= w, for c the base-pair position (``--ld-wind-kb``, w in kb), the genetic map
+position (``--ld-wind-cm``, ``.bim`` column 3) or the index among the kept SNPs
+(``--ld-wind-snps``). The genotypes are read block by block
+(:func:`bayeslmm.genotypes.kinship.standardized_genotypes`); the standardized SNPs of the
+current window are kept, so memory is N x (window + block) and time N P (window + block).
+
+LDSC's own ``--l2`` evaluates windows in chunks of ``--chunk-size`` SNPs (50) and assumes
+every SNP of a chunk has the chunk's first left bound, an approximation this exact window
+does not make; monomorphic SNPs are left out, as LDSC does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bayeslmm.errors import InputError
+from bayeslmm.genotypes.kinship import DEFAULT_BLOCK_SIZE, standardized_genotypes
+from bayeslmm.io.plink import as_dataset
+
+__all__ = ["WINDOW_UNITS", "LDScores", "ld_scores", "r2_unbiased", "window_coordinates"]
+
+log = logging.getLogger(__name__)
+
+#: a window's unit -> the variant coordinate it is measured on and its scale to that unit
+WINDOW_UNITS = {"kb": ("pos", 1000.0), "cm": ("cm", 1.0), "snps": (None, 1.0)}
+
+
+def r2_unbiased(r: np.ndarray, N: int) -> np.ndarray:
+    """LDSC's unbiased r2: r2 - (1 - r2) / (N - 2) (Bulik-Sullivan et al. 2015, online
+    methods; ldsc ``__l2_unbiased__``, which uses N when N <= 2)."""
+    r2 = np.square(r)
+    return r2 - (1.0 - r2) / (N - 2 if N > 2 else N)
+
+
+@dataclass(frozen=True)
+class LDScores:
+    """LD scores of a reference panel.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        ``CHR SNP BP L2`` (LDSC's ``.l2.ldscore`` columns), one row per kept SNP, with the
+        A1 frequency in ``MAF`` (the minor allele's) for the ``M_5_50`` count.
+    M : int
+        Number of SNPs the scores sum over (LDSC's ``.l2.M``).
+    M_5_50 : int
+        Those with MAF > 0.05 (``.l2.M_5_50``, what ``ldsc --h2`` divides by).
+    N : int
+        Reference samples.
+    window : tuple
+        (w, unit).
+    """
+
+    table: pd.DataFrame
+    M: int
+    M_5_50: int
+    N: int
+    window: tuple[float, str]
+
+
+def window_coordinates(ds, unit: str) -> np.ndarray:
+    """The coordinate a window of ``unit`` is measured on, for every variant of ``ds``."""
+    if unit not in WINDOW_UNITS:
+        raise InputError(f"window unit must be one of {sorted(WINDOW_UNITS)}, got {unit!r}")
+    name, scale = WINDOW_UNITS[unit]
+    if name is None:
+        return np.arange(ds.sizes["variant"], dtype=np.float64)
+    c = ds[name].to_numpy().astype(np.float64) / scale
+    if unit == "cm" and not np.any(c != 0):
+        raise InputError("--ld-wind-cm needs genetic map positions, and the .bim's third "
+                         "column is all 0; use --ld-wind-kb, or a .bim with cM positions")
+    return c
+
+
+def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
+              chromosomes: Iterable[str | int] | None = None,
+              block_size: int = DEFAULT_BLOCK_SIZE, progress: bool | None = None) -> LDScores:
+    """LD scores l_j = sum_{k in window(j)} r2_adj(j, k) (module docstring) of every SNP of a
+    PLINK reference.
+
+    Parameters
+    ----------
+    source : xarray.Dataset or str
+        The reference panel (:func:`bayeslmm.io.read_plink` or a prefix).
+    window : float
+        Window size w in ``unit``: k is in j's window when |c_j - c_k| <= w, same chromosome.
+    unit : {"kb", "cm", "snps"}
+        LDSC's ``--ld-wind-kb``, ``--ld-wind-cm``, ``--ld-wind-snps``.
+    maf : float
+        Leave out SNPs with MAF below this (LDSC's ``--maf``); monomorphic SNPs always.
+    chromosomes : list, optional
+        Only these chromosomes.
+    block_size : int
+        SNPs read per block.
+    progress : bool, optional
+        Progress bar over the blocks.
+
+    Returns
+    -------
+    LDScores
+    """
+    if not (np.isfinite(window) and window >= 0):
+        raise InputError(f"the LD window must be a finite number >= 0, got {window}")
+    ds = as_dataset(source)
+    N = ds.sizes["sample"]
+    if N < 3:
+        raise InputError(f"LD scores need at least 3 reference samples, got {N}")
+    coord = window_coordinates(ds, unit)
+    chrom_all = ds["chrom"].to_numpy().astype(str)
+    P = ds.sizes["variant"]
+    # the kept SNPs' chromosome, coordinate and window's left bound, filled as blocks come
+    # (a left bound needs only the SNPs before it, so one pass suffices)
+    ch, c, left = np.empty(P, dtype=chrom_all.dtype), np.empty(P), np.empty(P, np.int64)
+    idx, ps, l2 = np.empty(P, np.int64), np.empty(P), np.zeros(P)
+    seen: set[str] = set()
+    chr_start = 0
+    buf = np.zeros((N, 0))  # standardized SNPs [buf_start, a): the window to the left
+    buf_start = a = 0
+    for blk in standardized_genotypes(ds, maf=maf, scale="empirical", chromosomes=chromosomes,
+                                      block_size=block_size, progress=progress):
+        ss = np.einsum("ij,ij->j", blk.Z, blk.Z)
+        ok = ss > 0  # monomorphic among the samples: left out, as LDSC does
+        if not ok.any():
+            continue
+        # LDSC's scale: the SD of the mean-imputed column, so z'z = N (ours: = calls)
+        Z = blk.Z[:, ok] * np.sqrt(N / ss[ok])
+        b = a + Z.shape[1]
+        idx[a:b], ps[a:b], ch[a:b] = blk.variants[ok], blk.p[ok], chrom_all[blk.variants[ok]]
+        c[a:b] = np.arange(a, b) if unit == "snps" else coord[blk.variants[ok]]
+        for j in range(a, b):  # left bounds, chromosome by chromosome
+            if j == 0 or ch[j] != ch[j - 1]:
+                if ch[j] in seen:
+                    raise InputError("the reference's chromosomes are not contiguous; sort "
+                                     "the .bim by chromosome and position")
+                seen.add(ch[j])
+                chr_start = j
+            elif c[j] < c[j - 1]:
+                raise InputError(f"positions on chromosome {ch[j]} are not sorted; LD "
+                                 "windows need SNPs in map order")
+            left[j] = chr_start + np.searchsorted(c[chr_start:j + 1], c[j] - float(window),
+                                                  side="left")
+        lo = int(left[a:b].min())
+        buf, buf_start = buf[:, lo - buf_start:], lo
+        # pairs (k <= j) with k in j's window (k >= left[j]): the block with itself ...
+        R = Z.T @ Z / N
+        jj, kk = np.arange(a, b)[:, None], np.arange(a, b)[None, :]
+        r2 = np.where((kk <= jj) & (kk >= left[a:b][:, None]), r2_unbiased(R, N), 0.0)
+        l2[a:b] += r2.sum(axis=1) + r2.sum(axis=0) - np.diag(r2)
+        if buf.shape[1]:  # ... and with the window to its left
+            R = buf.T @ Z / N
+            kk = np.arange(buf_start, a)[:, None]
+            r2 = np.where(kk >= left[a:b][None, :], r2_unbiased(R, N), 0.0)
+            l2[a:b] += r2.sum(axis=0)
+            l2[buf_start:a] += r2.sum(axis=1)
+        buf = np.concatenate([buf, Z], axis=1)
+        a = b
+    if a == 0:
+        raise InputError("no SNP of the reference is polymorphic and passes --maf")
+    idx, ps, l2, chrom = idx[:a], ps[:a], l2[:a], ch[:a]
+    maf_ = np.minimum(ps, 1.0 - ps)
+    table = pd.DataFrame({"CHR": chrom, "SNP": ds["snp"].to_numpy()[idx],
+                          "BP": ds["pos"].to_numpy()[idx], "L2": l2, "MAF": maf_})
+    log.info("LD scores of %d SNPs from %d reference samples, window %g %s (mean L2 %.3f).",
+             idx.size, N, window, unit, float(l2.mean()))
+    return LDScores(table, int(idx.size), int(np.sum(maf_ > 0.05)), N, (float(window), unit))

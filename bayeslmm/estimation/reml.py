@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from bayeslmm.covariance.decomposition import Decomposition, check_psd, decompose, psd_by_cholesky
 from bayeslmm.covariance.structures import DenseCovariance, SpectralCovariance
@@ -35,6 +35,7 @@ from bayeslmm.identifiability import (
     singular_limit,
     too_few_samples,
 )
+from bayeslmm.likelihood import tails
 from bayeslmm.likelihood.single import DenseLMM, SpectralLMM
 
 __all__ = ["VarianceComponentFit", "ml", "reml"]
@@ -231,7 +232,7 @@ class VarianceComponentFit(Results):
     def lrt_p(self) -> float:
         """p-value of the LRT under the boundary null: a 50:50 mixture of chi2_0 and chi2_k
         (Self & Liang; exact for k = 1, GCTA's convention for k > 1)."""
-        return float(0.5 * stats.chi2.sf(self.lrt, self.k)) if self.lrt > 0 else 1.0
+        return float(0.5 * tails.chi2_sf(self.lrt, self.k)) if self.lrt > 0 else 1.0
 
     # --------------------------------------------------------------- statsmodels vocabulary
     @property
@@ -463,7 +464,7 @@ def _safe_inv(A: np.ndarray) -> np.ndarray:
 def _profile_ci(prof, h2: float, ll: float, upper: float,
                 level: float) -> tuple[float, float]:
     """{h2 : 2 (l_max - l_profile(h2)) <= chi2_1 quantile}, clipped to [0, 1]."""
-    cut = ll - 0.5 * stats.chi2.ppf(level, 1)
+    cut = ll - 0.5 * tails.chi2_ppf(level, 1)
 
     def f(h):
         return float(prof(h).loglik[0]) - cut

@@ -13,6 +13,9 @@ those before it): ``io`` (file formats) -> ``data`` (the one alignment rule) and
 register themselves in :mod:`bayeslmm.registry`.
 """
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
 # Every public name is loaded on first use: `import bayeslmm` and `bayeslmm --help` stay
@@ -61,6 +64,20 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_HOME_OF])
+
+
+class _Package(types.ModuleType):
+    """The package module: importing the submodule ``bayeslmm.blup`` must not replace the
+    function ``bayeslmm.blup`` (Python binds a submodule to its parent's attribute of the
+    same name; the eager imports this package had did the reverse, last)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _HOME_OF and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

@@ -143,3 +143,13 @@ def test_warnings_are_one_line_without_python_source(capsys):
     assert err.strip() == buf.lines[0] and "warnings.warn(" not in err
     # outside a run, Python's own format (file, line, source) is left as it was
     assert "test_streams.py" in warnings.formatwarning("m", UserWarning, __file__, 1)
+
+
+def test_lazy_top_level_keeps_functions_over_same_named_submodules():
+    # `bayeslmm.blup` is the function even after the submodule bayeslmm.blup is imported
+    code = ("import bayeslmm.blup, bayeslmm.formula, bayeslmm, sys; "
+            "print(callable(bayeslmm.blup), callable(bayeslmm.fit), "
+            "type(sys.modules['bayeslmm.blup']).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "True", "module"]

@@ -39,6 +39,9 @@ def test_logp_equals_scipy_mvnormal_and_gradient_equals_finite_differences(spec,
     if dirichlet is not None:
         spec = {"beta": "Normal(0, 3)"} if spec is None else {"beta": spec.get("beta",
                                                                               "Normal(0, 2)")}
+    else:  # a proper beta prior: the reference integrates it (flat beta, the default, is
+        # REML's likelihood: test_flat_beta_gives_the_restricted_likelihood)
+        spec = {**(spec or {}), "beta": (spec or {}).get("beta", "Normal(0, 2)")}
     pri = default_priors(spec, data.y, data.X, kind="lmm-variances")
     d = MultiKernelDensity.of(data, pri, dirichlet=dirichlet)
     for t in (np.log([0.3, 0.2, 0.6]), np.log([1.5, 0.01, 0.2])):
@@ -231,10 +234,18 @@ def test_nuts_fallback_when_pareto_k_fails_agrees_with_the_grid(monkeypatch):
 
 def test_sample_routes_several_kernels_to_the_fast_path():
     y, K1, K2, X = two_kernels(100, seed=2)
-    model = marginal_grm(y, [K1, K2], X, component_names=["grm", "group"])
+    # half-normal variances: the grid's check passes (the default Dirichlet on the shares of
+    # Vp, spiky at a zero share, is checked below to take a fast path too)
+    model = marginal_grm(y, [K1, K2], X, component_names=["grm", "group"],
+                         priors={"sigma_g2": "HalfNormal(2)", "sigma_e2": "HalfNormal(2)"})
     idata = sample(model, draws=250, chains=2, seed=1, progressbar=False, log_likelihood=True)
     post = idata["posterior"]
     assert post.attrs["method"] == "grid"
+    default = marginal_grm(y, [K1, K2], X, component_names=["grm", "group"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)  # a grid check just missed
+        fast = sample(default, draws=100, chains=2, seed=1, progressbar=False)
+    assert fast["posterior"].attrs["method"] in ("grid", "importance")
     assert list(post["h2"].component.values) == ["grm", "group"]
     for group in ("log_likelihood", "log_prior", "observed_data", "grid"):
         assert group in idata.children

@@ -313,8 +313,15 @@ def test_bad_prior_is_a_one_line_error(demo_grm, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def _check_png(path: Path, size=(640, 400)) -> None:
+def _check_png(path: Path, panels: int = 1, size: tuple[int, int] | None = None) -> None:
+    """A figure of ``size`` pixels, by default ``panels`` panels of the paper geometry
+    (reports/formats.py), and not blank."""
     import matplotlib.image as mpimg
+
+    from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_SIZE
+
+    if size is None:
+        size = (round(panels * FIGURE_SIZE[0] * FIGURE_DPI), round(FIGURE_SIZE[1] * FIGURE_DPI))
 
     img = mpimg.imread(path)
     assert img.shape[:2] == (size[1], size[0])

@@ -122,8 +122,11 @@ def test_sample_two_traits_writes_posterior_and_plot(files, tmp_path):
     assert list(post["trait"].values) == ["y", "y2"]
     summ = pd.read_csv(f"{out}.posterior.tsv", sep="\t", index_col=0)
     assert {"r_g", "r_e", "h2[y]", "h2[y2]"} <= set(summ.index)
-    with Image.open(f"{out}.rg.png") as im:
-        assert im.size == (1200, 380)
+    from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_SIZE
+
+    with Image.open(f"{out}.rg.png") as im:  # three panels: h2 of each trait and r_g
+        assert im.size == (round(3 * FIGURE_SIZE[0] * FIGURE_DPI),
+                           round(FIGURE_SIZE[1] * FIGURE_DPI))
     assert int(tree["sample_stats"]["diverging"].sum()) == 0
     hsq = _hsq(f"{out}.hsq")
     rg = post["r_g"].values.ravel()

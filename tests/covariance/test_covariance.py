@@ -75,7 +75,7 @@ def test_covariates_qr_round_trip():
 
 
 def _fit_summary(fit):
-    return np.array([fit.h2, fit.sigma_g2 / fit.sigma_e2])
+    return np.array([fit.h2])  # the variance ratio is a function of h2 for a fixed K
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,7 +2,9 @@
 dosages from a FORMAT field such as DS (plink2's ``--vcf F dosage=DS``).
 
 The counted allele is ALT, as plink2 counts it. GT gives int8 counts (``./.`` missing;
-a haploid call counts as homozygous, as plink2 imports it); ``dosage=FIELD`` gives float32
+a haploid call counts as homozygous, as plink2 imports it; a half-missing call such as
+``./1`` is missing, counted in the log: plink2's ``--vcf-half-call missing``, where plink2
+by default stops, and htslib alone would read it as heterozygous); ``dosage=FIELD`` gives float32
 expected ALT counts (a record without the field falls back to its GT, as plink2 does).
 Records with more than one ALT allele are skipped and counted in the log (plink2's
 ``--max-alleles 2``). Sample IDs follow plink2: IID = the VCF's sample name and FID ``0``,
@@ -85,7 +87,7 @@ def read_vcf(path: str | os.PathLike[str], field: str | None = None, *,
     if field is not None and vcf.contains(field) is False:
         raise InputError(f"VCF file '{path}' declares no FORMAT field '{field}' (dosage="
                          f"{field})")
-    rows, values, n_multi = [], [], 0
+    rows, values, n_multi, n_half = [], [], 0, 0
     try:
         for rec in vcf:
             alt = rec.ALT
@@ -100,6 +102,13 @@ def read_vcf(path: str | os.PathLike[str], field: str | None = None, *,
                     v[v == MISSING_INT8] = np.nan
             else:
                 v = _GT_TO_COUNT[rec.gt_types]
+                if rec.num_het:  # htslib types a half call ./1 as heterozygous
+                    a = rec.genotype.array()
+                    half = (v == 1) & ((a[:, 0] == -1) | (a[:, 1] == -1))
+                    if half.any():
+                        v = v.copy()
+                        v[half] = MISSING_INT8
+                        n_half += int(half.sum())
             values.append(v)
             rows.append((rec.CHROM, rec.ID or ".", rec.POS, alt[0] if alt else ".", rec.REF))
     except Exception as exc:  # htslib's parse errors surface as bare Exceptions
@@ -110,6 +119,9 @@ def read_vcf(path: str | os.PathLike[str], field: str | None = None, *,
         vcf.close()
     if not rows:
         raise FileFormatError(f"VCF file '{path}' holds no biallelic record")
+    if n_half:
+        log.warning("%s: %d half-missing genotype call(s) such as './1' read as missing "
+                    "(plink2 --vcf-half-call missing).", path, n_half)
     if n_multi:
         log.info("%s: %d multi-allelic record(s) skipped (bayeslmm reads biallelic records, "
                  "as plink2 --max-alleles 2).", path, n_multi)

@@ -83,3 +83,20 @@ def test_bad_files_fail_in_one_line(files, tmp_path):
     (tmp_path / "junk.vcf").write_text("hello\n")
     with pytest.raises(FileFormatError, match="not a readable VCF"):
         read_vcf(tmp_path / "junk.vcf")
+
+
+def test_half_missing_calls_are_missing_and_logged(tmp_path, caplog):
+    """'./1' and '1/.' are missing (plink2 --vcf-half-call missing), not heterozygous as
+    htslib types them; '0/1', '1/1', '1' (haploid: homozygous) and './.' keep their
+    meaning."""
+    head = ("##fileformat=VCFv4.2\n##contig=<ID=1>\n"
+            '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+            "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\tC\tD\tE\tF\n")
+    rows = ["1\t100\tv1\tA\tG\t.\t.\t.\tGT\t0/0\t./1\t1/.\t./.\t1\t0/1\n",
+            "1\t200\tv2\tA\tG\t.\t.\t.\tGT\t0/1\t1/1\t0|1\t0/0\t0\t./.\n"]
+    (tmp_path / "h.vcf").write_text(head + "".join(rows))
+    with caplog.at_level(logging.WARNING):
+        G = _values(read_vcf(tmp_path / "h.vcf"))
+    np.testing.assert_array_equal(G[:, 0], [0, np.nan, np.nan, np.nan, 2, 1])
+    np.testing.assert_array_equal(G[:, 1], [1, 2, 1, 0, 0, np.nan])
+    assert "2 half-missing genotype call(s)" in caplog.text

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import bayeslmm
 from bayeslmm.datasets import load_demo
+from bayeslmm.reports.plots import plot_compare
 
 
 def main(argv=None):
@@ -37,7 +38,7 @@ def main(argv=None):
     print(cmp)
     print("\n" + cmp.genetic_values.to_string())
     cmp.table.to_csv(out / "eb_vs_full.tsv", sep="\t")
-    cmp.plot(out / "eb_vs_full.png")
+    plot_compare(cmp, out / "eb_vs_full.png")
     print(f"\nwrote {out / 'eb_vs_full.tsv'} and {out / 'eb_vs_full.png'}")
     return cmp
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import bayeslmm
 from bayeslmm.datasets import load_demo
+from bayeslmm.reports.plots import plot_sensitivity
 
 PRIORS = {
     "Beta(1, 1)": {"h2": "Beta(1, 1)"},
@@ -40,7 +41,7 @@ def main(argv=None):
                                       chains=args.chains, seed=3)
     print(sens)
     sens.summary.to_dataframe().to_csv(out / "prior_sensitivity.tsv", sep="\t")
-    sens.plot(out / "prior_sensitivity.png")
+    plot_sensitivity(sens, out / "prior_sensitivity.png")
     print(f"\nwrote {out / 'prior_sensitivity.tsv'} and {out / 'prior_sensitivity.png'}")
     return sens
 

@@ -20,7 +20,6 @@ from bayeslmm.bayes.summaries import (
     interval_label,
     interval_prob,
     posterior_draws,
-    reflected_kde,
 )
 from bayeslmm.blup import blup as blup_of
 from bayeslmm.covariance.structures import Covariates
@@ -63,39 +62,6 @@ class Comparison:
         side = "above" if shift > 0 else "below"
         return (f"REML and the posterior {size} on {quantity}: the posterior mean lies "
                 f"{abs(shift):.2f} posterior SDs {side} the REML estimate.")
-
-    def plot(self, path=None, *, ax=None):
-        """Posterior density of h2 with the REML estimate and its interval overlaid."""
-        # The user's matplotlib backend is left as it is (the CLI chooses Agg itself).
-        import matplotlib.pyplot as plt
-
-        fig = None
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        grid = np.linspace(0, 1, 401)
-        ax.plot(grid, reflected_kde(self.h2_draws, grid, 0.0, 1.0), color="C0", lw=2,
-                label="posterior (MCMC)")
-        if self.quadrature is not None:
-            q = self.quadrature
-            ax.plot(q["h2"], q["density"], color="k", ls=":", lw=1.5, label="posterior (exact)")
-        row = self.table.loc["h2"]
-        ax.axvspan(row.hdi_lower, row.hdi_upper, color="C0", alpha=0.12,
-                   label=interval_label(self.hdi_prob))
-        ax.axvline(self.reml_h2, color="C3", lw=2, label=self.reml_label)
-        if self.reml_h2_ci is not None:
-            for b in self.reml_h2_ci:
-                ax.axvline(b, color="C3", ls="--", lw=1)
-            ax.plot([], [], color="C3", ls="--", lw=1, label=self.reml_ci_label)
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("h2")
-        ax.set_ylabel("density")
-        ax.set_title("h2: full posterior against REML (empirical Bayes)")
-        ax.legend(frameon=False, fontsize=8)
-        fig = fig or ax.figure
-        if path is not None:
-            fig.tight_layout()
-            fig.savefig(path, format="png")
-        return fig
 
     def __repr__(self) -> str:
         return (f"Comparison (posterior: {interval_label(self.hdi_prob)})\n"

@@ -26,7 +26,6 @@ from bayeslmm.bayes.summaries import (
     interval_label,
     interval_prob,
     posterior_draws,
-    reflected_kde,
 )
 from bayeslmm.data import check_seed
 from bayeslmm.errors import InputError
@@ -77,38 +76,6 @@ class Sensitivity:
 
     def to_dataframe(self):
         return self.summary.to_dataframe()
-
-    def plot(self, path=None):
-        """Posterior densities of h2 under each prior (solid) over their priors (dashed)."""
-        # The user's matplotlib backend is left as it is (the CLI chooses Agg itself).
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        grid = np.linspace(0, 1, 401)
-        peak = 0.0
-        for i, label in enumerate(self.summary["prior"].values):
-            color = f"C{i % 10}"
-            post = self.posteriors[label]
-            if isinstance(post, xr.Dataset) and "density" in post:
-                x, dens = post["h2"].values, post["density"].values
-            else:
-                x, dens = grid, reflected_kde(self.h2_draws[label], grid, 0.0, 1.0)
-            ax.plot(x, dens, color=color, lw=2, label=f"{label}: posterior")
-            prior = reflected_kde(self.prior_draws[label], grid, 0.0, 1.0)
-            ax.plot(grid, prior, color=color, lw=1, ls="--", label=f"{label}: prior")
-            peak = max(peak, float(np.max(dens)))
-        if self.reml_h2 is not None:
-            ax.axvline(self.reml_h2, color="k", lw=1, ls=":", label="REML")
-        ax.set_ylim(0, peak * 1.15)
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("h2")
-        ax.set_ylabel("density")
-        ax.set_title("Prior sensitivity of h2")
-        ax.legend(frameon=False, fontsize=7, ncol=2)
-        if path is not None:
-            fig.tight_layout()
-            fig.savefig(path, format="png")
-        return fig
 
     def __repr__(self) -> str:
         cols = ["h2_mean", "h2_sd", "h2_hdi_lower", "h2_hdi_upper", "prior_h2_mean",

@@ -312,7 +312,7 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
 def cmd_compare(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm compare``: REML next to the full posterior; PREFIX.compare.tsv, .png."""
     from bayeslmm.bayes import compare
-    from bayeslmm.reports.plots import close
+    from bayeslmm.reports.plots import close, plot_compare
 
     prefix = output_prefix(args.out)
     prior_args(args)
@@ -322,7 +322,7 @@ def cmd_compare(args: argparse.Namespace, staged) -> Path:
     # the threshold model's h2 is on the liability scale: REML's is transformed to it
     cmp = compare(fit, run.idata, prevalence=args.prevalence if run.liability_scale else None)
     staged.write_text(f"{prefix}.compare.tsv", cmp.table.to_csv(sep="\t"))
-    staged.write_with(f"{prefix}.compare.png", lambda p: close(cmp.plot(p)))
+    staged.write_with(f"{prefix}.compare.png", lambda p: close(plot_compare(cmp, p, fmt="png")))
     results.info("REML versus full posterior:\n%s\n%s", cmp.table.to_string(), cmp.agreement())
     return prefix
 
@@ -331,7 +331,7 @@ def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm sensitivity``: h2 under each prior set; PREFIX.sensitivity.tsv, .png."""
     from bayeslmm.bayes import parse_priors, prior_sensitivity
     from bayeslmm.bayes.priors import parse_prior_sets
-    from bayeslmm.reports.plots import close
+    from bayeslmm.reports.plots import close, plot_sensitivity
 
     prefix = output_prefix(args.out)
     sets = parse_prior_sets(args.priors)
@@ -346,7 +346,8 @@ def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
                              draws=args.draws, tune=args.tune, chains=args.chains,
                              seed=args.seed, progressbar=not args.quiet)
     staged.write_text(f"{prefix}.sensitivity.tsv", sens.summary.to_dataframe().to_csv(sep="\t"))
-    staged.write_with(f"{prefix}.sensitivity.png", lambda p: close(sens.plot(p)))
+    staged.write_with(f"{prefix}.sensitivity.png",
+                      lambda p: close(plot_sensitivity(sens, p, fmt="png")))
     results.info("Prior sensitivity of h2:\n%s", repr(sens))
     return prefix
 

@@ -18,7 +18,9 @@ paper:
 
 :func:`plot_h2_posterior` (one trait, one kernel or several, the threshold model, the
 quadrature) and :func:`plot_multitrait_posterior` (two traits: h2 of each and r_g) are the
-two figures a run writes.
+figures ``sample`` writes; :func:`plot_compare` (REML against the posterior, ``compare``)
+and :func:`plot_sensitivity` (h2 under each prior set, ``sensitivity``) follow the same
+layout.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from bayeslmm.bayes.summaries import INTERVAL, interval_label, interval_prob
+from bayeslmm.bayes.summaries import INTERVAL, interval_label, interval_prob, reflected_kde
 from bayeslmm.errors import InputError
 from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_FORMATS, FIGURE_SIZE
 
@@ -42,8 +44,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["DPI", "FIGSIZE", "FORMATS", "Mark", "Panel", "close", "fitted_range",
-           "plot_h2_posterior", "plot_multitrait_posterior", "plot_panels", "prior_colour",
-           "reml_marks"]
+           "plot_compare", "plot_h2_posterior", "plot_multitrait_posterior", "plot_panels",
+           "plot_sensitivity", "prior_colour", "reml_marks"]
 
 FIGSIZE, DPI, FORMATS = FIGURE_SIZE, FIGURE_DPI, FIGURE_FORMATS
 #: the posterior's share of mass the x-axis covers at least
@@ -345,6 +347,96 @@ def plot_multitrait_posterior(idata: Any, fit: Any = None, *, prob: float | None
               Panel("r_g", "genetic correlation r_g", (-1.0, 1.0), mark=marks["rg_12"])]
     return plot_panels(idata, panels, prob=prob, figsize=figsize, dpi=dpi, title=title,
                        path=path, fmt=fmt)
+
+
+def _single_panel(figsize, dpi):
+    fig, ax = plt.subplots(figsize=figsize, dpi=dpi, layout="constrained")
+    return fig, ax
+
+
+def _finish(fig, ax, xlabel: str, title: str, path, fmt, dpi, ncols: int = 2) -> Figure:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=ncols, fontsize=5,
+              frameon=False, handlelength=1.6, columnspacing=1.0)
+    if path is not None:
+        fig.savefig(path, format=_format(path, fmt), dpi=dpi)
+    return fig
+
+
+def plot_compare(cmp: Any, path: str | os.PathLike[str] | None = None, *,
+                 fmt: str | None = None, dpi: int = DPI,
+                 figsize: tuple[float, float] = FIGSIZE) -> Figure:
+    """REML (empirical Bayes) against the full posterior of h2
+    (:func:`bayeslmm.bayes.compare`): the posterior density, its credible interval (the
+    package's convention, named), the exact quadrature density where the comparison has
+    it, and the REML estimate with its interval; the axis fitted to both."""
+    fmt = _format(path, fmt)
+    x = np.asarray(cmp.h2_draws, dtype=float).ravel()
+    row = cmp.table.loc["h2"]
+    marks = [cmp.reml_h2, *(cmp.reml_h2_ci or ())]
+    a, b = fitted_range(x, (0.0, 1.0), marks=marks)
+    grid = np.linspace(a, b, 400)
+    with plt.rc_context({"font.size": 7, "xtick.labelsize": 6, "ytick.labelsize": 6}):
+        fig, ax = _single_panel(figsize, dpi)
+        ax.plot(grid, reflected_kde(x, grid, 0.0, 1.0), color=COLOURS["posterior"], lw=1.5,
+                label="posterior (MCMC)")
+        if cmp.quadrature is not None:
+            q = cmp.quadrature
+            ax.plot(q["h2"], q["density"], color="k", ls=":", lw=1.0,
+                    label="posterior (exact)")
+        ax.axvspan(row.hdi_lower, row.hdi_upper, color=COLOURS["posterior"], alpha=0.12,
+                   lw=0, label=f"{interval_label(cmp.hdi_prob)} [{row.hdi_lower:.3f}, "
+                                 f"{row.hdi_upper:.3f}]")
+        mean = float(np.mean(x))
+        ax.axvline(mean, color=COLOURS["mean"], ls=(0, (3, 3)), lw=1.0, zorder=4,
+                   label=f"posterior mean {mean:.3g}")
+        ax.axvline(cmp.reml_h2, color=COLOURS["reml"], lw=1.5, zorder=3,
+                   label=f"{cmp.reml_label}")
+        if cmp.reml_h2_ci is not None:
+            for v in cmp.reml_h2_ci:
+                ax.axvline(v, color=COLOURS["reml"], ls="--", lw=0.8)
+            ax.plot([], [], color=COLOURS["reml"], ls="--", lw=0.8, label=cmp.reml_ci_label)
+        ax.set_xlim(a, b)
+        ax.set_ylim(bottom=0)
+        return _finish(fig, ax, "h2", "full posterior against REML", path, fmt, dpi)
+
+
+def plot_sensitivity(sens: Any, path: str | os.PathLike[str] | None = None, *,
+                     fmt: str | None = None, dpi: int = DPI,
+                     figsize: tuple[float, float] = FIGSIZE) -> Figure:
+    """h2 under each prior set (:func:`bayeslmm.bayes.prior_sensitivity`): each posterior
+    (solid) over the h2 prior its set implies (dotted; a KDE of prior draws, since a set of
+    priors on the variances has no closed-form density for h2), one colour per set fixed
+    by its label, the REML estimate, and the axis fitted to every posterior."""
+    fmt = _format(path, fmt)
+    labels = [str(v) for v in sens.summary["prior"].values]
+    draws = {k: np.asarray(sens.h2_draws[k], dtype=float).ravel() for k in labels}
+    ranges = [fitted_range(draws[k], (0.0, 1.0), marks=[sens.reml_h2]) for k in labels]
+    a, b = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    grid = np.linspace(a, b, 400)
+    peak = 0.0
+    with plt.rc_context({"font.size": 7, "xtick.labelsize": 6, "ytick.labelsize": 6}):
+        fig, ax = _single_panel(figsize, dpi)
+        for k in labels:
+            colour = prior_colour(k)
+            post = sens.posteriors[k]
+            if isinstance(post, xr.Dataset) and "density" in post:
+                gx, dens = post["h2"].values, post["density"].values
+            else:
+                gx, dens = grid, reflected_kde(draws[k], grid, 0.0, 1.0)
+            ax.plot(gx, dens, color=colour, lw=1.5, label=f"{k}: posterior")
+            prior = reflected_kde(np.asarray(sens.prior_draws[k], dtype=float).ravel(), grid,
+                                  0.0, 1.0)
+            ax.plot(grid, prior, color=colour, lw=1.0, ls=":", label=f"{k}: prior (KDE)")
+            peak = max(peak, float(np.nanmax(dens)))
+        if sens.reml_h2 is not None:
+            ax.axvline(sens.reml_h2, color=COLOURS["reml"], lw=1.2,
+                       label=f"REML {sens.reml_h2:.3g}")
+        ax.set_xlim(a, b)
+        ax.set_ylim(0, 1.15 * peak)
+        return _finish(fig, ax, "h2", "prior sensitivity of h2", path, fmt, dpi)
 
 
 def close(fig: Figure) -> None:

@@ -11,6 +11,7 @@ import pytest
 import bayeslmm
 from bayeslmm.bayes import marginal_grm, posterior_h2_quadrature, sample
 from bayeslmm.bayes.compare import compare
+from bayeslmm.reports.plots import plot_compare
 
 from helpers import simulate
 
@@ -18,7 +19,11 @@ from helpers import simulate
 CONJ = {"h2": "Beta(1, 1)", "Vp": "InverseGamma(1, 1)", "beta": "Flat()"}
 
 
-def assert_png(path, size=(400, 700)):
+def assert_png(path, size=None):
+    """A PNG of one panel of the paper geometry (reports/formats.py), not blank."""
+    from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_SIZE
+
+    size = size or (round(FIGURE_SIZE[1] * FIGURE_DPI), round(FIGURE_SIZE[0] * FIGURE_DPI))
     img = mpimg.imread(path)
     assert img.shape[:2] == size
     assert np.ptp(img[..., :3]) > 0  # not a blank canvas
@@ -37,7 +42,7 @@ def test_large_n_posterior_agrees_with_reml(tmp_path):
     assert abs(t.loc["h2", "shift_sd"]) < 0.2
     assert t.loc["h2", "hdi_lower"] < fit.h2 < t.loc["h2", "hdi_upper"]
     assert "agree" in cmp.agreement()
-    cmp.plot(tmp_path / "cmp.png")
+    plot_compare(cmp, tmp_path / "cmp.png")
     assert_png(tmp_path / "cmp.png")
 
 
@@ -60,7 +65,7 @@ def test_small_n_divergence_matches_the_exact_posterior(tmp_path):
     assert np.sign(shift) == np.sign(exact_shift)
     assert abs(shift - exact_shift) < max(0.01, 3 * mcse)
     assert cmp.table.loc["h2", "post_sd"] == pytest.approx(float(q["sd"]), rel=0.1)
-    cmp.plot(tmp_path / "small.png")
+    plot_compare(cmp, tmp_path / "small.png")
     assert_png(tmp_path / "small.png")
     # a prevalence belongs to the threshold model's posterior, not to this one
     from bayeslmm.errors import InputError

@@ -8,6 +8,7 @@ import pytest
 import bayeslmm
 from bayeslmm.bayes.sensitivity import prior_sensitivity
 from bayeslmm.errors import InputError
+from bayeslmm.reports.plots import plot_sensitivity
 
 from .test_compare import assert_png
 from helpers import simulate
@@ -34,7 +35,7 @@ def test_small_n_flags_the_h2_prior(tmp_path):
     assert s["psense_prior"].sel(prior="low") >= 0.05
     assert s["psense_prior"].sel(prior="flat") < 0.05
     assert s["prior_h2_mean"].sel(prior="low") == pytest.approx(0.2, abs=0.02)
-    sens.plot(tmp_path / "sens.png")
+    plot_sensitivity(sens, tmp_path / "sens.png")
     assert_png(tmp_path / "sens.png")
 
 

@@ -263,7 +263,9 @@ def test_compare_puts_liability_reml_next_to_the_threshold_posterior(groups_fit)
     assert row.post_mean == pytest.approx(draws.mean())
     assert row.reml_lower == pytest.approx(row.reml - 1.959964 * row.reml_se, rel=1e-6)
     assert list(cmp.table.index) == ["h2"] and row.post_interval == "95% HDI"
-    fig = cmp.plot()
+    from bayeslmm.reports.plots import plot_compare
+
+    fig = plot_compare(cmp)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "REML, Lee transform (K = 0.3)" in labels and "REML 95% Wald CI" in labels
     with pytest.raises(InputError, match="prevalence"):

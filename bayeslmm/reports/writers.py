@@ -380,6 +380,10 @@ def glm_linear_table(res: xr.Dataset) -> pd.DataFrame:
     ``NA`` untested). ALT and A1 are the counted allele (``.bim`` column 5, plink2's ALT);
     a SNP without variation is ``CONST_ALLELE``; SNPs filtered by --maf/--geno are left
     out, as plink2 does."""
+    if "obs_ct" not in res or "t" not in res:
+        raise InputError(f"the .glm.linear layout is the linear test's (a t statistic per SNP "
+                         f"on its observed samples); this result is the "
+                         f"{res.attrs.get('test', 'mixed-model')!r} test's")
     num = {"BETA": "beta", "SE": "se", "T_STAT": "t", "P": "p"}
     a1 = res["a1"].to_numpy()
     df = pd.DataFrame({

@@ -30,13 +30,6 @@ GCTA_HSQ_ROWS = ["V(G)", "V(e)", "Vp", "V(G)/Vp", "logL", "logL0", "LRT", "df", 
 run = run_cli  # the CLI in-process (tests/helpers.py)
 
 
-@pytest.fixture(scope="module")
-def demo_grm(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("cli_grm")
-    assert run(["grm", "--bfile", str(DEMO.bfile), "--out", str(d / "demo"), "--quiet"]) == 0
-    return d / "demo"
-
-
 def test_grm_files_equal_library_write_grm(demo_grm, tmp_path):
     write_grm(grm(str(DEMO.bfile)), tmp_path / "lib")
     for sfx in (".grm.bin", ".grm.N.bin", ".grm.id"):

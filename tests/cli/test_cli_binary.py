@@ -24,13 +24,6 @@ run = run_cli  # the CLI in-process (tests/helpers.py)
 
 
 @pytest.fixture(scope="module")
-def demo_grm(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("cli_bin_grm")
-    assert run(["grm", "--bfile", str(DEMO.bfile), "--out", str(d / "demo"), "--quiet"]) == 0
-    return d / "demo"
-
-
-@pytest.fixture(scope="module")
 def cc_pheno(tmp_path_factory) -> Path:
     """Top 30% of the demo trait are cases (2), the rest controls (1); 3 samples coded 0 and
     2 coded -9 (missing in PLINK)."""

@@ -31,10 +31,8 @@ def run(argv):
 
 
 @pytest.fixture(scope="module")
-def grm(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("g")
-    assert run(["grm", "--bfile", str(DEMO.bfile), "--out", str(d / "g"), "--quiet"])[0] == 0
-    return d / "g"
+def grm(demo_grm) -> Path:
+    return demo_grm
 
 
 def _args(*extra: str) -> argparse.Namespace:

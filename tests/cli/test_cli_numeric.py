@@ -19,10 +19,8 @@ DEMO = load_demo()
 
 
 @pytest.fixture(scope="module")
-def grm(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("num_grm")
-    assert run_cli(["grm", "--bfile", str(DEMO.bfile), "--out", str(d / "g"), "--quiet"]) == 0
-    return d / "g"
+def grm(demo_grm) -> Path:
+    return demo_grm
 
 
 @pytest.fixture(scope="module")

@@ -59,15 +59,6 @@ def _assert_stopped(proc, err: str, sig: int, out_dir: Path, before: set[str]) -
 
 
 @pytest.fixture(scope="module")
-def demo_grm(tmp_path_factory) -> Path:
-    from bayeslmm.cli.app import main
-
-    d = tmp_path_factory.mktemp("sig_grm")
-    main(["grm", "--bfile", str(DEMO.bfile), "--out", str(d / "g"), "--quiet"])
-    return d / "g"
-
-
-@pytest.fixture(scope="module")
 def big_bfile(tmp_path_factory) -> Path:
     """600 samples x 16,000 SNPs on 4 chromosomes: each pass over it takes about a second,
     long enough to be hit by a signal."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +16,6 @@ from bayeslmm.datasets import load_demo
 from helpers import run_cli
 
 DEMO = load_demo()
-
-
-@pytest.fixture(scope="module")
-def demo_grm(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("streams_grm")
-    assert run_cli(["grm", "--bfile", str(DEMO.bfile), "--out", str(d / "g"), "--quiet"]) == 0
-    return d / "g"
 
 
 @pytest.mark.parametrize("quiet", [False, True])

@@ -144,7 +144,7 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "sample": (*_POSTERIOR, ".rg.png"),
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
-    "ldscore": (".l2.ldscore.gz", ".l2.M", ".l2.M_5_50"),
+    "ldscore": (".l2.ldscore.gz", ".l2.M", ".l2.M_5_50"), "ldsc": (".ldsc.tsv",),
     "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
 }
 
@@ -152,7 +152,8 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
 #: what GCTA, GEMMA and LDSC users type first, and the command it is here
 HABITS = {"--reml": "reml", "--make-grm": "grm", "--make-grm-bin": "grm", "--mlma": "assoc",
           "--mlma-loco": "assoc --loco", "--reml-pred-rand": "blup", "--blup-snp": "blup",
-          "-gk": "grm", "-lmm": "assoc", "-bslmm": "sample", "--make-grm-part": "grm"}
+          "-gk": "grm", "-lmm": "assoc", "-bslmm": "sample", "--make-grm-part": "grm",
+          "--l2": "ldscore"}
 
 
 def register_genotype_format(fmt: GenotypeFormat) -> GenotypeFormat:

@@ -99,7 +99,7 @@ def input_files(args: argparse.Namespace) -> list[Path]:
             pass  # reported by the reader
     for g in grms:
         files += [Path(f"{g}{s}") for s in COMMAND_OUTPUTS["grm"]]
-    for name in ("pheno", "covar", "qcovar", "keep", "remove", "extract", "exclude"):
+    for name in ("pheno", "covar", "qcovar", "keep", "remove", "extract", "exclude", "h2"):
         if a.get(name):
             files.append(Path(a[name]))
     return [f for f in files if f.is_file()]

@@ -373,3 +373,21 @@ def cmd_ldscore(args: argparse.Namespace, staged) -> Path:
                    progress=progress(args))
     write_ldscores(ld, prefix, staged)
     return prefix
+
+
+def cmd_ldsc(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm ldsc --h2``: LD score regression (results on stdout), PREFIX.ldsc.tsv."""
+    from bayeslmm.estimation.ldsc import ldsc_h2_files
+    from bayeslmm.reports.ldsc import ldsc_h2_lines, ldsc_h2_table
+
+    prefix, prev = output_prefix(args.out), (args.samp_prev, args.pop_prev)
+    if (prev[0] is None) != (prev[1] is None):
+        raise InputError("--samp-prev and --pop-prev go together (liability-scale h2)")
+    fit = ldsc_h2_files(args.h2, args.ref_ld, args.w_ld, merge_alleles=args.merge_alleles,
+                        N=args.N, intercept=args.intercept_h2, two_step=args.two_step,
+                        chisq_max=args.chisq_max, n_blocks=args.n_blocks)
+    for line in ldsc_h2_lines(fit, *prev):
+        results.info(line)
+    staged.write_text(f"{prefix}.ldsc.tsv", ldsc_h2_table(fit, *prev).to_csv(
+        sep="\t", index=False, float_format="%.6g", lineterminator="\n"))
+    return prefix

@@ -37,14 +37,19 @@ N_j l_j / Nbar in place of l_j (equal when N is constant).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from bayeslmm.errors import InputError
+from bayeslmm.io.sumstats import align_alleles, read_alleles, read_ldscores, read_sumstats
 
-__all__ = ["LDSCFit", "block_jackknife", "h2_obs_to_liability", "ldsc_h2", "ldsc_weights"]
+__all__ = ["LDSCFit", "block_jackknife", "h2_obs_to_liability", "ldsc_h2", "ldsc_h2_files",
+           "ldsc_weights"]
+
+log = logging.getLogger(__name__)
 
 #: chi2_1's median, as ldsc divides by it
 CHI2_MEDIAN = 0.4549
@@ -263,3 +268,29 @@ def ldsc_h2(chisq, ld, w_ld, N, M: float, *, n_blocks: int = 200,
     return LDSCFit(h2, h2_se, float(b), float(b_se), mean_chisq, lam, float(ratio),
                    float(ratio_se), int(n), int(n_blocks), float(M), two_step
                    if intercept is None else None, filtered, h2_del)
+
+
+def ldsc_h2_files(sumstats, ref_ld, w_ld, *, merge_alleles=None, N: float | None = None,
+                  intercept: float | None = None, two_step: float | None = None,
+                  **options) -> LDSCFit:
+    """``ldsc.py --h2 SUMSTATS --ref-ld REF --w-ld W`` on files: the summary statistics read
+    and munged (:func:`bayeslmm.io.sumstats.read_sumstats`, aligned to ``merge_alleles`` if
+    given), joined to the LD scores in the reference's order (the jackknife's blocks are runs
+    of it, as ldsc's inner merge keeps), then :func:`ldsc_h2` with M from REF.l2.M_5_50.
+
+    ``two_step`` None is ldsc's default: 30 with a free intercept, none with a fixed one.
+    ``options`` go to :func:`ldsc_h2` (``n_blocks``, ``chisq_max``).
+    """
+    ss = read_sumstats(sumstats, N=N)
+    if merge_alleles is not None:
+        ss = align_alleles(ss, read_alleles(merge_alleles))
+    ref, M = read_ldscores(ref_ld)
+    wld, _ = read_ldscores(w_ld)
+    d = ref.drop_duplicates("SNP").merge(ss, on="SNP")
+    d = d.merge(wld.drop_duplicates("SNP").rename(columns={"L2": "W"}), on="SNP")
+    log.info("%d of %d SNPs are in the reference panel LD and the regression SNP LD.",
+             len(d), len(ss))
+    if two_step is None and intercept is None:
+        two_step = 30.0
+    return ldsc_h2(d.Z.to_numpy() ** 2, d.L2.to_numpy(), d.W.to_numpy(), d.N.to_numpy(), M,
+                   intercept=intercept, two_step=two_step, **options)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bayeslmm.registry import GenotypeFormat, register_genotype_format
 
-__all__ = ["FORMATS", "ID_OPTIONS", "QC_FLAGS", "values"]
+__all__ = ["FORMATS", "ID_OPTIONS", "LDSC_FLAGS", "QC_FLAGS", "values"]
 
 FORMATS = ("bfile", "pfile", "bgen", "vcf")
 
@@ -81,4 +81,33 @@ QC_FLAGS = {
     "--include-nonautosomal": dict(
         action="store_true", help="put SNPs on X/Y/XY/MT (23-26) in the GRM too; by default "
         "they are left out, as plink1.9 --make-grm-bin and GCTA --autosome do"),
+}
+
+
+#: ``bayeslmm ldsc``'s flags (LDSC's ``ldsc.py --h2`` names; --merge-alleles and --N from
+#: ``munge_sumstats.py``)
+LDSC_FLAGS = {
+    "--h2": dict(required=True, metavar="SUMSTATS",
+                 help="summary statistics: LDSC .sumstats(.gz), plink2 .glm.linear or GEMMA "
+                      ".assoc.txt (the layout from the name's ending)"),
+    "--ref-ld": dict(required=True, metavar="PREFIX",
+                     help="LD scores PREFIX.l2.ldscore.gz with PREFIX.l2.M_5_50 (ldscore)"),
+    "--w-ld": dict(required=True, metavar="PREFIX",
+                   help="LD scores of the regression SNPs, for the weights"),
+    "--merge-alleles": dict(default=None, metavar="FILE",
+                            help="reference alleles (a .bim or a SNP A1 A2 list): keep its "
+                                 "SNPs, Z signed for its A1, mismatched alleles dropped"),
+    "--N": dict(type=float, default=None, help="samples per SNP (GEMMA's layout has none)"),
+    "--samp-prev": dict(type=float, default=None, metavar="P",
+                        help="case-control: the sample's prevalence (with --pop-prev)"),
+    "--pop-prev": dict(type=float, default=None, metavar="K",
+                       help="case-control: the population prevalence; adds liability h2"),
+    "--intercept-h2": dict(type=float, default=None, metavar="X",
+                           help="fix the intercept at X (default: estimated)"),
+    "--two-step": dict(type=float, default=None, metavar="C",
+                       help="two-step estimator's chi2 cutoff (default 30 with a free "
+                            "intercept)"),
+    "--chisq-max": dict(type=float, default=None, metavar="M",
+                        help="leave out SNPs with chi2 >= M"),
+    "--n-blocks": dict(type=int, default=200, help="block-jackknife blocks"),
 }

@@ -53,6 +53,7 @@ FAMILIES = {
     "multikernel": ("bayeslmm.bayes.models.multikernel", "bayeslmm.bayes.multikernel"),
     "multitrait": ("bayeslmm.bayes.models.multitrait", "bayeslmm.bayes.compiled.multitrait"),
     "threshold": ("bayeslmm.bayes.models.threshold", "bayeslmm.bayes.compiled.threshold"),
+    "bayesc": ("bayeslmm.bayes.sparse",),
 }
 
 

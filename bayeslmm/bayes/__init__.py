@@ -9,6 +9,7 @@ from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes  # no
 # The rest lazily (PEP 562): importing a light module of this package (summaries, priors)
 # must not load PyMC, which the model builders and samplers import (about a second).
 _LAZY = {
+    "bayesc": "bayeslmm.bayes.sparse.bayesc",
     "Prior": "bayeslmm.bayes.priors",
     "Sensitivity": "bayeslmm.bayes.sensitivity",
     "check_diagnostics": "bayeslmm.bayes.sampling",
@@ -37,6 +38,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "bayesc",
     "Comparison",
     "EmpiricalBayes",
     "Prior",

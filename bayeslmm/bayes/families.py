@@ -20,5 +20,8 @@ for _family in (
                     nuts_defaults={"adaptation": "low_rank"},
                     options=_SAMPLING | {"lkj_eta"}),
         ModelFamily(name="threshold", kinds=("threshold",),
-                    options=_SAMPLING | {"prevalence", "link"})):
+                    options=_SAMPLING | {"prevalence", "link"}),
+        # No PyMC model: discrete indicators, sampled by collapsed Gibbs (bayes/sparse/).
+        ModelFamily(name="bayesc", kinds=("bayesc",),
+                    options=frozenset({"draws", "tune", "chains", "seed"}))):
     register_model_family(_family)

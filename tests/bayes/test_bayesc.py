@@ -198,3 +198,59 @@ def test_bad_genotypes_are_refused_and_good_ones_accepted(problem):
         bayesc(y, Z[:-1], X, draws=10, tune=0, chains=1, batches=2)
     tree = bayesc(y, Z, X, draws=10, tune=0, chains=1, batches=2, check=False)
     assert np.isfinite(tree["snp_summary"]["pip"].values).all()
+
+
+def exact_free_sigma_e2(problem, pi, extra_dof=0):
+    """PIPs, effects and E(sigma_e2 | y) with sigma_e2 under p ∝ 1/sigma_e2, integrated on a
+    grid in log sigma_e2 (where that prior is flat). Each model's Gaussian is evaluated
+    through the eigenvalues mu_i of A'A (A = Q_2'Z_S): log|sigma_e2 I + sigma_b2 A A'| =
+    n log sigma_e2 + sum log(1 + sigma_b2 mu_i / sigma_e2), and the quadratic form by
+    Woodbury (checked against scipy at one point). ``extra_dof`` counts the contrasts as
+    n + extra_dof values: the wrong degrees of freedom of a sampler that forgot the
+    covariates took M of them."""
+    y, Z, X = problem
+    Q2 = linalg.null_space(X.T)
+    yt, Zt = Q2.T @ y, Q2.T @ Z
+    n = yt.size + extra_dof
+    s2 = np.exp(np.linspace(np.log(0.2), np.log(5.0), 600))
+    lw, effs, out_masks = [], [], []
+    for mask in itertools.product([0, 1], repeat=P):
+        S = np.flatnonzero(mask)
+        A = Zt[:, S]
+        mu, V = np.linalg.eigh(A.T @ A) if S.size else (np.zeros(0), np.zeros((0, 0)))
+        u = V.T @ (A.T @ yt)
+        lam = s2 / SIGMA_B2
+        logdet = n * np.log(s2) + np.log1p(SIGMA_B2 * mu[None, :] / s2[:, None]).sum(1)
+        quad = (yt @ yt - ((u**2)[None, :] / (lam[:, None] + mu[None, :])).sum(1)) / s2
+        ll = -0.5 * (logdet + quad) + S.size * np.log(pi) + (P - S.size) * np.log1p(-pi)
+        mean = np.zeros((s2.size, P))
+        if S.size:
+            mean[:, S] = (u[None, :] / (lam[:, None] + mu[None, :])) @ V.T
+        lw.append(ll)
+        effs.append(mean)
+        out_masks.append(np.array(mask, float))
+        if S.size == 2 and extra_dof == 0:  # the Woodbury forms against scipy, once
+            ref = stats.multivariate_normal(
+                np.zeros(n), s2[7] * np.eye(n) + SIGMA_B2 * A @ A.T).logpdf(yt)
+            assert np.isclose(-0.5 * (logdet[7] + quad[7]) - n / 2 * np.log(2 * np.pi), ref)
+    lw = np.array(lw)  # (models, grid): the grid is uniform in log sigma_e2
+    w = np.exp(lw - lw.max())
+    w /= w.sum()
+    pip = w.sum(1) @ np.array(out_masks)
+    effect = np.einsum("mg,mgp->p", w, np.array(effs))
+    return pip, effect, float(w.sum(0) @ s2)
+
+
+def test_free_sigma_e2_equals_enumeration_on_a_grid_with_n_minus_m_dof(problem):
+    """S14 with the covariates' M degrees of freedom taken off; the refused direction: the
+    same reference with N - M + 2 values (covariates not counted) is far off."""
+    y, Z, X = problem
+    tree = bayesc(y, Z, X, pi=0.25, sigma_b2=SIGMA_B2, sigma_e2=(0.0, 0.0), draws=DRAWS,
+                  tune=200, chains=CHAINS, seed=14, check=False)
+    pip, effect, se2 = exact_free_sigma_e2(problem, 0.25)
+    assert np.abs(z_scores(tree, pip, effect)).max() < 4
+    post = tree["posterior"]["sigma_e2"]
+    mcse = float(azs.mcse(tree, var_names=["sigma_e2"], method="mean")["sigma_e2"])
+    assert abs(float(post.mean()) - se2) < 4 * mcse
+    _, _, se2_wrong = exact_free_sigma_e2(problem, 0.25, extra_dof=X.shape[1])
+    assert abs(float(post.mean()) - se2_wrong) > 4 * mcse

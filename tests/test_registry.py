@@ -1,7 +1,8 @@
 """The registry: every family, association test and engine registers itself, and the table of
 which options apply where answers both ways."""
 
-import bayeslmm  # noqa: F401  (registers the tests and engines)
+import bayeslmm.association.catalogue  # noqa: F401  (registers the tests)
+import bayeslmm.estimation.catalogue  # noqa: F401  (registers the engines; bayeslmm is lazy)
 import bayeslmm.bayes.models  # noqa: F401  (registers the families)
 from bayeslmm import registry
 from bayeslmm.bayes.models import marginal_grm, threshold

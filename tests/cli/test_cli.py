@@ -363,6 +363,12 @@ def test_compare_writes_table_and_figure(demo_grm, tmp_path):
     assert {"reml", "reml_se", "post_mean", "post_sd", "hdi_lower", "hdi_upper"} <= \
         set(table.columns)
     _check_png(Path(f"{out}.compare.png"))
+    # --figure-format reaches the comparison's figure too (not only .h2)
+    assert run(["compare", "--grm", str(demo_grm), "--pheno", str(DEMO.pheno), "--draws",
+                "100", "--tune", "100", "--chains", "2", "--seed", "1", "--out", str(out) + "v",
+                "--figure-format", "svg", "--quiet"]) == 0
+    assert Path(f"{out}v.compare.svg").read_text().lstrip().startswith("<?xml")
+    assert not Path(f"{out}v.compare.png").exists()
 
 
 def test_sensitivity_command(demo_grm, tmp_path, capsys):

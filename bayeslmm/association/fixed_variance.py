@@ -358,7 +358,7 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
           test: TestName | Sequence[TestName] = "wald", *,
           loco: Mapping[str, VarianceComponentFit] | None = None,
           n_calibration: int = 30, seed: int | np.random.Generator | None = 0,
-          min_maf: float = 0.0, max_missing: float = 1.0,
+          min_maf: float = 0.0, max_missing: float = 1.0, max_r2: float | None = None,
           block_size: int | None = None, progress: bool | None = None,
           strategy: str = "auto", chrom=None, snp=None, pos=None, a1=None, a2=None
           ) -> xr.Dataset | dict[str, xr.Dataset]:
@@ -423,6 +423,10 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
         ours test everything): SNPs with minor allele frequency below ``min_maf`` or a
         fraction of missing calls above ``max_missing`` among the tested samples are not
         tested (NaN statistics, ``filtered = True``).
+    max_r2 : float, optional
+        GEMMA's ``-r2`` (0.9999 by default there; ``--format gemma`` sets it): with covariates
+        besides the intercept, a SNP whose mean-imputed allele counts x have
+        x'W (W'W)^-1 W'x / x'x above ``max_r2`` (W the covariates) is not tested either.
     block_size : int, optional
         SNPs per block (read, imputed and multiplied together; memory ~ 8 N block_size
         bytes x 3). Default: blocks of about 16 MB (at least 256 SNPs), small enough for
@@ -554,8 +558,14 @@ def assoc(fit: VarianceComponentFit | None, genotypes,
             G, n, af, mono, gg = _impute(G)
             shared["n"][idx], shared["af"][idx], shared["monomorphic"][idx] = n, af, mono
             ok = ~mono
-            if min_maf > 0 or max_missing < 1:
+            if min_maf > 0 or max_missing < 1 or max_r2 is not None:
                 filt = ok & ((np.minimum(af, 1.0 - af) < min_maf) | (1.0 - n / N > max_missing))
+                W = f.data.X
+                if max_r2 is not None and W.shape[1] > 1:  # GEMMA: uncentred x, as GEMMA
+                    Wx = W.T @ G
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        r2 = np.einsum("cb,cb->b", Wx, np.linalg.solve(W.T @ W, Wx)) / gg
+                    filt |= ok & (r2 > max_r2)
                 shared["filtered"][idx] = filt
                 ok &= ~filt
             cols = np.flatnonzero(ok)

@@ -232,7 +232,7 @@ def _assoc_results(args: argparse.Namespace, tests: list[str], min_maf: float,
         ds, kw = inp.ds, {"fit": fit_reml(args, inp)}
     fit = kw.pop("fit")
     res = assoc(fit, ds, test=tests, progress=progress(args), min_maf=min_maf,
-                max_missing=max_missing, **kw)
+                max_missing=max_missing, max_r2=0.9999 if args.format == "gemma" else None, **kw)
     return {t: one_test(res, t) for t in tests}
 
 

@@ -162,13 +162,17 @@ def register_genotype_format(fmt: GenotypeFormat) -> GenotypeFormat:
     return fmt
 
 
+def _lookup(table: Mapping[str, Any], name: str, what: str) -> Any:
+    """``table[name]``; a KeyError naming the known entries otherwise."""
+    try:
+        return table[name]
+    except KeyError:
+        raise KeyError(f"no {what} {name!r}; known: {sorted(table)}") from None
+
+
 def genotype_format(name: str) -> GenotypeFormat:
     """The format registered under ``name``; KeyError naming the known ones otherwise."""
-    try:
-        return GENOTYPE_FORMATS[name]
-    except KeyError:
-        raise KeyError(f"no genotype format {name!r}; known: {sorted(GENOTYPE_FORMATS)}"
-                       ) from None
+    return _lookup(GENOTYPE_FORMATS, name, "genotype format")
 
 
 def genotype_option_flags() -> dict[str, Mapping[str, Any]]:
@@ -232,10 +236,7 @@ def register_engine(e: Engine) -> Engine:
 
 def model_family(name: str) -> ModelFamily:
     """The family registered under ``name``; KeyError naming the known ones otherwise."""
-    try:
-        return MODEL_FAMILIES[name]
-    except KeyError:
-        raise KeyError(f"no model family {name!r}; known: {sorted(MODEL_FAMILIES)}") from None
+    return _lookup(MODEL_FAMILIES, name, "model family")
 
 
 def family_for_kind(kind: str | None) -> ModelFamily | None:

@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
+from bayeslmm.association.fixed_variance import genomic_control
+from bayeslmm.covariance.structures import Covariates
 from bayeslmm.data import sample_index
 from bayeslmm.errors import CollinearityError, InputError
 from bayeslmm.genotypes.kinship import (
@@ -37,6 +38,7 @@ from bayeslmm.genotypes.kinship import (
 )
 from bayeslmm.io.plink import as_dataset
 from bayeslmm.labels import sample_labels
+from bayeslmm.likelihood import tails
 from bayeslmm.progress import progress_bar
 
 __all__ = ["linear_assoc", "ols_block"]
@@ -100,7 +102,7 @@ def ols_block(G: np.ndarray, r: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarr
         rss = syy - beta * sxy
         se = np.sqrt(rss / df / sxx)
         t = beta / se
-        p = 2.0 * stats.t.sf(np.abs(t), np.where(bad, 1, df))
+        p = 2.0 * tails.t_sf(np.abs(t), np.where(bad, 1, df))
     nan = np.where(bad, np.nan, 1.0)
     return {"beta": beta * nan, "se": se * nan, "t": t * nan, "p": p * nan, "n": n,
             "const": const}
@@ -116,11 +118,11 @@ def _design(y: pd.Series, X) -> tuple[np.ndarray, np.ndarray]:
     if Xv.ndim != 2 or Xv.shape[0] != len(yv) or not np.all(np.isfinite(Xv)):
         raise InputError(f"covariates must be a finite ({len(yv)}, M) matrix, got shape "
                          f"{Xv.shape}")
-    Q, R = np.linalg.qr(Xv)
-    d = np.abs(np.diag(R))
+    cov = Covariates.of(Xv)  # the package's one projection of the covariates
+    d = np.abs(np.diag(cov.R))
     if d.size and d.min() <= 1e-10 * d.max():
         raise CollinearityError(f"the {Xv.shape[1]} covariate columns are collinear; drop one")
-    return yv - Q @ (Q.T @ yv), Q
+    return cov.residualize(yv), cov.Q
 
 
 def linear_assoc(genotypes, y: pd.Series, X: pd.DataFrame | None = None, *,
@@ -185,8 +187,8 @@ def linear_assoc(genotypes, y: pd.Series, X: pd.DataFrame | None = None, *,
         out["monomorphic"][v], out["filtered"][v] = res["const"], ~keep
     chi2 = out["t"][np.isfinite(out["t"])] ** 2
     # genomic control on the chi2_1 scale of each p (t is not chi2 at small df)
-    lam = float(np.median(stats.chi2.isf(out["p"][np.isfinite(out["p"])], 1)) /
-                stats.chi2.ppf(0.5, 1)) if chi2.size else float("nan")
+    lam = genomic_control(tails.chi2_isf(out["p"][np.isfinite(out["p"])], 1)) \
+        if chi2.size else float("nan")
     coords = {c: ("variant", ds[c].to_numpy()) for c in _META if c in ds.variables}
     return xr.Dataset({k: ("variant", val) for k, val in out.items()}, coords=coords,
                       attrs={"test": "linear", "df_covariates": Q.shape[1],

@@ -41,9 +41,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from bayeslmm.errors import InputError
+from bayeslmm.estimation.liability import liability_factor
 from bayeslmm.io.sumstats import align_alleles, read_alleles, read_ldscores, read_sumstats
 
 __all__ = ["LDSCFit", "block_jackknife", "h2_obs_to_liability", "ldsc_h2", "ldsc_h2_files",
@@ -158,8 +158,7 @@ def h2_obs_to_liability(h2_obs: float, samp_prev: float, pop_prev: float) -> flo
     for name, v in (("--samp-prev", P), ("--pop-prev", K)):
         if not 0.0 < v < 1.0:
             raise InputError(f"{name} must be in (0, 1), got {v}")
-    t = stats.norm.isf(K)
-    return h2_obs * K**2 * (1 - K) ** 2 / (P * (1 - P) * stats.norm.pdf(t) ** 2)
+    return h2_obs * liability_factor(K, P)  # the package's one Lee transform
 
 
 def ldsc_h2(chisq, ld, w_ld, N, M: float, *, n_blocks: int = 200,

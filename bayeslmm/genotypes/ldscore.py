@@ -145,18 +145,23 @@ def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
         b = a + Z.shape[1]
         idx[a:b], ps[a:b], ch[a:b] = blk.variants[ok], blk.p[ok], chrom_all[blk.variants[ok]]
         c[a:b] = np.arange(a, b) if unit == "snps" else coord[blk.variants[ok]]
-        for j in range(a, b):  # left bounds, chromosome by chromosome
-            if j == 0 or ch[j] != ch[j - 1]:
-                if ch[j] in seen:
+        # left bounds, one chromosome run of the block at a time (no loop over SNPs)
+        new = np.flatnonzero(ch[a:b] != np.concatenate([ch[a - 1:a] if a else [None],
+                                                         ch[a:b - 1]])) + a
+        for s, e in zip([a, *new], [*new, b], strict=False):
+            if s == e:
+                continue
+            if s in new:  # a chromosome starts here
+                if ch[s] in seen:
                     raise InputError("the reference's chromosomes are not contiguous; sort "
                                      "the .bim by chromosome and position")
-                seen.add(ch[j])
-                chr_start = j
-            elif c[j] < c[j - 1]:
-                raise InputError(f"positions on chromosome {ch[j]} are not sorted; LD "
+                seen.add(ch[s])
+                chr_start = s
+            if np.any(np.diff(c[max(chr_start, s - 1):e]) < 0):
+                raise InputError(f"positions on chromosome {ch[s]} are not sorted; LD "
                                  "windows need SNPs in map order")
-            left[j] = chr_start + np.searchsorted(c[chr_start:j + 1], c[j] - float(window),
-                                                  side="left")
+            left[s:e] = chr_start + np.searchsorted(c[chr_start:e], c[s:e] - float(window),
+                                                    side="left")
         lo = int(left[a:b].min())
         buf, buf_start = buf[:, lo - buf_start:], lo
         # pairs (k <= j) with k in j's window (k >= left[j]): the block with itself ...

@@ -14,17 +14,15 @@ from bayeslmm.bayes.models.multikernel import marginal_multikernel
 from bayeslmm.data import SEED_MAX, check_seed
 from bayeslmm.errors import InputError
 
+from helpers import simulate
+
 BAD = [-1, 2**70, SEED_MAX + 1, 1.5, "abc", True, np.int64(-3), [1, 2]]
 GOOD = [None, 0, 7, SEED_MAX, np.uint32(SEED_MAX), np.int64(5), np.random.default_rng(1)]
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    rng = np.random.default_rng(0)
-    N = 40
-    Z = rng.standard_normal((N, 80))
-    K = Z @ Z.T / 80
-    y = Z @ rng.normal(0, 0.1, 80) + rng.standard_normal(N)
+    y, K, *_ = simulate(N=40, P=80, h2=0.4, M=1, seed=0)
     return y, K
 
 

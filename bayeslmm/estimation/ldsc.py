@@ -41,9 +41,11 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from bayeslmm.errors import InputError
 from bayeslmm.estimation.liability import liability_factor
+from bayeslmm.estimation.results import Results
 from bayeslmm.io.sumstats import align_alleles, read_alleles, read_ldscores, read_sumstats
 
 __all__ = ["LDSCFit", "block_jackknife", "h2_obs_to_liability", "ldsc_h2", "ldsc_h2_files",
@@ -109,8 +111,10 @@ def _irwls(x: np.ndarray, y: np.ndarray, update, w: np.ndarray, separators: np.n
 
 
 @dataclass(frozen=True)
-class LDSCFit:
-    """LD score regression's h2 (``ldsc.py --h2``).
+class LDSCFit(Results):
+    """LD score regression's h2 (``ldsc.py --h2``), with the package's results vocabulary:
+    ``params`` (h2, intercept), ``bse`` (block-jackknife SEs), ``conf_int()``, ``nobs`` (the
+    regression SNPs); ``llf`` is NaN (a moment estimator, not a likelihood).
 
     Attributes
     ----------
@@ -145,6 +149,23 @@ class LDSCFit:
     two_step: float | None
     twostep_filtered: int
     h2_delete: np.ndarray
+
+    @property
+    def params(self) -> pd.Series:
+        return pd.Series({"h2": self.h2, "intercept": self.intercept}, name="params")
+
+    def cov_params(self) -> pd.DataFrame:
+        """The jackknife variances on the diagonal; their covariance is not kept (NaN)."""
+        c = np.array([[self.h2_se**2, np.nan], [np.nan, self.intercept_se**2]])
+        return pd.DataFrame(c, index=self.params.index, columns=self.params.index)
+
+    @property
+    def llf(self) -> float:
+        return float("nan")
+
+    @property
+    def nobs(self) -> int:
+        return self.n_snps
 
     def liability(self, samp_prev: float, pop_prev: float) -> tuple[float, float]:
         """h2 and its SE on the liability scale (sample prevalence P, population K)."""

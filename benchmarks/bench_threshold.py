@@ -5,12 +5,14 @@ Run:
     OPENBLAS_NUM_THREADS=2 python benchmarks/bench_threshold.py coverage [--reps 200]
 
 ``speed``: simulate N samples (K = ZZ'/P from standardized genotypes, liability h2 = 0.5,
-prevalence 0.3, population sample), fit the threshold model (``bayeslmm.bayes.models.threshold`` +
-``bayeslmm.bayes.sample``: nutpie, 4 chains x 1,000 draws after 1,000 tuning steps, model
-compilation included; free intercept ~ Normal(0, 1), h2 ~ Beta(1, 1)) and report wall
-time, bulk ESS of h2 and ESS(h2)/s. With ``--brms`` the same data go to R's brms
-(``bernoulli(link = "probit")`` with ``(1 | gr(id, cov = K))``, rstan, same priors, same
-chains and draws) in the same run, and the ratio is printed.
+prevalence 0.3, population sample), fit the threshold model
+(``bayeslmm.bayes.models.threshold`` + ``bayeslmm.bayes.sample(method="nuts")``: NUTS against
+Stan's NUTS; the default augmented sampler is benchmarks/bench_binary_scale.py), nutpie,
+4 chains x 1,000 draws after 1,000 tuning steps, model compilation included; free
+intercept ~ Normal(0, 1), h2 ~ Beta(1, 1)) and report wall time, bulk ESS of h2 and
+ESS(h2)/s. With ``--brms`` the same data go to R's brms (``bernoulli(link = "probit")``
+with ``(1 | gr(id, cov = K))``, rstan, same priors, same chains and draws) in the same
+run, and the ratio is printed.
 
 ``coverage``: on the GRM of the gemma-doc HS mice (/usr/share/doc/gemma/example), for each
 setting in liability h2 {0.3, 0.6} x prevalence {0.1, 0.3} x {population, case-control}
@@ -105,7 +107,7 @@ def speed(args) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = sample(m, draws=args.draws, tune=args.draws, chains=args.chains, seed=1,
-                       progressbar=False)
+                       progressbar=False, method="nuts")  # NUTS against Stan's NUTS
     wall = time.perf_counter() - t1
     post = idata["posterior"]
     samp = float(post.attrs.get("sampling_time", np.nan))

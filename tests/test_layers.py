@@ -52,7 +52,8 @@ FAMILIES = {
     "linear": ("bayeslmm.bayes.models.marginal", "bayeslmm.bayes.compiled.marginal"),
     "multikernel": ("bayeslmm.bayes.models.multikernel", "bayeslmm.bayes.multikernel"),
     "multitrait": ("bayeslmm.bayes.models.multitrait", "bayeslmm.bayes.compiled.multitrait"),
-    "threshold": ("bayeslmm.bayes.models.threshold", "bayeslmm.bayes.compiled.threshold"),
+    "threshold": ("bayeslmm.bayes.models.threshold", "bayeslmm.bayes.compiled.threshold",
+                  "bayeslmm.bayes.augmented"),
     "bayesc": ("bayeslmm.bayes.sparse",),
 }
 

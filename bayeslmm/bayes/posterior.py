@@ -94,8 +94,9 @@ def log_priors(info) -> None:
 
 def _log_sampling(idata: xr.DataTree, chains: int, draws: int) -> None:
     post = idata["posterior"]
-    log.info("Sampled %d chains x %d draws in %.1f s (max R-hat %.3f, min bulk ESS %.0f, "
-             "%d divergences).", chains, draws, post.attrs.get("wall_time_s", 0),
+    log.info("Sampled %d chains x %d draws (%s) in %.1f s (max R-hat %.3f, min bulk ESS "
+             "%.0f, %d divergences).", chains, draws, post.attrs.get("sampler", "NUTS"),
+             post.attrs.get("wall_time_s", 0),
              post.attrs.get("max_rhat", np.nan), post.attrs.get("min_ess_bulk", np.nan),
              post.attrs.get("n_divergences", 0))
 

@@ -87,7 +87,10 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         integrated out, a checked quadrature grid over the log variance ratios for two
         kernels, importance sampling for more, NUTS as the last fallback; its options
         ``method``, ``min_ess``, ``max_proposals``, ``n_check`` pass through
-        ``**kwargs``).
+        ``**kwargs``). The probit threshold model goes to
+        :func:`bayeslmm.bayes.augmented.threshold.sample_augmented` (liabilities augmented,
+        h2 and the fixed effects drawn collapsed over g; ``method="nuts"`` keeps NUTS, and
+        the models it does not cover fall back to NUTS with the reason logged).
     **kwargs
         Passed to :func:`pymc.sample`.
 
@@ -124,11 +127,18 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
             family.sample is not None:
         # A family with a sampler of its own (several kernels: beta and the scale integrated
         # out, the log variance ratios on a grid, ~100 factorisations of V, not one per step).
+        # The threshold model: liabilities augmented, h2 drawn collapsed over g. A hook
+        # returns None for a model (or method="nuts") it leaves to NUTS.
         nuts = kwargs.pop("nuts", {})
-        return _stamp_priors(family.sample(
+        own = family.sample(
             model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar,
             target_accept=nuts.get("target_accept"), log_likelihood=log_likelihood,
-            log_prior=log_prior, **kwargs), family, info)
+            log_prior=log_prior, **kwargs)
+        if own is not None:
+            return _stamp_priors(own, family, info)
+        kwargs.pop("method", None)
+        if nuts:
+            kwargs["nuts"] = nuts
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # PyMC's own convergence messages go to the logger; we warn once, ourselves, below.

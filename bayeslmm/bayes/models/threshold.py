@@ -79,6 +79,7 @@ from scipy import special, stats
 
 from bayeslmm.bayes import families  # noqa: F401  (the table this module attaches to)
 from bayeslmm.bayes.ascertainment import ascertainment_check
+from bayeslmm.bayes.augmented.threshold import sample_augmented
 from bayeslmm.bayes.compiled.threshold import compile_threshold
 from bayeslmm.bayes.compiled.threshold import supported as compiled_supported
 from bayeslmm.bayes.model_info import attach_info, find_info
@@ -386,5 +387,5 @@ def posterior_predictive_cases(idata: xr.DataTree, model: pm.Model, *,
     return out
 
 
-attach_family_hooks("threshold", build=threshold, compile=compile_threshold,
-                    supported=compiled_supported)
+attach_family_hooks("threshold", build=threshold, sample=sample_augmented,
+                    compile=compile_threshold, supported=compiled_supported)

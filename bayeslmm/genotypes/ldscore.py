@@ -11,15 +11,21 @@ and divided by the standard deviation of that column (so z_j'z_j = N; E[r2] = rh
 (1 - rho2) / (N - 2) under normality, hence the correction).
 
 A window is a distance: k is in j's window when both are on the same chromosome and
-|c_j - c_k| <= w, for c the base-pair position (``--ld-wind-kb``, w in kb), the genetic map
-position (``--ld-wind-cm``, ``.bim`` column 3) or the index among the kept SNPs
-(``--ld-wind-snps``). The genotypes are read block by block
-(:func:`bayeslmm.genotypes.kinship.standardized_genotypes`); the standardized SNPs of the
-current window are kept, so memory is N x (window + block) and time N P (window + block).
+|c_j - c_k| <= w, for c the base-pair position (``--ld-wind-kb``: w kb = 1000 w bp), the
+genetic map position (``--ld-wind-cm``, ``.bim`` column 3) or the index among the kept SNPs
+(``--ld-wind-snps``). As in LDSC's ``getBlockLefts``, the distance is the float difference of
+the coordinates in their own unit (bp, cM, index), compared with the window in that unit
+(1000 w for kb): SNPs exactly w apart are in each other's window (positions are not divided
+by 1000, which would round 1100 / 1000 - 1 above 100 / 1000). The genotypes are read block
+by block (:func:`bayeslmm.genotypes.kinship.standardized_genotypes`); the standardized SNPs
+of the current window are kept, so memory is N x (window + block) and time
+N P (window + block).
 
 LDSC's own ``--l2`` evaluates windows in chunks of ``--chunk-size`` SNPs (50) and assumes
 every SNP of a chunk has the chunk's first left bound, an approximation this exact window
-does not make; monomorphic SNPs are left out, as LDSC does.
+does not make; monomorphic SNPs are left out, as LDSC does. ``M_5_50`` counts the SNPs with
+MAF > 0.05 exactly (0.05 < p < 0.95 on the A1 frequency p, so a MAF of exactly 0.05 is not
+counted, whichever allele is the minor one).
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ __all__ = ["WINDOW_UNITS", "LDScores", "ld_scores", "r2_unbiased", "window_coord
 
 log = logging.getLogger(__name__)
 
-#: a window's unit -> the variant coordinate it is measured on and its scale to that unit
+#: a window's unit -> the variant coordinate it is measured on, and how many of that
+#: coordinate's units one window unit is (a window of w is w * that: 1 kb = 1000 bp)
 WINDOW_UNITS = {"kb": ("pos", 1000.0), "cm": ("cm", 1.0), "snps": (None, 1.0)}
 
 
@@ -77,17 +84,31 @@ class LDScores:
 
 
 def window_coordinates(ds, unit: str) -> np.ndarray:
-    """The coordinate a window of ``unit`` is measured on, for every variant of ``ds``."""
+    """The coordinate a window of ``unit`` is measured on, for every variant of ``ds``, in its
+    own unit (bp for ``kb``; a window of w is w * ``WINDOW_UNITS[unit][1]`` of it)."""
     if unit not in WINDOW_UNITS:
         raise InputError(f"window unit must be one of {sorted(WINDOW_UNITS)}, got {unit!r}")
-    name, scale = WINDOW_UNITS[unit]
+    name, _ = WINDOW_UNITS[unit]
     if name is None:
         return np.arange(ds.sizes["variant"], dtype=np.float64)
-    c = ds[name].to_numpy().astype(np.float64) / scale
+    c = ds[name].to_numpy().astype(np.float64)
     if unit == "cm" and not np.any(c != 0):
         raise InputError("--ld-wind-cm needs genetic map positions, and the .bim's third "
                          "column is all 0; use --ld-wind-kb, or a .bim with cM positions")
     return c
+
+
+def _left_bounds(c: np.ndarray, lo: int, s: int, e: int, width: float) -> np.ndarray:
+    """For j in [s, e), the first k in [lo, j] with c[j] - c[k] <= width (c sorted on
+    [lo, e)): LDSC's ``getBlockLefts`` rule, the float difference against the width, found by
+    a bisection vectorized over j (the difference is monotone in k, so is the rule)."""
+    j = np.arange(s, e)
+    first, last = np.full(e - s, lo), j.copy()  # c[j] - c[j] = 0 <= width: last qualifies
+    while np.any(first < last):
+        mid = (first + last) // 2
+        inside = c[j] - c[mid] <= width
+        last, first = np.where(inside, mid, last), np.where(inside, first, mid + 1)
+    return first
 
 
 def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
@@ -124,6 +145,7 @@ def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
     if N < 3:
         raise InputError(f"LD scores need at least 3 reference samples, got {N}")
     coord = window_coordinates(ds, unit)
+    width = float(window) * WINDOW_UNITS[unit][1]
     chrom_all = ds["chrom"].to_numpy().astype(str)
     P = ds.sizes["variant"]
     # the kept SNPs' chromosome, coordinate and window's left bound, filled as blocks come
@@ -160,8 +182,7 @@ def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
             if np.any(np.diff(c[max(chr_start, s - 1):e]) < 0):
                 raise InputError(f"positions on chromosome {ch[s]} are not sorted; LD "
                                  "windows need SNPs in map order")
-            left[s:e] = chr_start + np.searchsorted(c[chr_start:e], c[s:e] - float(window),
-                                                    side="left")
+            left[s:e] = _left_bounds(c, chr_start, s, e, width)
         lo = int(left[a:b].min())
         buf, buf_start = buf[:, lo - buf_start:], lo
         # pairs (k <= j) with k in j's window (k >= left[j]): the block with itself ...
@@ -185,4 +206,6 @@ def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
                           "BP": ds["pos"].to_numpy()[idx], "L2": l2, "MAF": maf_})
     log.info("LD scores of %d SNPs from %d reference samples, window %g %s (mean L2 %.3f).",
              idx.size, N, window, unit, float(l2.mean()))
-    return LDScores(table, int(idx.size), int(np.sum(maf_ > 0.05)), N, (float(window), unit))
+    # MAF > 0.05 exactly: min(p, 1 - p) would round 1 - 0.95 above 0.05
+    m_5_50 = int(np.sum((ps > 0.05) & (ps < 0.95)))
+    return LDScores(table, int(idx.size), m_5_50, N, (float(window), unit))

@@ -53,12 +53,12 @@ def bim():
 def test_equals_dense(bim, w, unit, block):
     """Blocks of any size (straddling chromosomes or not) give the dense scores; the demo
     has missing calls, and w = 0 leaves each SNP its own r2 = 1."""
-    if unit == "kb":
-        coord = bim[3].to_numpy() / 1000.0
+    if unit == "kb":  # in bp against 1000 w, as ldsc's getBlockLefts
+        coord, width = bim[3].to_numpy().astype(float), w * 1000.0
     else:  # the index along the chromosome
-        coord = bim.groupby(0).cumcount().to_numpy().astype(float)
+        coord, width = bim.groupby(0).cumcount().to_numpy().astype(float), w
     ld = ld_scores(read_plink(DEMO.bfile), w, unit, block_size=block, progress=False)
-    np.testing.assert_allclose(ld.table["L2"], _dense(DEMO.bfile, coord, w), rtol=0,
+    np.testing.assert_allclose(ld.table["L2"], _dense(DEMO.bfile, coord, width), rtol=0,
                                atol=1e-10)
     assert ld.table["SNP"].tolist() == bim[1].tolist()
     if w == 0:
@@ -88,6 +88,39 @@ def test_cm_window_and_cli_files(bim, tmp_path):
     assert (tmp_path / "o.l2.M").read_text() == f"{len(b)}\n"
     assert (tmp_path / "o.l2.M_5_50").read_text() == f"{int((maf > 0.05).sum())}\n"
     assert 0 < int((maf > 0.05).sum()) < len(b)  # the count does filter
+
+
+def test_window_edge_and_maf_exactly_5_percent(tmp_path):
+    """SNPs exactly w apart are in each other's window, as in ldsc's ``getBlockLefts``
+    (|c_j - c_k| > w leaves out; 1100 bp and 100 bp are 1 kb apart, though 1100 / 1000 - 1
+    rounds above 100 / 1000): positions 100 bp apart, --ld-wind-kb 1 against the dense sum
+    over |bp_j - bp_k| <= 1000, and a window 1 bp narrower differs. M_5_50 counts MAF > 0.05
+    exactly: a MAF of exactly 0.05 (20 copies in 2N = 400) is not counted whichever allele is
+    the minor one, 21 copies are."""
+    from bed_reader import to_bed
+
+    rng = np.random.default_rng(7)
+    N, P = 200, 60
+    G = rng.binomial(1, 0.3, (N, P)) + rng.binomial(1, 0.3, (N, P))
+    G[:, 1::2] = np.where(rng.random((N, P // 2)) < 0.8, G[:, 0::2], G[:, 1::2])  # LD
+    for j, hom, het in ((30, 2, 20), (31, 0, 20), (32, 2, 21), (33, 0, 21)):
+        G[:, j] = hom
+        G[rng.choice(N, het, replace=False), j] = 1
+    pos = np.arange(1, P + 1) * 100
+    to_bed(str(tmp_path / "e.bed"), G.astype(np.float32), properties={
+        "chromosome": np.repeat("1", P), "bp_position": pos})
+    Z = (G - G.mean(0)) / G.std(0)
+    r2 = (Z.T @ Z / N) ** 2
+    r2 = r2 - (1 - r2) / (N - 2)
+    d = np.abs(pos[:, None] - pos[None, :])
+    ld = ld_scores(str(tmp_path / "e"), 1, "kb", block_size=7, progress=False)
+    np.testing.assert_allclose(ld.table["L2"], (r2 * (d <= 1000)).sum(1), rtol=0, atol=1e-10)
+    narrower = ld_scores(str(tmp_path / "e"), 0.999, "kb", progress=False).table["L2"]
+    np.testing.assert_allclose(narrower, (r2 * (d < 1000)).sum(1), rtol=0, atol=1e-10)
+    assert np.abs(narrower - ld.table["L2"]).max() > 1e-2
+    maf = np.minimum(G.mean(0) / 2, 1 - G.mean(0) / 2)
+    assert np.sum(np.isclose(maf, 0.05)) == 2
+    assert ld.M == P and ld.M_5_50 == np.sum(maf > 0.05 + 1e-12) == P - 2
 
 
 def test_refusals(bim, tmp_path, capsys):

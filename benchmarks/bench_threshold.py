@@ -143,16 +143,21 @@ def speed(args) -> None:
         print(f"\nESS(h2)/s (wall) ratio bayeslmm / brms: {ratio:.1f}")
 
 
-def mouse_grm() -> np.ndarray:
-    import bed_reader
-
+def unpack_mouse(tmp: Path) -> Path:
+    """gemma-doc's HS mice fileset decompressed into ``tmp``; returns its prefix."""
     src = Path("/usr/share/doc/gemma/example")
-    tmp = Path(tempfile.mkdtemp())
     for ext in ("bed", "bim", "fam"):
         with gzip.open(src / f"mouse_hs1940.{ext}.gz", "rb") as fi, \
                 open(tmp / f"mouse_hs1940.{ext}", "wb") as fo:
             shutil.copyfileobj(fi, fo)
-    with bed_reader.open_bed(tmp / "mouse_hs1940.bed") as bed:
+    return tmp / "mouse_hs1940"
+
+
+def mouse_grm() -> np.ndarray:
+    import bed_reader
+
+    tmp = Path(tempfile.mkdtemp())
+    with bed_reader.open_bed(f"{unpack_mouse(tmp)}.bed") as bed:
         G = bed.read(dtype="float32").astype(np.float64)
     shutil.rmtree(tmp)
     mean, sd = np.nanmean(G, 0), np.nanstd(G, 0)

@@ -21,12 +21,12 @@ import pytest
 from scipy import integrate, special, stats
 
 from bayeslmm.bayes import sample
-from bayeslmm.bayes.augmented.threshold import (
+from bayeslmm.bayes.augmented.draws import (
     draw_scale,
     log_scale_integral,
-    sample_augmented,
     truncated_normal_sign,
 )
+from bayeslmm.bayes.augmented.threshold import sample_augmented
 from bayeslmm.bayes.models.threshold import threshold
 from bayeslmm.errors import InputError
 

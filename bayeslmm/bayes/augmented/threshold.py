@@ -37,11 +37,11 @@ integrated out of the h2 step. One sweep, a partially collapsed Gibbs sampler (v
    Phi^-1(prevalence) sqrt(1 + sigma_g2) 1 when the prevalence places the threshold (0
    otherwise). Every form is an entry of [l~, 1, F]' V^-1 [l~, 1, F] = R' diag(1 /
    (sigma_g2 S + 1)) R + the complement's Gram matrix, R = U'[l~, 1, F]; the integral is a
-   Gauss-Hermite sum about its mode (:func:`log_scale_integral`).
+   Gauss-Hermite sum about its mode (:func:`bayeslmm.bayes.augmented.draws.log_scale_integral`).
 1a. With a prior on the prevalence K: logit(K) | h2, l~ by the same kind of step (only o
    depends on it).
 1b. alpha | h2, K, l~: exact rejection draw from its log-concave density
-   (:func:`draw_scale`); l = alpha l~ on the model's scale again.
+   (:func:`bayeslmm.bayes.augmented.draws.draw_scale`); l = alpha l~ on the model's scale again.
 2. gamma | h2, K, l (g integrated out): Normal(m0 + P^-1 b, P^-1), b = F'V^-1 (l - o - F m0).
 3. a | h2, gamma, l: independent normals in the eigenbasis,
    a_k ~ N((1 - lambda_k) (U'w_g)_k, 1 - lambda_k), lambda_k = 1 / (sigma_g2 S_k + 1),
@@ -65,44 +65,28 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
+from bayeslmm.bayes.augmented.draws import (
+    draw_scale,
+    log_scale_integral,
+    truncated_normal_sign,
+)
+from bayeslmm.bayes.augmented.grid_mh import COARSE_T, T_MAX, independence_mh
 from bayeslmm.bayes.diagnostics import check_diagnostics
 from bayeslmm.bayes.model_info import find_info
 from bayeslmm.errors import InputError
 from bayeslmm.progress import progress_bar
 
-__all__ = ["METHODS", "AugmentedProblem", "sample_augmented", "supported_augmented",
-           "truncated_normal_sign"]
+__all__ = ["METHODS", "AugmentedProblem", "sample_augmented", "supported_augmented"]
 
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "augmented", "nuts")
-T_MAX = 12.0  # |log sigma_g2| <= 12: h2 in (6e-6, 1 - 6e-6); the prior mass outside is ~1e-5
-N_COARSE = 49
-N_FINE = 64
-COARSE_SHARE = 0.05
 THIN = 4
 # The working prior of the residual variance psi = alpha^-2 of the expanded model,
 # InverseGamma(WORKING_A, WORKING_B): proper, and diffuse next to the N liabilities.
 WORKING_A = 1.0
 WORKING_B = 1.0
-WINDOW_DROP = 30.0  # the fine window spans the coarse points within 30 log units of the top
-COARSE_T = np.linspace(-T_MAX, T_MAX, N_COARSE)
 TABLE_T = np.linspace(-T_MAX, T_MAX, 4097)  # log|V| for the proposal's fine cells
-
-
-def truncated_normal_sign(eta: np.ndarray, positive: np.ndarray,
-                          rng: np.random.Generator) -> np.ndarray:
-    """Draws of N(eta, 1) truncated to (0, inf) where ``positive``, to (-inf, 0] elsewhere.
-
-    Inversion in log space: z = -Phi^-1(v Phi(eta)) for the lower bound -eta, through
-    ``ndtri_exp(log v + log_ndtr(eta))``, which stays exact where Phi(eta) underflows (a case
-    with eta = -40 gets l ~ 0+ with the right exponential tail, not NaN).
-    """
-    v = np.log(rng.uniform(size=eta.shape))
-    s = np.where(positive, 1.0, -1.0)
-    # l = eta + z with s z > -s eta: s z is N(0,1) truncated below at -s eta
-    z = -special.ndtri_exp(v + special.log_ndtr(s * eta))
-    return eta + s * z
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,8 +107,8 @@ class AugmentedProblem:
     others: tuple          # non-intercept covariate columns of X
     icol: int              # the intercept column of X
     x_mean: np.ndarray     # means of the non-intercept covariates
-    coarse_lam: np.ndarray    # (N_COARSE, r) 1 / (sigma_g2 S + 1) on the coarse grid
-    coarse_logdet: np.ndarray  # (N_COARSE,) log|V| there
+    coarse_lam: np.ndarray    # (coarse grid, r) 1 / (sigma_g2 S + 1) on the coarse grid
+    coarse_logdet: np.ndarray  # log|V| on the coarse grid
     table_t: np.ndarray       # log|V| tabulated for the proposal's fine cells
     table_logdet: np.ndarray
 
@@ -271,135 +255,12 @@ class _Conditional:
         return lp + log_scale_integral(self.n_eff, a, B) - 0.5 * c
 
 
-def log_scale_integral(n: float, a: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """log of int_0^inf alpha^(n-1) exp(-a alpha^2 / 2 + B alpha) d alpha (a > 0).
-
-    In u = log alpha the integrand exp(n u - a e^2u / 2 + B e^u) is log-concave with its
-    mode at e^u* = (B + sqrt(B^2 + 4 a n)) / (2 a) and curvature -(2 n + B e^u*) there:
-    Gauss-Hermite quadrature about that mode (exact to rounding for n >= 10; the closed form
-    Gamma(n/2) 2^(n/2-1) a^(-n/2) at B = 0 is the test).
-    """
-    x = (B + np.sqrt(B * B + 4.0 * a * n)) / (2.0 * a)
-    u0 = np.log(x)
-    s = np.sqrt(2.0) / np.sqrt(2.0 * n + B * x)
-    z, W = _GH
-    ex = np.exp(s[..., None] * z)                  # e^(u - u0) at the nodes
-    # f(u) - f(u0) <= 0 about the mode: no overflow, and Gauss-Hermite's weights times
-    # e^(z^2) integrate against 1
-    df = (n * s[..., None] * z - 0.5 * (a * x * x)[..., None] * (ex * ex - 1.0)
-          + (B * x)[..., None] * (ex - 1.0))
-    f0 = n * u0 - 0.5 * a * x * x + B * x
-    return f0 + np.log(s) + np.log(np.exp(df) @ W)
-
-
-def _hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
-    z, w = np.polynomial.hermite.hermgauss(n)
-    return z, np.exp(np.log(w) + z * z)
-
-
-_GH = _hermite(40)
-
-
-def draw_scale(n: float, a: np.ndarray, B: np.ndarray, rng: np.random.Generator
-               ) -> np.ndarray:
-    """Exact draws of alpha with density proportional to alpha^(n-1) exp(-a alpha^2/2 +
-    B alpha) on alpha > 0: log-concave (n > 1), so rejection from the envelope of its tangents
-    at the mode and one curvature radius either side (acceptance about 0.8)."""
-    m = (B + np.sqrt(B * B + 4.0 * a * (n - 1.0))) / (2.0 * a)
-    s = 1.0 / np.sqrt((n - 1.0) / m**2 + a)
-    x1 = np.where(m - s > 0, m - s, 0.5 * m)
-    x2 = m + s
-
-    def h(x, a=a, B=B):
-        return (n - 1.0) * np.log(x) - 0.5 * a * x * x + B * x
-
-    def dh(x):
-        return (n - 1.0) / x - a * x + B
-
-    hm = h(m)
-    h1, k1 = h(x1) - hm, dh(x1)                 # > 0 slope left of the mode
-    h2_, k2 = h(x2) - hm, dh(x2)                # < 0 slope right of it
-    z1 = x1 - h1 / k1                           # where the tangents reach the mode's height
-    z2 = x2 - h2_ / k2
-    # masses of the three pieces (heights relative to exp(hm))
-    m1 = np.exp(h1 - k1 * x1) * np.expm1(k1 * z1) / k1
-    m2 = z2 - z1
-    m3 = 1.0 / -k2
-    out = np.full(a.shape, np.nan)
-    todo = np.ones(a.shape, dtype=bool)
-    while todo.any():
-        idx = np.flatnonzero(todo)
-        u = rng.uniform(size=(3, idx.size))
-        tot = m1[idx] + m2[idx] + m3[idx]
-        pick = u[0] * tot
-        k1i, k2i, x1i, z1i, z2i = k1[idx], k2[idx], x1[idx], z1[idx], z2[idx]
-        # inverse CDFs of the exponential pieces (left: on (0, z1); right: on (z2, inf))
-        left = np.log1p(u[1] * np.expm1(k1i * z1i)) / k1i
-        mid = z1i + u[1] * (z2i - z1i)
-        right = z2i - np.log1p(-u[1]) / -k2i
-        x = np.where(pick < m1[idx], left, np.where(pick < m1[idx] + m2[idx], mid, right))
-        env = np.where(x < z1i, h1[idx] + k1i * (x - x1i),
-                       np.where(x < z2i, 0.0, h2_[idx] + k2i * (x - x2[idx])))
-        ok = np.log(u[2]) < h(x, a[idx], B[idx]) - hm[idx] - env
-        out[idx[ok]] = x[ok]
-        todo[idx[ok]] = False
-    return out
-
-
-def _cells(lp: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """Log probabilities of piecewise-constant proposal cells."""
-    m = lp.max(axis=-1, keepdims=True)
-    w = np.exp(lp - m) * width
-    with np.errstate(divide="ignore"):  # a cell 745 log units below the top: never drawn
-        return np.log(w / w.sum(axis=-1, keepdims=True))
-
-
-def _independence_mh(lp_coarse: np.ndarray, logp_fine, logp, x: np.ndarray,
-                     rng: np.random.Generator):
-    """One exact independence MH update per chain of a scalar x in [-T_MAX, T_MAX] (t = log
-    sigma_g2, or the logit of the prevalence), targeting ``logp`` ((C, G) -> (C, G)). The
-    proposal tabulates the target: ``lp_coarse`` on :data:`COARSE_T`, then ``logp_fine``
-    (which may be approximate) on 64 cells of the window where the target lives."""
-    C = x.shape[0]
-    coarse = COARSE_T
-    # coarse cells: the larger end's density, floored so that every cell can be proposed
-    lp_cell = np.maximum(lp_coarse[:, 1:], lp_coarse[:, :-1])
-    lp_cell = np.maximum(lp_cell, lp_cell.max(axis=1, keepdims=True) - 12.0)
-    h_c = coarse[1] - coarse[0]
-    logq_c = _cells(lp_cell, h_c)  # (C, 48)
-    near = lp_coarse >= lp_coarse.max(axis=1, keepdims=True) - WINDOW_DROP
-    lo = np.clip(coarse[np.argmax(near, axis=1)] - h_c, -T_MAX, T_MAX)
-    hi = np.clip(coarse[N_COARSE - 1 - np.argmax(near[:, ::-1], axis=1)] + h_c, -T_MAX, T_MAX)
-    h_f = (hi - lo) / N_FINE
-    mids = lo[:, None] + h_f[:, None] * (np.arange(N_FINE) + 0.5)
-    logq_f = _cells(logp_fine(mids), h_f[:, None])  # (C, 64)
-
-    def log_q(v):
-        jc = np.clip(((v + T_MAX) / h_c).astype(int), 0, N_COARSE - 2)
-        qc = np.exp(np.take_along_axis(logq_c, jc[:, None], 1)[:, 0]) / h_c
-        inside = (v >= lo) & (v < hi)
-        jf = np.clip(((v - lo) / h_f).astype(int), 0, N_FINE - 1)
-        qf = np.where(inside, np.exp(np.take_along_axis(logq_f, jf[:, None], 1)[:, 0]) / h_f,
-                      0.0)
-        return np.log((1.0 - COARSE_SHARE) * qf + COARSE_SHARE * qc)
-
-    use_c = rng.uniform(size=C) < COARSE_SHARE
-    u = rng.uniform(size=C)
-    jc = _categorical(logq_c, rng)
-    jf = _categorical(logq_f, rng)
-    prop = np.where(use_c, -T_MAX + (jc + u) * h_c, lo + (jf + u) * h_f)
-    both = logp(np.column_stack([x, prop]))
-    log_alpha = both[:, 1] - both[:, 0] + log_q(x) - log_q(prop)
-    accept = np.log(rng.uniform(size=C)) < log_alpha
-    return np.where(accept, prop, x), accept
-
-
 def _step_h2(cond: _Conditional, t: np.ndarray, rng: np.random.Generator):
     """t = log sigma_g2 | l~, the working scale, gamma and g integrated out (step 1)."""
     prob = cond.prob
-    lp_c = cond.logp(np.broadcast_to(COARSE_T, (t.size, N_COARSE)), lam=prob.coarse_lam,
+    lp_c = cond.logp(np.broadcast_to(COARSE_T, (t.size, COARSE_T.size)), lam=prob.coarse_lam,
                      logdet=prob.coarse_logdet)
-    return _independence_mh(lp_c, lambda T: cond.logp(T, exact=False), cond.logp, t, rng)
+    return independence_mh(lp_c, lambda T: cond.logp(T, exact=False), cond.logp, t, rng)
 
 
 def _step_prevalence(cond: _Conditional, t: np.ndarray, rng: np.random.Generator):
@@ -419,15 +280,9 @@ def _step_prevalence(cond: _Conditional, t: np.ndarray, rng: np.random.Generator
                 + log_scale_integral(cond.n_eff, a, B) - 0.5 * cc)
 
     v = special.logit(special.ndtr(cond.c))
-    v, _ = _independence_mh(logp(np.broadcast_to(COARSE_T, (t.size, N_COARSE))), logp, logp,
+    v, _ = independence_mh(logp(np.broadcast_to(COARSE_T, (t.size, COARSE_T.size))), logp, logp,
                             v, rng)
     return special.ndtri(special.expit(v))
-
-
-def _categorical(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    cdf = np.cumsum(np.exp(logp), axis=1)
-    u = rng.uniform(size=(logp.shape[0], 1)) * cdf[:, -1:]
-    return np.minimum((cdf < u).sum(axis=1), logp.shape[1] - 1)
 
 
 # ---------------------------------------------------------------------- the sweep

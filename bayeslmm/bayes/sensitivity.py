@@ -65,6 +65,9 @@ class Sensitivity:
     h2_draws: dict[str, np.ndarray] = field(repr=False)
     prior_draws: dict[str, np.ndarray] = field(repr=False)
     reml_h2: float | None = None
+    #: label -> the set's own prior on h2 (a Prior with ``logpdf``) where it puts one there,
+    #: so that its exact density can be drawn; the other sets have only ``prior_draws``
+    h2_priors: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def prior_sensitive(self) -> bool:
@@ -204,7 +207,7 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
     """
     from bayeslmm.bayes.model_info import model_info
     from bayeslmm.bayes.models.marginal import marginal_grm
-    from bayeslmm.bayes.priors import implied_h2_prior
+    from bayeslmm.bayes.priors import default_priors, implied_h2_prior
     from bayeslmm.bayes.quadrature import posterior_h2_quadrature
     from bayeslmm.bayes.sampling import sample
     from bayeslmm.estimation.reml import VarianceComponentFit, reml
@@ -249,13 +252,17 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
         "h2_mean", "h2_median", "h2_sd", "h2_hdi_lower", "h2_hdi_upper", "prior_h2_mean",
         "prior_h2_sd", "psense_prior", "psense_likelihood", "sigma_g2_mean", "sigma_e2_mean",
         "divergences")}
-    posteriors, h2_draws, prior_draws = {}, {}, {}
+    posteriors, h2_draws, prior_draws, h2_priors = {}, {}, {}, {}
     for label, ss in zip(labels, seeds, strict=True):
         spec = dict(priors[label])
         s = int(ss.generate_state(1)[0])
         pd_h2 = (implied_h2_total_prior(spec, fit.k, y=fit.data.y, n=n_prior_draws, seed=s)
                  if several else implied_h2_prior(spec, y=fit.data.y, n=n_prior_draws, seed=s))
         prior_draws[label] = pd_h2
+        if not several:
+            resolved = default_priors(spec, fit.data.y, None)
+            if resolved.parameterisation == "h2":
+                h2_priors[label] = resolved["h2"]
         rows["prior_h2_mean"].append(float(np.nanmean(pd_h2)))
         rows["prior_h2_sd"].append(float(np.nanstd(pd_h2)))
         if method == "quadrature":
@@ -322,5 +329,5 @@ def prior_sensitivity(y, K=None, X=None, priors: Mapping[str, Mapping[str, Any]]
                "psense_threshold": PSENSE_THRESHOLD, "spread_threshold": SPREAD_THRESHOLD,
                "contraction_threshold": CONTRACTION_THRESHOLD, **extra})
     return Sensitivity(summary=summary, posteriors=posteriors, h2_draws=h2_draws,
-                       prior_draws=prior_draws,
+                       prior_draws=prior_draws, h2_priors=h2_priors,
                        reml_h2=float(fit.h2_total if several else fit.h2))

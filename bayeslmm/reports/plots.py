@@ -407,8 +407,9 @@ def plot_sensitivity(sens: Any, path: str | os.PathLike[str] | None = None, *,
                      fmt: str | None = None, dpi: int = DPI,
                      figsize: tuple[float, float] = FIGSIZE) -> Figure:
     """h2 under each prior set (:func:`bayeslmm.bayes.prior_sensitivity`): each posterior
-    (solid) over the h2 prior its set implies (dotted; a KDE of prior draws, since a set of
-    priors on the variances has no closed-form density for h2), one colour per set fixed
+    (solid) over the h2 prior its set implies (dotted: its exact density where the set puts
+    its prior on h2 itself, a KDE of prior draws where it puts priors on the variances,
+    which give h2 no closed-form density; the legend says which), one colour per set fixed
     by its label, the REML estimate, and the axis fitted to every posterior."""
     fmt = _format(path, fmt)
     labels = [str(v) for v in sens.summary["prior"].values]
@@ -427,9 +428,16 @@ def plot_sensitivity(sens: Any, path: str | os.PathLike[str] | None = None, *,
             else:
                 gx, dens = grid, reflected_kde(draws[k], grid, 0.0, 1.0)
             ax.plot(gx, dens, color=colour, lw=1.5, label=f"{k}: posterior")
-            prior = reflected_kde(np.asarray(sens.prior_draws[k], dtype=float).ravel(), grid,
-                                  0.0, 1.0)
-            ax.plot(grid, prior, color=colour, lw=1.0, ls=":", label=f"{k}: prior (KDE)")
+            exact = getattr(sens, "h2_priors", {}).get(k)
+            if exact is not None:
+                with np.errstate(divide="ignore", over="ignore"):
+                    prior = np.exp(exact.logpdf(grid))
+                kind = "prior"
+            else:
+                prior = reflected_kde(np.asarray(sens.prior_draws[k], dtype=float).ravel(),
+                                      grid, 0.0, 1.0)
+                kind = "prior (KDE)"
+            ax.plot(grid, prior, color=colour, lw=1.0, ls=":", label=f"{k}: {kind}")
             peak = max(peak, float(np.nanmax(dens)))
         if sens.reml_h2 is not None:
             ax.axvline(sens.reml_h2, color=COLOURS["reml"], lw=1.2,

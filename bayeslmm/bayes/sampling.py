@@ -21,7 +21,7 @@ from bayeslmm.bayes.diagnostics import check_diagnostics
 from bayeslmm.bayes.model_info import find_info, model_info
 from bayeslmm.covariance.structures import DenseCovariance, SpectralCovariance
 from bayeslmm.data import check_seed
-from bayeslmm.errors import InputError
+from bayeslmm.errors import InputError, SamplingWarning
 from bayeslmm.progress import is_terminal, sampler_lines
 from bayeslmm.registry import family_for_kind
 
@@ -130,10 +130,13 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         # The threshold model: liabilities augmented, h2 drawn collapsed over g. A hook
         # returns None for a model (or method="nuts") it leaves to NUTS.
         nuts = kwargs.pop("nuts", {})
-        own = family.sample(
-            model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar,
-            target_accept=nuts.get("target_accept"), log_likelihood=log_likelihood,
-            log_prior=log_prior, **kwargs)
+        with warnings.catch_warnings():
+            if not check:  # the family's sampler checks its draws itself: check=False holds
+                warnings.simplefilter("ignore", SamplingWarning)
+            own = family.sample(
+                model, draws=draws, tune=tune, chains=chains, seed=seed,
+                progressbar=progressbar, target_accept=nuts.get("target_accept"),
+                log_likelihood=log_likelihood, log_prior=log_prior, **kwargs)
         if own is not None:
             return _stamp_priors(own, family, info)
         kwargs.pop("method", None)

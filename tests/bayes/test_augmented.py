@@ -195,8 +195,16 @@ def test_prevalence_prior_matches_brute_force():
 def test_dispatch_both_directions(caplog):
     y, K, _, _ = _groups(n_groups=6, seed=1)
     probit = threshold(y, K, prevalence=0.2)
-    idata = sample(probit, draws=20, tune=10, chains=2, seed=1, progressbar=False,
-                   check=False, log_likelihood=True)
+    import warnings
+
+    from bayeslmm.errors import SamplingWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SamplingWarning)  # check=False: 20 draws, no warning
+        idata = sample(probit, draws=20, tune=10, chains=2, seed=1, progressbar=False,
+                       check=False, log_likelihood=True)
+    with pytest.warns(SamplingWarning, match="bulk ESS"):  # ... and with the check, one
+        sample(probit, draws=20, tune=10, chains=2, seed=1, progressbar=False)
     post = idata["posterior"]
     assert post.attrs["sampler"] == "augmented"
     assert set(post.data_vars) >= {"h2", "sigma_g2", "intercept", "beta", "g"}

@@ -317,7 +317,11 @@ def check_applicable(given, *, model: str = "linear", engine: str | None = None,
         raise InputError(f"--{opt.replace('_', '-')} does not apply to this run; it applies "
                          f"with {' or '.join(claimed_by(opt))}")
     if engine is not None:
-        for opt in ("prevalence", "grm_cutoff", "grm_bend"):
+        # the threshold model's prevalence places its threshold: sampled on the decomposition
+        # the eigen and low-rank engines give (the Krylov engine has none)
+        placed = model == "threshold" and engine in ("eigen", "lowrank")
+        for opt in ("grm_cutoff", "grm_bend") if placed else ("prevalence", "grm_cutoff",
+                                                              "grm_bend"):
             if opt in given:
                 raise InputError(f"--{opt.replace('_', '-')} is not applied by --engine (no "
                                  "GRM is formed); fit with --grm, or --bfile without --engine")

@@ -109,9 +109,9 @@ def engine_fit(args: argparse.Namespace, *, return_operator: bool = False):
         raise InputError("--engine fits from the genotypes: give them, and no --grm/--mgrm")
     if args.ml or args.method not in ("auto", "brent"):
         raise InputError("--engine fits one GRM by REML (--method auto/brent, no --ml)")
-    if getattr(args, "model", "linear") != "linear":
-        raise InputError("--engine fits the linear mixed model; the threshold model needs "
-                         "--grm or --bfile without --engine")
+    if getattr(args, "model", "linear") != "linear" and args.engine not in ("eigen", "lowrank"):
+        raise InputError("the threshold model samples on a decomposition: --engine eigen or "
+                         "lowrank, --grm, or --bfile without --engine")
     inp = load(args, kernel=False)
     with scheduler_client(getattr(args, "scheduler", None)) as client:
         out = reml_genotypes(inp.ds, inp.y, inp.X, engine=args.engine, maf=args.maf,
@@ -294,7 +294,7 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
         from bayeslmm.reports.posterior_files import FigureOptions, write_krylov_posterior
 
         inp, fit = engine_fit(args)
-        write_hsq(fit, f"{prefix}.hsq", staged)
+        write_hsq(fit, f"{prefix}.hsq", staged, prevalence=args.prevalence)
         if isinstance(fit, KrylovFit):  # the exact 1-D quadrature, with its MC error
             post = posterior_h2_krylov(fit.model, priors=prior_args(args))
             write_krylov_posterior(post, prefix, staged, seed=args.seed, fit=fit,

@@ -108,6 +108,30 @@ def test_sample_prevalence_adds_h2_liability(demo_grm, cc_pheno, tmp_path):
     assert "V(G)/Vp_L" in Path(f"{out}.hsq").read_text()
 
 
+def test_sample_threshold_model_from_genotypes_by_engine(cc_pheno, tmp_path):
+    """--engine lowrank / eigen: the threshold posterior on the decomposition the engine made
+    (no GRM file; lowrank forms no N x N matrix), the .hsq with the liability row; the Krylov
+    engine, which has no decomposition, refused in one line."""
+    import xarray as xr
+
+    base = ["sample", "--bfile", str(DEMO.bfile), "--pheno", str(cc_pheno), "--model",
+            "threshold", "--prevalence", "0.3", "--draws", "100", "--tune", "100", "--chains",
+            "2", "--seed", "1", "--quiet"]
+    out = tmp_path / "lr"
+    # 300 SNPs: fewer than the samples, the exact low-rank route
+    snps = pd.read_csv(f"{DEMO.bfile}.bim", sep=r"\s+", header=None)[1][:300]
+    (tmp_path / "snps.txt").write_text("\n".join(snps) + "\n")
+    assert run([*base, "--engine", "lowrank", "--extract", str(tmp_path / "snps.txt"),
+                "--out", str(out)]) == 0
+    tree = xr.open_datatree(f"{out}.posterior.nc", engine="h5netcdf")
+    assert tree["posterior"].attrs["sampler"] == "augmented"
+    assert tree["posterior"]["h2"].shape == (2, 100)
+    assert "V(G)/Vp_L" in Path(f"{out}.hsq").read_text()
+    assert run([*base, "--engine", "eigen", "--out", str(tmp_path / "e")]) == 0
+    assert run([*base, "--engine", "krylov", "--out", str(tmp_path / "k")]) != 0
+    assert not Path(f"{tmp_path / 'k'}.posterior.nc").exists()
+
+
 @pytest.mark.slow
 def test_sample_threshold_model(demo_grm, cc_pheno, tmp_path):
     import xarray as xr

@@ -190,8 +190,21 @@ def _regression(y: np.ndarray, ld: np.ndarray, N: np.ndarray, M: float, weights,
                        jk.delete[:, 0] * M / Nbar, filtered)
 
 
+class _RegressionFit(Results):
+    """What every LD score regression fit says the same way: no likelihood (``llf`` NaN: a
+    moment estimator) and the regression SNPs as ``nobs``."""
+
+    @property
+    def llf(self) -> float:
+        return float("nan")
+
+    @property
+    def nobs(self) -> int:
+        return self.n_snps
+
+
 @dataclass(frozen=True)
-class LDSCFit(Results):
+class LDSCFit(_RegressionFit):
     """LD score regression's h2 (``ldsc.py --h2``), with the package's results vocabulary:
     ``params`` (h2, intercept), ``bse`` (block-jackknife SEs), ``conf_int()``, ``nobs`` (the
     regression SNPs); ``llf`` is NaN (a moment estimator, not a likelihood).
@@ -239,13 +252,6 @@ class LDSCFit(Results):
         c = np.array([[self.h2_se**2, np.nan], [np.nan, self.intercept_se**2]])
         return pd.DataFrame(c, index=self.params.index, columns=self.params.index)
 
-    @property
-    def llf(self) -> float:
-        return float("nan")
-
-    @property
-    def nobs(self) -> int:
-        return self.n_snps
 
     def liability(self, samp_prev: float, pop_prev: float) -> tuple[float, float]:
         """h2 and its SE on the liability scale (sample prevalence P, population K)."""
@@ -385,7 +391,7 @@ def gencov_weights(ld: np.ndarray, w_ld: np.ndarray, N1: np.ndarray, N2: np.ndar
 
 
 @dataclass(frozen=True)
-class LDSCRGFit(Results):
+class LDSCRGFit(_RegressionFit):
     """LD score regression's genetic correlation (``ldsc.py --rg``), with the package's results
     vocabulary: ``params`` (rg, gencov, intercept: the cross-trait regression's; h2_1,
     intercept_1, h2_2, intercept_2: each trait's h2 regression on the same SNPs), ``bse``
@@ -439,13 +445,6 @@ class LDSCRGFit(Results):
         np.fill_diagonal(c, se**2)
         return pd.DataFrame(c, index=self.params.index, columns=self.params.index)
 
-    @property
-    def llf(self) -> float:
-        return float("nan")
-
-    @property
-    def nobs(self) -> int:
-        return self.n_snps
 
     @property
     def z(self) -> float:

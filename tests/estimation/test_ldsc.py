@@ -194,17 +194,9 @@ def two_sumstats():
     """Two traits' Z for the same SNPs: h2 0.4 and 0.3, gencov 0.2 (rg 0.58), 15,000
     shared samples with phenotypic correlation 0.3, unequal N; z1 z2 with the model's
     moments."""
-    rng = np.random.default_rng(1236)
-    n, M = 4000, 1e6
-    ld = rng.gamma(2.0, 40.0, n) + 1
-    wld = ld * rng.uniform(0.6, 1.0, n)
-    N1, N2 = rng.integers(40_000, 60_000, n) * 1.0, rng.integers(20_000, 30_000, n) * 1.0
-    v1, v2 = 1 + N1 * 0.4 * ld / M, 1 + N2 * 0.3 * ld / M
-    r = (np.sqrt(N1 * N2) * 0.2 * ld / M + 15_000 * 0.3 / np.sqrt(N1 * N2)) / np.sqrt(v1 * v2)
-    e1 = rng.standard_normal(n)
-    z1 = np.sqrt(v1) * e1
-    z2 = np.sqrt(v2) * (r * e1 + np.sqrt(1 - r**2) * rng.standard_normal(n))
-    return z1, z2, ld, wld, N1, N2, M
+    from helpers import ldsc_two_traits
+
+    return ldsc_two_traits(4000, 1236)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(two_step=30.0),

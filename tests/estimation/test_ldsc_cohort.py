@@ -361,16 +361,9 @@ def test_rg_regression_equals_ldscore_rg(tmp_path):
 
     from bayeslmm.estimation.ldsc import ldsc_rg
 
-    rng = np.random.default_rng(47)
-    n, M = 5000, 1e6
-    ld = rng.gamma(2.0, 40.0, n) + 1
-    wld = ld * rng.uniform(0.6, 1.0, n)
-    N1, N2 = rng.integers(40_000, 60_000, n) * 1.0, rng.integers(20_000, 30_000, n) * 1.0
-    v1, v2 = 1 + N1 * 0.4 * ld / M, 1 + N2 * 0.3 * ld / M
-    r = (np.sqrt(N1 * N2) * 0.2 * ld / M + 15_000 * 0.3 / np.sqrt(N1 * N2)) / np.sqrt(v1 * v2)
-    e1 = rng.standard_normal(n)
-    z1 = np.sqrt(v1) * e1
-    z2 = np.sqrt(v2) * (r * e1 + np.sqrt(1 - r**2) * rng.standard_normal(n))
+    from helpers import ldsc_two_traits
+
+    z1, z2, ld, wld, N1, N2, M = ldsc_two_traits(5000, 47)
     np.savez(tmp_path / "s.npz", z1=z1, z2=z2, ld=ld, wld=wld, N1=N1, N2=N2, M=M)
     runs = {"two_step": (dict(twostep=30), dict(two_step=30.0)),
             "one_step": ({}, dict(two_step=None)),

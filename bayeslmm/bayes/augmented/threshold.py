@@ -330,8 +330,8 @@ def sample_augmented(model, draws: int = 1000, tune: int = 1000, chains: int = 4
         discarded sweeps (the sampler has nothing to adapt: they are burn-in).
     thin : int
         Sweeps per kept draw. A sweep costs about one NUTS gradient (two products with U)
-        and NUTS takes ~15 per draw; with 4 the draws' ESS per draw is about 0.4-0.6
-        (docs/binary.md), so the default 4 x 1,000 gives ESS(h2) in the thousands.
+        and NUTS takes ~15 per draw; with 4 the draws' ESS(h2) per draw was 0.15-0.6
+        (docs/binary.md), so the default 4 x 1,000 gives ESS(h2) of 600 to a few thousand.
     log_likelihood : bool
         Store log Phi(+-eta_i) per draw (the model's ``y`` terms).
     log_prior : bool

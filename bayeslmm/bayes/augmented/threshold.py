@@ -71,6 +71,7 @@ from bayeslmm.bayes.augmented.draws import (
     truncated_normal_sign,
 )
 from bayeslmm.bayes.augmented.grid_mh import COARSE_T, T_MAX, independence_mh
+from bayeslmm.bayes.compiled.threshold import threshold_parts
 from bayeslmm.bayes.diagnostics import check_diagnostics
 from bayeslmm.bayes.model_info import find_info
 from bayeslmm.errors import InputError
@@ -120,14 +121,9 @@ class AugmentedProblem:
     def of(cls, info) -> AugmentedProblem:
         from bayeslmm.bayes.priors import default_prior
 
-        data, dec = info.data, info.decomposition
-        const = np.flatnonzero(np.ptp(data.X, axis=0) == 0)
-        icol = int(const[0])
+        dec, data, icol, Xc, scale = threshold_parts(info)
         others = tuple(j for j in range(data.M) if j != icol)
-        Xc = data.X[:, list(others)] - info.x_mean
-        x_sd = Xc.std(axis=0)
-        bx_sd = default_prior("threshold", "beta", 1.0).params["sigma"] / np.where(
-            x_sd > 0, x_sd, 1.0)
+        bx_sd = default_prior("threshold", "beta", 1.0).params["sigma"] * scale
         N = data.N
         pp = info.priors.get("prevalence")
         if info.prevalence is None and pp is None:

@@ -49,7 +49,7 @@ from bayeslmm.bayes.compiled.shell import (
 from bayeslmm.bayes.model_info import find_info
 from bayeslmm.likelihood.constants import LOG2PI
 
-__all__ = ["compile_threshold", "supported"]
+__all__ = ["compile_threshold", "supported", "threshold_parts"]
 
 _HEADER = 12  # length, N, r, Mx, M, free intercept, icol, store_g, n_expanded, 3 reserved
 _SQRT2 = math.sqrt(2.0)
@@ -90,8 +90,10 @@ def supported(model) -> str | None:
 
 
 # ---------------------------------------------------------------------- packing
-def _parts(info):
-    """The pieces the model is built from, recomputed as :func:`threshold` does."""
+def threshold_parts(info):
+    """The pieces the model is built from, recomputed as :func:`threshold` does: the
+    decomposition, the data, the intercept column, the centred other covariates X_c and
+    1 / sd of each (the scale of beta_x's default prior). Shared with the augmented sampler."""
     data, dec = info.data, info.decomposition
     const = np.flatnonzero(np.ptp(data.X, axis=0) == 0)
     icol = int(const[0])
@@ -104,7 +106,7 @@ def _parts(info):
 
 def _pack(info, out_index: np.ndarray, store_g: bool) -> np.ndarray:
     """All data the compiled functions read, in one float64 array (unpacked by _unpack)."""
-    dec, data, icol, Xc, scale = _parts(info)
+    dec, data, icol, Xc, scale = threshold_parts(info)
     N, r = dec.U.shape
     Mx = Xc.shape[1]
     a, b = _h2_beta(info.priors["h2"])

@@ -50,13 +50,14 @@ def small_bfile(path: Path, N: int = 40, P: int = 120, seed: int = 3) -> np.ndar
     return G.astype(float)
 
 
-def dosage_vcf(path: Path, N: int = 30, P: int = 50, seed: int = 5, multi: bool = True
-               ) -> np.ndarray:
-    """A VCF with GT and DS (ALT dosages on the 1/255 grid, which 8-bit BGEN stores exactly;
-    2% missing) and, with ``multi``, one tri-allelic GT record (plink2 cannot import it with
-    dosages); returns the (N, P) dosages (NaN missing)."""
+def dosage_vcf(path: Path, N: int = 30, P: int = 50, seed: int = 5, multi: bool = True,
+               grid: int = 255) -> np.ndarray:
+    """A VCF with GT and DS (ALT dosages on the 1/``grid`` grid: 255, which 8-bit BGEN stores
+    exactly, or 16384, a .pgen's dosage unit; 2% missing) and, with ``multi``, one
+    tri-allelic GT record (plink2 cannot import it with dosages); returns the (N, P) dosages
+    (NaN missing)."""
     rng = np.random.default_rng(seed)
-    D = rng.integers(0, 511, size=(N, P)) / 255.0  # 0 .. 2 by 1/255
+    D = rng.integers(0, 2 * grid + 1, size=(N, P)) / grid  # 0 .. 2 by 1/grid
     D[rng.random((N, P)) < 0.02] = np.nan
     head = ["##fileformat=VCFv4.2", "##contig=<ID=1>",
             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',

@@ -49,7 +49,8 @@ for _fmt in (
         name="pfile", opener="bayeslmm.io.pgen:open_flag", counted="ALT (PLINK 2)",
         files=lambda v, **_: _fileset(v, (".pgen", ".pvar", ".psam")),
         flag={"metavar": "PREFIX", "help": "PLINK 2 fileset PREFIX.pgen/.pvar/.psam (ALT "
-              "counted, hard calls); multi-allelic records skipped"}),
+              "counted; dosages where the .pgen stores them, else hard calls); "
+              "multi-allelic records skipped"}),
     GenotypeFormat(
         name="bgen", opener="bayeslmm.io.bgen:open_flag", counted="ALT, per the REF/ALT mode",
         files=lambda v, sample=None, **_: [Path(values(v)[0])] + ([Path(sample)] if sample

@@ -37,15 +37,6 @@ log = logging.getLogger(__name__)
 EIGEN_MAX_N = 15_000
 
 
-def _available_memory() -> int:
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:  # psutil comes with distributed; be safe anyway
-        return 8 * 2**30
-
-
 def choose_engine(N: int, P: int, memory: int | None = None) -> tuple[str, str]:
     """The engine ``auto`` picks for N samples and P SNPs, with the reason.
 
@@ -53,7 +44,9 @@ def choose_engine(N: int, P: int, memory: int | None = None) -> tuple[str, str]:
     free memory; else ``lowrank`` when P < N and two N x P plus two P x P matrices fit in half
     of it; else ``krylov``.
     """
-    mem = _available_memory() if memory is None else int(memory)
+    from bayeslmm.genotypes.storage import available_memory
+
+    mem = available_memory() if memory is None else int(memory)
     eigen_bytes = 3 * 8 * N * N
     # U (N x r, r <= P) exists twice at the peak, as dask's blocks and their concatenation,
     # next to Z'Z and its eigenvectors: at N = 50,000, P = 20,000 that is 22 GiB, and the
@@ -94,8 +87,8 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
                    n_probes: int = 30, n_steps: int = 20, seed: int = 0,
                    chunk_size: int | None = None, progress: bool | None = None,
                    memory: int | None = None, precision: str = "float32",
-                   cache: bool | None = None, return_operator: bool = False,
-                   se_method: str | None = None):
+                   cache: bool | str | None = None, return_operator: bool = False,
+                   se_method: str | None = None, resume=None):
     """REML (one GRM, notes 4.3.2) straight from a PLINK fileset, at any scale.
 
     Parameters
@@ -121,9 +114,17 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
     precision : {"float32", "float64"}
         Krylov engine: floating type of the products over the int8 genotypes (chunk sums
         in float64; :class:`bayeslmm.genotypes.operator.GenotypeOperator`).
-    cache : bool, optional
-        Keep the int8 genotypes in memory between passes (default: when they take at most
-        half the free memory).
+    memory : int, optional
+        Memory budget in bytes (default: the free memory): it picks the engine (``auto``)
+        and where the passes read the genotypes.
+    cache : {"int8", "packed", "none"} or bool, optional
+        Where the passes read the genotypes (see
+        :class:`~bayeslmm.genotypes.operator.GenotypeOperator`): by default the int8
+        cache while it takes at most half of ``memory``, else a ``.bed``'s own 2-bit bytes.
+    resume : path, optional
+        Keep each completed pass over the genotypes in this folder and read back those an
+        interrupted run with the same inputs completed (:mod:`bayeslmm.genotypes.passes`);
+        the folder is left in place: remove it on success (``op.store.remove()``).
     return_operator : bool
         Also return the genotype operator the fit was made with (None for ``eigen``), so
         that further passes (association, BLUP) reuse its cache and its QC.
@@ -179,7 +180,7 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
                           X=data.X if engine == "krylov" else None, chunk_size=chunk_size,
                           client=client, threads=threads, progress=progress,
                           precision=precision if engine == "krylov" else "float64",
-                          cache=cache)
+                          cache=cache, memory=memory, resume=resume)
     try:
         if engine == "lowrank":
             from bayeslmm.covariance.lowrank import decompose_lowrank
@@ -196,11 +197,12 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
         fit = fit_krylov(model, info={
             "passes": st.total_passes, "product_passes": st.passes,
             "decode_passes": st.decode_passes,
-            "seconds_per_pass": float(np.mean(st.seconds)),
+            "seconds_per_pass": float(np.mean(st.seconds)) if st.seconds else 0.0,
             "decode_seconds": float(np.sum(st.decode_seconds)),
             "gflops": st.gflops, "bed_bytes_per_pass": st.bed_bytes_per_pass,
             "genotype_bytes_per_pass": st.genotype_bytes_per_pass,
-            "cached": op.cached, "precision": op.precision, "engine": "krylov",
+            "cache": op.storage, "precision": op.precision, "engine": "krylov",
+            "resumed_passes": op.store.resumed if op.store is not None else 0,
             "scheduler": "distributed" if client is not None else "threads"})
         return (fit, op) if return_operator else fit
     finally:

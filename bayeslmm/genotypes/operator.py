@@ -46,7 +46,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -54,10 +53,19 @@ from numba import njit
 
 from bayeslmm.errors import InputError
 from bayeslmm.genotypes.kinship import AlleleStats, qc_keep
+from bayeslmm.genotypes.packed import (
+    file_rows,
+    packed_graph,
+    packed_product,
+    packed_standardized,
+    row_stats,
+)
+from bayeslmm.genotypes.passes import PassStats, PassStore, digest
+from bayeslmm.genotypes.storage import CACHES, available_memory, choose_cache, pass_identity
 from bayeslmm.io.plink import MISSING_INT8, iter_variant_blocks, read_plink
 from bayeslmm.progress import progress_bar
 
-__all__ = ["PRECISIONS", "GenotypeOperator", "PassStats", "decode_chunk", "genotype_array",
+__all__ = ["CACHES", "PRECISIONS", "GenotypeOperator", "decode_chunk", "genotype_array",
            "standardize_inplace"]
 
 log = logging.getLogger(__name__)
@@ -334,56 +342,6 @@ def _default_chunk(N: int, P: int, chunk_size: int | None) -> int:
     return int(chunk_size)
 
 
-def _available_memory(client=None) -> int:
-    """Free memory of this machine, or the workers' memory limits on a cluster."""
-    if client is not None:
-        workers = client.scheduler_info().get("workers", {}).values()
-        limits = [w.get("memory_limit") or 0 for w in workers]
-        if sum(limits) > 0:
-            return int(sum(limits))
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        return 8 * 2**30
-
-
-@dataclass
-class PassStats:
-    """Bookkeeping of the passes over the genotypes (for benchmarks and logs).
-
-    A *decode* pass reads the ``.bed`` (bed-reader, int8); a *product* pass reads the
-    int8 cache (or decodes the ``.bed`` again when the operator keeps no cache).
-    """
-
-    passes: int = 0
-    vectors: int = 0
-    seconds: list[float] = field(default_factory=list)
-    block_sizes: list[float] = field(default_factory=list)  # vectors per product pass
-    bed_bytes_per_pass: int = 0
-    genotype_bytes_per_pass: int = 0
-    decode_passes: int = 0
-    decode_seconds: list[float] = field(default_factory=list)
-    flops_per_vector: int = 0
-
-    @property
-    def bytes_read(self) -> int:
-        """Genotype bytes read by all passes (decode passes: ``.bed``)."""
-        return (self.passes * self.genotype_bytes_per_pass
-                + self.decode_passes * self.bed_bytes_per_pass)
-
-    @property
-    def total_passes(self) -> int:
-        return self.passes + self.decode_passes
-
-    @property
-    def gflops(self) -> float:
-        """Floating-point rate of the product passes (GFLOP/s, the dense products only)."""
-        t = float(np.sum(self.seconds))
-        return self.flops_per_vector * float(np.sum(self.block_sizes)) / t / 1e9 if t else 0.0
-
-
 class GenotypeOperator:
     """``K = Z Z' / P`` (optionally projected off covariates) applied by passes over a fileset.
 
@@ -414,16 +372,28 @@ class GenotypeOperator:
         there are at least ``PROGRESS_MIN_CHUNKS`` chunks.
     precision : {"float32", "float64"}
         Floating type of the dense products (module docstring); chunk sums are float64.
-    cache : bool, optional
-        Keep the int8 genotypes in memory (N x P bytes; on a cluster, on its workers). By
-        default when they take at most half the free memory (the workers' memory limits
-        on a cluster); without the cache every pass decodes the ``.bed`` again.
+    cache : {"int8", "packed", "none"} or bool, optional
+        Where the passes read the genotypes: ``"int8"`` (True) keeps them decoded in memory
+        (N x P bytes, 4 N P for dosages; on a cluster, on its workers); ``"packed"`` reads a
+        PLINK 1 ``.bed``'s 2-bit bytes on every pass, through the page cache, decoding them
+        inside the product kernel (:mod:`bayeslmm.genotypes.packed`; N P / 4 bytes, none of
+        them in the process); ``"none"`` decodes with the format's reader on every pass.
+        False means "packed" for a ``.bed``, "none" otherwise. By default "int8" when it
+        takes at most half of ``memory``, else "packed" for a ``.bed``, else "none".
+    memory : int, optional
+        Memory budget in bytes (PLINK's ``--memory``, in bytes here) that decides the
+        default cache: by default the free memory (the workers' memory limits on a cluster).
+    resume : path, optional
+        Keep every completed pass in this folder (:class:`bayeslmm.genotypes.passes.PassStore`)
+        and read back the ones a previous, interrupted run with the same inputs completed.
+        The caller removes it on success (:meth:`PassStore.remove`, ``self.store``).
     """
 
     def __init__(self, source, *, maf: float = 0.0, geno: float = 1.0,
                  samples: np.ndarray | None = None, X=None, chunk_size: int | None = None,
                  client=None, threads: int | None = None, progress: bool | None = None,
-                 precision: str = "float32", cache: bool | None = None):
+                 precision: str = "float32", cache: bool | str | None = None,
+                 memory: int | None = None, resume=None):
         ds = read_plink(source) if isinstance(source, str | os.PathLike) else source
         if not isinstance(ds, xr.Dataset):
             raise InputError("expected a PLINK prefix or a dataset from read_plink, got "
@@ -449,14 +419,23 @@ class GenotypeOperator:
         n_chunks = -(-P_all // self.chunk_size)
         self.progress = progress if progress is not None else n_chunks >= PROGRESS_MIN_CHUNKS
         itemsize = _cache_dtype(ds).itemsize  # 1 (int8 counts) or 4 (float32 dosages)
-        self.cached = (bool(cache) if cache is not None
-                       else self.N * P_all * itemsize <= _available_memory(client) / 2)
+        self.storage = choose_cache(cache, ds, self.N * P_all * itemsize,
+                                    available_memory(client) if memory is None else int(memory))
+        self.cached = self.storage == "int8"
         n_file = int(ds.attrs.get("bed_iid_count", N_all))
         self.stats = PassStats(bed_bytes_per_pass=((n_file + 3) // 4) * P_all)
         row_sel = None if samples is None else rows
+        self._file_rows = (file_rows(ds, row_sel, n_file) if self.storage == "packed"
+                           else None)
         filtering = maf > 0 or geno < 1
+        self.store = None
+        if resume is not None:
+            self.store = PassStore(resume, pass_identity(ds, rows, maf, geno, precision,
+                                                         self.chunk_size, self.storage))
+        self._digests: dict[int, tuple] = {}  # id -> (collection, its input's digest)
         # Decode: with a filter asked for, a statistics pass first, then the cache of the
         # SNPs that pass; else one pass (and again only if some SNP was never called).
+        # Packed: one counting pass; the chunks of the SNPs kept are read by every pass.
         G, miss, st = self._decode(ds, np.arange(P_all), row_sel, keep=not filtering)
         p, _ = _scaling(st[0], st[1])
         with np.errstate(invalid="ignore"):
@@ -468,10 +447,14 @@ class GenotypeOperator:
             raise InputError(f"no SNP passed QC (maf={maf:g}, geno={geno:g}); no kernel")
         kept = np.flatnonzero(keep)
         if filtering or kept.size < P_all:
-            G = miss = None  # release the first cache before decoding the kept SNPs
-            G, miss, _ = self._decode(ds, kept, row_sel, keep=True)
             st = st[:, kept]
             self.stats.bed_bytes_per_pass = ((n_file + 3) // 4) * kept.size
+            if self.storage == "packed":  # nothing to decode: the passes read kept's bytes
+                G = packed_graph(ds, kept, self._file_rows,
+                                 _chunk_bounds(kept.size, self.chunk_size))[0]
+            else:
+                G = miss = None  # release the first cache before decoding the kept SNPs
+                G, miss, _ = self._decode(ds, kept, row_sel, keep=True)
         self.dataset = ds.isel(variant=kept)
         self.P = int(kept.size)
         self.has_missing = bool((st[0] < N_all).any())
@@ -479,12 +462,19 @@ class GenotypeOperator:
         self.n_chunks = len(G.chunks[1])
         self.p, md = _scaling(st[0], st[1])
         self.row_stats = st[2:]
-        self._coef_np = np.vstack([md, st[3]])  # m, d, column sums of the counts (rows)
+        # m, d and the column sums of the counts over the rows; packed: those of Z (the
+        # kernel works on standardized values), d (S1 - n m) over the called rows
+        third = md[1] * (st[3] - st[2] * md[0]) if self.storage == "packed" else st[3]
+        self._coef_np = np.vstack([md, third])
         import dask.array as da
 
         self.coef = da.from_array(self._coef_np, chunks=((3,), G.chunks[1]))
         self.stats.genotype_bytes_per_pass = (self.N * self.P * itemsize if self.cached
                                               else self.stats.bed_bytes_per_pass)
+        log.info("genotype passes read %s", {
+            "int8": "the decoded genotypes cached in memory",
+            "packed": "the .bed's 2-bit bytes (page cache), decoded in the product kernel",
+            "none": "the file through its reader, decoded every pass"}[self.storage])
         self.stats.flops_per_vector = 4 * self.N * self.P
         self.Q = None
         if X is not None:
@@ -504,8 +494,16 @@ class GenotypeOperator:
         collections and the per-variant statistics as a numpy array."""
         import dask
 
-        G, miss, st = _decode_graph(ds, variants, rows, self.chunk_size)
         t0 = time.perf_counter()
+        if self.storage == "packed":
+            G, counts = packed_graph(ds, variants, self._file_rows,
+                                     _chunk_bounds(variants.size, self.chunk_size))
+            with self._decode_bar():
+                (counts,) = dask.compute(counts, **self._scheduler())
+            self.stats.decode_passes += 1
+            self.stats.decode_seconds.append(time.perf_counter() - t0)
+            return G, None, row_stats(counts)
+        G, miss, st = _decode_graph(ds, variants, rows, self.chunk_size)
         if keep and self.cached:
             if self.client is not None:
                 from distributed import wait
@@ -550,6 +548,11 @@ class GenotypeOperator:
         """The standardized genotypes (N x P, float64) as a lazy dask array over the cache."""
         import dask.array as da
 
+        if self.storage == "packed":
+            return da.blockwise(packed_standardized, "ij", self.G, "qj", self.coef, "hj",
+                                rows=self._file_rows, n=self.N, dtype=np.float64,
+                                align_arrays=False, concatenate=True, meta=np.empty((0, 0)),
+                                new_axes={"i": self.N})
         return da.blockwise(_chunk_standardized, "ij", self.G, "ij", self.missing, "j",
                             self.coef, "hj", dtype=np.float64, align_arrays=False,
                             concatenate=True, meta=np.empty((0, 0)))
@@ -566,12 +569,30 @@ class GenotypeOperator:
         import dask
         from threadpoolctl import threadpool_limits
 
+        key, made = None, self._digests
+        self._digests = {}
+        if self.store is not None:
+            # a product's input is its block of vectors (the graph holds it under a random
+            # name); any other collection's is its dask token (pure graphs: deterministic)
+            def input_digest(c):
+                entry = made.get(id(c))
+                return entry[1] if entry is not None and entry[0] is c else \
+                    dask.base.tokenize(c)
+
+            key = digest(*map(input_digest, collections))
+            out = self.store.load(key)
+            if out is not None:
+                if self._bar is not None:
+                    self._bar.update(1)
+                return out
         t0 = time.perf_counter()
         if self.client is not None:
             out = dask.compute(*collections, scheduler=self.client)
         else:
             with threadpool_limits(limits=1, user_api="blas"):
                 out = dask.compute(*collections, **self._scheduler())
+        if key is not None:
+            self.store.save(key, out)
         self.stats.passes += 1
         self.stats.seconds.append(time.perf_counter() - t0)
         if self._bar is not None:
@@ -599,31 +620,37 @@ class GenotypeOperator:
 
     def product(self, V: np.ndarray):
         """``Z Z' V`` (unscaled, unprojected) as a lazy dask array: one pass when computed."""
-        V = np.asarray(V, dtype=np.float64)
-        Vd, vbar = self._vectors(V, self.dtype)
-        import dask.array as da
-
-        # one (N, 1, b) partial product per chunk, summed over chunks by dask (float64)
-        parts = da.blockwise(_chunk_product, "ijk", self.G, "ij", self.missing, "j",
-                             self.coef, "hj", Vd, "ik", vbar=vbar, precision=self.dtype,
-                             dtype=np.float64, adjust_chunks={"j": 1}, align_arrays=False,
-                             concatenate=True, meta=np.empty((0, 0, 0)))
-        self.stats.block_sizes.append(V.shape[1])
-        return parts.sum(axis=1, dtype=np.float64)
+        return self._pass_graph(V, self.dtype, half=False)
 
     def rproduct(self, V: np.ndarray, precision: str | None = None):
         """``Z' V`` (P x b, unscaled) as a lazy dask array: one pass when computed; in
         ``precision`` (default the operator's)."""
-        V = np.asarray(V, dtype=np.float64)
-        dtype = self.dtype if precision is None else np.dtype(precision)
-        Vd, vbar = self._vectors(V, dtype)
+        return self._pass_graph(V, self.dtype if precision is None else np.dtype(precision),
+                                half=True)
+
+    def _pass_graph(self, V, dtype, half: bool):
+        """One (N, 1, b) partial product per chunk, summed over chunks by dask (float64);
+        or, ``half``, the (c, b) blocks of Z'V. Its input's digest is kept for the store."""
         import dask.array as da
 
-        self.stats.block_sizes.append(V.shape[1] / 2)  # one of the two products: half the flops
-        return da.blockwise(_chunk_product, "jk", self.G, "ij", self.missing, "j",
-                            self.coef, "hj", Vd, "ik", vbar=vbar, dtype=np.float64, precision=dtype,
-                            half=True, align_arrays=False, concatenate=True,
-                            meta=np.empty((0, 0)))
+        V = np.asarray(V, dtype=np.float64)
+        Vd, vbar = self._vectors(V, dtype)
+        out_ix, kw = ("jk", {}) if half else ("ijk", {"adjust_chunks": {"j": 1}})
+        if self.storage == "packed":
+            fn, args = packed_product, (self.G, "qj", self.coef, "hj", Vd, "ik")
+            kw.update(rows=self._file_rows, n=self.N)
+        else:
+            fn, args = _chunk_product, (self.G, "ij", self.missing, "j", self.coef, "hj", Vd,
+                                        "ik")
+        r = da.blockwise(fn, out_ix, *args, vbar=vbar, precision=dtype, half=half,
+                         dtype=np.float64, align_arrays=False, concatenate=True,
+                         meta=np.empty((0,) * len(out_ix)), **kw)
+        if not half:
+            r = r.sum(axis=1, dtype=np.float64)
+        # one of the two products is half the flops
+        self.stats.block_sizes.append(V.shape[1] / 2 if half else V.shape[1])
+        self._digests[id(r)] = (r, digest("half" if half else "full", np.dtype(dtype).str, V))
+        return r
 
     def matmat(self, V: np.ndarray, *, extra=()):
         """``K V`` (projected when X was given) for an ``(N, k)`` block, in one pass.
@@ -708,5 +735,5 @@ class GenotypeOperator:
     def __repr__(self) -> str:
         return (f"GenotypeOperator(N={self.N}, P={self.P}, M={self.M}, "
                 f"chunks={self.n_chunks}, precision={self.precision}, "
-                f"cache={'int8 in memory' if self.cached else 'none (.bed every pass)'}, "
+                f"cache={self.storage}, "
                 f"scheduler={'distributed' if self.client is not None else 'threads'})")

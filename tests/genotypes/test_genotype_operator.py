@@ -152,8 +152,8 @@ def test_without_cache_every_pass_decodes_the_bed():
     ds = read_plink(load_demo().bfile)
     V = _V(ds.sizes["sample"])
     cached = GenotypeOperator(ds, chunk_size=700, cache=True, **F64)
-    bare = GenotypeOperator(ds, chunk_size=700, cache=False, **F64)
-    assert cached.cached and not bare.cached
+    bare = GenotypeOperator(ds, chunk_size=700, cache="none", **F64)
+    assert cached.cached and not bare.cached and bare.storage == "none"
     np.testing.assert_array_equal(bare.matmat(V), cached.matmat(V))
     assert bare.stats.genotype_bytes_per_pass == bare.stats.bed_bytes_per_pass == 100 * 3000
     assert cached.stats.genotype_bytes_per_pass == 400 * 3000

@@ -100,10 +100,13 @@ def posterior(args: argparse.Namespace, fit, y, X, staged, prefix: Path, *, K=No
 
 
 # ----------------------------------------------------------------------------- engines
-def engine_fit(args: argparse.Namespace, *, return_operator: bool = False):
+def engine_fit(args: argparse.Namespace, staged, *, return_operator: bool = False):
     """``--engine``: REML straight from the genotypes (:func:`bayeslmm.reml_genotypes`) on
-    the phenotype and covariates aligned to the genotyped samples; no GRM is read."""
+    the phenotype and covariates aligned to the genotyped samples; no GRM is read. The
+    Krylov engine's passes are kept in PREFIX.resume/ until the outputs are written."""
+    from bayeslmm.estimation.catalogue import engine_options
     from bayeslmm.estimation.engines import reml_genotypes, scheduler_client
+    from bayeslmm.genotypes.passes import remove_store
 
     if genotype_source(vars(args)) is None or args.grm or args.mgrm:
         raise InputError("--engine fits from the genotypes: give them, and no --grm/--mgrm")
@@ -113,13 +116,13 @@ def engine_fit(args: argparse.Namespace, *, return_operator: bool = False):
         raise InputError("the threshold model samples on a decomposition: --engine eigen or "
                          "lowrank, --grm, or --bfile without --engine")
     inp = load(args, kernel=False)
+    opts = engine_options(args, output_prefix(args.out))
+    staged.on_commit(lambda: remove_store(opts["resume"]))
     with scheduler_client(getattr(args, "scheduler", None)) as client:
         out = reml_genotypes(inp.ds, inp.y, inp.X, engine=args.engine, maf=args.maf,
                              geno=args.geno, client=client, threads=args.threads,
-                             n_probes=args.probes, n_steps=args.lanczos_steps,
-                             seed=args.probe_seed, precision=args.precision,
                              progress=progress(args), return_operator=return_operator,
-                             se_method=args.se_method)
+                             se_method=args.se_method, **opts)
     fit = out[0] if return_operator else out
     results.info("REML (engine %s), N=%d\n%s\n%s.", args.engine, fit.nobs,
                  hsq_text(fit).rstrip(), se_line(fit))
@@ -173,7 +176,7 @@ def cmd_reml(args: argparse.Namespace, staged) -> Path:
     if len(getattr(args, "mpheno_all", ())) > 1:
         fit = _fit_traits(args)[1]
     elif args.engine:
-        fit = engine_fit(args)[1]
+        fit = engine_fit(args, staged)[1]
     else:
         fit = fit_reml(args, load(args))
     write_hsq(fit, f"{prefix}.hsq", staged,
@@ -202,7 +205,7 @@ def cmd_blup(args: argparse.Namespace, staged) -> Path:
 
 
 def _assoc_results(args: argparse.Namespace, tests: list[str], min_maf: float,
-                   max_missing: float) -> dict:
+                   max_missing: float, staged) -> dict:
     from bayeslmm.association.fixed_variance import assoc, loco_fits, one_test
     from bayeslmm.association.grammar import assoc_krylov
     from bayeslmm.estimation.krylov import KrylovFit
@@ -210,7 +213,7 @@ def _assoc_results(args: argparse.Namespace, tests: list[str], min_maf: float,
     if args.engine:
         if args.loco:
             raise InputError("--loco builds its GRMs per chromosome; drop --engine (or --loco)")
-        inp, (fit, op) = engine_fit(args, return_operator=True)
+        inp, (fit, op) = engine_fit(args, staged, return_operator=True)
         if isinstance(fit, KrylovFit):  # GRAMMAR(-Gamma) in one more pass
             return {t: assoc_krylov(fit, op, test=t) for t in tests}
         ds, kw = inp.ds, {"fit": fit}
@@ -271,7 +274,7 @@ def cmd_assoc(args: argparse.Namespace, staged) -> Path:
         qc = (0.01, 0.05)
         log.info("--format gemma: GEMMA's SNP filters on the analysed samples (-maf 0.01, "
                  "-miss 0.05); --maf and --geno change them.")
-    per_test = _assoc_results(args, tests, *qc)
+    per_test = _assoc_results(args, tests, *qc, staged)
     write_assoc_tables(per_test, prefix, args.format, staged, chromosomes=args.chr)
     return prefix
 
@@ -293,7 +296,7 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
         from bayeslmm.estimation.krylov import KrylovFit
         from bayeslmm.reports.posterior_files import FigureOptions, write_krylov_posterior
 
-        inp, fit = engine_fit(args)
+        inp, fit = engine_fit(args, staged)
         write_hsq(fit, f"{prefix}.hsq", staged, prevalence=args.prevalence)
         if isinstance(fit, KrylovFit):  # the exact 1-D quadrature, with its MC error
             post = posterior_h2_krylov(fit.model, priors=prior_args(args))

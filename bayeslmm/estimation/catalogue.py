@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from bayeslmm.registry import Engine, register_engine
 
-__all__ = ["ENGINES", "ENGINE_FLAGS", "FIT_FLAGS", "LDSCORE_FLAGS", "LIABILITY_FLAGS"]
+__all__ = ["ENGINES", "ENGINE_FLAGS", "FIT_FLAGS", "LDSCORE_FLAGS", "LIABILITY_FLAGS",
+           "engine_options"]
 
 ENGINES = ("auto", "eigen", "lowrank", "krylov")
-_PASSES = frozenset({"scheduler"})  # every engine runs its passes on dask
+_PASSES = frozenset({"scheduler", "memory"})  # every engine runs its passes on dask
 for _e, _what, _opts in (
         ("auto", "picks eigen, lowrank or krylov by N, P and free memory (logged)",
-         {"probes", "lanczos_steps", "probe_seed", "precision"}),
+         {"probes", "lanczos_steps", "probe_seed", "precision", "no_resume"}),
         ("eigen", "the GRM from the genotypes, then its eigendecomposition (N up to ~15,000)",
          set()),
         ("lowrank", "K = ZZ'/P through the P x P matrix Z'Z, exact (P < N)", set()),
         ("krylov", "matrix-free: block Lanczos + stochastic Lanczos quadrature, any N and P",
-         {"probes", "lanczos_steps", "probe_seed", "precision"})):
+         {"probes", "lanczos_steps", "probe_seed", "precision", "no_resume"})):
     register_engine(Engine(_e, _what, options=frozenset(_opts) | _PASSES))
 
 #: the engines' command-line flags (argparse keywords), added by the parser in one loop
@@ -36,7 +37,32 @@ ENGINE_FLAGS = {
     "--precision": dict(choices=("float32", "float64"), default="float32",
                         help="Krylov engine: floating type of the products over the int8 "
                              "genotypes (chunk sums in float64; default %(default)s)"),
+    "--memory": dict(type=int, default=None, metavar="MB",
+                     help="memory budget in MiB, as PLINK's (default: the free memory): picks "
+                          "the engine (auto) and whether the passes keep the genotypes "
+                          "decoded in memory (1 byte a call) or read a .bed's 2-bit bytes"),
+    "--no-resume": dict(action="store_true",
+                        help="Krylov engine: keep no PREFIX.resume/ folder (by default each "
+                             "completed pass is kept there, a stopped run started again "
+                             "resumes after it, and success removes the folder)"),
 }
+
+
+def engine_options(args, prefix) -> dict:
+    """``reml_genotypes``'s keywords from the engines' flags: the Krylov settings, the memory
+    budget in bytes and the resume folder ``PREFIX.resume`` (Krylov only: the other engines
+    make one or two passes)."""
+    from bayeslmm.errors import InputError
+
+    a = vars(args)
+    if a.get("memory") is not None and a["memory"] < 1:
+        raise InputError(f"--memory must be a positive number of MiB, got {a['memory']}")
+    resume = (None if a.get("no_resume") or a.get("engine") not in ("krylov", "auto")
+              else f"{prefix}.resume")
+    return {"n_probes": a["probes"], "n_steps": a["lanczos_steps"], "seed": a["probe_seed"],
+            "precision": a["precision"], "resume": resume,
+            "memory": None if a.get("memory") is None else a["memory"] * 2**20}
+
 
 #: the variance-component fit's flags (reml, blup, assoc, sample, compare, sensitivity)
 FIT_FLAGS = {

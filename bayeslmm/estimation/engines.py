@@ -180,7 +180,8 @@ def reml_genotypes(source, y, X=None, *, engine: str = "auto", maf: float = 0.0,
                           X=data.X if engine == "krylov" else None, chunk_size=chunk_size,
                           client=client, threads=threads, progress=progress,
                           precision=precision if engine == "krylov" else "float64",
-                          cache=cache, memory=memory, resume=resume)
+                          cache=cache, memory=memory,
+                          resume=resume if engine == "krylov" else None)
     try:
         if engine == "lowrank":
             from bayeslmm.covariance.lowrank import decompose_lowrank

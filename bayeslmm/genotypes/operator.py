@@ -471,10 +471,11 @@ class GenotypeOperator:
         self.coef = da.from_array(self._coef_np, chunks=((3,), G.chunks[1]))
         self.stats.genotype_bytes_per_pass = (self.N * self.P * itemsize if self.cached
                                               else self.stats.bed_bytes_per_pass)
-        log.info("genotype passes read %s", {
-            "int8": "the decoded genotypes cached in memory",
+        log.info("Passes over the genotypes read %s (cache '%s').", {
+            "int8": "them decoded once and kept in memory",
             "packed": "the .bed's 2-bit bytes (page cache), decoded in the product kernel",
-            "none": "the file through its reader, decoded every pass"}[self.storage])
+            "none": "the file through its reader, decoding it every time"}[self.storage],
+            self.storage)
         self.stats.flops_per_vector = 4 * self.N * self.P
         self.Q = None
         if X is not None:
@@ -498,8 +499,14 @@ class GenotypeOperator:
         if self.storage == "packed":
             G, counts = packed_graph(ds, variants, self._file_rows,
                                      _chunk_bounds(variants.size, self.chunk_size))
+            key = digest("counts", dask.base.tokenize(counts))
+            stored = self.store.load(key) if self.store is not None else None
+            if stored is not None:
+                return G, None, row_stats(stored[0])
             with self._decode_bar():
                 (counts,) = dask.compute(counts, **self._scheduler())
+            if self.store is not None:
+                self.store.save(key, (counts,))
             self.stats.decode_passes += 1
             self.stats.decode_seconds.append(time.perf_counter() - t0)
             return G, None, row_stats(counts)

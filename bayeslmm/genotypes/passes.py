@@ -14,6 +14,7 @@ fileset, a filter, another precision or chunking, which changes the rounding) st
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ import numpy as np
 
 from bayeslmm.errors import InputError
 
-__all__ = ["PassStats", "PassStore", "digest"]
+__all__ = ["PassStats", "PassStore", "digest", "remove_store"]
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,17 @@ class PassStore:
 
     def remove(self) -> None:
         """Delete the store (the run succeeded)."""
-        if self.folder.is_dir():
-            self._clear()
-            for f in self.folder.glob(".pass.*"):
-                f.unlink()
-            self.folder.rmdir()
+        remove_store(self.folder)
+
+
+def remove_store(folder: str | os.PathLike[str] | None) -> None:
+    """Delete a :class:`PassStore`'s folder: its passes, temporary files and manifest, then
+    the folder if nothing else is in it. A folder without the manifest is not a store and
+    is left alone (as is a missing one)."""
+    folder = None if folder is None else Path(folder)
+    if folder is None or not (folder / _MANIFEST).is_file():
+        return
+    for f in [*folder.glob("pass-*.npz"), *folder.glob(".pass.*"), folder / _MANIFEST]:
+        f.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()

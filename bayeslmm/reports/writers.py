@@ -98,7 +98,13 @@ class StagedOutputs:
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
+        self._after: list[Callable[[], None]] = []
         self.committed: list[Path] = []
+
+    def on_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once every output is in place (e.g. remove a run's resume state,
+        which a failed or stopped run keeps so that it can resume)."""
+        self._after.append(action)
 
     def _temp(self, path: Path) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -183,6 +189,8 @@ class StagedOutputs:
         self.committed.extend(done)
         for d in dirs:
             _rmtree_quiet(d)
+        for action in self._after:
+            action()
         self._pending.clear()
         return list(self.committed)
 

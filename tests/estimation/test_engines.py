@@ -72,9 +72,15 @@ def test_bad_input():
 @pytest.mark.slow
 # 4 Lanczos steps keep it quick: the test compares schedulers, not the solve's convergence.
 @pytest.mark.filterwarnings("ignore::bayeslmm.errors.ConvergenceWarning")
-def test_distributed_local_cluster_equals_threads():
-    """Two worker processes, one thread each: the operator product and the Krylov REML equal
-    the threaded scheduler's numbers to 1e-10."""
+def test_distributed_local_cluster_equals_threads(monkeypatch):
+    """Two worker processes, one thread each, 512 MiB each: the operator product and the
+    Krylov REML equal the threaded scheduler's numbers to 1e-10, with the int8 cache on the
+    workers and with the packed .bed read by them; a worker killed (SIGKILL) after the
+    second pass is replaced by its nanny, the cache chunks it held are decoded again, and
+    the run ends with the identical result."""
+    import os
+    import signal
+
     distributed = pytest.importorskip("distributed")
     demo = load_demo()
     y, _ = demo.phenotype_and_grm()
@@ -83,13 +89,31 @@ def test_distributed_local_cluster_equals_threads():
     local = GenotypeOperator(ds, chunk_size=1000, progress=False).matmat(V)
     kw = dict(engine="krylov", n_probes=6, n_steps=4, chunk_size=1000, progress=False)
     fit_threads = reml_genotypes(ds, y, **kw)
+    packed_threads = reml_genotypes(ds, y, cache="packed", **kw)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  memory_limit="512MiB", dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         remote = GenotypeOperator(ds, chunk_size=1000, client=client, progress=False).matmat(V)
         fit_dist = reml_genotypes(ds, y, client=client, **kw)
+        fit_packed = reml_genotypes(ds, y, client=client, cache="packed", **kw)
         assert len(client.scheduler_info()["workers"]) == 2
+        killed = []
+        compute = GenotypeOperator.compute
+
+        def kill_after_two(self, *c):
+            if self.stats.passes == 2 and not killed:
+                pid = next(iter(client.run(os.getpid).values()))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            return compute(self, *c)
+
+        monkeypatch.setattr(GenotypeOperator, "compute", kill_after_two)
+        fit_killed = reml_genotypes(ds, y, client=client, **kw)
+        assert killed and fit_killed.info["cache"] == "int8"
+        client.wait_for_workers(2, timeout=60)
+        assert killed[0] not in client.run(os.getpid).values()  # replaced
     np.testing.assert_allclose(remote, local, rtol=0, atol=1e-10)
-    assert fit_dist.info["scheduler"] == "distributed"
-    assert abs(fit_dist.h2 - fit_threads.h2) < 1e-10
-    assert abs(fit_dist.loglik - fit_threads.loglik) < 1e-10
+    assert fit_dist.info["scheduler"] == "distributed" and fit_packed.info["cache"] == "packed"
+    for fit, ref in ((fit_dist, fit_threads), (fit_packed, packed_threads)):
+        assert abs(fit.h2 - ref.h2) < 1e-10 and abs(fit.loglik - ref.loglik) < 1e-10
+    assert fit_killed.h2 == fit_dist.h2 and fit_killed.loglik == fit_dist.loglik

@@ -366,8 +366,12 @@ def profile(N: int, P: int, workdir: Path, threads: int, block: int, passes: int
     ops = {}
     for name, kw in [("int8 cache, float64", {"precision": "float64"}),
                      ("int8 cache, float32", {"precision": "float32"}),
-                     ("no cache (.bed int8 every pass), float32",
-                      {"precision": "float32", "cache": False})]:
+                     ("packed .bed (2-bit, decoded in the kernel), float32",
+                      {"precision": "float32", "cache": "packed"}),
+                     ("packed .bed (2-bit, decoded in the kernel), float64",
+                      {"precision": "float64", "cache": "packed"}),
+                     ("no cache (bed-reader int8 every pass), float32",
+                      {"precision": "float32", "cache": "none"})]:
         ops[name] = GenotypeOperator(ds, threads=threads, progress=False, **kw)
     times = {"before: bed-reader float64 + standardize + dask matmul": []}
     times.update({k: [] for k in ops})
@@ -393,8 +397,9 @@ def profile(N: int, P: int, workdir: Path, threads: int, block: int, passes: int
         else:
             gb = op.stats.genotype_bytes_per_pass
             read = f"{gb / 1e6:.0f} MB {'int8' if op.cached else '.bed'}"
+            dec_s = op.stats.decode_seconds[0]
             err = f"{np.abs(outs[k] - ref).max() / np.abs(ref).max():.1e}"
-            dec = f"{op.stats.decode_seconds[0]:.1f}"
+            dec = f"{dec_s:.1f}"
         rows.append({"N": N, "P": P, "missing": missing, "pass": k, "threads": threads,
                      "block": block, "s/pass": f"{sec:.2f}", "speed-up": f"{base / sec:.1f}x",
                      "GFLOP/s": f"{4 * N * P * block / sec / 1e9:.1f}",

@@ -76,6 +76,7 @@ def assoc_krylov(fit: KrylovFit, op: GenotypeOperator, *, test: str = "grammar-g
     N = op.N
     ytilde = (1.0 - fit.h2) * model.solve_y(fit.h2)  # sigma_e2 P y, in units of Vp
     YQ = np.column_stack([ytilde, op.Q])
+    op.stage(f"{test} association", 1 + (n_steps + 1 if n_calibration > 0 else 0))
     # float64: these are the reported statistics themselves, not a stochastic estimate.
     Zt_YQ = op.rmatmat(YQ, precision="float64")
     zz = op.column_sumsq()  # exact from the genotype counts, no pass

@@ -234,6 +234,9 @@ def krylov_model(op, y, X, *, n_probes: int = 30, n_steps: int = 20, seed: int =
     Z = rng.choice(np.array([-1.0, 1.0]), size=(op.N, n_probes))
     V0 = op.project(np.column_stack([y, Z]))
     fused = getattr(op, "matmat_with_raw", None)
+    separate_trace = fused is None and getattr(op, "Q", None) is not None  # one more pass
+    if hasattr(op, "stage"):
+        op.stage("REML (block Lanczos)", n_steps + separate_trace)
     if fused is None or getattr(op, "Q", None) is None:
         trace_Kc = op.trace()
         lz = block_lanczos(op.matmat, V0, n_steps)

@@ -606,6 +606,14 @@ class GenotypeOperator:
             self._bar.update(1)
         return out
 
+    def stage(self, name: str, passes: int) -> None:
+        """Start a stage of ``passes`` passes (REML, association): the progress bar shows
+        its name, its count and the time left; the log says what it will cost."""
+        log.info("%s: %d passes over the genotypes.", name, passes)
+        if self._bar is not None:
+            self._bar.reset(total=passes)
+            self._bar.set_description(f"{name}: passes over the genotypes")
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

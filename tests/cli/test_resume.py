@@ -33,7 +33,7 @@ def fileset(tmp_path_factory) -> tuple[Path, Path]:
     iid = [f"i{k}" for k in range(N)]
     to_bed(d / "g.bed", G, properties={"fid": iid, "iid": iid,
                                        "chromosome": np.repeat(["1", "2"], P // 2)})
-    (d / "y.txt").write_text("".join(f"{i} {i} {v:.6f}\n" for i, v in zip(iid, y)))
+    (d / "y.txt").write_text("".join(f"{i} {i} {v:.6f}\n" for i, v in zip(iid, y, strict=True)))
     return d / "g", d / "y.txt"
 
 

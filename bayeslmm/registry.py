@@ -140,8 +140,9 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "assoc": tuple(f"{t}{sfx}" for t in ("", ".exact", ".grammar", ".grammar-gamma", ".wald",
                                           ".lrt", ".score")
                    for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")) + (".glm.linear",),
-    # two traits: .rg.png (h2_1, h2_2 and r_g) in place of .h2.png
-    "sample": (*_POSTERIOR, ".rg.png"),
+    # two traits: .rg.png (h2_1, h2_2 and r_g) in place of .h2.png; sparse SNP priors (bayesc):
+    # GEMMA -bslmm's .param.txt and .hyp.txt
+    "sample": (*_POSTERIOR, ".rg.png", ".param.txt", ".hyp.txt"),
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
     "ldscore": (".l2.ldscore.gz", ".l2.M", ".l2.M_5_50"), "ldsc": (".ldsc.tsv",),

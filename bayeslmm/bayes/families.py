@@ -23,5 +23,5 @@ for _family in (
                     options=_SAMPLING | {"prevalence", "link"}),
         # No PyMC model: discrete indicators, sampled by collapsed Gibbs (bayes/sparse/).
         ModelFamily(name="bayesc", kinds=("bayesc",),
-                    options=frozenset({"draws", "tune", "chains", "seed"}))):
+                    options=_SAMPLING)):
     register_model_family(_family)

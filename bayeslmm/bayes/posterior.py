@@ -74,6 +74,10 @@ def check_priors(priors: Mapping[str, Any], model: str = "linear") -> None:
                              f"{', '.join(PRIOR_NAMES)}")
         for spec in priors.values():
             parse_prior(spec)
+    elif model in ("bayesc", "bayesr"):  # conjugate priors, as numbers or pairs
+        from bayeslmm.bayes.sparse.spec import sparse_prior_kwargs
+
+        sparse_prior_kwargs(priors, model)
     elif model != "multitrait":
         parse_priors(priors)
 
@@ -138,6 +142,9 @@ def posterior_of_fit(fit, y, X=None, *, K=None, model: str = "linear",
     PosteriorRun
     """
     family = model_family(model)
+    if model in ("bayesc", "bayesr"):  # no GRM model: their sampler takes the genotypes
+        raise InputError(f"--model {model} samples SNP effects from the genotypes, not a GRM "
+                         f"posterior beside a fit: run 'bayeslmm sample --model {model}'")
     priors = dict(priors or {})
     if model == "multitrait":
         m = family.build(y, fit.model.dec, X, priors=priors, eta=lkj_eta)

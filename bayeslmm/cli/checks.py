@@ -37,9 +37,9 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
         Naming the flag, the value given and what is allowed.
     """
     a = vars(args)
-    for name in ("draws", "chains"):
+    for name in ("draws", "chains", "probes", "lanczos_steps"):
         if a.get(name) is not None:
-            _need(a[name] >= 1, f"--{name} must be at least 1, got {a[name]}")
+            _need(a[name] >= 1, f"--{name.replace('_', '-')} must be at least 1, got {a[name]}")
     if a.get("tune") is not None:
         _need(a["tune"] >= 0, f"--tune must be 0 or more, got {a['tune']}")
     for name in ("seed", "probe_seed"):
@@ -55,9 +55,6 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
         _need(0.0 <= a["maf"] <= 0.5, f"--maf must be in [0, 0.5], got {a['maf']}")
     if a.get("geno") is not None:
         _need(0.0 <= a["geno"] <= 1.0, f"--geno must be in [0, 1], got {a['geno']}")
-    for name in ("probes", "lanczos_steps"):
-        if a.get(name) is not None:
-            _need(a[name] >= 1, f"--{name.replace('_', '-')} must be at least 1, got {a[name]}")
     if a.get("lkj_eta") is not None:
         _need(np.isfinite(a["lkj_eta"]) and a["lkj_eta"] > 0,
               f"--lkj-eta must be a finite number above 0, got {a['lkj_eta']}")

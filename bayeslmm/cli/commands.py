@@ -283,6 +283,9 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm sample``: PREFIX.hsq, .posterior.nc/.tsv, .h2.png (.rg.png: two traits)."""
     prefix = output_prefix(args.out)
     prior_args(args)  # a bad prior fails before any computation
+    if args.model in ("bayesc", "bayesr"):  # sparse SNP priors, sampled from the genotypes
+        from bayeslmm.reports.sparse import sample_sparse
+        return sample_sparse(args, load, staged, prefix)
     if len(getattr(args, "mpheno_all", ())) > 1:
         if len(args.mpheno_all) != 2:
             raise InputError(f"the multi-trait posterior is for two traits; --mpheno gave "

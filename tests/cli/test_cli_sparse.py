@@ -1,0 +1,140 @@
+"""``bayeslmm sample --model bayesc`` end to end on a small simulated fileset
+(docs/sparse-priors.md, "From the command line"): GEMMA -bslmm's .param.txt and .hyp.txt
+layouts (GEMMA's ``BSLMM::WriteParam``/``WriteResult``), the posterior files, the PIPs of the
+simulated causal SNPs against the null ones both ways, and refusals in one line with nothing
+written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from helpers import run_cli
+
+N, P = 200, 40
+CAUSAL = [3, 17, 30]  # 0-based columns
+MISSING = [(3, 4), (8, 4), (11, 9)]  # (sample, SNP): missing calls
+
+
+@pytest.fixture(scope="module")
+def fileset(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
+    """A .bed with three causal SNPs of large effect (on the standardized scale), three
+    missing calls, and its phenotype; returns (prefix, phenotype file, allele counts)."""
+    from bed_reader import to_bed
+
+    rng = np.random.default_rng(24)
+    G = rng.binomial(2, rng.uniform(0.15, 0.5, P), size=(N, P)).astype(np.float32)
+    for i, j in MISSING:
+        G[i, j] = np.nan
+    p = np.nanmean(G, 0) / 2
+    Z = np.nan_to_num((G - 2 * p) / np.sqrt(2 * p * (1 - p)))
+    b = np.zeros(P)
+    b[CAUSAL] = [0.7, -0.6, 0.6]
+    y = 2.0 + Z @ b + rng.standard_normal(N)
+    d = tmp_path_factory.mktemp("sparse")
+    to_bed(str(d / "sim.bed"), G, properties={
+        "chromosome": np.repeat(["1", "2"], P // 2), "bp_position": 1000 * np.arange(1, P + 1),
+        "sid": [f"rs{j}" for j in range(P)]})
+    fam = pd.read_csv(d / "sim.fam", sep=r"\s+", header=None)
+    pd.DataFrame({"fid": fam[0], "iid": fam[1], "y": y}).to_csv(d / "sim.phen", sep=" ",
+                                                              header=False, index=False)
+    return d / "sim", d / "sim.phen", G
+
+
+@pytest.fixture(scope="module")
+def run(fileset, tmp_path_factory) -> Path:
+    prefix, pheno, _ = fileset
+    out = tmp_path_factory.mktemp("out") / "bc"
+    assert run_cli(["sample", "--model", "bayesc", "--bfile", str(prefix), "--pheno",
+                    str(pheno), "--prior", "pi=Beta(1, 9)", "--draws", "300", "--tune", "100",
+                    "--chains", "2", "--seed", "3", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_param_txt_is_gemmas_layout_with_pips_high_for_causal_and_low_for_null(run, fileset):
+    lines = Path(f"{run}.param.txt").read_text().splitlines()
+    assert lines[0] == "chr\trs\tps\tn_miss\talpha\tbeta\tgamma"
+    rows = [ln.split("\t") for ln in lines[1:]]
+    assert len(rows) == P and all(len(r) == 7 for r in rows)
+    # GEMMA writes the numbers with C++'s scientific << setprecision(6): d.dddddde+XX
+    assert all(re.fullmatch(r"-?\d\.\d{6}e[+-]\d{2}", v) for r in rows for v in r[4:])
+    tab = pd.DataFrame(rows, columns=lines[0].split("\t"))
+    assert list(tab["rs"]) == [f"rs{j}" for j in range(P)]
+    assert list(tab["ps"].astype(int)) == list(1000 * np.arange(1, P + 1))
+    assert list(tab["chr"]) == ["1"] * (P // 2) + ["2"] * (P // 2)
+    G = fileset[2]
+    assert np.array_equal(tab["n_miss"].astype(int), np.isnan(G).sum(0))
+    assert np.all(tab["alpha"].astype(float) == 0)  # no polygenic (GRM) term
+    gamma = tab["gamma"].astype(float).to_numpy()
+    null = np.setdiff1d(np.arange(P), CAUSAL)
+    assert gamma[CAUSAL].min() > 0.95  # the simulated causal SNPs are found
+    assert gamma[null].max() < 0.5 and gamma[null].mean() < 0.1  # and the nulls are not
+    # beta is per copy of A1 given inclusion: x gamma x sd is the netCDF's standardized mean
+    tree = xr.open_datatree(f"{run}.posterior.nc")
+    p = np.nanmean(G, 0) / 2
+    std = tab["beta"].astype(float) * gamma * np.sqrt(2 * p * (1 - p))
+    eff = tree["snp_summary"]["effect_mean"].to_numpy()
+    assert np.allclose(std, eff, rtol=1e-5, atol=1e-12)
+    assert np.sign(eff[CAUSAL]).tolist() == [1, -1, 1]
+
+
+def test_hyp_txt_holds_every_draw_of_gemmas_hyperparameters(run):
+    lines = Path(f"{run}.hyp.txt").read_text().splitlines()
+    assert lines[0] == "h \t pve \t pi \t n_gamma"
+    rows = [ln.split("\t") for ln in lines[1:]]
+    assert len(rows) == 2 * 300 and all(r[-1] == "" for r in rows)  # GEMMA's trailing tab
+    h, pve, pi = (np.array([float(r[k]) for r in rows]) for k in range(3))
+    n_gamma = np.array([int(r[3]) for r in rows])
+    assert np.all((0 < h) & (h < 1) & (0 < pve) & (pve < 1) & (0 < pi) & (pi < 1))
+    tree = xr.open_datatree(f"{run}.posterior.nc")
+    post = tree["posterior"]
+    assert np.array_equal(n_gamma, post["n_included"].to_numpy().reshape(-1))
+    assert np.allclose(pve, post["pve"].to_numpy().reshape(-1), rtol=1e-6)
+    assert np.all(n_gamma >= len(CAUSAL) - 1)
+    summary = pd.read_csv(f"{run}.posterior.tsv", sep="\t", index_col=0)
+    assert {"pi", "sigma_b2", "sigma_e2", "pve", "n_included"} <= set(summary.index)
+    assert "Beta(1, 9)" in tree.attrs["priors"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--grm", "GRM"], "--grm is for the GRM route"),
+    (["--prior", "h2=Beta(1, 1)"], "the bayesc model has priors on pi, sigma_b2, sigma_e2"),
+    (["--prior", "pi=HalfNormal(1)"], "pi takes Beta(a, b)"),
+    (["--prevalence", "0.1"], "--prevalence does not apply"),
+    (["--prior", "pi=1.5"], "strictly between 0 and 1"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing(fileset, tmp_path, capsys, extra, message):
+    prefix, pheno, _ = fileset
+    if "--grm" in extra:
+        extra = ["--grm", str(prefix)]
+        args = ["--pheno", str(pheno)]
+    else:
+        args = ["--bfile", str(prefix), "--pheno", str(pheno)]
+    code = run_cli(["sample", "--model", "bayesc", *args, *extra, "--draws", "20", "--tune",
+                    "0", "--chains", "1", "--out", str(tmp_path / "bad"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_genotypes_it_says_to_give_them(fileset, tmp_path, capsys):
+    _, pheno, _ = fileset
+    assert run_cli(["sample", "--model", "bayesc", "--pheno", str(pheno), "--out",
+                    str(tmp_path / "x"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give the genotypes" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_refuses_the_sparse_model_in_one_line(fileset, tmp_path, capsys):
+    prefix, pheno, _ = fileset
+    assert run_cli(["compare", "--model", "bayesc", "--bfile", str(prefix), "--pheno",
+                    str(pheno), "--out", str(tmp_path / "c"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "run 'bayeslmm sample --model bayesc'" in err[-1] and err[-1].count("\n") == 0
+    assert list(tmp_path.iterdir()) == []

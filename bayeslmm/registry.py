@@ -140,7 +140,7 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "assoc": tuple(f"{t}{sfx}" for t in ("", ".exact", ".grammar", ".grammar-gamma", ".wald",
                                           ".lrt", ".score")
                    for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")) + (".glm.linear",),
-    # two traits: .rg.png (h2_1, h2_2 and r_g) in place of .h2.png; sparse SNP priors (bayesc):
+    # two traits: .rg.png (h2_1, h2_2 and r_g) in place of .h2.png; sparse SNP priors (bayesc/r):
     # GEMMA -bslmm's .param.txt and .hyp.txt
     "sample": (*_POSTERIOR, ".rg.png", ".param.txt", ".hyp.txt"),
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),

@@ -54,7 +54,9 @@ FAMILIES = {
     "multitrait": ("bayeslmm.bayes.models.multitrait", "bayeslmm.bayes.compiled.multitrait"),
     "threshold": ("bayeslmm.bayes.models.threshold", "bayeslmm.bayes.compiled.threshold",
                   "bayeslmm.bayes.augmented"),
+    # the sparse priors share one room: one Gibbs kernel (bayes/sparse/kernel.py), two families
     "bayesc": ("bayeslmm.bayes.sparse",),
+    "bayesr": ("bayeslmm.bayes.sparse",),
 }
 
 

@@ -10,6 +10,7 @@ from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes  # no
 # must not load PyMC, which the model builders and samplers import (about a second).
 _LAZY = {
     "bayesc": "bayeslmm.bayes.sparse.bayesc",
+    "bayesr": "bayeslmm.bayes.sparse.bayesr",
     "Prior": "bayeslmm.bayes.priors",
     "Sensitivity": "bayeslmm.bayes.sensitivity",
     "check_diagnostics": "bayeslmm.bayes.sampling",
@@ -39,6 +40,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "bayesc",
+    "bayesr",
     "Comparison",
     "EmpiricalBayes",
     "Prior",

@@ -22,6 +22,6 @@ for _family in (
         ModelFamily(name="threshold", kinds=("threshold",),
                     options=_SAMPLING | {"prevalence", "link"}),
         # No PyMC model: discrete indicators, sampled by collapsed Gibbs (bayes/sparse/).
-        ModelFamily(name="bayesc", kinds=("bayesc",),
-                    options=_SAMPLING)):
+        ModelFamily(name="bayesc", kinds=("bayesc",), options=_SAMPLING),
+        ModelFamily(name="bayesr", kinds=("bayesr",), options=_SAMPLING)):
     register_model_family(_family)

@@ -94,12 +94,13 @@ LIABILITY_FLAGS = {
                          help="population prevalence of a case-control trait (0/1 or PLINK 1/2 "
                          "coded; 0 and -9 missing in 1/2): adds h2 on the liability scale "
                          "(V(G)/Vp_L, Lee et al. 2011, as GCTA)"),
-    "--model": dict(choices=("linear", "threshold", "bayesc"), default="linear",
+    "--model": dict(choices=("linear", "threshold", "bayesc", "bayesr"), default="linear",
                     help="linear: the LMM (h2_liability by transformation with --prevalence); "
                     "threshold: the liability-threshold (probit) model, its threshold placed "
                     "from --prevalence; bayesc (sample): sparse point-normal SNP effects from "
                     "the genotypes, --prior pi='Beta(a, b)' or pi=NUMBER, -> GEMMA -bslmm's "
-                    "PREFIX.param.txt (per-SNP PIP) and .hyp.txt"),
+                    "PREFIX.param.txt (per-SNP PIP) and .hyp.txt; bayesr (sample): GCTB's four-"
+                    "component mixture, likewise"),
     "--link": dict(choices=("probit", "logit"), default="probit",
                    help="link of the threshold model (logit: free intercept only)"),
 }

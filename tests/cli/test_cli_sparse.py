@@ -138,3 +138,22 @@ def test_compare_refuses_the_sparse_model_in_one_line(fileset, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert "run 'bayeslmm sample --model bayesc'" in err[-1] and err[-1].count("\n") == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bayesr_from_the_command_line(fileset, tmp_path):
+    """The four-component mixture through the same route: GEMMA's layouts (no h: BayesR has
+    no single effect variance), the causal SNPs' PIPs above every null one's."""
+    prefix, pheno, _ = fileset
+    out = tmp_path / "br"
+    assert run_cli(["sample", "--model", "bayesr", "--bfile", str(prefix), "--pheno",
+                    str(pheno), "--prior", "sigma_e2=Jeffreys", "--draws", "200", "--tune",
+                    "100", "--chains", "2", "--seed", "4", "--out", str(out), "--quiet"]) == 0
+    assert Path(f"{out}.hyp.txt").read_text().splitlines()[0] == "pve \t pi \t n_gamma"
+    tab = pd.read_csv(f"{out}.param.txt", sep="\t")
+    assert list(tab.columns) == ["chr", "rs", "ps", "n_miss", "alpha", "beta", "gamma"]
+    null = np.setdiff1d(np.arange(P), CAUSAL)
+    assert tab["gamma"][CAUSAL].min() > 0.95
+    assert tab["gamma"][CAUSAL].min() > tab["gamma"][null].max()
+    tree = xr.open_datatree(f"{out}.posterior.nc")
+    assert tree.attrs["model_family"] == "bayesr"
+    assert tree["posterior"]["weights"].sizes["component"] == 4

@@ -7,8 +7,9 @@
 * ``multikernel``: :func:`marginal_multikernel` (several kernels; a fast exact sampler);
 * ``multitrait``: :func:`multitrait_marginal` (two traits, LKJ priors on r_g and r_e);
 * ``threshold``: :func:`threshold` (liability-threshold model of a case-control trait);
-* ``bayesc`` (in :mod:`bayeslmm.bayes.sparse`, no PyMC model): :func:`bayesc` (the
-  point-normal SNP prior, sampled by collapsed Gibbs).
+* ``bayesc`` and ``bayesr`` (in :mod:`bayeslmm.bayes.sparse`, no PyMC model): :func:`bayesc`
+  (the point-normal SNP prior) and :func:`bayesr` (a mixture of normals), sampled by
+  collapsed Gibbs.
 
 ``bayeslmm.models`` is this package.
 """
@@ -19,6 +20,7 @@ from bayeslmm.bayes.models.multikernel import marginal_multikernel
 from bayeslmm.bayes.models.multitrait import multitrait_marginal
 from bayeslmm.bayes.models.threshold import threshold
 from bayeslmm.bayes.sparse.bayesc import bayesc
+from bayeslmm.bayes.sparse.bayesr import bayesr
 
-__all__ = ["ModelInfo", "bayesc", "fixed_effects", "marginal_grm", "marginal_multikernel",
+__all__ = ["ModelInfo", "bayesc", "bayesr", "fixed_effects", "marginal_grm", "marginal_multikernel",
            "model_info", "multitrait_marginal", "random_effects", "threshold"]

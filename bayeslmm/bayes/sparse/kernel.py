@@ -1,7 +1,14 @@
-"""The BayesC Gibbs chain in numba (docs/sparse-priors.md, eqs. S9-S14).
+"""The Gibbs chain of the sparse SNP priors in numba (docs/sparse-priors.md, eqs. S9-S14 and
+R1-R6): one kernel for every scale mixture of normals with a point mass at zero.
+
+Each SNP's effect is drawn from a mixture of K normals N(0, gamma_k sigma_b2) with weights
+w_k (gamma_k = 0: the point mass). BayesC is the mixture gamma = (0, 1), w = (1 - pi, pi),
+its Beta(a, b) prior on pi the Dirichlet(b, a) prior on w; BayesR is gamma = (0, 1e-4, 1e-3,
+1e-2) with a Dirichlet prior on w (:mod:`bayeslmm.bayes.sparse.bayesc`,
+:mod:`bayeslmm.bayes.sparse.bayesr`).
 
 One call runs one whole chain, burn-in and kept sweeps, so no Python code runs per draw; the
-loop over SNPs inside a sweep is the algorithm itself (each delta_j is drawn given the
+loop over SNPs inside a sweep is the algorithm itself (each component is drawn given the
 residual that the previous SNPs left). Compiled once per machine (``cache=True``).
 """
 
@@ -12,27 +19,22 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["TRACE_NAMES", "gibbs_chain"]
-
-#: the columns of the per-draw trace, in order
-TRACE_NAMES = ("pi", "sigma_b2", "sigma_e2", "pve", "n_included")
+__all__ = ["mixture_chain", "trace_columns"]
 
 
-@njit(cache=True)
-def _expit(x: float) -> float:
-    # Two branches so that exp never overflows for a large |log-odds|.
-    if x >= 0.0:
-        return 1.0 / (1.0 + math.exp(-x))
-    ex = math.exp(x)
-    return ex / (1.0 + ex)
+def trace_columns(K: int) -> tuple[str, ...]:
+    """The columns of :func:`mixture_chain`'s per-draw trace for K components, in order."""
+    return (*(f"w{k}" for k in range(K)), *(f"n{k}" for k in range(K)), "sigma_b2",
+            "sigma_e2", "pve")
 
 
 @njit(cache=True)
-def gibbs_chain(Z, ss, y, seed, n_burn, n_draws, n_batches,
-                pi_fixed, pi0, a_pi, b_pi,
-                sb_fixed, sb0, nu_b, s_b2,
-                se_fixed, se0, nu_e, s_e2, dof):
-    """One BayesC chain: collapsed Gibbs over (delta_j, a_j), then pi, sigma_b2, sigma_e2.
+def mixture_chain(Z, ss, y, seed, n_burn, n_draws, n_batches,
+                  gammas, w_fixed, w0, alpha,
+                  sb_fixed, sb0, nu_b, s_b2,
+                  se_fixed, se0, nu_e, s_e2, dof):
+    """One chain: collapsed Gibbs over each SNP's (component, effect), then the weights,
+    sigma_b2 and sigma_e2.
 
     Parameters
     ----------
@@ -47,54 +49,91 @@ def gibbs_chain(Z, ss, y, seed, n_burn, n_draws, n_batches,
     n_burn, n_draws, n_batches : int
         Sweeps discarded, sweeps kept, and the batches the kept sweeps are cut into for the
         batch-means Monte Carlo SE of the per-SNP summaries.
-    pi_fixed, sb_fixed, se_fixed : bool
-        Hold pi, sigma_b2, sigma_e2 at pi0, sb0, se0 (else those are starting values).
-    a_pi, b_pi : float
-        Beta prior of pi (S4). ``nu_b, s_b2`` and ``nu_e, s_e2``: Scaled-Inv-chi2 priors
-        (S5, S6). ``dof``: N - M, the residual degrees of freedom (S14).
+    gammas : (K,) float64
+        The components' variances in units of sigma_b2 (0: the point mass at zero).
+    w_fixed, sb_fixed, se_fixed : bool
+        Hold the weights, sigma_b2, sigma_e2 at w0, sb0, se0 (else those are starting values).
+    alpha : (K,) float64
+        Dirichlet prior of the weights (S4, R3). ``nu_b, s_b2`` and ``nu_e, s_e2``:
+        Scaled-Inv-chi2 priors (S5, S6). ``dof``: N - M, the residual degrees of freedom.
 
     Returns
     -------
-    trace : (n_draws, 5) float64
-        pi, sigma_b2, sigma_e2, PVE (S8) and n_included after each kept sweep.
+    trace : (n_draws, 2 K + 3) float64
+        The weights, the number of SNPs in each component, sigma_b2, sigma_e2 and PVE (S8)
+        after each kept sweep (:func:`trace_columns`).
     pip, effect : (n_batches, P) float64
-        Batch means of the Rao-Blackwellised P(delta_j = 1 | rest) (S10) and
-        E(b_j | rest) = P(delta_j = 1 | rest) rho_j / (s_j + lambda) (S11).
+        Batch means of the Rao-Blackwellised P(gamma_{k_j} > 0 | rest) (S10, R4) and
+        E(b_j | rest) = sum_k P(k_j = k | rest) rho_j / (s_j + sigma_e2 / (gamma_k sigma_b2))
+        (S11, R5).
     """
     # numba's own generator (per thread), seeded once per chain from the caller's
     # Generator: the legacy np.random calls are the ones numba compiles.
     np.random.seed(seed)  # noqa: NPY002
     N, P = Z.shape
+    K = gammas.size
     b = np.zeros(P)
     r = y.copy()
-    pi, sb, se = pi0, sb0, se0
-    trace = np.empty((n_draws, 5))
+    w = w0.copy()
+    sb, se = sb0, se0
+    trace = np.empty((n_draws, 2 * K + 3))
     pip = np.zeros((n_batches, P))
     effect = np.zeros((n_batches, P))
     counts = np.zeros(n_batches)
+    logw = np.empty(K)
+    lp = np.empty(K)
+    prec = np.empty(K)  # s_j + sigma_e2 / (gamma_k sigma_b2), the posterior precision x se
+    n_k = np.zeros(K)
     for t in range(n_burn + n_draws):
         kept = t >= n_burn
         batch = (t - n_burn) * n_batches // n_draws if kept else 0
-        lam = se / sb
-        log_odds = math.log(pi) - math.log1p(-pi)
-        k = 0
-        ssb = 0.0
+        for k in range(K):
+            logw[k] = math.log(w[k]) if w[k] > 0.0 else -math.inf
+            n_k[k] = 0.0
+        n_nz = 0
+        ssb = 0.0  # sum over included SNPs of b_j^2 / gamma_{k_j}
         for j in range(P):
             bj = b[j]
             rho = 0.0
             for i in range(N):
                 rho += Z[i, j] * r[i]
             rho += ss[j] * bj  # z_j'r_-j with r_-j = r + z_j b_j
-            d = ss[j] + lam
-            log_bf = -0.5 * math.log1p(ss[j] / lam) + rho * rho / (2.0 * se * d)  # (S9)
-            p = _expit(log_odds + log_bf)  # (S10)
+            top = -math.inf
+            for k in range(K):
+                if gammas[k] > 0.0:
+                    lam = se / (gammas[k] * sb)
+                    prec[k] = ss[j] + lam
+                    # the log Bayes factor of component k against b_j = 0 (S9, R4)
+                    lp[k] = logw[k] - 0.5 * math.log1p(ss[j] / lam) \
+                        + rho * rho / (2.0 * se * prec[k])
+                else:
+                    prec[k] = 0.0
+                    lp[k] = logw[k]
+                top = max(top, lp[k])
+            tot = 0.0
+            for k in range(K):
+                lp[k] = math.exp(lp[k] - top)
+                tot += lp[k]
+            for k in range(K):
+                lp[k] /= tot  # P(k_j = k | rest) (S10, R4)
             if kept:
-                pip[batch, j] += p
-                effect[batch, j] += p * rho / d
-            if np.random.random() < p:  # noqa: NPY002
-                new = rho / d + math.sqrt(se / d) * np.random.standard_normal()  # noqa: NPY002 (S11)
-                k += 1
-                ssb += new * new
+                for k in range(K):
+                    if gammas[k] > 0.0:
+                        pip[batch, j] += lp[k]
+                        effect[batch, j] += lp[k] * rho / prec[k]
+            u = np.random.random()  # noqa: NPY002
+            kj = K - 1
+            acc = 0.0
+            for k in range(K):
+                acc += lp[k]
+                if u < acc:
+                    kj = k
+                    break
+            n_k[kj] += 1.0
+            if gammas[kj] > 0.0:  # (S11, R5)
+                new = rho / prec[kj] + math.sqrt(se / prec[kj]) * np.random.standard_normal()  # noqa: NPY002
+                n_nz += 1
+                ssb += new * new / gammas[kj]
             else:
                 new = 0.0
             if new != bj:
@@ -102,14 +141,17 @@ def gibbs_chain(Z, ss, y, seed, n_burn, n_draws, n_batches,
                 for i in range(N):
                     r[i] -= Z[i, j] * step
             b[j] = new
-        if not pi_fixed:
-            pi = np.random.beta(a_pi + k, b_pi + P - k)  # noqa: NPY002 (S12)
-            # A Beta draw can round to 0 or 1 in float64; the next sweep's log-odds need
-            # an interior value.
-            pi = min(max(pi, 1e-300), 1.0 - 1e-16)
+        if not w_fixed:  # Dirichlet(alpha + n) by normalised gammas (S12, R6)
+            tot = 0.0
+            for k in range(K):
+                w[k] = np.random.gamma(alpha[k] + n_k[k])  # noqa: NPY002
+                tot += w[k]
+            for k in range(K):
+                # a weight can underflow to 0 in float64; the next sweep needs it positive
+                w[k] = max(w[k] / tot, 1e-300)
         if not sb_fixed:
-            chi2 = 2.0 * np.random.gamma(0.5 * (nu_b + k))  # noqa: NPY002
-            sb = (nu_b * s_b2 + ssb) / chi2  # (S13)
+            chi2 = 2.0 * np.random.gamma(0.5 * (nu_b + n_nz))  # noqa: NPY002
+            sb = (nu_b * s_b2 + ssb) / chi2  # (S13, R6)
         rr = 0.0
         for i in range(N):
             rr += r[i] * r[i]
@@ -126,11 +168,12 @@ def gibbs_chain(Z, ss, y, seed, n_burn, n_draws, n_batches,
             for i in range(N):
                 vg += (y[i] - r[i] - g_mean) ** 2
             vg /= N
-            trace[s, 0] = pi
-            trace[s, 1] = sb
-            trace[s, 2] = se
-            trace[s, 3] = vg / (vg + se)  # (S8)
-            trace[s, 4] = k
+            for k in range(K):
+                trace[s, k] = w[k]
+                trace[s, K + k] = n_k[k]
+            trace[s, 2 * K] = sb
+            trace[s, 2 * K + 1] = se
+            trace[s, 2 * K + 2] = vg / (vg + se)  # (S8)
             counts[batch] += 1.0
     for m in range(n_batches):
         for j in range(P):

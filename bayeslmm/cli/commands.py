@@ -372,25 +372,22 @@ def cmd_demo(args: argparse.Namespace, staged) -> Path:
 
 
 def cmd_ldscore(args: argparse.Namespace, staged) -> Path:
-    """``bayeslmm ldscore``: PREFIX.l2.ldscore.gz, .l2.M, .l2.M_5_50 (LDSC's layout)."""
-    from bayeslmm.genotypes.ldscore import ld_scores
-    from bayeslmm.reports.ldsc import write_ldscores
+    """``bayeslmm ldscore``: PREFIX.l2.ldscore.gz, .l2.M, .l2.M_5_50 (LDSC's layout, --annot)."""
+    from bayeslmm.reports.ldsc import ldscore_report
 
     prefix = output_prefix(args.out)
-    unit = next(u for u in ("kb", "cm", "snps") if getattr(args, f"ld_wind_{u}") is not None)
-    ld = ld_scores(genotypes(args), getattr(args, f"ld_wind_{unit}"), unit,
-                   progress=progress(args))
-    write_ldscores(ld, prefix, staged)
+    ldscore_report(genotypes(args), prefix, staged, **{**vars(args), "progress": progress(args)})
     return prefix
 
 
 def cmd_ldsc(args: argparse.Namespace, staged) -> Path:
-    """``bayeslmm ldsc --h2``/``--rg``: LD score regression (results on stdout), .ldsc.tsv."""
+    """``bayeslmm ldsc --h2``/``--rg``: LD score regression (stdout), .ldsc.tsv (.results)."""
     from bayeslmm.reports.ldsc import ldsc_report
 
     prefix = output_prefix(args.out)
-    lines, table = ldsc_report(**vars(args))
+    lines, files = ldsc_report(**vars(args))
     for line in lines:
         results.info(line)
-    staged.write_text(f"{prefix}.ldsc.tsv", table)
+    for suffix, text in files.items():
+        staged.write_text(f"{prefix}{suffix}", text)
     return prefix

@@ -10,7 +10,7 @@ import sys
 from bayeslmm import __version__
 from bayeslmm.association.catalogue import ASSOC_FLAGS
 from bayeslmm.estimation.catalogue import ENGINE_FLAGS, FIT_FLAGS, LDSCORE_FLAGS, LIABILITY_FLAGS
-from bayeslmm.io.catalogue import LDSC_FLAGS, QC_FLAGS  # (and fills GENOTYPE_FORMATS)
+from bayeslmm.io.catalogue import LDSC_FLAGS, LDSCORE_OPTIONS, QC_FLAGS  # fills GENOTYPE_FORMATS
 from bayeslmm.registry import GENOTYPE_FORMATS, HABITS, genotype_option_flags
 from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_FORMATS
 
@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     _genotypes(p, required=True)
     _add(p, QC_FLAGS)
     _add(p.add_mutually_exclusive_group(required=True), LDSCORE_FLAGS)
+    _add(p, LDSCORE_OPTIONS)
     _common(p)
 
     p = sub.add_parser("ldsc", help="LD score regression: h2 (LDSC --h2) or genetic "

@@ -41,11 +41,11 @@ gencov = M slope / Nbar, weights 1 / ((N1 h1 l / M + b1)(N2 h2 l / M + b2) + (sq
 rho_g l / M + b)^2) / w_ld with each trait's h2 and intercept from its own regression on the
 same SNPs, the first weights from the aggregate M mean(z1 z2) / mean(sqrt(N1 N2) l) with
 b = 0; with ``--two-step C``, step 1 on SNPs with z1^2 and z2^2 < C (not the default of
-``ldsc.py --rg``, see :func:`ldsc_rg_files`). rg = gencov / sqrt(h2_1 h2_2), with the
-ratio jackknife: pseudovalues n_b rg - (n_b - 1) gencov_(-b) / sqrt(h2_1(-b) h2_2(-b)), each
-regression's delete values taken with its own blocks (in the two-step estimator the three
-step-1 SNP sets differ, hence their blocks' bounds; ldsc divides them as they are, and so do
-we); p = 2 Phi(-|rg / se|).
+``ldsc.py --rg``, see :func:`bayeslmm.estimation.ldsc_files.ldsc_rg_files`).
+rg = gencov / sqrt(h2_1 h2_2), with the ratio jackknife: pseudovalues
+n_b rg - (n_b - 1) gencov_(-b) / sqrt(h2_1(-b) h2_2(-b)), each regression's delete values
+taken with its own blocks (in the two-step estimator the three step-1 SNP sets differ, hence
+their blocks' bounds; ldsc divides them as they are, and so do we); p = 2 Phi(-|rg / se|).
 
 ldsc's quirk kept for agreement: in step 1 of the two-step estimator its weights see
 N_j l_j / Nbar in place of l_j (equal when N is constant), for h2 and for gencov.
@@ -62,10 +62,9 @@ import pandas as pd
 from bayeslmm.errors import InputError
 from bayeslmm.estimation.liability import liability_factor
 from bayeslmm.estimation.results import Results
-from bayeslmm.io.sumstats import align_alleles, read_alleles, read_ldscores, read_sumstats
 
-__all__ = ["LDSCFit", "LDSCRGFit", "block_jackknife", "gencov_weights", "h2_obs_to_liability",
-           "ldsc_h2", "ldsc_h2_files", "ldsc_rg", "ldsc_rg_files", "ldsc_weights"]
+__all__ = ["CHI2_MEDIAN", "LDSCFit", "LDSCRGFit", "block_jackknife", "gencov_weights",
+           "h2_obs_to_liability", "jackknife_separators", "ldsc_h2", "ldsc_rg", "ldsc_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,8 @@ def ldsc_weights(ld: np.ndarray, w_ld: np.ndarray, N: np.ndarray, M: float, h2: 
     return 1.0 / (2.0 * np.square(intercept + h2 * N / M * ld)) / w_ld
 
 
-def _separators(n: int, n_blocks: int) -> np.ndarray:
+def jackknife_separators(n: int, n_blocks: int) -> np.ndarray:
+    """The block jackknife's block bounds: floor(linspace(0, n, n_blocks + 1))."""
     return np.floor(np.linspace(0, n, n_blocks + 1)).astype(int)
 
 
@@ -166,14 +166,14 @@ def _regression(y: np.ndarray, ld: np.ndarray, N: np.ndarray, M: float, weights,
     if intercept is not None:  # slope only, y - intercept through the origin
         jk = _irwls(x[:, None], y - intercept,
                     lambda c: weights(ld, None, tot(c), intercept), w0,
-                    _separators(n, n_blocks))
+                    jackknife_separators(n, n_blocks))
         b, b_se = float(intercept), float("nan")
     elif step1 is not None:
         ii = np.flatnonzero(step1)
         filtered = int(n - ii.size)
         # step 1's weights see ldsc's first design column (N l / Nbar), see the docstring
         jk1 = _irwls(free[ii], y[ii], lambda c: weights(x[ii], ii, tot(c), c[1]), w0[ii],
-                     _separators(ii.size, n_blocks))
+                     jackknife_separators(ii.size, n_blocks))
         b1 = float(jk1.est[1])
         sep2 = np.r_[0, ii[jk1.separators[1:-1]], n]
         jk2 = _irwls(x[:, None], y - b1, lambda c: weights(ld, None, tot(c), b1), w0, sep2)
@@ -184,7 +184,7 @@ def _regression(y: np.ndarray, ld: np.ndarray, N: np.ndarray, M: float, weights,
         b, b_se = b1, float(np.sqrt(jk.cov[1, 1]))
     else:
         jk = _irwls(free, y, lambda c: weights(ld, None, tot(c), c[1]), w0,
-                    _separators(n, n_blocks))
+                    jackknife_separators(n, n_blocks))
         b, b_se = float(jk.est[1]), float(np.sqrt(jk.cov[1, 1]))
     return _Regression(float(tot(jk.est)), float(M * np.sqrt(jk.cov[0, 0]) / Nbar), b, b_se,
                        jk.delete[:, 0] * M / Nbar, filtered)
@@ -260,8 +260,12 @@ class LDSCFit(_RegressionFit):
 
 
 def h2_obs_to_liability(h2_obs: float, samp_prev: float, pop_prev: float) -> float:
-    """h2_obs K^2 (1 - K)^2 / (P (1 - P) phi(Phi^-1(1 - K))^2) (Lee et al. 2011, eq. 23)."""
+    """h2_obs K^2 (1 - K)^2 / (P (1 - P) phi(Phi^-1(1 - K))^2) (Lee et al. 2011, eq. 23);
+    P and K both NaN: a quantitative trait, h2_obs unchanged (ldsc's ``nan`` in a ``--rg``
+    list of prevalences)."""
     P, K = samp_prev, pop_prev
+    if np.isnan(P) and np.isnan(K):
+        return h2_obs
     for name, v in (("--samp-prev", P), ("--pop-prev", K)):
         if not 0.0 < v < 1.0:
             raise InputError(f"{name} must be in (0, 1), got {v}")
@@ -337,41 +341,6 @@ def ldsc_h2(chisq, ld, w_ld, N, M: float, *, n_blocks: int = 200,
     return LDSCFit(fit.total, fit.total_se, float(b), float(b_se), mean_chisq, lam,
                    float(ratio), float(ratio_se), int(n), int(n_blocks), float(M), two_step
                    if intercept is None else None, fit.filtered, fit.delete)
-
-
-def _read(sumstats, merge_alleles, N: float | None) -> pd.DataFrame:
-    ss = read_sumstats(sumstats, N=N)
-    return ss if merge_alleles is None else align_alleles(ss, read_alleles(merge_alleles))
-
-
-def _with_ld(ss: pd.DataFrame, ref_ld, w_ld) -> tuple[pd.DataFrame, float]:
-    """``ss`` joined to ``--ref-ld`` (L2) and ``--w-ld`` (W) in the reference's order (the
-    jackknife's blocks are runs of it, as ldsc's inner merge keeps); M of the reference."""
-    ref, M = read_ldscores(ref_ld)
-    wld, _ = read_ldscores(w_ld)
-    d = ref.drop_duplicates("SNP").merge(ss, on="SNP")
-    d = d.merge(wld.drop_duplicates("SNP").rename(columns={"L2": "W"}), on="SNP")
-    log.info("%d of %d SNPs are in the reference panel LD and the regression SNP LD.",
-             len(d), len(ss))
-    return d, M
-
-
-def ldsc_h2_files(sumstats, ref_ld, w_ld, *, merge_alleles=None, N: float | None = None,
-                  intercept: float | None = None, two_step: float | None = None,
-                  **options) -> LDSCFit:
-    """``ldsc.py --h2 SUMSTATS --ref-ld REF --w-ld W`` on files: the summary statistics read
-    and munged (:func:`bayeslmm.io.sumstats.read_sumstats`, aligned to ``merge_alleles`` if
-    given), joined to the LD scores in the reference's order (the jackknife's blocks are runs
-    of it, as ldsc's inner merge keeps), then :func:`ldsc_h2` with M from REF.l2.M_5_50.
-
-    ``two_step`` None is ldsc's default: 30 with a free intercept, none with a fixed one.
-    ``options`` go to :func:`ldsc_h2` (``n_blocks``, ``chisq_max``).
-    """
-    d, M = _with_ld(_read(sumstats, merge_alleles, N), ref_ld, w_ld)
-    if two_step is None and intercept is None:
-        two_step = 30.0
-    return ldsc_h2(d.Z.to_numpy() ** 2, d.L2.to_numpy(), d.W.to_numpy(), d.N.to_numpy(), M,
-                   intercept=intercept, two_step=two_step, **options)
 
 
 # ----------------------------------------------------------------------------- rg
@@ -498,7 +467,7 @@ def ldsc_rg(z1, z2, ld, w_ld, N1, N2, M: float, *, n_blocks: int = 200,
     two_step : float or None
         The two-step cutoff, for both h2 regressions and the cross-trait one (SNPs with z1^2
         and z2^2 below it); None (the default of ``ldsc.py --rg``, see
-        :func:`ldsc_rg_files`): one step.
+        :func:`bayeslmm.estimation.ldsc_files.ldsc_rg_files`): one step.
     chisq_max : float, optional
         Keep SNPs with z1^2 z2^2 < chisq_max^2 (ldsc's rule for ``--rg``).
     """
@@ -547,31 +516,3 @@ def ldsc_rg(z1, z2, ld, w_ld, N1, N2, M: float, *, n_blocks: int = 200,
                      float(np.mean(z1 * z2)), hsq1, hsq2, int(n), int(n_blocks), float(M),
                      two_step, g.delete)
 
-
-def ldsc_rg_files(sumstats1, sumstats2, ref_ld, w_ld, *, merge_alleles=None,
-                  N: float | None = None, intercept_h2=None,
-                  intercept_gencov: float | None = None, two_step: float | None = None,
-                  **options) -> LDSCRGFit:
-    """``ldsc.py --rg S1,S2 --ref-ld REF --w-ld W`` on files: both read and munged as
-    :func:`ldsc_h2_files` does, trait 1 joined to the LD scores in the reference's order, then
-    to trait 2's SNPs, whose alleles are aligned to trait 1's (the same pair, on either strand:
-    kept; swapped: Z2 negated; any other pair: dropped; strand-ambiguous SNPs were dropped
-    when read), then :func:`ldsc_rg`. ``two_step`` None is what ``ldsc.py --rg`` 2.0.1 does
-    by default: one step (its default cutoff of 30 is meant for free intercepts, but its
-    test of "no --intercept-h2" sees the per-trait list [None, None] and never applies it;
-    ``--two-step 30`` asks for it). ``options`` go to :func:`ldsc_rg` (``n_blocks``,
-    ``chisq_max``)."""
-    ss1, ss2 = (_read(s, merge_alleles, N) for s in (sumstats1, sumstats2))
-    d, M = _with_ld(ss1, ref_ld, w_ld)
-    shared = ss2[ss2.SNP.isin(d.SNP)]
-    if shared.empty:
-        raise InputError(f"no SNP is in both '{sumstats1}' and '{sumstats2}' (and the LD "
-                         "scores): nothing to regress")
-    log.info("%s: %d of its %d SNPs are among trait 1's; aligning their alleles to trait 1's.",
-             sumstats2, len(shared), len(ss2))
-    ss2 = align_alleles(shared.reset_index(drop=True), d[["SNP", "A1", "A2"]])
-    d = d.merge(ss2[["SNP", "Z", "N"]].rename(columns={"Z": "Z2", "N": "N2"}), on="SNP")
-    log.info("%d SNPs in both traits and the LD scores.", len(d))
-    return ldsc_rg(d.Z.to_numpy(), d.Z2.to_numpy(), d.L2.to_numpy(), d.W.to_numpy(),
-                   d.N.to_numpy(), d.N2.to_numpy(), M, intercept_h2=intercept_h2,
-                   intercept_gencov=intercept_gencov, two_step=two_step, **options)

@@ -21,6 +21,15 @@ by block (:func:`bayeslmm.genotypes.kinship.standardized_genotypes`); the standa
 of the current window are kept, so memory is N x (window + block) and time
 N P (window + block).
 
+Annotation-stratified LD scores (LDSC's ``--annot``; Finucane et al. 2015, Nat Genet 47:1228):
+for an annotation matrix a (a_kc: SNP k's value in annotation c, binary or continuous),
+
+    l_jc = sum_{k in window(j)} r2_adj(j, k) a_kc,
+
+one column per annotation (``<name>L2``; ``L2`` when there is one), with M_c = sum_k a_kc
+over the kept SNPs and M_5_50_c the same sum over those with MAF > 0.05 (what partitioned
+h2 divides by).
+
 LDSC's own ``--l2`` evaluates windows in chunks of ``--chunk-size`` SNPs (50) and assumes
 every SNP of a chunk has the chunk's first left bound, an approximation this exact window
 does not make; monomorphic SNPs are left out, as LDSC does. ``M_5_50`` counts the SNPs with
@@ -74,6 +83,11 @@ class LDScores:
         Reference samples.
     window : tuple
         (w, unit).
+    columns : tuple of str
+        The LD score columns of ``table``: ``("L2",)``, or ``<name>L2`` per annotation.
+    M_columns, M_5_50_columns : numpy.ndarray or None
+        With annotations: each one's sum over the kept SNPs, and over those with MAF > 0.05
+        (``.l2.M`` and ``.l2.M_5_50``); None without.
     """
 
     table: pd.DataFrame
@@ -81,6 +95,9 @@ class LDScores:
     M_5_50: int
     N: int
     window: tuple[float, str]
+    columns: tuple[str, ...] = ("L2",)
+    M_columns: np.ndarray | None = None
+    M_5_50_columns: np.ndarray | None = None
 
 
 def window_coordinates(ds, unit: str) -> np.ndarray:
@@ -112,10 +129,10 @@ def _left_bounds(c: np.ndarray, lo: int, s: int, e: int, width: float) -> np.nda
 
 
 def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
-              chromosomes: Iterable[str | int] | None = None,
+              chromosomes: Iterable[str | int] | None = None, annot: pd.DataFrame | None = None,
               block_size: int = DEFAULT_BLOCK_SIZE, progress: bool | None = None) -> LDScores:
     """LD scores l_j = sum_{k in window(j)} r2_adj(j, k) (module docstring) of every SNP of a
-    PLINK reference.
+    PLINK reference, or per annotation l_jc = sum_k r2_adj(j, k) a_kc.
 
     Parameters
     ----------
@@ -129,6 +146,9 @@ def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
         Leave out SNPs with MAF below this (LDSC's ``--maf``); monomorphic SNPs always.
     chromosomes : list, optional
         Only these chromosomes.
+    annot : pandas.DataFrame, optional
+        One row per variant of ``source`` (all of them, in its order), one column per
+        annotation (LDSC's ``.annot``, :func:`bayeslmm.io.ldscores.read_annot`).
     block_size : int
         SNPs read per block.
     progress : bool, optional
@@ -148,10 +168,19 @@ def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
     width = float(window) * WINDOW_UNITS[unit][1]
     chrom_all = ds["chrom"].to_numpy().astype(str)
     P = ds.sizes["variant"]
+    if annot is None:
+        A_all, columns = np.ones((P, 1)), ("L2",)
+    else:
+        A_all = annot.to_numpy(np.float64)
+        if A_all.shape[0] != P or A_all.ndim != 2 or not np.all(np.isfinite(A_all)):
+            raise InputError(f"the annotation needs one finite row per reference SNP ({P}), "
+                             f"got {A_all.shape[0]} rows")
+        columns = ("L2",) if A_all.shape[1] == 1 else tuple(f"{c}L2" for c in annot.columns)
     # the kept SNPs' chromosome, coordinate and window's left bound, filled as blocks come
     # (a left bound needs only the SNPs before it, so one pass suffices)
     ch, c, left = np.empty(P, dtype=chrom_all.dtype), np.empty(P), np.empty(P, np.int64)
-    idx, ps, l2 = np.empty(P, np.int64), np.empty(P), np.zeros(P)
+    idx, ps, l2 = np.empty(P, np.int64), np.empty(P), np.zeros((P, A_all.shape[1]))
+    A = np.empty_like(l2)  # the kept SNPs' annotations
     seen: set[str] = set()
     chr_start = 0
     buf = np.zeros((N, 0))  # standardized SNPs [buf_start, a): the window to the left
@@ -166,6 +195,7 @@ def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
         Z = blk.Z[:, ok] * np.sqrt(N / ss[ok])
         b = a + Z.shape[1]
         idx[a:b], ps[a:b], ch[a:b] = blk.variants[ok], blk.p[ok], chrom_all[blk.variants[ok]]
+        A[a:b] = A_all[blk.variants[ok]]
         c[a:b] = np.arange(a, b) if unit == "snps" else coord[blk.variants[ok]]
         # left bounds, one chromosome run of the block at a time (no loop over SNPs)
         new = np.flatnonzero(ch[a:b] != np.concatenate([ch[a - 1:a] if a else [None],
@@ -189,23 +219,29 @@ def ld_scores(source, window: float, unit: str = "kb", *, maf: float = 0.0,
         R = Z.T @ Z / N
         jj, kk = np.arange(a, b)[:, None], np.arange(a, b)[None, :]
         r2 = np.where((kk <= jj) & (kk >= left[a:b][:, None]), r2_unbiased(R, N), 0.0)
-        l2[a:b] += r2.sum(axis=1) + r2.sum(axis=0) - np.diag(r2)
+        l2[a:b] += r2 @ A[a:b] + r2.T @ A[a:b] - np.diag(r2)[:, None] * A[a:b]
         if buf.shape[1]:  # ... and with the window to its left
             R = buf.T @ Z / N
             kk = np.arange(buf_start, a)[:, None]
             r2 = np.where(kk >= left[a:b][None, :], r2_unbiased(R, N), 0.0)
-            l2[a:b] += r2.sum(axis=0)
-            l2[buf_start:a] += r2.sum(axis=1)
+            l2[a:b] += r2.T @ A[buf_start:a]
+            l2[buf_start:a] += r2 @ A[a:b]
         buf = np.concatenate([buf, Z], axis=1)
         a = b
     if a == 0:
         raise InputError("no SNP of the reference is polymorphic and passes --maf")
-    idx, ps, l2, chrom = idx[:a], ps[:a], l2[:a], ch[:a]
-    maf_ = np.minimum(ps, 1.0 - ps)
+    idx, ps, l2, chrom, A = idx[:a], ps[:a], l2[:a], ch[:a], A[:a]
     table = pd.DataFrame({"CHR": chrom, "SNP": ds["snp"].to_numpy()[idx],
-                          "BP": ds["pos"].to_numpy()[idx], "L2": l2, "MAF": maf_})
-    log.info("LD scores of %d SNPs from %d reference samples, window %g %s (mean L2 %.3f).",
-             idx.size, N, window, unit, float(l2.mean()))
+                          "BP": ds["pos"].to_numpy()[idx]})
+    for i, name in enumerate(columns):
+        table[name] = l2[:, i]
+    table["MAF"] = np.minimum(ps, 1.0 - ps)
+    log.info("LD scores of %d SNPs from %d reference samples, window %g %s, %d column(s) "
+             "(mean %s %.3f).", idx.size, N, window, unit, len(columns), columns[0],
+             float(l2[:, 0].mean()))
     # MAF > 0.05 exactly: min(p, 1 - p) would round 1 - 0.95 above 0.05
-    m_5_50 = int(np.sum((ps > 0.05) & (ps < 0.95)))
-    return LDScores(table, int(idx.size), m_5_50, N, (float(window), unit))
+    common = (ps > 0.05) & (ps < 0.95)
+    per = {} if annot is None else dict(M_columns=A.sum(axis=0),
+                                        M_5_50_columns=A[common].sum(axis=0))
+    return LDScores(table, int(idx.size), int(common.sum()), N, (float(window), unit),
+                    columns, **per)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bayeslmm.registry import GenotypeFormat, register_genotype_format
 
-__all__ = ["FORMATS", "ID_OPTIONS", "LDSC_FLAGS", "QC_FLAGS", "values"]
+__all__ = ["FORMATS", "ID_OPTIONS", "LDSCORE_OPTIONS", "LDSC_FLAGS", "QC_FLAGS", "values"]
 
 FORMATS = ("bfile", "pfile", "bgen", "vcf")
 
@@ -86,37 +86,71 @@ QC_FLAGS = {
 
 
 #: ``bayeslmm ldsc``'s flags (LDSC's ``ldsc.py --h2``/``--rg`` names; --merge-alleles and --N
-#: from ``munge_sumstats.py``); --h2 or --rg, one of them (checked by reports.ldsc_report)
+#: from ``munge_sumstats.py``); --h2 or --rg, one of them, and --ref-ld or --ref-ld-chr,
+#: --w-ld or --w-ld-chr (checked by reports.ldsc_report)
 _LAYOUTS = "LDSC .sumstats(.gz), plink2 .glm.linear or GEMMA .assoc.txt (told by the ending)"
+_CHR = "per chromosome: @ in PREFIX stands for 1-22, else the number is appended"
 LDSC_FLAGS = {
-    "--h2": dict(default=None, metavar="SUMSTATS", help=f"h2 of summary statistics: {_LAYOUTS}"),
-    "--rg": dict(default=None, metavar="S1,S2",
-                 help="genetic correlation of two summary statistics files, comma-separated "
-                      "(S2's alleles aligned to S1's)"),
-    "--ref-ld": dict(required=True, metavar="PREFIX",
-                     help="LD scores PREFIX.l2.ldscore.gz with PREFIX.l2.M_5_50 (ldscore)"),
-    "--w-ld": dict(required=True, metavar="PREFIX",
-                   help="LD scores of the regression SNPs, for the weights"),
+    "--h2": dict(default=None, metavar="SUMSTATS",
+                 help=f"h2 of summary statistics: {_LAYOUTS}; partitioned h2 (tau, h2, "
+                      "enrichment per annotation) when --ref-ld has several columns"),
+    "--rg": dict(default=None, metavar="S1,S2[,S3...]",
+                 help="genetic correlation of the first summary statistics file with each "
+                      "other one, comma-separated (their alleles aligned to S1's)"),
+    "--ref-ld": dict(default=None, metavar="PREFIX[,PREFIX2...]",
+                     help="LD scores PREFIX.l2.ldscore.gz with PREFIX.l2.M_5_50 (ldscore); "
+                          "several prefixes: their columns side by side (partitioned h2)"),
+    "--ref-ld-chr": dict(default=None, metavar="PREFIX[,PREFIX2...]",
+                         help=f"as --ref-ld, {_CHR}"),
+    "--w-ld": dict(default=None, metavar="PREFIX",
+                   help="LD scores of the regression SNPs, for the weights (one column)"),
+    "--w-ld-chr": dict(default=None, metavar="PREFIX", help=f"as --w-ld, {_CHR}"),
+    "--overlap-annot": dict(action="store_true",
+                            help="partitioned h2 with overlapping annotations: PREFIX.results "
+                                 "(proportions of h2 and enrichment with SEs and p) from "
+                                 "PREFIX.annot(.gz) next to each --ref-ld(-chr) prefix"),
+    "--frqfile": dict(default=None, metavar="PREFIX",
+                      help="--overlap-annot with --ref-ld: PREFIX.frq (PLINK --freq), to count "
+                           "the SNPs with MAF > 0.05 as M_5_50 does"),
+    "--frqfile-chr": dict(default=None, metavar="PREFIX",
+                          help=f"as --frqfile with --ref-ld-chr, {_CHR}"),
+    "--print-coefficients": dict(action="store_true",
+                                 help="--overlap-annot: also the coefficients (tau) in "
+                                      ".results"),
+    "--not-M-5-50": dict(action="store_true", dest="not_m_5_50",
+                         help="M from .l2.M (all SNPs) instead of .l2.M_5_50"),
     "--merge-alleles": dict(default=None, metavar="FILE",
                             help="reference alleles (a .bim or a SNP A1 A2 list): keep its "
                                  "SNPs, Z signed for its A1, mismatched alleles dropped"),
     "--N": dict(type=float, default=None, help="samples per SNP (GEMMA's layout has none)"),
-    "--samp-prev": dict(type=float, default=None, metavar="P",
-                        help="case-control: the sample's prevalence (with --pop-prev)"),
-    "--pop-prev": dict(type=float, default=None, metavar="K",
-                       help="case-control: the population prevalence; adds liability h2"),
-    "--intercept-h2": dict(default=None, metavar="X[,Y]",
-                           help="fix the h2 intercept at X (--rg: both traits', or X and Y); "
-                                "default: estimated"),
-    "--intercept-gencov": dict(default=None, metavar="X",
-                               help="--rg: fix the cross-trait intercept at X (0 without "
-                                    "sample overlap)"),
+    "--samp-prev": dict(default=None, metavar="P[,P2...]",
+                        help="case-control: the sample's prevalence (with --pop-prev); --rg: "
+                             "one per file, nan for a quantitative trait"),
+    "--pop-prev": dict(default=None, metavar="K[,K2...]",
+                       help="case-control: the population prevalence; h2 (and --rg's "
+                            "gencov) on the liability scale"),
+    "--intercept-h2": dict(default=None, metavar="X[,Y...]",
+                           help="fix the h2 intercept at X (--rg: all traits', or one per "
+                                "file); default: estimated"),
+    "--intercept-gencov": dict(default=None, metavar="X[,Y...]",
+                               help="--rg: fix the cross-trait intercepts at X (0 without "
+                                    "sample overlap), or one per file (the first ignored)"),
     "--no-intercept": dict(action="store_true",
                            help="fix the h2 intercepts at 1 and the cross-trait one at 0"),
     "--two-step": dict(type=float, default=None, metavar="C",
                        help="two-step estimator's chi2 cutoff (--h2: default 30 with a "
                             "free intercept; --rg: none by default, as ldsc)"),
     "--chisq-max": dict(type=float, default=None, metavar="M",
-                        help="leave out SNPs with chi2 >= M (--rg: z1^2 z2^2 >= M^2)"),
+                        help="leave out SNPs with chi2 >= M (--rg: z1^2 z2^2 >= M^2; "
+                             "partitioned h2: default max(0.001 max N, 80), as ldsc)"),
     "--n-blocks": dict(type=int, default=200, help="block-jackknife blocks"),
+}
+
+#: ``bayeslmm ldscore``'s options besides its window (LDSC's ``--l2`` names)
+LDSCORE_OPTIONS = {
+    "--annot": dict(default=None, metavar="FILE",
+                    help="annotation-stratified LD scores (one column per annotation, "
+                         "<name>L2, and M per annotation): an LDSC .annot(.gz) file, rows "
+                         "matched to the reference's SNPs by its SNP column (or, without one, "
+                         "one row per SNP in order)"),
 }

@@ -20,8 +20,7 @@ LDSC ``SNP A1 A2`` list or a PLINK ``.bim``): SNPs absent from it are dropped; A
 to the reference's (or to their complements: the other strand) are kept; swapped ones have Z
 negated; any other pair is a mismatch, dropped. All logged.
 
-:func:`read_ldscores` reads ``PREFIX.l2.ldscore(.gz)`` and ``PREFIX.l2.M_5_50`` (or
-``.l2.M``) as ``bayeslmm ldscore`` and ``ldsc.py --l2`` write them.
+LD score files are read by :mod:`bayeslmm.io.ldscores`.
 """
 
 from __future__ import annotations
@@ -38,8 +37,8 @@ import pandas as pd
 from bayeslmm.errors import FileFormatError, InputError
 from bayeslmm.io.text import read_text
 
-__all__ = ["SUMSTATS_FORMATS", "align_alleles", "munge", "read_alleles", "read_ldscores",
-           "read_sumstats", "sumstats_format"]
+__all__ = ["SUMSTATS_FORMATS", "align_alleles", "munge", "number_column", "read_alleles",
+           "read_sumstats", "read_table", "require_columns", "sumstats_format"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,9 @@ def sumstats_format(path: str | os.PathLike[str]) -> str:
                      "ending, one of .sumstats(.gz), .glm.linear, .assoc.txt")
 
 
-def _table(path: Path, what: str) -> pd.DataFrame:
+def read_table(path: Path, what: str) -> pd.DataFrame:
+    """A whitespace-separated text table with a header (gzip'd when the name ends in .gz),
+    every column as text; a missing, empty or undecodable file is a one-line error."""
     if path.name.endswith(".gz"):
         if not path.is_file():
             raise FileFormatError(f"{what} file '{path}' does not exist")
@@ -77,14 +78,15 @@ def _table(path: Path, what: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
 
 
-def _need(df: pd.DataFrame, cols: tuple[str, ...], path: Path, what: str) -> None:
+def require_columns(df: pd.DataFrame, cols: tuple[str, ...], path: Path, what: str) -> None:
+    """A one-line error naming the columns of ``cols`` that ``df`` (read from ``path``) lacks."""
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise FileFormatError(f"{what} file '{path}' has no column {', '.join(missing)} "
                               f"(its header: {' '.join(df.columns)})")
 
 
-def _numbers(s: pd.Series, path: Path, col: str) -> np.ndarray:
+def number_column(s: pd.Series, path: Path | str, col: str) -> np.ndarray:
     """Column ``col`` as float64, missing values NaN; a value that is not a number is an
     error naming its line (the header is line 1)."""
     miss = s.isin(_MISSING)
@@ -114,15 +116,15 @@ def read_sumstats(path: str | os.PathLike[str], N: float | None = None) -> pd.Da
     """
     path = Path(path)
     fmt, what = sumstats_format(path), "summary statistics"
-    df = _table(path, what)
+    df = read_table(path, what)
     if fmt == "ldsc":
-        _need(df, ("SNP", "A1", "A2", "Z", "N"), path, what)
+        require_columns(df, ("SNP", "A1", "A2", "Z", "N"), path, what)
         out = pd.DataFrame({"SNP": df.SNP, "A1": df.A1, "A2": df.A2,
-                            "Z": _numbers(df.Z, path, "Z")})
-        n = _numbers(df.N, path, "N") if N is None else np.full(len(df), float(N))
+                            "Z": number_column(df.Z, path, "Z")})
+        n = number_column(df.N, path, "N") if N is None else np.full(len(df), float(N))
     elif fmt == "glm":
         df = df.rename(columns={"#CHROM": "CHROM"})
-        _need(df, ("ID", "REF", "ALT", "A1", "OBS_CT", "T_STAT"), path, what)
+        require_columns(df, ("ID", "REF", "ALT", "A1", "OBS_CT", "T_STAT"), path, what)
         if "TEST" in df.columns:
             keep = df.TEST == "ADD"
             if (~keep).any():
@@ -137,14 +139,14 @@ def read_sumstats(path: str | os.PathLike[str], N: float | None = None) -> pd.Da
             df = df[~err]
         out = pd.DataFrame({"SNP": df.ID, "A1": df.A1,
                             "A2": df.REF.where(df.A1 == df.ALT, df.ALT),
-                            "Z": _numbers(df.T_STAT, path, "T_STAT")})
-        n = _numbers(df.OBS_CT, path, "OBS_CT") if N is None else np.full(len(df), float(N))
+                            "Z": number_column(df.T_STAT, path, "T_STAT")})
+        n = number_column(df.OBS_CT, path, "OBS_CT") if N is None else np.full(len(df), float(N))
     else:
-        _need(df, ("rs", "allele1", "allele0", "beta", "se"), path, what)
+        require_columns(df, ("rs", "allele1", "allele0", "beta", "se"), path, what)
         if N is None:
             raise InputError(f"'{path}' (GEMMA .assoc.txt) holds no sample size: give it "
                              "with --N")
-        beta, se = _numbers(df.beta, path, "beta"), _numbers(df.se, path, "se")
+        beta, se = number_column(df.beta, path, "beta"), number_column(df.se, path, "se")
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(se > 0, beta / se, np.nan)  # se = 0: no test, dropped as missing
         out = pd.DataFrame({"SNP": df.rs, "A1": df.allele1, "A2": df.allele0, "Z": z})
@@ -189,8 +191,8 @@ def read_alleles(path: str | os.PathLike[str]) -> pd.DataFrame:
                          header=None, dtype=str, usecols=[1, 4, 5])
         df.columns = ["SNP", "A1", "A2"]
     else:
-        df = _table(path, "reference alleles")
-        _need(df, ("SNP", "A1", "A2"), path, "reference alleles")
+        df = read_table(path, "reference alleles")
+        require_columns(df, ("SNP", "A1", "A2"), path, "reference alleles")
     return pd.DataFrame({"SNP": df.SNP, "A1": df.A1.str.upper(), "A2": df.A2.str.upper()})
 
 
@@ -222,23 +224,3 @@ def align_alleles(ss: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
         raise InputError("no SNP of the summary statistics matches the reference's alleles")
     return out.reset_index(drop=True)
 
-
-def read_ldscores(prefix: str | os.PathLike[str], m_5_50: bool = True
-                  ) -> tuple[pd.DataFrame, float]:
-    """``PREFIX.l2.ldscore(.gz)`` as ``SNP L2`` (file order) and M from ``PREFIX.l2.M_5_50``
-    (or ``.l2.M``), as ``ldsc.py --h2`` reads ``--ref-ld``/``--w-ld``."""
-    p = str(prefix)
-    path = next((Path(f"{p}.l2.ldscore{s}") for s in (".gz", "")
-                 if Path(f"{p}.l2.ldscore{s}").is_file()), Path(f"{p}.l2.ldscore.gz"))
-    df = _table(path, "LD score")
-    _need(df, ("SNP", "L2"), path, "LD score")
-    ld = pd.DataFrame({"SNP": df.SNP, "L2": _numbers(df.L2, path, "L2")})
-    if not np.all(np.isfinite(ld.L2)):
-        raise FileFormatError(f"LD score file '{path}' has missing L2 values")
-    mfile = Path(f"{p}.l2.M_5_50" if m_5_50 else f"{p}.l2.M")
-    try:
-        M = float(read_text(mfile, "LD score M").split()[0])
-    except (IndexError, ValueError):
-        raise FileFormatError(f"'{mfile}' must hold one number (the SNPs the LD scores "
-                              "sum over)") from None
-    return ld, M

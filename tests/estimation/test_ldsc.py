@@ -13,7 +13,8 @@ import pytest
 from scipy import stats
 
 from bayeslmm.errors import InputError
-from bayeslmm.estimation.ldsc import h2_obs_to_liability, ldsc_h2, ldsc_rg, ldsc_rg_files
+from bayeslmm.estimation.ldsc import h2_obs_to_liability, ldsc_h2, ldsc_rg
+from bayeslmm.estimation.ldsc_files import ldsc_rg_files
 
 
 def _w(ld, wld, N, M, h2, b):

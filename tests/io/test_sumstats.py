@@ -11,13 +11,8 @@ import pandas as pd
 import pytest
 
 from bayeslmm.errors import FileFormatError, InputError
-from bayeslmm.io.sumstats import (
-    align_alleles,
-    read_alleles,
-    read_ldscores,
-    read_sumstats,
-    sumstats_format,
-)
+from bayeslmm.io.ldscores import read_annot, read_annot_overlap, read_ldscore_set
+from bayeslmm.io.sumstats import align_alleles, read_alleles, read_sumstats, sumstats_format
 
 GLM = """#CHROM\tPOS\tID\tREF\tALT\tA1\tTEST\tOBS_CT\tBETA\tSE\tT_STAT\tP\tERRCODE
 1\t10\trs1\tA\tG\tG\tADD\t100\t0.5\t0.25\t2\t0.05\t.
@@ -118,16 +113,49 @@ def test_align_alleles(tmp_path, caplog):
 
 
 def test_read_ldscores(tmp_path):
+    """One fileset; sorted by CHR then BP (numerically) as ldsc; .l2.M_5_50 or .l2.M; two
+    prefixes side by side (<column>_<i>); per chromosome (@ or appended), M summed."""
     (tmp_path / "r.l2.ldscore.gz").write_bytes(gzip.compress(
-        b"CHR\tSNP\tBP\tL2\n1\ts1\t1\t1.5\n1\ts2\t2\t2.25\n"))
+        b"CHR\tSNP\tBP\tL2\n10\ts3\t1\t4\n1\ts2\t20\t2.25\n1\ts1\t3\t1.5\n"))
     (tmp_path / "r.l2.M_5_50").write_text("2\n")
     (tmp_path / "r.l2.M").write_text("3\n")
-    ld, M = read_ldscores(tmp_path / "r")
-    assert ld.SNP.tolist() == ["s1", "s2"] and M == 2.0
-    np.testing.assert_array_equal(ld.L2, [1.5, 2.25])
-    assert read_ldscores(tmp_path / "r", m_5_50=False)[1] == 3.0
+    ld = read_ldscore_set(str(tmp_path / "r"))
+    assert ld.table.SNP.tolist() == ["s1", "s2", "s3"] and ld.M.tolist() == [2.0]
+    assert ld.names == ["L2_0"]
+    np.testing.assert_array_equal(ld.table.L2_0, [1.5, 2.25, 4])
+    assert read_ldscore_set(str(tmp_path / "r"), m_5_50=False).M.tolist() == [3.0]
+    (tmp_path / "q.l2.ldscore").write_text("CHR SNP BP AL2 BL2\n1 s1 3 1 2\n1 s2 20 3 4\n"
+                                           "10 s3 1 5 6\n")
+    (tmp_path / "q.l2.M_5_50").write_text("7\t8\n")
+    two = read_ldscore_set(f"{tmp_path / 'r'},{tmp_path / 'q'}")
+    assert two.names == ["L2_0", "AL2_1", "BL2_1"] and two.M.tolist() == [2, 7, 8]
+    np.testing.assert_array_equal(two.table.BL2_1, [2, 4, 6])
+    for c, rows in ((1, "1 s1 3 1\n"), (2, "2 s2 5 2\n2 s3 4 3\n")):
+        (tmp_path / f"c{c}x.l2.ldscore").write_text("CHR SNP BP L2\n" + rows)
+        (tmp_path / f"c{c}x.l2.M_5_50").write_text(f"{10 * c}\n")
+    per = read_ldscore_set(str(tmp_path / "c@x"), chromosomes=True)
+    assert per.table.SNP.tolist() == ["s1", "s3", "s2"] and per.M.tolist() == [30.0]
     (tmp_path / "r.l2.M_5_50").write_text("x\n")
-    with pytest.raises(FileFormatError, match="one number"):
-        read_ldscores(tmp_path / "r")
+    with pytest.raises(FileFormatError, match="one number per LD score column"):
+        read_ldscore_set(str(tmp_path / "r"))
     with pytest.raises(FileFormatError, match="does not exist"):
-        read_ldscores(tmp_path / "nope")
+        read_ldscore_set(str(tmp_path / "nope"))
+    with pytest.raises(InputError, match="no per-chromosome file"):
+        read_ldscore_set(str(tmp_path / "nope@"), chromosomes=True)
+
+
+def test_read_annot_overlap(tmp_path):
+    """A'A over the SNPs with 0.05 < FRQ < 0.95 of the .frq (ldsc's parse.annot), M_tot
+    their number; an .annot read for ``ldscore --annot`` indexed by SNP."""
+    (tmp_path / "a.annot").write_text("CHR BP SNP CM base X\n1 1 s1 0 1 1\n1 2 s2 0 1 0\n"
+                                      "1 3 s3 0 1 1\n1 4 s4 0 1 1\n")
+    (tmp_path / "f.frq").write_text("CHR SNP A1 A2 MAF NCHROBS\n1 s1 A G 0.2 10\n"
+                                    "1 s2 A G 0.3 10\n1 s3 A G 0.01 10\n1 s4 A G 0.5 10\n")
+    O, M = read_annot_overlap(str(tmp_path / "a"))
+    np.testing.assert_array_equal(O, [[4, 3], [3, 3]])
+    assert M == 4
+    O, M = read_annot_overlap(str(tmp_path / "a"), frqfile=str(tmp_path / "f"))
+    np.testing.assert_array_equal(O, [[3, 2], [2, 2]])
+    assert M == 3
+    a = read_annot(str(tmp_path / "a.annot"))
+    assert a.index.tolist() == ["s1", "s2", "s3", "s4"] and list(a.columns) == ["base", "X"]

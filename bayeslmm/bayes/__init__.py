@@ -11,6 +11,7 @@ from bayeslmm.bayes.empirical_bayes import EmpiricalBayes, empirical_bayes  # no
 _LAZY = {
     "bayesc": "bayeslmm.bayes.sparse.bayesc",
     "bayesr": "bayeslmm.bayes.sparse.bayesr",
+    "sparse_predict": "bayeslmm.bayes.sparse.predict",
     "Prior": "bayeslmm.bayes.priors",
     "Sensitivity": "bayeslmm.bayes.sensitivity",
     "check_diagnostics": "bayeslmm.bayes.sampling",
@@ -41,6 +42,7 @@ def __getattr__(name: str):
 __all__ = [
     "bayesc",
     "bayesr",
+    "sparse_predict",
     "Comparison",
     "EmpiricalBayes",
     "Prior",

@@ -125,7 +125,7 @@ def bayesc(y, Z, X=None, *, pi: float | tuple[float, float] = (1.0, 1.0),
                        "sigma_e2": (dims, traces[:, :, 5]), "pve": (dims, traces[:, :, 6]),
                        "n_included": (dims, traces[:, :, 3].astype(np.int64))},
                       coords={"chain": np.arange(chains), "draw": np.arange(draws)})
-    tree = sparse_tree(post, pips, effects, data.variants)
+    tree = sparse_tree(post, pips, effects, data)
     tree.attrs.update(
         model_family="bayesc", N=N, M=M, P=P,
         priors="; ".join([

@@ -126,7 +126,7 @@ def bayesr(y, Z, X=None, *, gammas=GAMMAS, dirichlet=None, weights=None,
                        "n_included": (dims, n_snps[:, :, g > 0].sum(axis=2))},
                       coords={"chain": np.arange(chains), "draw": np.arange(draws),
                               "component": [f"{x:g}" for x in g]})
-    tree = sparse_tree(post, pips, effects, data.variants)
+    tree = sparse_tree(post, pips, effects, data)
     w_prior = f"Dirichlet({', '.join(f'{a:g}' for a in alpha)})"
     tree.attrs.update(
         model_family="bayesr", N=N, M=M, P=P, gammas=g,

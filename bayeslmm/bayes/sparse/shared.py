@@ -89,7 +89,10 @@ def _genotypes(Z, y_labels: np.ndarray | None, N: int) -> tuple[np.ndarray, np.n
 class SparseData:
     """y and Z with the covariates projected out (eq. S3), as the kernel takes them.
 
-    ``ss``: z_j'z_j; ``dof``: N - M; ``var_y``: y'y / (N - M) after the projection."""
+    ``ss``: z_j'z_j; ``dof``: N - M; ``var_y``: y'y / (N - M) after the projection.
+    ``beta0`` (M,) and ``H`` (M, P): the least squares of y and of Z on X, so that
+    E(beta | b, y) = beta0 - H b under the flat prior (S3) and, that being linear in b,
+    E(beta | y) = beta0 - H E(b | y) (eq. S15); ``covariates``: X's column names."""
 
     y: np.ndarray
     Z: np.ndarray
@@ -100,6 +103,9 @@ class SparseData:
     N: int
     M: int
     P: int
+    beta0: np.ndarray
+    H: np.ndarray
+    covariates: list
 
 
 def sparse_data(y, Z, X=None) -> SparseData:
@@ -107,7 +113,7 @@ def sparse_data(y, Z, X=None) -> SparseData:
     y_arr, y_labels = as_phenotype(y)
     N = y_arr.size
     Z_arr, variants = _genotypes(Z, y_labels, N)
-    X_arr, _, X_labels = as_design(X, N)
+    X_arr, x_names, X_labels = as_design(X, N)
     if X_labels is not None and y_labels is not None:
         idx = sample_index(y_labels, X_labels, "the covariates X")
         X_arr = X_arr if idx is None else X_arr[idx]
@@ -119,8 +125,10 @@ def sparse_data(y, Z, X=None) -> SparseData:
     # Projected once (docs eq. S3): every inner product of the sampler is then Q_2's.
     y_r = cov.residualize(y_arr)
     Z_r = np.asfortranarray(cov.residualize(Z_arr))
+    coef = np.linalg.lstsq(X_arr, np.column_stack([y_arr, Z_arr]), rcond=None)[0]
     return SparseData(y_r, Z_r, np.einsum("ij,ij->j", Z_r, Z_r), N - M,
-                      float(y_r @ y_r) / (N - M), variants, N, M, P)
+                      float(y_r @ y_r) / (N - M), variants, N, M, P, coef[:, 0], coef[:, 1:],
+                      list(x_names))
 
 
 def run_chains(data: SparseData, *, seed, chains: int, tune: int, draws: int, batches: int,
@@ -143,9 +151,10 @@ def run_chains(data: SparseData, *, seed, chains: int, tune: int, draws: int, ba
 
 
 def sparse_tree(post: xr.Dataset, pips: np.ndarray, effects: np.ndarray,
-                variants: np.ndarray) -> xr.DataTree:
-    """The ``posterior`` group as given and ``snp_summary`` by variant: pip and effect_mean
-    (every chain's batch means averaged) with their batch-means SEs pip_mcse, effect_mcse."""
+                data: SparseData) -> xr.DataTree:
+    """The ``posterior`` group as given, ``snp_summary`` by variant: pip and effect_mean
+    (every chain's batch means averaged) with their batch-means SEs pip_mcse, effect_mcse,
+    and ``fixed_effects``: beta_mean by covariate, E(beta | y) (eq. S15)."""
 
     def mean_and_se(batched: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         flat = batched.reshape(-1, batched.shape[-1])  # every chain's batches together
@@ -157,5 +166,8 @@ def sparse_tree(post: xr.Dataset, pips: np.ndarray, effects: np.ndarray,
     eff, eff_se = mean_and_se(effects)
     summary = xr.Dataset({"pip": ("variant", pip), "pip_mcse": ("variant", pip_se),
                           "effect_mean": ("variant", eff), "effect_mcse": ("variant", eff_se)},
-                         coords={"variant": variants})
-    return xr.DataTree.from_dict({"posterior": post, "snp_summary": summary})
+                         coords={"variant": data.variants})
+    fixed = xr.Dataset({"beta_mean": ("covariate", data.beta0 - data.H @ eff)},
+                       coords={"covariate": data.covariates})
+    return xr.DataTree.from_dict({"posterior": post, "snp_summary": summary,
+                                  "fixed_effects": fixed})

@@ -215,7 +215,8 @@ def align_alleles(ss: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
     c1, c2 = ss.A1.map(_COMPLEMENT).to_numpy(), ss.A2.map(_COMPLEMENT).to_numpy()
     a1, a2 = ss.A1.to_numpy(), ss.A2.to_numpy()
     same = ((a1 == r1) & (a2 == r2)) | ((c1 == r1) & (c2 == r2))
-    swap = ((a1 == r2) & (a2 == r1)) | ((c1 == r2) & (c2 == r1))
+    # a strand-ambiguous pair (A/T, C/G) matches both ways: taken as it is, not swapped
+    swap = (((a1 == r2) & (a2 == r1)) | ((c1 == r2) & (c2 == r1))) & ~same
     bad = ~(same | swap)
     log.info("Alignment: %d SNPs match the reference's alleles, %d swapped (Z negated), "
              "%d mismatched dropped.", int(same.sum()), int(swap.sum()), int(bad.sum()))

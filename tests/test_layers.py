@@ -57,6 +57,7 @@ FAMILIES = {
     # the sparse priors share one room: one Gibbs kernel (bayes/sparse/kernel.py), two families
     "bayesc": ("bayeslmm.bayes.sparse",),
     "bayesr": ("bayeslmm.bayes.sparse",),
+    "bslmm": ("bayeslmm.bayes.sparse",),
 }
 
 

@@ -23,5 +23,6 @@ for _family in (
                     options=_SAMPLING | {"prevalence", "link"}),
         # No PyMC model: discrete indicators, sampled by collapsed Gibbs (bayes/sparse/).
         ModelFamily(name="bayesc", kinds=("bayesc",), options=_SAMPLING),
-        ModelFamily(name="bayesr", kinds=("bayesr",), options=_SAMPLING)):
+        ModelFamily(name="bayesr", kinds=("bayesr",), options=_SAMPLING),
+        ModelFamily(name="bslmm", kinds=("bslmm",), options=_SAMPLING)):
     register_model_family(_family)

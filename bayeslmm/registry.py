@@ -145,7 +145,7 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "sample": (*_POSTERIOR, ".rg.png", ".param.txt", ".hyp.txt"),
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
-    "ldscore": (".l2.ldscore.gz", ".l2.M", ".l2.M_5_50"), "ldsc": (".ldsc.tsv",),
+    "ldscore": (".l2.ldscore.gz", ".l2.M", ".l2.M_5_50"), "ldsc": (".ldsc.tsv", ".results"),
     "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
 }
 

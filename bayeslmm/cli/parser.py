@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(p, LDSCORE_OPTIONS)
     _common(p)
 
-    p = sub.add_parser("ldsc", help="LD score regression: h2 (LDSC --h2) or genetic "
-                       "correlation (--rg) -> PREFIX.ldsc.tsv")
+    p = sub.add_parser("ldsc", help="LD score regression: h2, partitioned h2 (LDSC --h2) or "
+                       "genetic correlation (--rg) -> PREFIX.ldsc.tsv (.results)")
     _add(p, LDSC_FLAGS)
     _common(p)
 

@@ -21,6 +21,8 @@ from bayeslmm.bayes.models.multitrait import multitrait_marginal
 from bayeslmm.bayes.models.threshold import threshold
 from bayeslmm.bayes.sparse.bayesc import bayesc
 from bayeslmm.bayes.sparse.bayesr import bayesr
+from bayeslmm.bayes.sparse.bslmm import bslmm
 
-__all__ = ["ModelInfo", "bayesc", "bayesr", "fixed_effects", "marginal_grm", "marginal_multikernel",
-           "model_info", "multitrait_marginal", "random_effects", "threshold"]
+__all__ = ["ModelInfo", "bayesc", "bayesr", "bslmm", "fixed_effects", "marginal_grm",
+           "marginal_multikernel", "model_info", "multitrait_marginal", "random_effects",
+           "threshold"]

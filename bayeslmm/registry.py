@@ -146,6 +146,7 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
     "ldscore": (".l2.ldscore.gz", ".l2.M", ".l2.M_5_50"), "ldsc": (".ldsc.tsv", ".results"),
+    "ldpred": (".ldpred.tsv", ".ldpred.nc", ".sscore"),
     "demo": (*_GRM, ".hsq", ".indi.blp", ".snp.blp", *_POSTERIOR[1:], ".report.txt"),
 }
 

@@ -105,3 +105,16 @@ def ldsc_two_traits(n: int, seed: int):
     z1 = np.sqrt(v1) * e1
     z2 = np.sqrt(v2) * (r * e1 + np.sqrt(1 - r**2) * rng.standard_normal(n))
     return z1, z2, ld, wld, N1, N2, M
+
+
+def ld_cohort(N: int = 600, P: int = 120, n_causal: int = 8, h2: float = 0.6, seed: int = 5):
+    """Genotypes in LD along one chromosome (thresholds of a latent random walk), a sparse
+    trait and its standardized form: ``(G, y_std, causal)`` (the LDpred tests)."""
+    rng = np.random.default_rng(seed)
+    u = np.cumsum(rng.normal(0, 0.35, size=(N, P)), axis=1) + rng.normal(0, 1, (N, 1))
+    G = (u > rng.normal(0, 1, P)).astype(float) + (u + rng.normal(0, 1, (N, P)) > 0.5)
+    causal = rng.choice(P, n_causal, replace=False)
+    Z = (G - G.mean(axis=0)) / G.std(axis=0)
+    g = Z[:, causal] @ rng.normal(0, 1, n_causal)
+    y = g + rng.normal(0, np.sqrt(g.var() * (1 - h2) / h2), N)
+    return G, (y - y.mean()) / y.std(), causal

@@ -36,9 +36,12 @@ shrinks less when h2 is large). Three estimators:
   non-zero effects) and sets ``h2 = beta' R beta`` after each sweep, as LDpred2-auto. The
   reported effect is the Rao-Blackwellised mean of ``P(beta_j != 0) C2 res_j`` over the
   kept sweeps; with ``p = 1`` the chain's mean is the infinitesimal posterior mean (tested
-  against :func:`ldpred_inf`). A chain whose h2 leaves (0, 1) or whose effects stop being
-  finite (LDpred2-auto's reported failure, e.g. with LD that does not match the summary
-  statistics) is stopped and reported, never averaged into the result.
+  against :func:`ldpred_inf`). The first sweeps of auto can overshoot (all effects start at
+  0, and in strong LD several SNPs take up one signal before the others give it back): h2 is
+  held in [1e-4, 0.99] for the next sweep's prior. A chain whose h2 estimate is still at or
+  above 1 after the burn-in, or whose effects stop being finite (LDpred2-auto's reported
+  failure, e.g. with LD that does not match the summary statistics) is stopped and reported,
+  never averaged into the result.
 
 Effects are returned on the standardized scale (``beta_std``) and per copy of the reference's
 A1 allele in phenotype standard deviations (``beta = beta_std / sqrt(2 p (1 - p))``, p the A1
@@ -207,9 +210,14 @@ def _gibbs_chain(indptr, indices, data, bhat, n, p, h2, burn, draws, auto, exact
                 sum_pip[j] += postp
         if auto:
             p = min(max(np.random.beta(1.0 + nc, 1.0 + M - nc), 1e-5), 1.0 - 1e-12)  # noqa: NPY002
-            h2 = max(float(beta @ dot), 1e-4)
-            if not (h2 < 1.0 and np.all(np.isfinite(beta))):
+            h2_raw = float(beta @ dot)
+            # the first sweeps can overshoot (strong LD, all effects starting at 0): the
+            # next sweep's prior takes h2 in [1e-4, 0.99]; a chain still above 1 once the
+            # burn-in is over, or not finite, has diverged
+            if not (np.isfinite(h2_raw) and np.all(np.isfinite(beta))) or \
+                    (keep and h2_raw >= 1.0):
                 return sum_beta, sum_pip, ps, h2s, False, it
+            h2 = min(max(h2_raw, 1e-4), 0.99)
         if keep:
             ps[it - burn] = p
             h2s[it - burn] = h2
@@ -242,8 +250,8 @@ def ldpred_gibbs(sumstats: pd.DataFrame, ld: LDMatrix, *, h2: float, p: float = 
     Raises
     ------
     InputError
-        Every chain diverged (h2 out of (0, 1) or effects not finite); chains that diverge
-        while others do not are left out, with a warning naming them.
+        Every chain diverged (h2 at or above 1 after the burn-in, or effects not finite);
+        chains that diverge while others do not are left out, with a warning naming them.
     """
     h2 = _check_h2(h2, shrinkage)
     if not 0.0 < p <= 1.0:
@@ -258,9 +266,9 @@ def ldpred_gibbs(sumstats: pd.DataFrame, ld: LDMatrix, *, h2: float, p: float = 
             for c in range(chains)]
     bad = [c for c, r in enumerate(runs) if not r[4]]
     if bad:
-        msg = (f"LDpred2-auto: chain(s) {bad} diverged (h2 left (0, 1) or effects not finite; "
-               f"first at sweep {runs[bad[0]][5]}): does the LD reference match the summary "
-               "statistics' samples and alleles?")
+        msg = (f"LDpred2-auto: chain(s) {bad} diverged (h2 at or above 1 after the burn-in, "
+               f"or effects not finite; first at sweep {runs[bad[0]][5]}): does the LD "
+               "reference match the summary statistics' samples and alleles?")
         if len(bad) == chains:
             raise InputError(msg + " No chain is left; nothing is written")
         warnings.warn(msg + " Those chains are left out.", SamplingWarning, stacklevel=2)

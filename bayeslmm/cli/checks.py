@@ -96,7 +96,8 @@ def input_files(args: argparse.Namespace) -> list[Path]:
             pass  # reported by the reader
     for g in grms:
         files += [Path(f"{g}{s}") for s in COMMAND_OUTPUTS["grm"]]
-    for name in ("pheno", "covar", "qcovar", "keep", "remove", "extract", "exclude", "h2"):
-        if a.get(name):
+    for name in ("pheno", "covar", "qcovar", "keep", "remove", "extract", "exclude", "h2",
+                 "sumstats"):
+        if isinstance(a.get(name), str):  # ldsc's --h2 is a file, ldpred's a number
             files.append(Path(a[name]))
     return [f for f in files if f.is_file()]

@@ -361,6 +361,16 @@ def cmd_sensitivity(args: argparse.Namespace, staged) -> Path:
     return prefix
 
 
+def cmd_ldpred(args: argparse.Namespace, staged) -> Path:
+    """``bayeslmm ldpred``: PREFIX.ldpred.tsv, .ldpred.nc (+ .sscore), h2 and p on stdout."""
+    from bayeslmm.reports.ldpred import ldpred_report
+
+    prefix = output_prefix(args.out)
+    for line in ldpred_report(prefix, staged, **{**vars(args), "progress": progress(args)}):
+        results.info(line)
+    return prefix
+
+
 def cmd_demo(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm demo`` (:mod:`bayeslmm.reports.demo`): files in ``--out``, report on stdout."""
     from bayeslmm.reports.demo import run_demo

@@ -9,10 +9,10 @@ import sys
 
 from bayeslmm import __version__
 from bayeslmm.association.catalogue import ASSOC_FLAGS
-from bayeslmm.estimation.catalogue import ENGINE_FLAGS, FIT_FLAGS, LDSCORE_FLAGS, LIABILITY_FLAGS
+from bayeslmm.estimation import catalogue as est
 from bayeslmm.io.catalogue import LDSC_FLAGS, LDSCORE_OPTIONS, QC_FLAGS  # fills GENOTYPE_FORMATS
 from bayeslmm.registry import GENOTYPE_FORMATS, HABITS, genotype_option_flags
-from bayeslmm.reports.formats import FIGURE_DPI, FIGURE_FORMATS
+from bayeslmm.reports.formats import posterior_flags
 
 __all__ = ["PROG", "build_parser"]
 
@@ -62,35 +62,18 @@ def _inputs(p: argparse.ArgumentParser, kernel: bool = True) -> None:
 
 
 def _prevalence_flag(p: argparse.ArgumentParser, model: bool = False) -> None:
-    _add(p, {k: v for k, v in LIABILITY_FLAGS.items() if model or k == "--prevalence"})
+    _add(p, {k: v for k, v in est.LIABILITY_FLAGS.items() if model or k == "--prevalence"})
 
 
 def _engine_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("large N (with genotypes; see bayeslmm.estimation.engines)")
-    _add(g, ENGINE_FLAGS)
+    _add(g, est.ENGINE_FLAGS)
 
 
 def _add(p, table) -> None:
     """Add the flags of a declarative table (flag -> argparse keywords)."""
     for flag, kw in table.items():
         p.add_argument(flag, **kw)
-
-
-def _posterior_flags(p: argparse.ArgumentParser, prior: bool = True, draws: int = 1000,
-                     tune: int = 1000, chains: int = 4, seed: int | None = None,
-                     figures: bool = True) -> None:
-    if prior:
-        p.add_argument("--prior", action="append", default=[], metavar="NAME=SPEC",
-                       help="e.g. h2='Beta(1, 1)' or Vp='HalfNormal(2)'; repeatable")
-    if figures:
-        p.add_argument("--figure-format", choices=FIGURE_FORMATS, default="png",
-                       help="file type of the figures")
-        p.add_argument("--dpi", type=int, default=FIGURE_DPI, help="figure resolution")
-    p.add_argument("--draws", type=int, default=draws, help="posterior draws per chain")
-    p.add_argument("--tune", type=int, default=tune, help="warm-up draws per chain, discarded")
-    p.add_argument("--chains", type=int, default=chains, help="independent chains")
-    p.add_argument("--seed", type=int, default=seed,
-                   help="random seed, an integer in [0, 2^32 - 1] (default: a fresh one)")
 
 
 class _Help(argparse.HelpFormatter):
@@ -140,19 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reml", help="variance components by REML/ML -> PREFIX.hsq")
     _inputs(p)
-    _add(p, FIT_FLAGS)
+    _add(p, est.FIT_FLAGS)
     _prevalence_flag(p)
     _engine_flags(p)
     _common(p)
 
     p = sub.add_parser("blup", help="REML + BLUP -> PREFIX.hsq, .indi.blp (+ .snp.blp)")
     _inputs(p)
-    _add(p, FIT_FLAGS)
+    _add(p, est.FIT_FLAGS)
     _common(p)
 
     p = sub.add_parser("assoc", help="mixed-model association -> PREFIX.assoc.tsv")
     _inputs(p)
-    _add(p, FIT_FLAGS)
+    _add(p, est.FIT_FLAGS)
     _add(p, ASSOC_FLAGS)
     _engine_flags(p)
     _common(p)
@@ -160,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="full posterior (NUTS) -> PREFIX.posterior.nc/.tsv, "
                                       ".h2.png")
     _inputs(p)
-    _add(p, FIT_FLAGS)
+    _add(p, est.FIT_FLAGS)
     _prevalence_flag(p, model=True)
-    _posterior_flags(p)
+    _add(p, posterior_flags())
     p.add_argument("--lkj-eta", type=float, default=1.0, metavar="ETA",
                    help="several traits: LKJ shape of the r_g and r_e priors (1: uniform)")
     _engine_flags(p)
@@ -171,15 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="REML (empirical Bayes) vs the full posterior -> "
                                        "PREFIX.compare.tsv, .compare.png")
     _inputs(p)
-    _add(p, FIT_FLAGS)
+    _add(p, est.FIT_FLAGS)
     _prevalence_flag(p, model=True)
-    _posterior_flags(p)
+    _add(p, posterior_flags())
     _common(p)
 
     p = sub.add_parser("sensitivity", help="prior sensitivity of h2 -> PREFIX.sensitivity.tsv,"
                                            " .sensitivity.png")
     _inputs(p)
-    _add(p, FIT_FLAGS)
+    _add(p, est.FIT_FLAGS)
     p.add_argument("--priors", action="append", default=[], metavar="LABEL:NAME=SPEC;...",
                    help="one prior set per flag, e.g. --priors 'flat: h2=Beta(1, 1)' "
                         "--priors 'IG: sigma_g2=InverseGamma(0.001, 0.001); "
@@ -187,14 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quadrature", action="store_true",
                    help="exact posteriors of h2 by quadrature instead of NUTS (fast; beta "
                         "flat; no power-scaling diagnostic)")
-    _posterior_flags(p, prior=False)
+    _add(p, posterior_flags(prior=False))
     _common(p)
 
     p = sub.add_parser("ldscore", help="LD scores of a reference panel (LDSC --l2) -> "
                        "PREFIX.l2.ldscore.gz, .l2.M, .l2.M_5_50")
     _genotypes(p, required=True)
     _add(p, QC_FLAGS)
-    _add(p.add_mutually_exclusive_group(required=True), LDSCORE_FLAGS)
+    _add(p.add_mutually_exclusive_group(required=True), est.LDSCORE_FLAGS)
     _add(p, LDSCORE_OPTIONS)
     _common(p)
 
@@ -203,7 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add(p, LDSC_FLAGS)
     _common(p)
 
+    p = sub.add_parser("ldpred", help="LDpred SNP effects from summary statistics and an LD "
+                       "reference -> PREFIX.ldpred.tsv, .ldpred.nc (+ .sscore of --target)")
+    _add(p, est.LDPRED_FLAGS)
+    _add(p.add_mutually_exclusive_group(), est.LDSCORE_FLAGS)
+    _common(p)
+
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo data")
-    _posterior_flags(p, prior=False, draws=500, tune=500, chains=2, seed=1, figures=False)
+    _add(p, posterior_flags(prior=False, draws=500, tune=500, chains=2, seed=1, figures=False))
     _common(p, out_default="demo-out")
     return parser

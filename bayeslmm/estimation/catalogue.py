@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from bayeslmm.registry import Engine, register_engine
 
-__all__ = ["ENGINES", "ENGINE_FLAGS", "FIT_FLAGS", "LDSCORE_FLAGS", "LIABILITY_FLAGS",
-           "engine_options"]
+__all__ = ["ENGINES", "ENGINE_FLAGS", "FIT_FLAGS", "LDPRED_FLAGS", "LDSCORE_FLAGS",
+           "LIABILITY_FLAGS", "engine_options"]
 
 ENGINES = ("auto", "eigen", "lowrank", "krylov")
 _PASSES = frozenset({"scheduler", "memory"})  # every engine runs its passes on dask
@@ -85,6 +85,31 @@ LDSCORE_FLAGS = {
                          help="window: SNPs within CM centimorgans (.bim column 3)"),
     "--ld-wind-snps": dict(type=int, default=None, metavar="K",
                            help="window: the K SNPs on either side (same chromosome)"),
+}
+
+#: ``bayeslmm ldpred`` (:mod:`bayeslmm.reports.ldpred`); its LD window is LDSCORE_FLAGS'
+LDPRED_FLAGS = {
+    "--sumstats": dict(required=True, metavar="FILE",
+                       help="summary statistics: LDSC .sumstats(.gz), plink2 .glm.linear or "
+                            "GEMMA .assoc.txt (with --N)"),
+    "--ref": dict(required=True, metavar="PREFIX",
+                  help="PLINK reference panel (.bed/.bim/.fam) for the LD matrix"),
+    "--target": dict(default=None, metavar="PREFIX",
+                     help="PLINK fileset to score with the effects -> PREFIX.sscore"),
+    "--method": dict(choices=("auto", "grid", "inf"), default="auto",
+                     help="LDpred2-auto (p and h2 sampled), -grid (fixed --p, --h2) or "
+                          "LDpred-inf (closed form)"),
+    "--h2": dict(type=float, default=None, metavar="H2",
+                 help="SNP heritability (e.g. from 'bayeslmm ldsc --h2'; auto: its start)"),
+    "--p": dict(type=float, default=None, metavar="P",
+                help="fraction of non-zero effects (grid; auto: its start, default 0.01)"),
+    "--shrinkage": dict(choices=("exact", "published"), default="exact",
+                        help="residual variance 1 - h2 (SNP-BLUP's) or 1 (LDpred's M/(N h2))"),
+    "--N": dict(type=float, default=None, help="samples per SNP (GEMMA's layout has none)"),
+    "--burn": dict(type=int, default=500, help="Gibbs sweeps discarded per chain"),
+    "--draws": dict(type=int, default=1000, help="Gibbs sweeps kept per chain"),
+    "--chains": dict(type=int, default=2, help="independent chains"),
+    "--seed": dict(type=int, default=None, help="random seed (default 0)"),
 }
 
 #: case-control traits: --prevalence (reml, sample, compare), --model and --link (sample,

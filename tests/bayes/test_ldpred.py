@@ -182,3 +182,22 @@ def test_scores_equal_plink2_score(tmp_path):
     assert list(ref["IID"].astype(str)) == list(ours["IID"].astype(str))
     np.testing.assert_allclose(ours["SCORE_SUM"], ref["SCORE1_SUM"], rtol=0, atol=1e-5)
     assert (ours["ALLELE_CT"] == 800).all()
+
+
+def test_auto_h2_from_summary_statistics_equals_individual_level_posterior(cohort):
+    """The posterior of h2 from the summary statistics and the LD alone (LDpred2-auto) agrees
+    with the individual-level posterior of the same point-normal model on the same cohort
+    (BayesC's PVE, from the genotypes and phenotype) within the smaller posterior SD, and
+    their p with BayesC's pi to within its posterior SD."""
+    from bayeslmm.bayes.ldpred import ldpred_gibbs
+    from bayeslmm.bayes.sparse.bayesc import bayesc
+
+    ds, ss, Z, ys, _ = cohort
+    ld = ld_matrix(ds, 1e6, "kb", progress=False)
+    auto = ldpred_gibbs(ss, ld, h2=0.3, p=0.1, auto=True, burn=300, draws=1000, chains=2)
+    h2 = auto.posterior["posterior"]["h2"].to_numpy().ravel()
+    # pi mixes slowly (ESS ~100 of 2,000): its MC error is a tenth of the tolerance
+    ind = bayesc(ys, Z, draws=1000, tune=300, chains=2, seed=1, check=False)["posterior"]
+    pve, pi = ind["pve"].to_numpy().ravel(), ind["pi"].to_numpy().ravel()
+    assert abs(h2.mean() - pve.mean()) < min(h2.std(), pve.std())
+    assert abs(auto.p - pi.mean()) < pi.std()

@@ -181,9 +181,11 @@ def _gibbs_chain(indptr, indices, data, bhat, n, p, h2, burn, draws, auto, exact
     sum_pip = np.zeros(M)
     ps = np.empty(draws)
     h2s = np.empty(draws)
+    # the likelihood's residual variance stays at the given h2's: updated with auto's h2 it
+    # feeds back (a larger h2 sharpens the likelihood, more SNPs enter, h2 grows) to p -> 1
+    s_e = 1.0 - h2 if exact else 1.0
     for it in range(burn + draws):
         C1 = h2 / (M * p)
-        s_e = 1.0 - h2 if exact else 1.0
         logit_p = np.log(p / (1.0 - p)) if p < 1.0 else np.inf
         nc = 0
         keep = it >= burn

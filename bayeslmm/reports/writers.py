@@ -493,7 +493,8 @@ def top_hits(r: xr.Dataset, n: int = 10) -> pd.DataFrame:
 _OUTPUT_NAME = re.compile(
     r"\.(hsq|indi\.blp|snp\.blp|((exact|grammar|grammar-gamma|wald|lrt|score)\.)?"
     r"(assoc\.tsv|assoc\.txt|mlma)|glm\.linear|l2\.(ldscore\.gz|M|M_5_50)"
-    r"|posterior\.(nc|tsv)|compare\.tsv|sensitivity\.tsv|ldsc\.tsv|report\.txt"
+    r"|posterior\.(nc|tsv)|compare\.tsv|sensitivity\.tsv|ldsc\.tsv|results|report\.txt"
+    r"|(param|hyp|bv)\.txt|ldpred\.(tsv|nc)|sscore"
     rf"|(h2|rg|compare|sensitivity)\.({'|'.join(FIGURE_FORMATS)})"
     r"|log|(loco-chr[^./]+\.)?grm\.(bin|N\.bin|id))$")
 

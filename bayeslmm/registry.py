@@ -141,8 +141,8 @@ COMMAND_OUTPUTS: dict[str, tuple[str, ...]] = {
                                           ".lrt", ".score")
                    for sfx in (".assoc.tsv", ".assoc.txt", ".mlma")) + (".glm.linear",),
     # two traits: .rg.png (h2_1, h2_2 and r_g) in place of .h2.png; sparse SNP priors (bayesc/r):
-    # GEMMA -bslmm's .param.txt and .hyp.txt
-    "sample": (*_POSTERIOR, ".rg.png", ".param.txt", ".hyp.txt"),
+    # GEMMA -bslmm's .param.txt and .hyp.txt, and its .bv.txt (bslmm)
+    "sample": (*_POSTERIOR, ".rg.png", ".param.txt", ".hyp.txt", ".bv.txt"),
     "compare": (*_POSTERIOR[1:], ".compare.tsv", ".compare.png"),
     "sensitivity": (".sensitivity.tsv", ".sensitivity.png"),
     "ldscore": (".l2.ldscore.gz", ".l2.M", ".l2.M_5_50"), "ldsc": (".ldsc.tsv", ".results"),

@@ -74,7 +74,7 @@ def check_priors(priors: Mapping[str, Any], model: str = "linear") -> None:
                              f"{', '.join(PRIOR_NAMES)}")
         for spec in priors.values():
             parse_prior(spec)
-    elif model in ("bayesc", "bayesr"):  # conjugate priors, as numbers or pairs
+    elif model in ("bayesc", "bayesr", "bslmm"):  # conjugate or GEMMA's priors (spec.py)
         from bayeslmm.bayes.sparse.spec import sparse_prior_kwargs
 
         sparse_prior_kwargs(priors, model)
@@ -142,7 +142,7 @@ def posterior_of_fit(fit, y, X=None, *, K=None, model: str = "linear",
     PosteriorRun
     """
     family = model_family(model)
-    if model in ("bayesc", "bayesr"):  # no GRM model: their sampler takes the genotypes
+    if model in ("bayesc", "bayesr", "bslmm"):  # their samplers take the genotypes themselves
         raise InputError(f"--model {model} samples SNP effects from the genotypes, not a GRM "
                          f"posterior beside a fit: run 'bayeslmm sample --model {model}'")
     priors = dict(priors or {})

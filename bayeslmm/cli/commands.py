@@ -283,7 +283,7 @@ def cmd_sample(args: argparse.Namespace, staged) -> Path:
     """``bayeslmm sample``: PREFIX.hsq, .posterior.nc/.tsv, .h2.png (.rg.png: two traits)."""
     prefix = output_prefix(args.out)
     prior_args(args)  # a bad prior fails before any computation
-    if args.model in ("bayesc", "bayesr"):  # sparse SNP priors, sampled from the genotypes
+    if args.model in ("bayesc", "bayesr", "bslmm"):  # sparse SNP priors, from the genotypes
         from bayeslmm.reports.sparse import sample_sparse
         return sample_sparse(args, load, staged, prefix)
     if len(getattr(args, "mpheno_all", ())) > 1:

@@ -119,13 +119,16 @@ LIABILITY_FLAGS = {
                          help="population prevalence of a case-control trait (0/1 or PLINK 1/2 "
                          "coded; 0 and -9 missing in 1/2): adds h2 on the liability scale "
                          "(V(G)/Vp_L, Lee et al. 2011, as GCTA)"),
-    "--model": dict(choices=("linear", "threshold", "bayesc", "bayesr"), default="linear",
+    "--model": dict(choices=("linear", "threshold", "bayesc", "bayesr", "bslmm"),
+                    default="linear",
                     help="linear: the LMM (h2_liability by transformation with --prevalence); "
                     "threshold: the liability-threshold (probit) model, its threshold placed "
                     "from --prevalence; bayesc (sample): sparse point-normal SNP effects from "
                     "the genotypes, --prior pi='Beta(a, b)' or pi=NUMBER, -> GEMMA -bslmm's "
                     "PREFIX.param.txt (per-SNP PIP) and .hyp.txt; bayesr (sample): GCTB's four-"
-                    "component mixture, likewise"),
+                    "component mixture, likewise; bslmm (sample): GEMMA -bslmm's model (a GRM "
+                    "term plus sparse effects, --prior h=, rho=, pi=NUMBER or "
+                    "log10_pi='Uniform(a, b)') -> its .param.txt, .hyp.txt and .bv.txt"),
     "--link": dict(choices=("probit", "logit"), default="probit",
                    help="link of the threshold model (logit: free intercept only)"),
 }

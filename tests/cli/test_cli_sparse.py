@@ -157,3 +157,133 @@ def test_bayesr_from_the_command_line(fileset, tmp_path):
     tree = xr.open_datatree(f"{out}.posterior.nc")
     assert tree.attrs["model_family"] == "bayesr"
     assert tree["posterior"]["weights"].sizes["component"] == 4
+
+
+# --------------------------------------------------------------------------- BSLMM
+DROPPED = [0, 5]  # samples whose phenotype is missing: NA in GEMMA's .bv.txt
+
+
+@pytest.fixture(scope="module")
+def bslmm_run(fileset, tmp_path_factory) -> tuple[Path, Path]:
+    """``sample --model bslmm`` on the fileset with two phenotypes missing; (out, pheno)."""
+    prefix, pheno, _ = fileset
+    d = tmp_path_factory.mktemp("bslmm")
+    phen = pd.read_csv(pheno, sep=" ", header=None).astype({2: object})
+    phen.loc[DROPPED, 2] = "NA"
+    phen.to_csv(d / "y.phen", sep=" ", header=False, index=False)
+    out = d / "bs"
+    assert run_cli(["sample", "--model", "bslmm", "--bfile", str(prefix), "--pheno",
+                    str(d / "y.phen"), "--draws", "400", "--tune", "200", "--chains", "2",
+                    "--seed", "5", "--out", str(out), "--quiet"]) == 0
+    return out, d / "y.phen"
+
+
+def test_bslmm_writes_gemmas_three_layouts(bslmm_run, fileset):
+    """.param.txt (alpha the polygenic effect), .hyp.txt (GEMMA's six columns, every draw)
+    and .bv.txt (one line per .fam sample, NA where not analysed), as GEMMA -bslmm 1 writes
+    them (checked against GEMMA 0.98 on mouse_hs1940); beta and alpha per A1 allele count."""
+    out, _ = bslmm_run
+    number = r"-?\d\.\d{6}e[+-]\d{2}"
+    lines = Path(f"{out}.param.txt").read_text().splitlines()
+    assert lines[0] == "chr\trs\tps\tn_miss\talpha\tbeta\tgamma" and len(lines) == P + 1
+    rows = [ln.split("\t") for ln in lines[1:]]
+    assert all(len(r) == 7 and all(re.fullmatch(number, v) for v in r[4:]) for r in rows)
+    tab = pd.read_csv(f"{out}.param.txt", sep="\t")
+    assert list(tab["rs"]) == [f"rs{j}" for j in range(P)]
+    G = np.delete(fileset[2], DROPPED, axis=0)
+    assert np.array_equal(tab["n_miss"], np.isnan(G).sum(0))  # among the analysed samples
+    assert tab["alpha"].abs().max() > 0  # the polygenic term has per-SNP effects
+    null = np.setdiff1d(np.arange(P), CAUSAL)
+    assert tab["gamma"][CAUSAL].min() > 0.9  # the simulated causal SNPs are found
+    assert tab["gamma"][null].max() < 0.5 and tab["gamma"][null].mean() < 0.15  # nulls not
+    # per copy of A1: the simulated standardized effects over sqrt(2p(1-p))
+    p = np.nanmean(G, 0) / 2
+    b_allele = np.array([0.7, -0.6, 0.6]) / np.sqrt(2 * p[CAUSAL] * (1 - p[CAUSAL]))
+    total = (tab["beta"] * tab["gamma"] + tab["alpha"]).to_numpy()[CAUSAL]
+    assert np.all(np.abs(total - b_allele) < 0.35 * np.abs(b_allele)), (total, b_allele)
+
+    hyp = Path(f"{out}.hyp.txt").read_text().splitlines()
+    assert hyp[0] == "h \t pve \t rho \t pge \t pi \t n_gamma"
+    rows = [ln.split("\t") for ln in hyp[1:]]
+    assert len(rows) == 2 * 400 and all(len(r) == 7 and r[-1] == "" for r in rows)
+    assert all(re.fullmatch(number, v) for r in rows for v in r[:5])
+    tree = xr.open_datatree(f"{out}.posterior.nc")
+    post = tree["posterior"]
+    for k, name in enumerate(("h", "pve", "rho", "pge", "pi")):
+        assert np.allclose([float(r[k]) for r in rows], post[name].to_numpy().reshape(-1),
+                           rtol=1e-6)
+    assert [int(r[5]) for r in rows] == post["n_gamma"].to_numpy().reshape(-1).tolist()
+
+    bv = Path(f"{out}.bv.txt").read_text().splitlines()
+    assert len(bv) == N  # every sample of the .fam, in its order
+    assert [bv[i] for i in DROPPED] == ["NA", "NA"]
+    kept = np.delete(np.arange(N), DROPPED)
+    assert all(re.fullmatch(number, bv[i]) for i in kept)
+    assert np.allclose([float(bv[i]) for i in kept],
+                       tree["sample_summary"]["bv"].to_numpy(), rtol=1e-6)
+    # GEMMA's bv is the polygenic term u = Z_c alpha (centred A1 counts), here as there up to
+    # the Monte Carlo error of u's draws (bv averages draws, alpha their conditional means):
+    # per sample at most sqrt(P / (N tau draws)) in root mean square
+    Gc = np.where(np.isnan(G), np.nanmean(G, 0), G)
+    Gc = Gc - Gc.mean(0)
+    diff = Gc @ tab["alpha"].to_numpy() - np.array([float(bv[i]) for i in kept])
+    tau = float(post["tau"].mean())
+    assert np.sqrt(np.mean(diff**2)) < np.sqrt(P / (len(kept) * tau * 2 * 400))
+    summary = pd.read_csv(f"{out}.posterior.tsv", sep="\t", index_col=0)
+    assert {"h", "pve", "rho", "pge", "pi"} <= set(summary.index)
+    assert tree.attrs["model_family"] == "bslmm"
+
+
+def test_bslmm_pve_agrees_with_reml_h2(bslmm_run, fileset, tmp_path):
+    """The same data's REML h2 (the GRM of the same SNPs) lies in the 95% interval of the
+    posterior of pve, and the posterior mean is within 0.1 of it."""
+    out, pheno = bslmm_run
+    assert run_cli(["reml", "--bfile", str(fileset[0]), "--pheno", str(pheno), "--out",
+                    str(tmp_path / "r"), "--quiet"]) == 0
+    hsq = pd.read_csv(tmp_path / "r.hsq", sep="\t", index_col=0, nrows=4)
+    h2 = float(hsq.loc["V(G)/Vp", "Variance"])
+    pve = pd.read_csv(f"{out}.hyp.txt", sep=r"\s+")["pve"].to_numpy()
+    lo, hi = np.quantile(pve, [0.025, 0.975])
+    assert lo < h2 < hi and abs(pve.mean() - h2) < 0.1, (h2, pve.mean(), lo, hi)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--prior", "h=Beta(2, 2)"], "BSLMM takes GEMMA's priors"),
+    (["--prior", "rho=1.5"], "a fixed rho lies in [0, 1]"),
+    (["--prior", "log10_pi=Uniform(-2, 1)"], "BSLMM takes GEMMA's priors"),
+    (["--prior", "pi=0.1", "--prior", "log10_pi=Uniform(-2, 0)"], "give one"),
+    (["--prior", "sigma_e2=1"], "the bslmm model has priors on h, rho, pi, log10_pi"),
+    (["--prevalence", "0.1"], "--prevalence does not apply"),
+    (["--grm", "GRM"], "--grm is for the GRM route"),
+])
+def test_bslmm_bad_input_is_one_line_and_leaves_nothing(fileset, tmp_path, capsys, extra,
+                                                        message):
+    prefix, pheno, _ = fileset
+    geno = ["--grm", str(prefix)] if "--grm" in extra else ["--bfile", str(prefix)]
+    extra = [] if "--grm" in extra else extra
+    code = run_cli(["sample", "--model", "bslmm", *geno, "--pheno", str(pheno), *extra,
+                    "--draws", "20", "--tune", "0", "--chains", "1", "--out",
+                    str(tmp_path / "bad"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bslmm_without_genotypes_says_to_give_them(fileset, tmp_path, capsys):
+    assert run_cli(["sample", "--model", "bslmm", "--pheno", str(fileset[1]), "--out",
+                    str(tmp_path / "x"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give the genotypes" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bslmm_priors_become_gemmas_arguments():
+    """--prior for BSLMM (no sampling): Uniform(0, 1) is GEMMA's default (None), a number
+    fixes, log10_pi's Uniform(a, b) is GEMMA's -pmin a -pmax b, as log pi's bounds."""
+    from bayeslmm.bayes.sparse.spec import sparse_prior_kwargs
+
+    kw = sparse_prior_kwargs({"h": "Uniform(0, 1)", "rho": "0", "log10_pi": "Uniform(-3, -1)"},
+                             "bslmm")
+    assert kw["h"] is None and kw["rho"] == 0.0 and "log10_pi" not in kw
+    assert np.allclose(kw["log_pi_bounds"], np.log([1e-3, 1e-1]))
+    assert sparse_prior_kwargs({"pi": "0.01", "rho": "1"}, "bslmm") == {"pi": 0.01, "rho": 1.0}

@@ -90,8 +90,8 @@ LDSCORE_FLAGS = {
 #: ``bayeslmm ldpred`` (:mod:`bayeslmm.reports.ldpred`); its LD window is LDSCORE_FLAGS'
 LDPRED_FLAGS = {
     "--sumstats": dict(required=True, metavar="FILE",
-                       help="summary statistics: LDSC .sumstats(.gz), plink2 .glm.linear or "
-                            "GEMMA .assoc.txt (with --N)"),
+                       help="summary statistics: LDSC .sumstats(.gz), plink2 .glm.linear, "
+                            "GEMMA .assoc.txt (with --N) or GCTA-COJO .ma"),
     "--ref": dict(required=True, metavar="PREFIX",
                   help="PLINK reference panel (.bed/.bim/.fam) for the LD matrix"),
     "--target": dict(default=None, metavar="PREFIX",

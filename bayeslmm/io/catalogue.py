@@ -88,7 +88,8 @@ QC_FLAGS = {
 #: ``bayeslmm ldsc``'s flags (LDSC's ``ldsc.py --h2``/``--rg`` names; --merge-alleles and --N
 #: from ``munge_sumstats.py``); --h2 or --rg, one of them, and --ref-ld or --ref-ld-chr,
 #: --w-ld or --w-ld-chr (checked by reports.ldsc_report)
-_LAYOUTS = "LDSC .sumstats(.gz), plink2 .glm.linear or GEMMA .assoc.txt (told by the ending)"
+_LAYOUTS = ("LDSC .sumstats(.gz), plink2 .glm.linear, GEMMA .assoc.txt or GCTA-COJO .ma (told "
+            "by the ending; MAF < 0.01 and INFO < 0.9 dropped where given)")
 _CHR = "per chromosome: @ in PREFIX stands for 1-22, else the number is appended"
 LDSC_FLAGS = {
     "--h2": dict(default=None, metavar="SUMSTATS",

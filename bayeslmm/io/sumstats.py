@@ -8,6 +8,12 @@ Three association layouts give one table ``SNP A1 A2 Z N`` (Z signed for A1):
   with an ERRCODE other than ``.`` dropped (logged).
 * GEMMA's ``.assoc.txt``: Z = beta / se for allele1 (A2 = allele0); the layout has no N, so
   N is given (``--N``).
+* GCTA-COJO's ``.ma`` (``SNP A1 A2 freq b se p N``): Z = b / se for A1.
+
+Where the layout has the A1 frequency (``freq`` of ``.ma``, ``af`` of GEMMA, ``A1_FREQ`` of
+plink2's ``--glm`` with ``cols=+a1freq``) or an imputation ``INFO`` column, SNPs with a minor
+allele frequency below ``maf_min`` (0.01) or an INFO below ``info_min`` (0.9) are dropped,
+LDSC ``munge_sumstats.py``'s defaults.
 
 Munging as LDSC's ``munge_sumstats.py`` does, each step logged with its count: rows with a
 missing Z or N dropped; alleles that are not one of A, C, G, T dropped; strand-ambiguous
@@ -44,7 +50,7 @@ log = logging.getLogger(__name__)
 
 #: format name -> file name ending that identifies it
 SUMSTATS_FORMATS = {"ldsc": (".sumstats", ".sumstats.gz"), "glm": (".glm.linear",),
-                    "gemma": (".assoc.txt",)}
+                    "gemma": (".assoc.txt",), "cojo": (".ma",)}
 _COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
 _MISSING = ("", "NA", "NaN", "nan", ".", "-nan", "inf", "-inf")
 
@@ -56,7 +62,7 @@ def sumstats_format(path: str | os.PathLike[str]) -> str:
         if name.endswith(ends):
             return fmt
     raise InputError(f"summary statistics file '{path}': the layout is told by the name's "
-                     "ending, one of .sumstats(.gz), .glm.linear, .assoc.txt")
+                     "ending, one of .sumstats(.gz), .glm.linear, .assoc.txt, .ma")
 
 
 def read_table(path: Path, what: str) -> pd.DataFrame:
@@ -99,7 +105,8 @@ def number_column(s: pd.Series, path: Path | str, col: str) -> np.ndarray:
     return v.to_numpy(np.float64)
 
 
-def read_sumstats(path: str | os.PathLike[str], N: float | None = None) -> pd.DataFrame:
+def read_sumstats(path: str | os.PathLike[str], N: float | None = None, *,
+                  maf_min: float = 0.01, info_min: float = 0.9) -> pd.DataFrame:
     """Read summary statistics as ``SNP A1 A2 Z N`` and munge them (module docstring).
 
     Parameters
@@ -108,6 +115,8 @@ def read_sumstats(path: str | os.PathLike[str], N: float | None = None) -> pd.Da
         ``.sumstats(.gz)``, ``.glm.linear`` or ``.assoc.txt``.
     N : float, optional
         Samples per SNP where the layout has none (GEMMA); replaces the file's N otherwise.
+    maf_min, info_min : float
+        Filters applied where the layout has the A1 frequency / an INFO column.
 
     Returns
     -------
@@ -141,7 +150,7 @@ def read_sumstats(path: str | os.PathLike[str], N: float | None = None) -> pd.Da
                             "A2": df.REF.where(df.A1 == df.ALT, df.ALT),
                             "Z": number_column(df.T_STAT, path, "T_STAT")})
         n = number_column(df.OBS_CT, path, "OBS_CT") if N is None else np.full(len(df), float(N))
-    else:
+    elif fmt == "gemma":
         require_columns(df, ("rs", "allele1", "allele0", "beta", "se"), path, what)
         if N is None:
             raise InputError(f"'{path}' (GEMMA .assoc.txt) holds no sample size: give it "
@@ -151,14 +160,28 @@ def read_sumstats(path: str | os.PathLike[str], N: float | None = None) -> pd.Da
             z = np.where(se > 0, beta / se, np.nan)  # se = 0: no test, dropped as missing
         out = pd.DataFrame({"SNP": df.rs, "A1": df.allele1, "A2": df.allele0, "Z": z})
         n = np.full(len(df), float(N))
+    else:  # cojo
+        require_columns(df, ("SNP", "A1", "A2", "freq", "b", "se", "N"), path, what)
+        beta, se = number_column(df.b, path, "b"), number_column(df.se, path, "se")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(se > 0, beta / se, np.nan)
+        out = pd.DataFrame({"SNP": df.SNP, "A1": df.A1, "A2": df.A2, "Z": z})
+        n = number_column(df.N, path, "N") if N is None else np.full(len(df), float(N))
     out["N"] = n
+    freq = next((c for c in ("freq", "af", "A1_FREQ") if c in df.columns), None)
+    if freq is not None:
+        out["FRQ"] = number_column(df[freq], path, freq)
+    if "INFO" in df.columns:
+        out["INFO"] = number_column(df.INFO, path, "INFO")
     out = out.reset_index(drop=True)
     log.info("Read %d SNPs from %s (%s layout).", len(out), path, fmt)
-    return munge(out, str(path))
+    return munge(out, str(path), maf_min=maf_min, info_min=info_min)
 
 
-def munge(df: pd.DataFrame, name: str = "summary statistics") -> pd.DataFrame:
-    """LDSC's munging of a ``SNP A1 A2 Z N`` table (module docstring), each step logged."""
+def munge(df: pd.DataFrame, name: str = "summary statistics", *, maf_min: float = 0.01,
+          info_min: float = 0.9) -> pd.DataFrame:
+    """LDSC's munging of a ``SNP A1 A2 Z N`` table (module docstring), each step logged; the
+    MAF and INFO filters where the table has ``FRQ`` / ``INFO`` columns (then dropped)."""
     bad_n = np.isfinite(df.N) & (df.N <= 0)
     if bad_n.any():
         raise InputError(f"{name}: N must be > 0; SNP {df.SNP[bad_n].iloc[0]} has "
@@ -166,6 +189,10 @@ def munge(df: pd.DataFrame, name: str = "summary statistics") -> pd.DataFrame:
     df = df.assign(A1=df.A1.str.upper(), A2=df.A2.str.upper())
     steps = (  # applied in turn, each to what the previous left
         ("with a missing Z or N", lambda d: ~(np.isfinite(d.Z) & np.isfinite(d.N))),
+        (f"with a minor allele frequency below {maf_min:g} (or none)",
+         lambda d: ~(np.minimum(d.FRQ, 1 - d.FRQ) >= maf_min) if "FRQ" in d else d.Z != d.Z),
+        (f"with INFO below {info_min:g} (or none)",
+         lambda d: ~(d.INFO >= info_min) if "INFO" in d else d.Z != d.Z),
         ("with alleles other than A, C, G, T (indels, multi-allelic)",
          lambda d: ~(d.A1.isin(_COMPLEMENT) & d.A2.isin(_COMPLEMENT) & (d.A1 != d.A2))),
         ("strand-ambiguous (A/T, C/G)", lambda d: d.A1.map(_COMPLEMENT).eq(d.A2)),
@@ -179,7 +206,7 @@ def munge(df: pd.DataFrame, name: str = "summary statistics") -> pd.DataFrame:
     if df.empty:
         raise InputError(f"{name}: no SNP is left after munging (see the log)")
     log.info("%s: %d SNPs remain after munging.", name, len(df))
-    return df.reset_index(drop=True)
+    return df.drop(columns=[c for c in ("FRQ", "INFO") if c in df]).reset_index(drop=True)
 
 
 def read_alleles(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -159,3 +159,30 @@ def test_read_annot_overlap(tmp_path):
     assert M == 3
     a = read_annot(str(tmp_path / "a.annot"))
     assert a.index.tolist() == ["s1", "s2", "s3", "s4"] and list(a.columns) == ["base", "X"]
+
+
+def test_cojo_ma_and_the_maf_info_filters(tmp_path, caplog):
+    """GCTA-COJO's .ma: Z = b / se for A1, its N; SNPs with MAF below 0.01 (either allele)
+    or INFO below 0.9 dropped, at and above the thresholds kept (both directions), logged;
+    the filters' columns do not leave the reader; other thresholds on request."""
+    f = tmp_path / "t.ma"
+    f.write_text("SNP A1 A2 freq b se p N INFO\n"
+                 "rs1 A G 0.30 0.2 0.1 0.05 1000 0.95\n"
+                 "rs2 C T 0.005 0.5 0.1 1e-6 1000 0.99\n"
+                 "rs3 A C 0.995 0.5 0.1 1e-6 1000 0.99\n"
+                 "rs4 A C 0.01 -0.3 0.1 0.003 900 0.90\n"
+                 "rs5 G T 0.40 0.1 0.1 0.3 1000 0.89\n")
+    with caplog.at_level(logging.INFO):
+        ss = read_sumstats(f)
+    assert ss.SNP.tolist() == ["rs1", "rs4"] and list(ss.columns) == ["SNP", "A1", "A2", "Z", "N"]
+    np.testing.assert_allclose(ss.Z, [2.0, -3.0])
+    np.testing.assert_array_equal(ss.N, [1000, 900])
+    assert "2 SNPs with a minor allele frequency below 0.01" in caplog.text
+    assert "1 SNPs with INFO below 0.9" in caplog.text
+    assert read_sumstats(f, maf_min=0.0, info_min=0.0).SNP.tolist() == [
+        "rs1", "rs2", "rs3", "rs4", "rs5"]
+    assert sumstats_format(tmp_path / "x.ma") == "cojo"
+    bad = tmp_path / "b.ma"
+    bad.write_text("SNP A1 A2 b se p N\nrs1 A G 0.2 0.1 0.05 1000\n")
+    with pytest.raises(FileFormatError, match="no column freq"):
+        read_sumstats(bad)

@@ -30,8 +30,9 @@ import xarray as xr
 from bayeslmm.bayes import families  # noqa: F401  (the table this module attaches to)
 from bayeslmm.bayes.diagnostics import check_diagnostics
 from bayeslmm.bayes.sparse.bslmm_kernel import TRACE_NAMES, bslmm_chain
+from bayeslmm.bayes.sparse.shared import check_counts
 from bayeslmm.covariance import Covariates, decompose, decompose_genotypes
-from bayeslmm.data import as_design, as_phenotype, check_seed, labels_of, sample_index
+from bayeslmm.data import as_design, as_phenotype, labels_of, sample_index
 from bayeslmm.errors import InputError
 from bayeslmm.registry import attach_family_hooks
 
@@ -48,16 +49,6 @@ def _fixed_or_prior(value, what: str, lo: float, hi: float) -> tuple[bool, float
         raise InputError(f"{what} fixed at {value!r} must lie in [{lo:g}, {hi:g}]; None "
                          "gives it GEMMA's prior")
     return True, v
-
-
-def _counts(seed, draws, tune, chains, batches, mh_steps) -> None:
-    check_seed(seed)
-    for what, v, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1),
-                         ("batches", batches, 1), ("mh_steps", mh_steps, 1)):
-        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < low:
-            raise InputError(f"{what} must be an integer >= {low}, got {v!r}")
-    if batches > draws:
-        raise InputError(f"batches ({batches}) cannot exceed draws ({draws})")
 
 
 def _aligned(y, Z, X):
@@ -149,7 +140,7 @@ def bslmm(y, Z, X=None, *, h: float | None = None, rho: float | None = None,
     >>> sorted(tree["posterior"].data_vars)[:3]
     ['h', 'n_gamma', 'pge']
     """
-    _counts(seed, draws, tune, chains, batches, mh_steps)
+    check_counts(seed, draws, tune, chains, batches, mh_steps=mh_steps)
     y_arr, Z_arr, X_arr, variants, samples = _aligned(y, Z, X)
     N, P = Z_arr.shape
     M = X_arr.shape[1]

@@ -50,10 +50,12 @@ def variance_prior(spec, what: str, default: tuple[float, float]
     return False, float("nan"), nu, s2
 
 
-def check_counts(seed, draws: int, tune: int, chains: int, batches: int) -> None:
+def check_counts(seed, draws: int, tune: int, chains: int, batches: int,
+                 **more: int) -> None:
+    """The seed and the sampler's counts (``more``: a family's own counts, each >= 1)."""
     check_seed(seed)
     for what, v, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1),
-                         ("batches", batches, 1)):
+                         ("batches", batches, 1), *((k, v, 1) for k, v in more.items())):
         if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < low:
             raise InputError(f"{what} must be an integer >= {low}, got {v!r}")
     if batches > draws:

@@ -124,13 +124,15 @@ def simulate(prefix: Path, N: int, P: int, *, h2: float = 0.4, fst: float = 0.05
 
 
 def run(prefix: Path, threads: int, cache: str, memory_mb: int, probes: int, steps: int,
-        out: Path) -> dict:
-    """``bayeslmm assoc --engine krylov`` as a subprocess (its wall time and peak RSS)."""
+        out: Path, command: str = "assoc") -> dict:
+    """``bayeslmm assoc`` (or ``reml``) ``--engine krylov`` as a subprocess (its wall time
+    and peak RSS)."""
     import resource
 
     mem = memory_mb if cache == "packed" else 10**6  # int8: a budget it fits in
-    argv = [sys.executable, "-m", "bayeslmm.cli", "assoc", "--bfile", str(prefix),
-            "--pheno", f"{prefix}.pheno", "--engine", "krylov", "--test", "grammar-gamma",
+    test = ["--test", "grammar-gamma"] if command == "assoc" else []
+    argv = [sys.executable, "-m", "bayeslmm.cli", command, "--bfile", str(prefix),
+            "--pheno", f"{prefix}.pheno", "--engine", "krylov", *test,
             "--probes", str(probes), "--lanczos-steps", str(steps), "--threads", str(threads),
             "--memory", str(mem), "--no-resume", "--out", str(out)]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -148,7 +150,8 @@ def run(prefix: Path, threads: int, cache: str, memory_mb: int, probes: int, ste
         elif line.startswith("V(G)/Vp MC error"):
             mc = float(line.split("\t")[1])
     info = next((ln for ln in log.splitlines() if ln.startswith("Krylov engine:")), "")
-    return {"cache": cache, "wall s": f"{wall:.0f}", "peak RSS GB (children, max)": f"{peak:.2f}",
+    return {"command": command, "cache": cache, "wall s": f"{wall:.0f}",
+            "peak RSS GB (children, max)": f"{peak:.2f}",
             "h2 (SE, MC)": f"{h2:.4f} ({se:.4f}, {mc:.4f})",
             "|h2 - 0.4| / SE": f"{abs(h2 - 0.4) / se:.2f}", "engine": info[15:200]}
 
@@ -159,6 +162,8 @@ def main() -> int:
     ap.add_argument("--simulate", type=int, nargs=2, metavar=("N", "P"))
     ap.add_argument("--run", type=int, nargs=2, metavar=("N", "P"))
     ap.add_argument("--cache", nargs="+", default=["packed"], choices=("packed", "int8"))
+    ap.add_argument("--command", choices=("assoc", "reml"), default="assoc",
+                    help="reml: REML and its passes only (the last round's 5.7 min run)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory", type=int, default=8192, help="MiB (the packed runs)")
     ap.add_argument("--probes", type=int, default=30)
@@ -177,7 +182,7 @@ def main() -> int:
     if args.run:
         prefix = args.workdir / f"bb_{args.run[0]}_{args.run[1]}"
         rows = [run(prefix, args.threads, c, args.memory, args.probes, args.steps,
-                    args.workdir / f"out_{c}") for c in args.cache]
+                    args.workdir / f"out_{c}", args.command) for c in args.cache]
         keys = list(rows[0])
         print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
         for r in rows:

@@ -664,7 +664,9 @@ class GenotypeOperator:
             r = r.sum(axis=1, dtype=np.float64)
         # one of the two products is half the flops
         self.stats.block_sizes.append(V.shape[1] / 2 if half else V.shape[1])
-        self._digests[id(r)] = (r, digest("half" if half else "full", np.dtype(dtype).str, V))
+        if self.store is not None:  # the resume store keys the pass by its input's digest
+            self._digests[id(r)] = (r, digest("half" if half else "full",
+                                              np.dtype(dtype).str, V))
         return r
 
     def matmat(self, V: np.ndarray, *, extra=()):

@@ -50,10 +50,9 @@ def ldpred_report(prefix: str | os.PathLike[str], staged: StagedOutputs, *, sums
     if method == "inf":
         fit = ldpred_inf(ss, ld, h2, shrinkage)
     else:
-        fit = ldpred_gibbs(ss, ld, h2=h2, p=1.0 if p is None and method == "grid" else
-                           (0.01 if p is None else p), auto=method == "auto", burn=burn,
-                           draws=draws, chains=chains, shrinkage=shrinkage,
-                           seed=0 if seed is None else seed)
+        fit = ldpred_gibbs(ss, ld, h2=h2, p=0.01 if p is None else p,  # auto's start
+                           auto=method == "auto", burn=burn, draws=draws, chains=chains,
+                           shrinkage=shrinkage, seed=0 if seed is None else seed)
     eff = fit.effects
     staged.write_text(f"{prefix}.ldpred.tsv", eff.to_csv(sep="\t", index=False,
                                                          float_format="%.6g"))

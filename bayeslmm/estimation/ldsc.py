@@ -63,8 +63,9 @@ from bayeslmm.errors import InputError
 from bayeslmm.estimation.liability import liability_factor
 from bayeslmm.estimation.results import Results
 
-__all__ = ["CHI2_MEDIAN", "LDSCFit", "LDSCRGFit", "block_jackknife", "gencov_weights",
-           "h2_obs_to_liability", "jackknife_separators", "ldsc_h2", "ldsc_rg", "ldsc_weights"]
+__all__ = ["CHI2_MEDIAN", "LDSCFit", "LDSCRGFit", "RegressionFit", "block_jackknife",
+           "gencov_weights", "h2_obs_to_liability", "jackknife_separators", "ldsc_h2", "ldsc_rg",
+           "ldsc_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def _regression(y: np.ndarray, ld: np.ndarray, N: np.ndarray, M: float, weights,
                        jk.delete[:, 0] * M / Nbar, filtered)
 
 
-class _RegressionFit(Results):
+class RegressionFit(Results):
     """What every LD score regression fit says the same way: no likelihood (``llf`` NaN: a
     moment estimator) and the regression SNPs as ``nobs``."""
 
@@ -204,7 +205,7 @@ class _RegressionFit(Results):
 
 
 @dataclass(frozen=True)
-class LDSCFit(_RegressionFit):
+class LDSCFit(RegressionFit):
     """LD score regression's h2 (``ldsc.py --h2``), with the package's results vocabulary:
     ``params`` (h2, intercept), ``bse`` (block-jackknife SEs), ``conf_int()``, ``nobs`` (the
     regression SNPs); ``llf`` is NaN (a moment estimator, not a likelihood).
@@ -360,7 +361,7 @@ def gencov_weights(ld: np.ndarray, w_ld: np.ndarray, N1: np.ndarray, N2: np.ndar
 
 
 @dataclass(frozen=True)
-class LDSCRGFit(_RegressionFit):
+class LDSCRGFit(RegressionFit):
     """LD score regression's genetic correlation (``ldsc.py --rg``), with the package's results
     vocabulary: ``params`` (rg, gencov, intercept: the cross-trait regression's; h2_1,
     intercept_1, h2_2, intercept_2: each trait's h2 regression on the same SNPs), ``bse``

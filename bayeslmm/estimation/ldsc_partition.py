@@ -41,12 +41,12 @@ import pandas as pd
 from bayeslmm.errors import InputError
 from bayeslmm.estimation.ldsc import (
     CHI2_MEDIAN,
+    RegressionFit,
     block_jackknife,
     h2_obs_to_liability,
     jackknife_separators,
     ldsc_weights,
 )
-from bayeslmm.estimation.results import Results
 from bayeslmm.likelihood import tails
 
 __all__ = ["LDSCPartitionedFit", "ldsc_h2_partitioned", "overlap_results"]
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LDSCPartitionedFit(Results):
+class LDSCPartitionedFit(RegressionFit):
     """Partitioned h2 (``ldsc.py --h2`` with several LD score columns), with the package's
     results vocabulary: ``params`` (each annotation's tau, then the intercept), ``bse`` and
     ``cov_params()`` (block jackknife), ``conf_int()``, ``nobs``; ``llf`` NaN (a moment
@@ -121,14 +121,6 @@ class LDSCPartitionedFit(Results):
         c[:C, :C] = self.coef_cov
         c[C, C] = self.intercept_se**2
         return pd.DataFrame(c, index=self.params.index, columns=self.params.index)
-
-    @property
-    def llf(self) -> float:
-        return float("nan")
-
-    @property
-    def nobs(self) -> int:
-        return self.n_snps
 
     def liability(self, samp_prev: float, pop_prev: float) -> float:
         """The factor from observed- to liability-scale h2 (h2, h2_c and their SEs)."""

@@ -30,9 +30,9 @@ import xarray as xr
 from bayeslmm.bayes import families  # noqa: F401  (the table this module attaches to)
 from bayeslmm.bayes.diagnostics import check_diagnostics
 from bayeslmm.bayes.sparse.bslmm_kernel import TRACE_NAMES, bslmm_chain
-from bayeslmm.bayes.sparse.shared import check_counts
+from bayeslmm.bayes.sparse.shared import aligned_genotypes, check_counts
 from bayeslmm.covariance import Covariates, decompose, decompose_genotypes
-from bayeslmm.data import as_design, as_phenotype, labels_of, sample_index
+from bayeslmm.data import as_design, as_phenotype, sample_index
 from bayeslmm.errors import InputError
 from bayeslmm.registry import attach_family_hooks
 
@@ -55,24 +55,12 @@ def _aligned(y, Z, X):
     """y, Z, X as float64 arrays in y's sample order (the one alignment rule)."""
     y_arr, y_labels = as_phenotype(y)
     N = y_arr.size
-    variants = labels_of(Z, axis=1) if np.ndim(Z) == 2 else None
-    idx = sample_index(y_labels, labels_of(Z), "the genotypes Z") \
-        if y_labels is not None else None
-    Z_arr = np.asarray(getattr(Z, "values", Z), dtype=np.float64)
-    if Z_arr.ndim != 2:
-        raise InputError(f"the genotypes Z must be an (N, P) matrix, got shape {Z_arr.shape}")
-    Z_arr = Z_arr if idx is None else Z_arr[idx]
-    if Z_arr.shape[0] != N:
-        raise InputError(f"Z has {Z_arr.shape[0]} rows but y has {N} samples")
-    if not np.all(np.isfinite(Z_arr)):
-        raise InputError("Z has missing or non-finite values; impute them first (GEMMA: the "
-                         "SNP's mean)")
+    Z_arr, variants = aligned_genotypes(Z, y_labels, N,
+                                        "impute them first (GEMMA: the SNP's mean)")
     X_arr, _, X_labels = as_design(X, N)
     if X_labels is not None and y_labels is not None:
         xi = sample_index(y_labels, X_labels, "the covariates X")
         X_arr = X_arr if xi is None else X_arr[xi]
-    if variants is None:
-        variants = np.array([str(j) for j in range(Z_arr.shape[1])])
     samples = y_labels if y_labels is not None else np.array([str(i) for i in range(N)])
     return y_arr, Z_arr, X_arr, variants, samples
 

@@ -16,8 +16,8 @@ from bayeslmm.covariance.structures import Covariates
 from bayeslmm.data import as_design, as_phenotype, check_seed, labels_of, sample_index
 from bayeslmm.errors import InputError
 
-__all__ = ["SparseData", "as_used", "check_counts", "positive", "run_chains", "sparse_data",
-           "sparse_tree", "variance_prior"]
+__all__ = ["SparseData", "aligned_genotypes", "as_used", "check_counts", "positive",
+           "run_chains", "sparse_data", "sparse_tree", "variance_prior"]
 
 #: Habier et al. (2011)'s degrees of freedom of a variance's prior (S5): a finite prior mean
 NU_B = 4.0
@@ -66,9 +66,15 @@ def as_used(fixed: bool, value: float, prior: str) -> str:
     return f"fixed {value:g}" if fixed else prior
 
 
-def _genotypes(Z, y_labels: np.ndarray | None, N: int) -> tuple[np.ndarray, np.ndarray]:
+_STANDARDIZE = ("standardize it first (missing calls at 0, "
+                "bayeslmm.genotypes.kinship.standardized_genotype_matrix)")
+
+
+def aligned_genotypes(Z, y_labels: np.ndarray | None, N: int, missing_hint: str = _STANDARDIZE
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Z as float64 in the phenotype's sample order (the one alignment rule) and its variant
-    names."""
+    names (positions when Z carries none); ``missing_hint`` ends the error on non-finite
+    values."""
     names = labels_of(Z, axis=1) if np.ndim(Z) == 2 else None
     idx = sample_index(y_labels, labels_of(Z), "the genotypes Z") \
         if y_labels is not None else None
@@ -80,8 +86,7 @@ def _genotypes(Z, y_labels: np.ndarray | None, N: int) -> tuple[np.ndarray, np.n
     if arr.shape[0] != N:
         raise InputError(f"Z has {arr.shape[0]} rows but y has {N} samples")
     if not np.all(np.isfinite(arr)):
-        raise InputError("Z has missing or non-finite values; standardize it first (missing "
-                         "calls at 0, bayeslmm.genotypes.kinship.standardized_genotype_matrix)")
+        raise InputError(f"Z has missing or non-finite values; {missing_hint}")
     if names is None:
         names = np.array([str(j) for j in range(arr.shape[1])])
     return arr, names
@@ -114,7 +119,7 @@ def sparse_data(y, Z, X=None) -> SparseData:
     """Align ``Z`` and ``X`` to ``y`` by their labels and project the covariates out once."""
     y_arr, y_labels = as_phenotype(y)
     N = y_arr.size
-    Z_arr, variants = _genotypes(Z, y_labels, N)
+    Z_arr, variants = aligned_genotypes(Z, y_labels, N)
     X_arr, x_names, X_labels = as_design(X, N)
     if X_labels is not None and y_labels is not None:
         idx = sample_index(y_labels, X_labels, "the covariates X")

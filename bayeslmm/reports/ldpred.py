@@ -11,6 +11,7 @@ posterior means and 95% equal-tailed intervals over the kept sweeps of all chain
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -19,6 +20,8 @@ from bayeslmm.errors import InputError
 from bayeslmm.reports.writers import StagedOutputs
 
 __all__ = ["ldpred_report"]
+
+log = logging.getLogger(__name__)
 
 
 def ldpred_report(prefix: str | os.PathLike[str], staged: StagedOutputs, *, sumstats: str,
@@ -40,6 +43,8 @@ def ldpred_report(prefix: str | os.PathLike[str], staged: StagedOutputs, *, sums
         raise InputError("ldpred needs --h2 (e.g. from 'bayeslmm ldsc --h2'; auto starts there)")
     if method == "grid" and p is None:
         raise InputError("--method grid needs --p, the fraction of non-zero effects")
+    if method == "inf" and p is not None:
+        raise InputError("--p applies to --method grid and auto; LDpred-inf has no p")
     windows = {"kb": ld_wind_kb, "cm": ld_wind_cm, "snps": ld_wind_snps}
     given = {u: w for u, w in windows.items() if w is not None}
     if len(given) > 1:
@@ -48,6 +53,8 @@ def ldpred_report(prefix: str | os.PathLike[str], staged: StagedOutputs, *, sums
     ss = read_sumstats(sumstats, N=N)
     ld = ld_matrix(read_plink(ref), window, unit, progress=progress)
     if method == "inf":
+        log.info("LDpred-inf is a closed form: --burn, --draws, --chains and --seed are not "
+                 "used.")
         fit = ldpred_inf(ss, ld, h2, shrinkage)
     else:
         fit = ldpred_gibbs(ss, ld, h2=h2, p=0.01 if p is None else p,  # auto's start

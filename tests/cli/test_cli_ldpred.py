@@ -79,6 +79,7 @@ def test_ldpred_auto_and_scores(cohort, tmp_path, capsys):
     ([], "ldpred needs --h2"),
     (["--h2", "0.3", "--method", "grid"], "--method grid needs --p"),
     (["--h2", "1.5", "--method", "inf"], "h2 must be in (0, 1)"),
+    (["--h2", "0.3", "--method", "inf", "--p", "0.1"], "--p applies to --method grid"),
 ])
 def test_ldpred_refusals(glm, tmp_path, capsys, extra, message):
     rc = run_cli(["ldpred", "--sumstats", str(glm), "--ref", str(DEMO.bfile),
